@@ -1,0 +1,346 @@
+#include "session_agent/agent.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
+#include "shared/clock.h"
+#include "shared/fd.h"
+
+namespace sshsoak::agent {
+
+namespace {
+
+std::string fmtPct(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f%%", v);
+  return buf;
+}
+
+}  // namespace
+
+AgentSettings AgentSettings::fromWire(wire::AgentConfig::Reader c) {
+  AgentSettings s;
+  s.sessionId = c.getSessionId();
+  s.connect.host = c.getHost();
+  s.connect.port = c.getPort();
+  s.connect.user = c.getUser();
+  s.connect.keyPath = c.getKeyPath();
+  s.connect.passphrase = c.getPassphrase();
+  s.connect.knownHostsPath = c.getKnownHostsPath();
+  s.connect.hostKeyPolicy = c.getHostKeyPolicy();
+  s.pollIntervalMs = std::max<uint32_t>(c.getPollIntervalMs(), 100);
+  s.intensity = c.getIntensity();
+  s.reconnectTimeoutMs = std::max<uint32_t>(c.getReconnectTimeoutMs(), 100);
+  s.maxReconnectAttempts = c.getMaxReconnectAttempts();
+  s.keepaliveIntervalMs = c.getKeepaliveIntervalMs();
+  s.keepaliveCountMax = c.getKeepaliveCountMax();
+  return s;
+}
+
+Agent::Agent(AgentSettings settings, int eventFd, int commandFd)
+    : settings_(std::move(settings)), events_(eventFd, settings_.sessionId), commandFd_(commandFd) {
+  setNonBlocking(commandFd_);
+}
+
+int Agent::run() {
+  events_.emit([&](wire::Event::Builder e) {
+    auto started = e.initStarted();
+    started.setPid(::getpid());
+    started.setVersion("0.1.0");
+    e.setSuccess(true);
+  });
+  if (establish()) sessionLoop();
+  closeSession();
+  if (!stopRequested_) waitForShutdown();
+  events_.emit([](wire::Event::Builder e) {
+    e.setStopped();
+    e.setSuccess(true);
+  });
+  return 0;
+}
+
+bool Agent::establish() {
+  int64_t startMs = monoMs();
+  int64_t deadlineMs = startMs + settings_.reconnectTimeoutMs;
+  auto result = SshConnection::open(settings_.connect, deadlineMs, commandFd_);
+  std::optional<ConnectError> error;
+  if (auto* err = std::get_if<ConnectError>(&result)) {
+    error = *err;
+  } else {
+    conn_ = std::move(std::get<std::unique_ptr<SshConnection>>(result));
+  }
+  // Usable means an exec round trip came back, not just "authenticated".
+  int64_t execStart = monoMs();
+  if (conn_) {
+    ExecTask probe("echo sshsoak-ready");
+    if (!runExec(probe, deadlineMs)) {
+      error = ConnectError{probe.error().empty() ? wire::FailureCategory::TIMEOUT : wire::FailureCategory::CHANNEL,
+                           probe.error().empty() ? "first exec did not finish before the deadline" : probe.error(),
+                           probe.libssh2Error()};
+    } else if (probe.output().find("sshsoak-ready") == std::string::npos) {
+      error = ConnectError{wire::FailureCategory::CHANNEL,
+                           "first exec returned unexpected output (exit status " +
+                               std::to_string(probe.exitStatus()) + ")"};
+    }
+  }
+  if (error) {
+    if (error->message == "cancelled") readCommands();
+    if (conn_) conn_->cut();
+    conn_.reset();
+    events_.emit([&](wire::Event::Builder e) {
+      events_.failure(e, e.initConnectFailed(), error->category, error->message, error->libssh2Error);
+      e.setElapsedMs(monoMs() - startMs);
+    });
+    return false;
+  }
+  uint32_t execMs = static_cast<uint32_t>(monoMs() - execStart);
+  events_.emit([&](wire::Event::Builder e) {
+    auto c = e.initConnected();
+    c.setHandshakeMs(conn_->handshakeMs);
+    c.setAuthMs(conn_->authMs);
+    c.setFirstExecMs(execMs);
+    c.setKex(conn_->kex);
+    c.setHostKeyType(conn_->hostKeyType);
+    c.setCipher(conn_->cipher);
+    c.setMac(conn_->mac);
+    c.setHostKeyAdded(conn_->hostKeyAdded);
+    e.setSuccess(true);
+    e.setElapsedMs(monoMs() - startMs);
+    e.setDetail("kex=" + conn_->kex + " hostkey=" + conn_->hostKeyType + " cipher=" + conn_->cipher +
+                " handshake_ms=" + std::to_string(conn_->handshakeMs) +
+                " auth_ms=" + std::to_string(conn_->authMs) + " exec_ms=" + std::to_string(execMs));
+  });
+  nextPollMs_ = monoMs() + settings_.pollIntervalMs;
+  return true;
+}
+
+bool Agent::runExec(ExecTask& task, int64_t deadlineMs) {
+  for (;;) {
+    bool progressed = false;
+    auto status = task.step(conn_->session(), progressed);
+    if (status == ExecTask::Status::Done) return true;
+    if (status == ExecTask::Status::Failed) return false;
+    if (progressed) continue;
+    int w = conn_->waitSocket(deadlineMs, commandFd_);
+    if (w == 0) return false;
+    if (w == DRIVE_CANCELLED) {
+      readCommands();
+      if (stopRequested_ || dropRequested_) return false;
+    }
+  }
+}
+
+void Agent::sessionLoop() {
+  while (conn_ && !stopRequested_) {
+    int64_t now = monoMs();
+    if (!round_ && now >= nextPollMs_) startPollRound();
+    bool progressed = true;
+    while (progressed && round_ && conn_) {
+      progressed = false;
+      stepPollRound(progressed);
+    }
+    if (!conn_) break;
+
+    int64_t wakeMs = round_ ? round_->deadlineMs : nextPollMs_;
+    short sockEvents = 0;
+    if (round_) {
+      int dirs = libssh2_session_block_directions(conn_->session());
+      if (dirs & LIBSSH2_SESSION_BLOCK_INBOUND) sockEvents |= POLLIN;
+      if (dirs & LIBSSH2_SESSION_BLOCK_OUTBOUND) sockEvents |= POLLOUT;
+      if (sockEvents == 0) sockEvents = POLLIN;
+    } else if (!idleDataPending_) {
+      sockEvents = POLLIN;  // between rounds: only to notice EOF or reset
+    }
+    pollfd pfds[2] = {{commandFd_, POLLIN, 0}, {conn_->fd(), sockEvents, 0}};
+    int timeout = static_cast<int>(std::clamp<int64_t>(wakeMs - monoMs(), 0, 60'000));
+    int n = ::poll(pfds, 2, timeout);
+    if (n < 0 && errno != EINTR) throwErrno("poll");
+    if (pfds[0].revents != 0) readCommands();
+    if (dropRequested_) {
+      dropRequested_ = false;
+      conn_->cut();
+      events_.emit([](wire::Event::Builder e) {
+        e.setDisconnectInjected();
+        e.setSuccess(true);
+        e.setDetail("socket shut down by fault injection");
+      });
+      loseSession(wire::DisconnectCause::INJECTED, "socket shut down by fault injection");
+      break;
+    }
+    if (round_ && monoMs() >= round_->deadlineMs) {
+      events_.emit([&](wire::Event::Builder e) {
+        events_.failure(e, e.initExecPollError(), wire::FailureCategory::TIMEOUT,
+                        "exec poll did not finish within " + std::to_string(settings_.reconnectTimeoutMs) + " ms");
+      });
+      loseSession(wire::DisconnectCause::SILENCE, "exec poll timed out");
+      break;
+    }
+    if (!round_ && (pfds[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
+      char byte;
+      ssize_t peek = ::recv(conn_->fd(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (peek == 0) {
+        loseSession(wire::DisconnectCause::END_OF_FILE, "the server closed the connection");
+      } else if (peek < 0 && errno != EAGAIN) {
+        int err = errno;
+        loseSession(err == ECONNRESET ? wire::DisconnectCause::RESET : wire::DisconnectCause::SOCKET_ERROR,
+                    std::strerror(err));
+      } else if (peek > 0) {
+        // Bytes for libssh2 (a global request, say): the next round reads
+        // them. Until then do not watch the socket, or poll would spin.
+        idleDataPending_ = true;
+      }
+    }
+  }
+}
+
+void Agent::startPollRound() {
+  round_.emplace();
+  for (const auto& cmd : pollCommands()) round_->tasks.push_back(std::make_unique<ExecTask>(cmd));
+  round_->startMs = monoMs();
+  round_->deadlineMs = round_->startMs + settings_.reconnectTimeoutMs;
+  idleDataPending_ = false;
+}
+
+void Agent::stepPollRound(bool& progressed) {
+  auto& task = *round_->tasks[round_->current];
+  auto status = task.step(conn_->session(), progressed);
+  if (status == ExecTask::Status::Running) return;
+  if (status == ExecTask::Status::Failed) {
+    if (auto cause = transportFailure(task.libssh2Error())) {
+      loseSession(*cause, task.error());
+      return;
+    }
+    events_.emit([&](wire::Event::Builder e) {
+      events_.failure(e, e.initExecPollError(), wire::FailureCategory::CHANNEL, task.error(),
+                      task.libssh2Error());
+    });
+    round_.reset();
+    nextPollMs_ = monoMs() + settings_.pollIntervalMs;
+    return;
+  }
+  progressed = true;
+  if (++round_->current < round_->tasks.size()) return;
+  finishPollRound();
+}
+
+void Agent::finishPollRound() {
+  const auto& t = round_->tasks;
+  uint32_t rttMs = static_cast<uint32_t>(monoMs() - round_->startMs);
+  auto cpu = parseProcStat(t[0]->output());
+  auto mem = parseMemUsedPct(t[1]->output());
+  auto disk = parseDfUsedPct(t[2]->output());
+  std::string problem;
+  if (auto* e = std::get_if<ParseError>(&cpu)) problem = e->message;
+  else if (auto* e2 = std::get_if<ParseError>(&mem)) problem = e2->message;
+  else if (auto* e3 = std::get_if<ParseError>(&disk)) problem = e3->message;
+  if (!problem.empty()) {
+    events_.emit([&](wire::Event::Builder e) {
+      events_.failure(e, e.initExecPollError(), wire::FailureCategory::PARSE, problem);
+      e.setElapsedMs(rttMs);
+    });
+  } else {
+    auto now = std::get<CpuTimes>(cpu);
+    double busy = cpuBusyPct(now, lastCpu_);
+    lastCpu_ = now;
+    double memPct = std::get<double>(mem), diskPct = std::get<double>(disk);
+    uint32_t bytes = 0;
+    for (const auto& task : t) bytes += static_cast<uint32_t>(task->output().size());
+    events_.emit([&](wire::Event::Builder e) {
+      auto p = e.initExecPoll();
+      p.setRttMs(rttMs);
+      p.setCpuBusyPct(static_cast<float>(busy));
+      p.setMemUsedPct(static_cast<float>(memPct));
+      p.setDiskUsedPct(static_cast<float>(diskPct));
+      p.setBytes(bytes);
+      e.setSuccess(true);
+      e.setElapsedMs(rttMs);
+      e.setDetail("cpu=" + fmtPct(busy) + " mem=" + fmtPct(memPct) + " disk=" + fmtPct(diskPct) +
+                  " rtt_ms=" + std::to_string(rttMs));
+    });
+  }
+  round_.reset();
+  nextPollMs_ = std::max(nextPollMs_ + settings_.pollIntervalMs, monoMs());
+}
+
+std::optional<wire::DisconnectCause> Agent::transportFailure(int rc) const {
+  if (conn_->peerClosed()) return wire::DisconnectCause::END_OF_FILE;
+  if (conn_->lastRecvErrno() == ECONNRESET) return wire::DisconnectCause::RESET;
+  switch (rc) {
+    case LIBSSH2_ERROR_SOCKET_SEND:
+    case LIBSSH2_ERROR_SOCKET_RECV:
+    case LIBSSH2_ERROR_SOCKET_DISCONNECT:
+    case LIBSSH2_ERROR_SOCKET_TIMEOUT:
+      return wire::DisconnectCause::SOCKET_ERROR;
+    case LIBSSH2_ERROR_DECRYPT:
+    case LIBSSH2_ERROR_KEX_FAILURE:
+    case LIBSSH2_ERROR_INVALID_MAC:
+    case LIBSSH2_ERROR_PROTO:
+      return wire::DisconnectCause::PROTOCOL;
+    default:
+      return std::nullopt;
+  }
+}
+
+void Agent::loseSession(wire::DisconnectCause cause, const std::string& message) {
+  uint32_t silentMs = static_cast<uint32_t>(
+      std::max<int64_t>(0, monoMs() - std::max(conn_->lastRecvMs(), int64_t{0})));
+  events_.emit([&](wire::Event::Builder e) {
+    auto d = e.initDisconnected();
+    d.setCause(cause);
+    d.setSilentMs(silentMs);
+    d.setMessage(message);
+    e.setSuccess(false);
+    e.setDetail(message);
+  });
+  round_.reset();
+  conn_->cut();
+  conn_.reset();
+}
+
+void Agent::closeSession() {
+  round_.reset();
+  if (!conn_) return;
+  conn_->closeGracefully(monoMs() + 1000);
+  conn_.reset();
+}
+
+void Agent::readCommands() {
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(commandFd_, buf, sizeof buf);
+    if (n > 0) {
+      commandReader_.feed(buf, static_cast<size_t>(n));
+      continue;
+    }
+    if (n == 0) {
+      stopRequested_ = true;  // the supervisor is gone: nobody to report to
+      break;
+    }
+    if (errno == EINTR) continue;
+    break;  // EAGAIN: all read
+  }
+  while (auto words = commandReader_.next()) {
+    capnp::FlatArrayMessageReader reader(*words);
+    auto cmd = reader.getRoot<wire::Command>();
+    switch (cmd.which()) {
+      case wire::Command::SHUTDOWN: stopRequested_ = true; break;
+      case wire::Command::DROP_CONNECTION: dropRequested_ = true; break;
+    }
+  }
+}
+
+void Agent::waitForShutdown() {
+  // Nothing left to do but wait to be told: sleep in poll, no timer, no CPU.
+  while (!stopRequested_) {
+    pollfd pfd{commandFd_, POLLIN, 0};
+    if (::poll(&pfd, 1, -1) > 0) readCommands();
+    dropRequested_ = false;
+  }
+}
+
+}  // namespace sshsoak::agent

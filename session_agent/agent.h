@@ -1,0 +1,84 @@
+// The session agent: one process, one SSH connection, one event loop. It
+// connects, proves the session usable with an exec round trip, then polls
+// the remote host on a schedule until the supervisor says stop, reporting
+// everything as events.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "events.capnp.h"
+#include "session_agent/event_sink.h"
+#include "session_agent/exec_task.h"
+#include "session_agent/poll_parsers.h"
+#include "session_agent/ssh_connection.h"
+#include "shared/frame.h"
+
+namespace sshsoak::agent {
+
+struct AgentSettings {
+  uint32_t sessionId = 0;
+  ConnectSettings connect;
+  uint32_t pollIntervalMs = 5000;
+  wire::Intensity intensity = wire::Intensity::MEDIUM;
+  uint32_t reconnectTimeoutMs = 15000;
+  uint32_t maxReconnectAttempts = 3;
+  uint32_t keepaliveIntervalMs = 15000;
+  uint32_t keepaliveCountMax = 3;
+
+  static AgentSettings fromWire(wire::AgentConfig::Reader config);
+};
+
+// The exec-poll commands, each on its own channel, one after the other
+// (sshd's MaxSessions counts open channels per connection).
+inline const std::vector<std::string>& pollCommands() {
+  static const std::vector<std::string> commands = {"cat /proc/stat", "cat /proc/meminfo", "df -h /"};
+  return commands;
+}
+
+class Agent {
+ public:
+  Agent(AgentSettings settings, int eventFd, int commandFd);
+  // Returns the process exit code: 0 after a clean shutdown.
+  int run();
+
+ private:
+  struct PollRound {
+    std::vector<std::unique_ptr<ExecTask>> tasks;
+    size_t current = 0;
+    int64_t startMs = 0;
+    int64_t deadlineMs = 0;
+  };
+
+  bool establish();
+  void sessionLoop();
+  void readCommands();
+  void startPollRound();
+  void stepPollRound(bool& progressed);
+  void finishPollRound();
+  // Runs one exec to the end, blocking this agent only, bounded.
+  bool runExec(ExecTask& task, int64_t deadlineMs);
+  // Is this libssh2 failure the connection itself going away?
+  std::optional<wire::DisconnectCause> transportFailure(int libssh2Error) const;
+  void loseSession(wire::DisconnectCause cause, const std::string& message);
+  void closeSession();
+  void waitForShutdown();
+
+  AgentSettings settings_;
+  EventSink events_;
+  int commandFd_;
+  FrameReader commandReader_;
+  std::unique_ptr<SshConnection> conn_;
+  bool stopRequested_ = false;
+  bool dropRequested_ = false;
+
+  std::optional<PollRound> round_;
+  int64_t nextPollMs_ = 0;
+  bool idleDataPending_ = false;
+  std::optional<CpuTimes> lastCpu_;
+};
+
+}  // namespace sshsoak::agent

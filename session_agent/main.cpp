@@ -1,0 +1,63 @@
+// sshsoak-agent: started by sshsoak only. Its argv carries nothing but a
+// name for ps/top ("sshsoak-agent 03 host:22"); its configuration, secrets
+// included, arrives as the first message on fd 4.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+
+#include "session_agent/agent.h"
+#include "shared/fd.h"
+#include "shared/frame.h"
+
+namespace {
+
+constexpr int EVENT_FD = 3;
+constexpr int COMMAND_FD = 4;
+constexpr int EXIT_USAGE = 100;
+constexpr int EXIT_SYSTEM = 111;
+
+bool isOpen(int fd) { return ::fcntl(fd, F_GETFD) != -1; }
+
+}  // namespace
+
+int main(int /*argc*/, char** /*argv*/) {
+  using namespace sshsoak;
+  if (!isOpen(EVENT_FD) || !isOpen(COMMAND_FD)) {
+    std::fprintf(stderr,
+                 "sshsoak-agent: this program is started by sshsoak, which passes it an event "
+                 "pipe on fd 3 and a command pipe on fd 4; run sshsoak instead\n");
+    return EXIT_USAGE;
+  }
+  // A dead peer must show as an error from send(), not kill the agent.
+  ::signal(SIGPIPE, SIG_IGN);
+  try {
+    FrameReader reader;
+    std::optional<kj::Array<capnp::word>> words;
+    char buf[4096];
+    while (!(words = reader.next())) {
+      ssize_t n = ::read(COMMAND_FD, buf, sizeof buf);
+      if (n == 0) return EXIT_USAGE;  // the supervisor went away before configuring us
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        throwErrno("read config");
+      }
+      reader.feed(buf, static_cast<size_t>(n));
+    }
+    capnp::FlatArrayMessageReader message(*words);
+    auto config = message.getRoot<wire::AgentConfig>();
+    // The supervisor set PR_SET_PDEATHSIG before exec; if it died even
+    // earlier, our parent is no longer the one that configured us.
+    if (config.getSupervisorPid() != 0 && ::getppid() != config.getSupervisorPid()) return EXIT_SYSTEM;
+    if (config.getCrashForTesting()) std::abort();
+    agent::Agent agent(agent::AgentSettings::fromWire(config), EVENT_FD, COMMAND_FD);
+    return agent.run();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "sshsoak-agent: internal error: %s\n", e.what());
+    return EXIT_SYSTEM;
+  }
+}

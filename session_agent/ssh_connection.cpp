@@ -1,0 +1,313 @@
+#include "session_agent/ssh_connection.h"
+
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <mutex>
+
+#include "shared/clock.h"
+
+namespace sshsoak::agent {
+
+namespace {
+
+using Cat = wire::FailureCategory;
+
+int remainingMs(int64_t deadlineMs) {
+  int64_t left = deadlineMs - monoMs();
+  return left <= 0 ? 0 : static_cast<int>(left);
+}
+
+// Non-blocking TCP connect to one address, bounded by the deadline.
+std::variant<UniqueFd, ConnectError> connectTcp(const addrinfo* ai, int64_t deadlineMs,
+                                                 int cancelFd) {
+  UniqueFd fd(::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                       ai->ai_protocol));
+  if (!fd) return ConnectError{Cat::SOCKET, std::string("socket: ") + std::strerror(errno)};
+  int one = 1;
+  ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (::connect(fd.get(), ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
+    int err = errno;
+    return ConnectError{err == ECONNREFUSED ? Cat::REFUSED : Cat::SOCKET,
+                        std::string("connect: ") + std::strerror(err)};
+  }
+  for (;;) {
+    pollfd pfds[2] = {{fd.get(), POLLOUT, 0}, {cancelFd, POLLIN, 0}};
+    int n = ::poll(pfds, cancelFd >= 0 ? 2 : 1, remainingMs(deadlineMs));
+    if (n < 0 && errno == EINTR) continue;
+    if (n == 0) return ConnectError{Cat::TIMEOUT, "TCP connect did not complete before the deadline"};
+    if (cancelFd >= 0 && pfds[1].revents != 0) return ConnectError{Cat::OTHER, "cancelled"};
+    if (pfds[0].revents != 0) break;
+  }
+  int err = 0;
+  socklen_t len = sizeof err;
+  ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+  if (err != 0) {
+    return ConnectError{err == ECONNREFUSED ? Cat::REFUSED
+                        : (err == ETIMEDOUT ? Cat::TIMEOUT : Cat::SOCKET),
+                        std::string("connect: ") + std::strerror(err)};
+  }
+  return fd;
+}
+
+int knownHostKeyType(int hostKeyType) {
+  switch (hostKeyType) {
+    case LIBSSH2_HOSTKEY_TYPE_RSA: return LIBSSH2_KNOWNHOST_KEY_SSHRSA;
+    case LIBSSH2_HOSTKEY_TYPE_DSS: return LIBSSH2_KNOWNHOST_KEY_SSHDSS;
+    case LIBSSH2_HOSTKEY_TYPE_ECDSA_256: return LIBSSH2_KNOWNHOST_KEY_ECDSA_256;
+    case LIBSSH2_HOSTKEY_TYPE_ECDSA_384: return LIBSSH2_KNOWNHOST_KEY_ECDSA_384;
+    case LIBSSH2_HOSTKEY_TYPE_ECDSA_521: return LIBSSH2_KNOWNHOST_KEY_ECDSA_521;
+    case LIBSSH2_HOSTKEY_TYPE_ED25519: return LIBSSH2_KNOWNHOST_KEY_ED25519;
+    default: return LIBSSH2_KNOWNHOST_KEY_UNKNOWN;
+  }
+}
+
+std::string methodOf(LIBSSH2_SESSION* s, int type) {
+  const char* m = libssh2_session_methods(s, type);
+  return m != nullptr ? m : "";
+}
+
+// known_hosts names a non-standard port as "[host]:port".
+std::string knownHostName(const ConnectSettings& s) {
+  return s.port == 22 ? s.host : "[" + s.host + "]:" + std::to_string(s.port);
+}
+
+struct KnownHosts {
+  LIBSSH2_KNOWNHOSTS* kh;
+  explicit KnownHosts(LIBSSH2_SESSION* s) : kh(libssh2_knownhost_init(s)) {}
+  ~KnownHosts() {
+    if (kh != nullptr) libssh2_knownhost_free(kh);
+  }
+};
+
+}  // namespace
+
+void initLibssh2() {
+  static std::once_flag once;
+  std::call_once(once, [] { libssh2_init(0); });
+}
+
+ssize_t SshConnection::recvHook(libssh2_socket_t sock, void* buffer, size_t length, int flags,
+                                void** abstract) {
+  auto* self = static_cast<SshConnection*>(*abstract);
+  ssize_t n = ::recv(sock, buffer, length, flags);
+  if (n > 0) {
+    self->lastRecvMs_ = monoMs();
+    return n;
+  }
+  if (n == 0) {
+    self->peerClosed_ = true;
+    return 0;
+  }
+  int err = errno;
+  if (err != EAGAIN) self->lastRecvErrno_ = err;
+  return -err;  // libssh2 expects -errno, as its own _libssh2_recv returns
+}
+
+SshConnection::OpenResult SshConnection::open(const ConnectSettings& settings, int64_t deadlineMs,
+                                              int cancelFd) {
+  initLibssh2();
+  int64_t startMs = monoMs();
+  std::unique_ptr<SshConnection> conn(new SshConnection());
+
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  std::string port = std::to_string(settings.port);
+  // TODO(perf): getaddrinfo blocks; a name that takes long to resolve holds
+  // this agent (only this one) until the resolver's own timeout.
+  int gai = ::getaddrinfo(settings.host.c_str(), port.c_str(), &hints, &res);
+  if (gai != 0) {
+    return ConnectError{Cat::RESOLVE, settings.host + ": " + ::gai_strerror(gai)};
+  }
+  ConnectError lastTcpError{Cat::SOCKET, "no address"};
+  for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+    auto r = connectTcp(ai, deadlineMs, cancelFd);
+    if (auto* fd = std::get_if<UniqueFd>(&r)) {
+      conn->socket_ = std::move(*fd);
+      break;
+    }
+    lastTcpError = std::get<ConnectError>(r);
+    if (lastTcpError.category == Cat::TIMEOUT || lastTcpError.message == "cancelled") break;
+  }
+  ::freeaddrinfo(res);
+  if (!conn->socket_) return lastTcpError;
+
+  conn->session_ = libssh2_session_init_ex(nullptr, nullptr, nullptr, conn.get());
+  if (conn->session_ == nullptr) return ConnectError{Cat::OTHER, "libssh2_session_init failed"};
+  libssh2_session_set_blocking(conn->session_, 0);
+  // Our recv sees every inbound byte: that is how silence is measured.
+  libssh2_session_callback_set(conn->session_, LIBSSH2_CALLBACK_RECV,
+                               reinterpret_cast<void*>(&SshConnection::recvHook));
+
+  LIBSSH2_SESSION* s = conn->session_;
+  int fd = conn->socket_.get();
+  int rc = conn->drive([&] { return libssh2_session_handshake(s, fd); }, deadlineMs, cancelFd);
+  if (rc == DRIVE_TIMEOUT) return ConnectError{Cat::TIMEOUT, "SSH key exchange did not finish before the deadline"};
+  if (rc == DRIVE_CANCELLED) return ConnectError{Cat::OTHER, "cancelled"};
+  if (rc != 0) {
+    std::string msg = conn->lastError();
+    if (conn->peerClosed_ || conn->lastRecvErrno_ == ECONNRESET) {
+      msg += " (the server closed the connection before key exchange: sshd's MaxStartups "
+             "refuses new connections when too many are unauthenticated)";
+    }
+    return ConnectError{Cat::PROTOCOL, msg, rc};
+  }
+  conn->handshakeMs = static_cast<uint32_t>(monoMs() - startMs);
+  conn->kex = methodOf(s, LIBSSH2_METHOD_KEX);
+  conn->hostKeyType = methodOf(s, LIBSSH2_METHOD_HOSTKEY);
+  conn->cipher = methodOf(s, LIBSSH2_METHOD_CRYPT_CS);
+  conn->mac = methodOf(s, LIBSSH2_METHOD_MAC_CS);
+
+  auto hostKey = conn->checkHostKey(settings);
+  if (auto* err = std::get_if<ConnectError>(&hostKey)) return *err;
+
+  int64_t authStart = monoMs();
+  const char* pass = settings.passphrase.empty() ? nullptr : settings.passphrase.c_str();
+  rc = conn->drive(
+      [&] {
+        return libssh2_userauth_publickey_fromfile_ex(
+            s, settings.user.c_str(), static_cast<unsigned>(settings.user.size()), nullptr,
+            settings.keyPath.c_str(), pass);
+      },
+      deadlineMs, cancelFd);
+  if (rc == DRIVE_TIMEOUT) return ConnectError{Cat::TIMEOUT, "authentication did not finish before the deadline"};
+  if (rc == DRIVE_CANCELLED) return ConnectError{Cat::OTHER, "cancelled"};
+  if (rc != 0) {
+    std::string msg = conn->lastError();
+    if (rc == LIBSSH2_ERROR_FILE) {
+      return ConnectError{Cat::AUTH,
+                          "cannot use key " + settings.keyPath + ": " + msg +
+                              " (wrong passphrase, or a key format libssh2 cannot read)",
+                          rc};
+    }
+    if (rc == LIBSSH2_ERROR_AUTHENTICATION_FAILED || rc == LIBSSH2_ERROR_PUBLICKEY_UNVERIFIED) {
+      msg = "the server refused key " + settings.keyPath + " for user " + settings.user + ": " + msg +
+            ". If it is an RSA key: libssh2 1.10 signs with SHA-1 only, which OpenSSH >= 8.8 "
+            "refuses; use an ed25519 key";
+      return ConnectError{Cat::AUTH, msg, rc};
+    }
+    return ConnectError{conn->peerClosed_ ? Cat::SOCKET : Cat::PROTOCOL, msg, rc};
+  }
+  conn->authMs = static_cast<uint32_t>(monoMs() - authStart);
+  return conn;
+}
+
+std::variant<std::monostate, ConnectError> SshConnection::checkHostKey(
+    const ConnectSettings& settings) {
+  using Policy = wire::HostKeyPolicy;
+  if (settings.hostKeyPolicy == Policy::OFF) return std::monostate{};
+  size_t keyLen = 0;
+  int keyType = 0;
+  const char* key = libssh2_session_hostkey(session_, &keyLen, &keyType);
+  if (key == nullptr) return ConnectError{Cat::HOSTKEY, "the server sent no host key"};
+
+  // accept-new appends to a file that every agent of the run shares: one
+  // writer at a time, and a re-read under the lock so that ten agents meeting
+  // the same new host add it once.
+  UniqueFd lockFd;
+  if (settings.hostKeyPolicy == Policy::ACCEPT_NEW) {
+    lockFd.reset(::open(settings.knownHostsPath.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+    if (!lockFd) {
+      return ConnectError{Cat::HOSTKEY, "cannot open --known-hosts " + settings.knownHostsPath + ": " +
+                                            std::strerror(errno)};
+    }
+    while (::flock(lockFd.get(), LOCK_EX) != 0 && errno == EINTR) {
+    }
+  }
+  KnownHosts known(session_);
+  if (known.kh == nullptr) return ConnectError{Cat::OTHER, "libssh2_knownhost_init failed"};
+  // A missing file is simply empty.
+  libssh2_knownhost_readfile(known.kh, settings.knownHostsPath.c_str(), LIBSSH2_KNOWNHOST_FILE_OPENSSH);
+  libssh2_knownhost* found = nullptr;
+  int check = libssh2_knownhost_checkp(known.kh, settings.host.c_str(), settings.port, key, keyLen,
+                                       LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW,
+                                       &found);
+  std::string where = knownHostName(settings) + " (" + hostKeyType + ") in " + settings.knownHostsPath;
+  switch (check) {
+    case LIBSSH2_KNOWNHOST_CHECK_MATCH:
+      return std::monostate{};
+    case LIBSSH2_KNOWNHOST_CHECK_MISMATCH:
+      return ConnectError{Cat::HOSTKEY, "HOST KEY CHANGED for " + where +
+                                            ": refusing to connect (possible man-in-the-middle)"};
+    case LIBSSH2_KNOWNHOST_CHECK_NOTFOUND:
+      if (settings.hostKeyPolicy == Policy::STRICT) {
+        return ConnectError{Cat::HOSTKEY, "unknown host key for " + where +
+                                              " and --host-key-policy is strict; add it with "
+                                              "ssh-keyscan, or use accept-new"};
+      }
+      break;
+    default:
+      return ConnectError{Cat::HOSTKEY, "cannot check the host key of " + where};
+  }
+  libssh2_knownhost* added = nullptr;
+  std::string name = knownHostName(settings);
+  if (libssh2_knownhost_addc(known.kh, name.c_str(), nullptr, key, keyLen, nullptr, 0,
+                             LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW |
+                                 knownHostKeyType(keyType),
+                             &added) != 0) {
+    return ConnectError{Cat::HOSTKEY, "cannot record the host key of " + where};
+  }
+  char line[8192];
+  size_t lineLen = 0;
+  if (libssh2_knownhost_writeline(known.kh, added, line, sizeof line, &lineLen,
+                                  LIBSSH2_KNOWNHOST_FILE_OPENSSH) != 0 ||
+      !writeAll(lockFd.get(), line, lineLen)) {
+    return ConnectError{Cat::HOSTKEY, "cannot append the host key to " + settings.knownHostsPath};
+  }
+  hostKeyAdded = true;
+  return std::monostate{};
+}
+
+int SshConnection::waitSocket(int64_t deadlineMs, int cancelFd) const {
+  int dirs = libssh2_session_block_directions(session_);
+  short events = 0;
+  if (dirs & LIBSSH2_SESSION_BLOCK_INBOUND) events |= POLLIN;
+  if (dirs & LIBSSH2_SESSION_BLOCK_OUTBOUND) events |= POLLOUT;
+  if (events == 0) events = POLLIN;
+  for (;;) {
+    pollfd pfds[2] = {{socket_.get(), events, 0}, {cancelFd, POLLIN, 0}};
+    int n = ::poll(pfds, cancelFd >= 0 ? 2 : 1, remainingMs(deadlineMs));
+    if (n < 0 && errno == EINTR) continue;
+    if (n == 0) return 0;
+    if (cancelFd >= 0 && pfds[1].revents != 0) return DRIVE_CANCELLED;
+    return 1;
+  }
+}
+
+void SshConnection::closeGracefully(int64_t deadlineMs) {
+  if (session_ == nullptr || cut_) return;
+  drive([&] { return libssh2_session_disconnect(session_, "sshsoak: session closed"); }, deadlineMs, -1);
+}
+
+void SshConnection::cut() {
+  if (socket_ && !cut_) ::shutdown(socket_.get(), SHUT_RDWR);
+  cut_ = true;
+}
+
+std::string SshConnection::lastError() const {
+  char* msg = nullptr;
+  int len = 0;
+  libssh2_session_last_error(session_, &msg, &len, 0);
+  return msg != nullptr ? std::string(msg, static_cast<size_t>(len)) : "unknown libssh2 error";
+}
+
+SshConnection::~SshConnection() {
+  if (session_ != nullptr) {
+    // Freeing may want to send channel closes. With the socket shut down any
+    // send fails at once, so the bounded loop below cannot spin on EAGAIN.
+    cut();
+    for (int i = 0; i < 100 && libssh2_session_free(session_) == LIBSSH2_ERROR_EAGAIN; ++i) {
+    }
+  }
+}
+
+}  // namespace sshsoak::agent

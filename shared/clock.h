@@ -1,0 +1,18 @@
+// Clocks: CLOCK_MONOTONIC for every duration and deadline, CLOCK_REALTIME only
+// for timestamps shown to people.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace sshsoak {
+
+int64_t monoNs();
+inline int64_t monoMs() { return monoNs() / 1'000'000; }
+int64_t wallNs();
+
+// "2026-02-07T12:00:00.123456+00:00": the predecessor's `ts` format (UTC,
+// microseconds, numeric offset).
+std::string isoTimestamp(int64_t wallNs);
+
+}  // namespace sshsoak

@@ -1,0 +1,74 @@
+#include "shared/event_codec.h"
+
+namespace sshsoak {
+
+std::string_view eventName(wire::Event::Which which) {
+  using W = wire::Event::Which;
+  switch (which) {
+    case W::STARTED: return "agent_started";
+    case W::CONNECTED: return "connected";
+    case W::CONNECT_FAILED: return "connect_failed";
+    case W::DISCONNECTED: return "disconnected";
+    case W::DISCONNECT_INJECTED: return "disconnect_injected";
+    case W::RECONNECTED: return "reconnected";
+    case W::RECONNECT_FAILED: return "reconnect_failed";
+    case W::EXEC_POLL: return "exec_poll";
+    case W::EXEC_POLL_ERROR: return "exec_poll_error";
+    case W::PTY_CYCLE: return "pty_cycle";
+    case W::PTY_ERROR: return "pty_error";
+    case W::AUTH_FAILED: return "auth_failed";
+    case W::MANUAL_RECONNECT: return "manual_reconnect_required";
+    case W::STOPPED: return "agent_stopped";
+  }
+  return "unknown";
+}
+
+std::string_view categoryName(wire::FailureCategory category) {
+  using C = wire::FailureCategory;
+  switch (category) {
+    case C::RESOLVE: return "resolve";
+    case C::REFUSED: return "refused";
+    case C::TIMEOUT: return "timeout";
+    case C::PROTOCOL: return "protocol";
+    case C::HOSTKEY: return "hostkey";
+    case C::AUTH: return "auth";
+    case C::SOCKET: return "socket";
+    case C::CHANNEL: return "channel";
+    case C::PARSE: return "parse";
+    case C::OTHER: return "other";
+  }
+  return "other";
+}
+
+std::string_view causeName(wire::DisconnectCause cause) {
+  using D = wire::DisconnectCause;
+  switch (cause) {
+    case D::END_OF_FILE: return "eof";
+    case D::RESET: return "reset";
+    case D::SILENCE: return "silence";
+    case D::SOCKET_ERROR: return "socket_error";
+    case D::INJECTED: return "injected";
+    case D::PROTOCOL: return "protocol";
+  }
+  return "socket_error";
+}
+
+std::string_view intensityName(wire::Intensity intensity) {
+  switch (intensity) {
+    case wire::Intensity::LOW: return "low";
+    case wire::Intensity::MEDIUM: return "medium";
+    case wire::Intensity::HIGH: return "high";
+  }
+  return "medium";
+}
+
+std::string_view hostKeyPolicyName(wire::HostKeyPolicy policy) {
+  switch (policy) {
+    case wire::HostKeyPolicy::STRICT: return "strict";
+    case wire::HostKeyPolicy::ACCEPT_NEW: return "accept-new";
+    case wire::HostKeyPolicy::OFF: return "off";
+  }
+  return "accept-new";
+}
+
+}  // namespace sshsoak

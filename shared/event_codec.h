@@ -1,0 +1,17 @@
+// Names shared by every reader of the event stream: the JSONL event names
+// (the predecessor's, kept verbatim) and the names of enum values.
+#pragma once
+
+#include <string_view>
+
+#include "events.capnp.h"
+
+namespace sshsoak {
+
+std::string_view eventName(wire::Event::Which which);
+std::string_view categoryName(wire::FailureCategory category);
+std::string_view causeName(wire::DisconnectCause cause);
+std::string_view intensityName(wire::Intensity intensity);
+std::string_view hostKeyPolicyName(wire::HostKeyPolicy policy);
+
+}  // namespace sshsoak

@@ -1,0 +1,67 @@
+// A private OpenSSH sshd on loopback with throwaway keys: the embedded
+// default target of `sshsoak` and the integration-test fixture. It is the
+// real server, never a stand-in.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace sshsoak {
+
+struct LocalSshdOptions {
+  std::string listenAddress = "127.0.0.1";
+  uint16_t port = 0;           // 0: pick a free port
+  std::string extraConfig;     // more sshd_config lines (MaxStartups, ...)
+  bool dieWithParent = true;   // the sshd dies if we do
+};
+
+class LocalSshd {
+ public:
+  // Creates a temp dir with host and client ed25519 keys, authorized_keys
+  // and an sshd_config, then starts sshd and waits until it answers.
+  // Throws std::runtime_error with sshd's own words when it cannot start.
+  explicit LocalSshd(LocalSshdOptions options = {});
+  ~LocalSshd();
+  LocalSshd(const LocalSshd&) = delete;
+  LocalSshd& operator=(const LocalSshd&) = delete;
+
+  void start();  // again, on the same port (sshd restart, F3)
+  void stop();   // SIGTERM its process group by PID, then SIGKILL
+  bool running() const { return pid_ > 0; }
+
+  uint16_t port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  const std::string& address() const { return options_.listenAddress; }
+  std::string target() const;  // "127.0.0.1:PORT"
+  const std::string& dir() const { return dir_; }
+  const std::string& user() const { return user_; }
+  std::string clientKeyPath() const { return dir_ + "/client_ed25519"; }
+  std::string knownHostsPath() const { return dir_ + "/known_hosts"; }
+  std::string authorizedKeysPath() const { return dir_ + "/authorized_keys"; }
+  std::string logPath() const { return dir_ + "/sshd.log"; }
+  std::string log() const;  // sshd's log so far
+
+  // Makes a second client key that is NOT authorized; returns its path.
+  std::string makeUnauthorizedKey();
+  // F4: the client key is no longer accepted from now on.
+  void revokeClientKey();
+
+ private:
+  void writeConfig();
+  bool waitUntilReady(int timeoutMs);
+
+  LocalSshdOptions options_;
+  std::string dir_;
+  std::string user_;
+  uint16_t port_ = 0;
+  pid_t pid_ = -1;
+};
+
+// Runs a program to completion; returns its exit code, its output in *out.
+int runProgram(const std::string& exe, const std::vector<std::string>& args,
+               std::string* out = nullptr);
+
+}  // namespace sshsoak

@@ -1,0 +1,267 @@
+#include "supervisor/cli.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "supervisor/exit_codes.h"
+
+namespace sshsoak::cli {
+
+namespace {
+
+ParseFailure usage(const std::string& message) {
+  return ParseFailure{exit_code::USAGE, "sshsoak: " + message + "\nRun 'sshsoak --help' for the flags."};
+}
+
+ParseFailure badInput(const std::string& message) {
+  return ParseFailure{exit_code::BAD_INPUT, "sshsoak: " + message};
+}
+
+std::optional<std::string> realEnv(const std::string& name) {
+  const char* v = std::getenv(name.c_str());
+  if (v == nullptr) return std::nullopt;
+  return std::string(v);
+}
+
+std::variant<Target, std::string> parseTarget(std::string text) {
+  auto trim = [](std::string s) {
+    s.erase(0, s.find_first_not_of(" \t"));
+    s.erase(s.find_last_not_of(" \t") + 1);
+    return s;
+  };
+  text = trim(text);
+  if (text.empty()) return std::string("empty entry");
+  Target t;
+  std::string portText;
+  if (text.front() == '[') {  // [v6]:port
+    auto close = text.find(']');
+    if (close == std::string::npos) return "'" + text + "': missing ']'";
+    t.host = text.substr(1, close - 1);
+    if (close + 1 < text.size()) {
+      if (text[close + 1] != ':') return "'" + text + "': expected ':' after ']'";
+      portText = text.substr(close + 2);
+    }
+  } else {
+    auto colon = text.rfind(':');
+    if (colon != std::string::npos && text.find(':') != colon) {
+      return "'" + text + "': write IPv6 addresses as [addr]:port";
+    }
+    t.host = text.substr(0, colon);
+    if (colon != std::string::npos) portText = text.substr(colon + 1);
+  }
+  if (t.host.empty()) return "'" + text + "': no host";
+  if (!portText.empty() || text.back() == ':') {
+    char* end = nullptr;
+    errno = 0;
+    long port = std::strtol(portText.c_str(), &end, 10);
+    if (portText.empty() || *end != '\0' || errno != 0 || port < 1 || port > 65535) {
+      return "'" + text + "': port must be a number from 1 to 65535";
+    }
+    t.port = static_cast<uint16_t>(port);
+  }
+  return t;
+}
+
+bool readableFile(const std::string& path, std::string& why) {
+  struct stat st{};
+  if (::stat(path.c_str(), &st) != 0) {
+    why = std::strerror(errno);
+    return false;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    why = "not a regular file";
+    return false;
+  }
+  if (::access(path.c_str(), R_OK) != 0) {
+    why = std::strerror(errno);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string Target::text() const {
+  bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+std::variant<Options, ParseFailure> parse(int argc, const char* const* argv, EnvReader env) {
+  if (env == nullptr) env = realEnv;
+  Options o;
+  std::string targets, intensity = "medium", hostKeyPolicy = "accept-new", passphraseFile,
+                       passphraseEnv;
+  bool passphraseGiven = false;
+  uint32_t disconnectAfter = 0;
+
+  CLI::App app{
+      "sshsoak: soak- and stress-test SSH connection management.\n"
+      "Holds N real SSH sessions (one agent process each) under a PTY + exec-poll workload,\n"
+      "breaks them on purpose, measures everything and ends with a verdict.\n"
+      "With no --targets it starts a private OpenSSH sshd on 127.0.0.1 with throwaway keys.",
+      "sshsoak"};
+  app.option_defaults()->always_capture_default();
+  app.get_formatter()->column_width(36);
+
+  // The predecessor's flags, same names and defaults.
+  app.add_option("--targets", targets, "Comma-separated host:port list, repeated to fill the sessions "
+                                       "(default: a private sshd on 127.0.0.1)");
+  app.add_option("--user", o.user, "SSH user name (required with --targets)");
+  app.add_option("--key", o.keyPath, "Private key file for public-key auth (required with --targets; use ed25519)");
+  auto* passOpt = app.add_option("--passphrase", o.passphrase,
+                                 "Key passphrase (WARNING: visible in ps and shell history; prefer "
+                                 "--passphrase-file or --passphrase-env)");
+  app.add_option("--duration-secs", o.durationSecs, "Total run duration");
+  app.add_option("--poll-interval-secs", o.pollIntervalSecs, "Exec poll interval");
+  app.add_option("--intensity", intensity, "PTY output intensity: low | medium | high");
+  auto* disconnectOpt = app.add_option("--disconnect-after-secs", disconnectAfter,
+                                       "Inject a disconnect on all sessions after N seconds");
+  app.add_option("--max-reconnect-attempts", o.maxReconnectAttempts,
+                 "Max reconnect tries per session per disconnect");
+  app.add_option("--reconnect-timeout-secs", o.reconnectTimeoutSecs,
+                 "Deadline for one connect (TCP + SSH + auth + first exec)");
+  app.add_option("--log-path", o.logPath, "JSONL event log (appended to)");
+  // Ours.
+  auto* sessionsOpt = app.add_option("--sessions", o.sessions, "Number of concurrent sessions (agents)");
+  app.add_option("--host-key-policy", hostKeyPolicy,
+                 "Host key checking: strict | accept-new | off");
+  app.add_option("--known-hosts", o.knownHostsPath, "known_hosts file (default ~/.ssh/known_hosts)");
+  app.add_option("--passphrase-file", passphraseFile, "Read the key passphrase from this file (first line)");
+  app.add_option("--passphrase-env", passphraseEnv,
+                 "Read the key passphrase from this environment variable (then removed from the environment)");
+  app.add_option("--keepalive-interval-secs", o.keepaliveIntervalSecs,
+                 "Send a keepalive every N seconds (OpenSSH ServerAliveInterval)");
+  app.add_option("--keepalive-count-max", o.keepaliveCountMax,
+                 "Dead after this many intervals with nothing received (ServerAliveCountMax)");
+  app.add_option("--shutdown-timeout-secs", o.shutdownTimeoutSecs,
+                 "How long agents get to close their sessions at the end before they are killed");
+  app.add_option("--agent-path", o.agentPath, "The sshsoak-agent binary (default: beside sshsoak)");
+  app.add_flag("--crash-agents-for-testing", o.crashAgentsForTesting,
+               "Test only: every agent aborts right after it starts")
+      ->group("");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    return ParseFailure{0, app.help()};
+  } catch (const CLI::ParseError& e) {
+    return usage(e.what());
+  }
+  o.durationGiven = app.count("--duration-secs") > 0;
+  passphraseGiven = passOpt->count() > 0;
+  o.passphraseOnCommandLine = passphraseGiven;
+
+  // Values.
+  if (!targets.empty() || app.count("--targets") > 0) {
+    size_t start = 0;
+    while (start <= targets.size()) {
+      size_t comma = targets.find(',', start);
+      if (comma == std::string::npos) comma = targets.size();
+      std::string item = targets.substr(start, comma - start);
+      if (item.find_first_not_of(" \t") != std::string::npos) {
+        auto t = parseTarget(item);
+        if (auto* err = std::get_if<std::string>(&t)) return usage("--targets " + *err);
+        o.targets.push_back(std::get<Target>(t));
+      }
+      start = comma + 1;
+    }
+    if (o.targets.empty()) {
+      return usage("--targets is empty: give host:port[,host:port...], or leave the flag out to "
+                   "test against a private sshd");
+    }
+  }
+  if (o.durationSecs == 0) return usage("--duration-secs must be at least 1");
+  if (o.pollIntervalSecs == 0) return usage("--poll-interval-secs must be at least 1");
+  if (o.reconnectTimeoutSecs == 0) return usage("--reconnect-timeout-secs must be at least 1");
+  if (o.keepaliveIntervalSecs == 0) return usage("--keepalive-interval-secs must be at least 1");
+  if (o.keepaliveCountMax == 0) return usage("--keepalive-count-max must be at least 1");
+  if (disconnectOpt->count() > 0) {
+    if (disconnectAfter == 0) return usage("--disconnect-after-secs must be at least 1");
+    o.disconnectAfterSecs = disconnectAfter;
+  }
+  if (intensity == "low") o.intensity = wire::Intensity::LOW;
+  else if (intensity == "medium") o.intensity = wire::Intensity::MEDIUM;
+  else if (intensity == "high") o.intensity = wire::Intensity::HIGH;
+  else return usage("--intensity '" + intensity + "' is not one of low, medium, high");
+  if (hostKeyPolicy == "strict") o.hostKeyPolicy = wire::HostKeyPolicy::STRICT;
+  else if (hostKeyPolicy == "accept-new") o.hostKeyPolicy = wire::HostKeyPolicy::ACCEPT_NEW;
+  else if (hostKeyPolicy == "off") o.hostKeyPolicy = wire::HostKeyPolicy::OFF;
+  else return usage("--host-key-policy '" + hostKeyPolicy + "' is not one of strict, accept-new, off");
+  if (o.sessions == 0) return usage("--sessions must be at least 1");
+  if (o.sessions > 1000) return usage("--sessions " + std::to_string(o.sessions) + " is more than 1000");
+  if (sessionsOpt->count() > 0 && o.sessions < o.targets.size()) {
+    return usage("--sessions " + std::to_string(o.sessions) + " is fewer than the " +
+                 std::to_string(o.targets.size()) + " --targets");
+  }
+  if (sessionsOpt->count() == 0 && o.targets.size() > o.sessions) {
+    o.sessions = static_cast<uint32_t>(o.targets.size());
+  }
+  if (!o.targets.empty()) {
+    if (o.user.empty()) return usage("--user is required with --targets");
+    if (o.keyPath.empty()) return usage("--key is required with --targets");
+  } else if (!o.user.empty() || !o.keyPath.empty()) {
+    return usage("--user and --key go with --targets; without --targets sshsoak uses its own "
+                 "private sshd and throwaway key");
+  }
+  int passSources = (passphraseGiven ? 1 : 0) + (passphraseFile.empty() ? 0 : 1) + (passphraseEnv.empty() ? 0 : 1);
+  if (passSources > 1) {
+    return usage("give the passphrase one way only: --passphrase, --passphrase-file or --passphrase-env");
+  }
+
+  // Files: they must be there now, not fail ten agents later.
+  std::string why;
+  if (!o.keyPath.empty() && !readableFile(o.keyPath, why)) {
+    return badInput("--key " + o.keyPath + ": " + why + " (give the path of a readable private key)");
+  }
+  if (!passphraseFile.empty()) {
+    if (!readableFile(passphraseFile, why)) return badInput("--passphrase-file " + passphraseFile + ": " + why);
+    std::ifstream in(passphraseFile);
+    std::getline(in, o.passphrase);
+  }
+  if (!passphraseEnv.empty()) {
+    auto v = env(passphraseEnv);
+    if (!v) return badInput("--passphrase-env " + passphraseEnv + ": no such environment variable");
+    o.passphrase = *v;
+    o.passphraseEnvName = passphraseEnv;
+  }
+  if (o.knownHostsPath.empty() && !o.targets.empty() && o.hostKeyPolicy != wire::HostKeyPolicy::OFF) {
+    const char* home = std::getenv("HOME");
+    o.knownHostsPath = std::string(home != nullptr ? home : "") + "/.ssh/known_hosts";
+  }
+  if (!o.knownHostsPath.empty() && o.hostKeyPolicy != wire::HostKeyPolicy::OFF) {
+    if (o.hostKeyPolicy == wire::HostKeyPolicy::STRICT && !readableFile(o.knownHostsPath, why)) {
+      return badInput("--known-hosts " + o.knownHostsPath + ": " + why +
+                      " (strict needs the hosts' keys there: ssh-keyscan HOST >> FILE)");
+    }
+    auto dir = std::filesystem::path(o.knownHostsPath).parent_path();
+    if (dir.empty()) dir = ".";
+    if (!std::filesystem::is_directory(dir)) {
+      return badInput("--known-hosts " + o.knownHostsPath + ": directory " + dir.string() +
+                      " does not exist (create it, or name another file)");
+    }
+  }
+  {
+    // Opened for append, as the run will: the check is the real thing.
+    int fd = ::open(o.logPath.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      return badInput("--log-path " + o.logPath + ": " + std::strerror(errno) +
+                      " (name a file in a writable directory)");
+    }
+    ::close(fd);
+  }
+
+  for (uint32_t i = 0; i < o.sessions && !o.targets.empty(); ++i) {
+    o.slots.push_back(o.targets[i % o.targets.size()]);
+  }
+  return o;
+}
+
+}  // namespace sshsoak::cli

@@ -1,0 +1,60 @@
+// The supervisor's command line: every flag of the predecessor with its
+// default, plus ours. Parsing is pure (no side effects beyond reading the
+// files it must check), so the tests can drive it directly.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "events.capnp.h"
+
+namespace sshsoak::cli {
+
+struct Target {
+  std::string host;
+  uint16_t port = 22;
+  std::string text() const;  // "host:port", "[v6]:port"
+};
+
+struct Options {
+  std::vector<Target> targets;  // empty: the embedded private sshd
+  std::vector<Target> slots;    // targets repeated to fill the sessions
+  std::string user;
+  std::string keyPath;
+  std::string passphrase;  // secret: never logged, never in an agent's argv or env
+  bool passphraseOnCommandLine = false;
+  std::string passphraseEnvName;  // removed from our environment once read
+  uint32_t durationSecs = 1800;
+  bool durationGiven = false;
+  uint32_t pollIntervalSecs = 5;
+  wire::Intensity intensity = wire::Intensity::MEDIUM;
+  std::optional<uint32_t> disconnectAfterSecs;
+  uint32_t maxReconnectAttempts = 3;
+  uint32_t reconnectTimeoutSecs = 15;
+  std::string logPath = "spike2_results.jsonl";
+  uint32_t sessions = 10;
+  wire::HostKeyPolicy hostKeyPolicy = wire::HostKeyPolicy::ACCEPT_NEW;
+  std::string knownHostsPath;  // default ~/.ssh/known_hosts
+  uint32_t keepaliveIntervalSecs = 5;
+  uint32_t keepaliveCountMax = 3;
+  uint32_t shutdownTimeoutSecs = 5;
+  std::string agentPath;  // default: sshsoak-agent beside sshsoak
+  bool crashAgentsForTesting = false;
+
+  bool embeddedDefault() const { return targets.empty(); }
+};
+
+struct ParseFailure {
+  int exitCode;         // exit_code::USAGE or BAD_INPUT; 0 for --help
+  std::string message;  // what to print (the help text for --help)
+};
+
+// env: reads environment variables (for --passphrase-env); injectable for tests.
+using EnvReader = std::optional<std::string> (*)(const std::string& name);
+std::variant<Options, ParseFailure> parse(int argc, const char* const* argv,
+                                          EnvReader env = nullptr);
+
+}  // namespace sshsoak::cli

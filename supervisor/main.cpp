@@ -1,0 +1,163 @@
+// sshsoak: the supervisor. Parses and checks the command line, starts the
+// private sshd when no target is given, runs the soak and prints the summary.
+#include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <boost/process/exception.hpp>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+
+#include "shared/local_sshd.h"
+#include "supervisor/cli.h"
+#include "supervisor/exit_codes.h"
+#include "supervisor/jsonl_log.h"
+#include "supervisor/supervisor.h"
+
+namespace fs = std::filesystem;
+using namespace sshsoak;
+
+namespace {
+
+// Embedded default: a short run, enough to see every part work.
+constexpr uint32_t EMBEDDED_DURATION_SECS = 20;
+
+// The passphrase was visible in ps from the moment we started; at least
+// stop showing it now (ps reads /proc/PID/cmdline, i.e. this memory).
+void scrubPassphrase(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--passphrase") == 0 && i + 1 < argc) {
+      std::memset(argv[i + 1], 'x', std::strlen(argv[i + 1]));
+    } else if (std::strncmp(argv[i], "--passphrase=", 13) == 0) {
+      std::memset(argv[i] + 13, 'x', std::strlen(argv[i] + 13));
+    }
+  }
+}
+
+std::string findAgent(const std::string& given) {
+  if (!given.empty()) return given;
+  std::error_code ec;
+  fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  for (const fs::path& candidate : {self.parent_path() / "sshsoak-agent",
+                                    self.parent_path().parent_path() / "session_agent" / "sshsoak-agent"}) {
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
+  }
+  return (self.parent_path() / "sshsoak-agent").string();
+}
+
+void printSummary(const Json& s, const std::string& logPath) {
+  auto val = [](const Json& v) { return v.is_null() ? std::string("n/a") : v.dump(); };
+  std::printf("\n== sshsoak summary ==\n");
+  std::printf("sessions              %s (%s up at end, %s in manual reconnect)\n", val(s["sessions"]).c_str(),
+              val(s["sessions_up_at_end"]).c_str(), val(s["sessions_manual"]).c_str());
+  std::printf("duration              %s s\n", val(s["duration_secs"]).c_str());
+  std::printf("abnormal ends         %s\n", val(s["abnormal_ends"]).c_str());
+  std::printf("reconnects            %s of %s interrupts (rate %s %%, p50 %s ms, p95 %s ms)\n",
+              val(s["reconnects"]).c_str(), val(s["interrupts"]).c_str(),
+              val(s["global_reconnect_rate_pct"]).c_str(), val(s["global_reconnect_p50_ms"]).c_str(),
+              val(s["global_reconnect_p95_ms"]).c_str());
+  for (const auto& p : s["per_session"]) {
+    if (!p["abnormal_end"].is_null()) {
+      std::printf("  session %02d %s: %s\n", p["session_id"].get<int>(), p["host"].get<std::string>().c_str(),
+                  p["abnormal_end"].get<std::string>().c_str());
+    }
+  }
+  std::printf("result                %s\n", s["success"].get<bool>() ? "PASS" : "FAIL");
+  std::printf("event log             %s (%s lines)\n", logPath.c_str(), val(s["events_logged"]).c_str());
+  std::fflush(stdout);
+}
+
+int runMain(int argc, char** argv) {
+  ::signal(SIGPIPE, SIG_IGN);
+  auto console = spdlog::stderr_color_mt("sshsoak");
+  console->set_pattern("%H:%M:%S.%e %^%-5l%$ %v");
+  spdlog::set_default_logger(console);
+  if (const char* level = std::getenv("SSHSOAK_LOG_LEVEL")) spdlog::set_level(spdlog::level::from_str(level));
+
+  auto parsed = cli::parse(argc, argv);
+  if (auto* failure = std::get_if<cli::ParseFailure>(&parsed)) {
+    std::fprintf(failure->exitCode == 0 ? stdout : stderr, "%s\n", failure->message.c_str());
+    return failure->exitCode;
+  }
+  cli::Options options = std::get<cli::Options>(std::move(parsed));
+  scrubPassphrase(argc, argv);
+  if (!options.passphraseEnvName.empty()) ::unsetenv(options.passphraseEnvName.c_str());
+  if (options.passphraseOnCommandLine) {
+    spdlog::warn("--passphrase is visible to every user in ps and in your shell history; "
+                 "prefer --passphrase-file or --passphrase-env");
+  }
+  if (options.hostKeyPolicy == wire::HostKeyPolicy::OFF) {
+    spdlog::warn("--host-key-policy off: host keys are NOT verified. Anyone on the network path can "
+                 "impersonate the servers and read or alter these sessions. Use only on a trusted network.");
+  }
+
+  std::string agentPath = findAgent(options.agentPath);
+  if (::access(agentPath.c_str(), X_OK) != 0) {
+    std::fprintf(stderr, "sshsoak: cannot execute the agent %s: %s (build it, or name it with --agent-path)\n",
+                 agentPath.c_str(), std::strerror(errno));
+    return exit_code::SYSTEM;
+  }
+
+  std::unique_ptr<LocalSshd> sshd;
+  if (options.embeddedDefault()) {
+    try {
+      sshd = std::make_unique<LocalSshd>();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "sshsoak: cannot start the private sshd: %s\n", e.what());
+      return exit_code::SYSTEM;
+    }
+    spdlog::info("no --targets: started a private OpenSSH sshd on {} (pid {}) with THROWAWAY host and "
+                 "client keys in {}; it and its keys are removed at exit",
+                 sshd->target(), sshd->pid(), sshd->dir());
+    options.targets = {cli::Target{sshd->address(), sshd->port()}};
+    options.slots.assign(options.sessions, options.targets[0]);
+    options.user = sshd->user();
+    options.keyPath = sshd->clientKeyPath();
+    options.knownHostsPath = sshd->knownHostsPath();
+    if (!options.durationGiven) options.durationSecs = EMBEDDED_DURATION_SECS;
+  }
+
+  std::unique_ptr<JsonlLog> log;
+  try {
+    log = std::make_unique<JsonlLog>(options.logPath);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "sshsoak: --log-path %s: %s\n", options.logPath.c_str(), e.what());
+    return exit_code::BAD_INPUT;
+  }
+  spdlog::info("{} sessions against {}; log {}", options.slots.size(),
+               [&] {
+                 std::string t;
+                 for (const auto& target : options.targets) t += (t.empty() ? "" : ",") + target.text();
+                 return t;
+               }(),
+               options.logPath);
+
+  Json summary;
+  try {
+    Supervisor supervisor(options, agentPath, *log);
+    summary = supervisor.run();
+  } catch (const boost::process::process_error& e) {
+    std::fprintf(stderr, "sshsoak: cannot start an agent (%s): %s\n", agentPath.c_str(), e.what());
+    return exit_code::SYSTEM;
+  }
+  printSummary(summary, options.logPath);
+  return summary["success"].get<bool>() ? exit_code::PASSED : exit_code::CRITERIA_FAILED;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return runMain(argc, argv);
+  } catch (const std::system_error& e) {
+    std::fprintf(stderr, "sshsoak: system error: %s\n", e.what());
+    return exit_code::SYSTEM;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "sshsoak: internal error: %s\n", e.what());
+    return exit_code::INTERNAL;
+  }
+}

@@ -1,0 +1,352 @@
+#include "supervisor/supervisor.h"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/process.hpp>
+#include <cstdio>
+
+#include "events.capnp.h"
+#include "shared/clock.h"
+#include "shared/event_codec.h"
+#include "shared/spawn.h"
+
+namespace bp = boost::process;
+namespace asio = boost::asio;
+
+namespace sshsoak {
+
+namespace {
+
+constexpr int AGENT_EVENT_FD = 3;
+constexpr int AGENT_COMMAND_FD = 4;
+
+std::string twoDigits(uint32_t id) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%02u", id);
+  return buf;
+}
+
+}  // namespace
+
+Supervisor::Supervisor(const cli::Options& options, std::string agentPath, JsonlLog& log)
+    : options_(options),
+      agentPath_(std::move(agentPath)),
+      log_(log),
+      stats_([&] {
+        std::vector<std::string> hosts;
+        for (const auto& slot : options.slots) hosts.push_back(slot.text());
+        return hosts;
+      }()),
+      signals_(io_, SIGINT, SIGTERM, SIGCHLD),
+      durationTimer_(io_),
+      disconnectTimer_(io_),
+      shutdownTimer_(io_) {}
+
+Supervisor::~Supervisor() {
+  // Whatever path got us here, no agent outlives the run.
+  for (auto& a : agents_) {
+    if (a->pid > 0 && !a->reaped) {
+      ::kill(a->pid, SIGKILL);
+      ::waitpid(a->pid, nullptr, 0);
+    }
+  }
+}
+
+std::vector<pid_t> Supervisor::agentPids() const {
+  std::vector<pid_t> pids;
+  for (const auto& a : agents_) {
+    if (a->pid > 0 && !a->reaped) pids.push_back(a->pid);
+  }
+  return pids;
+}
+
+void Supervisor::spawn(AgentProc& agent) {
+  Pipe events = makePipe();
+  Pipe commands = makePipe();
+  ChildSetup setup;
+  setup.fdMap = {{{events.writeEnd.get(), AGENT_EVENT_FD}, {commands.readEnd.get(), AGENT_COMMAND_FD}}};
+  // argv is only a name for ps/top: "sshsoak-agent 03 host:22". The
+  // configuration (with any passphrase) goes through the command pipe.
+  bp::child child(bp::exe = agentPath_, bp::args = {twoDigits(agent.id), agent.host},
+                  bp::std_in < bp::null, bp::std_out > bp::null, setup);
+  agent.pid = child.id();
+  child.detach();  // reaped by PID on SIGCHLD, with the raw status kept
+  agent.reaped = false;
+  agent.eof = false;
+  agent.reader = FrameReader();
+  agent.commandFd = std::move(commands.writeEnd);
+  agent.events = std::make_unique<asio::posix::stream_descriptor>(io_, events.readEnd.release());
+
+  capnp::MallocMessageBuilder message;
+  auto c = message.initRoot<wire::AgentConfig>();
+  const auto& slot = options_.slots[agent.id];
+  c.setSessionId(agent.id);
+  c.setHost(slot.host);
+  c.setPort(slot.port);
+  c.setUser(options_.user);
+  c.setKeyPath(options_.keyPath);
+  c.setPassphrase(options_.passphrase);
+  c.setKnownHostsPath(options_.knownHostsPath);
+  c.setHostKeyPolicy(options_.hostKeyPolicy);
+  c.setPollIntervalMs(options_.pollIntervalSecs * 1000);
+  c.setIntensity(options_.intensity);
+  c.setReconnectTimeoutMs(options_.reconnectTimeoutSecs * 1000);
+  c.setMaxReconnectAttempts(options_.maxReconnectAttempts);
+  c.setKeepaliveIntervalMs(options_.keepaliveIntervalSecs * 1000);
+  c.setKeepaliveCountMax(options_.keepaliveCountMax);
+  c.setSupervisorPid(::getpid());
+  c.setCrashForTesting(options_.crashAgentsForTesting);
+  writeFrame(agent.commandFd.get(), message);  // an agent dead already shows as EOF + exit
+  armRead(agent);
+}
+
+void Supervisor::armRead(AgentProc& agent) {
+  agent.events->async_read_some(asio::buffer(agent.buf), [this, &agent](const boost::system::error_code& ec, size_t n) {
+    if (ec) {
+      if (ec != asio::error::operation_aborted) {
+        agent.eof = true;
+        maybeFinished(agent);
+      }
+      return;
+    }
+    onEventBytes(agent, n);
+    if (agent.events && !agent.eof) armRead(agent);
+  });
+}
+
+void Supervisor::onEventBytes(AgentProc& agent, size_t n) {
+  agent.reader.feed(agent.buf.data(), n);
+  try {
+    while (auto words = agent.reader.next()) {
+      capnp::FlatArrayMessageReader reader(*words);
+      auto event = reader.getRoot<wire::Event>();
+      // An agent speaks for its own slot only.
+      if (event.getSessionId() != agent.id) {
+        spdlog::warn("session {:02}: event claims session {}; ignored", agent.id, event.getSessionId());
+        continue;
+      }
+      stats_.onEvent(event);
+      log_.write(eventToJson(event, agent.host));
+      using W = wire::Event::Which;
+      switch (event.which()) {
+        case W::CONNECTED:
+        case W::RECONNECTED:
+          spdlog::info("session {:02} {} {} in {} ms ({})", agent.id, eventName(event.which()), agent.host,
+                       event.getElapsedMs(), std::string(event.getDetail()));
+          break;
+        case W::CONNECT_FAILED:
+        case W::RECONNECT_FAILED:
+        case W::DISCONNECTED:
+        case W::EXEC_POLL_ERROR:
+        case W::PTY_ERROR:
+        case W::AUTH_FAILED:
+        case W::MANUAL_RECONNECT:
+          spdlog::warn("session {:02} {} {}: {}", agent.id, eventName(event.which()), agent.host,
+                       std::string(event.getDetail()));
+          break;
+        default:
+          spdlog::debug("session {:02} {}", agent.id, eventName(event.which()));
+      }
+    }
+  } catch (const std::exception& e) {
+    // A corrupt stream cannot be resynchronised: say so and stop reading it.
+    spdlog::error("session {:02}: unreadable event stream ({}); no more events from this agent", agent.id,
+                  e.what());
+    agent.events->close();
+    agent.eof = true;
+    maybeFinished(agent);
+  }
+}
+
+void Supervisor::reapChildren() {
+  for (auto& a : agents_) {
+    if (a->reaped || a->pid <= 0) continue;
+    int status = 0;
+    pid_t r = ::waitpid(a->pid, &status, WNOHANG);
+    if (r == a->pid) {
+      a->reaped = true;
+      a->waitStatus = status;
+      maybeFinished(*a);
+    }
+  }
+}
+
+// An agent is done when it has exited AND its event pipe is drained: every
+// event it wrote before it died is logged before its exit is.
+void Supervisor::maybeFinished(AgentProc& agent) {
+  if (!agent.eof || !agent.reaped || agent.pid <= 0) return;
+  ExitInfo exit = decodeWaitStatus(agent.waitStatus);
+  bool expected = shuttingDown_ && !killed_;
+  stats_.onAgentExit(agent.id, exit, expected);
+  Json j = lineHead(wallNs(), agent.id, agent.host, "agent_exited");
+  j["detail"] = exit.text();
+  j["success"] = expected && exit.clean();
+  j["pid"] = agent.pid;
+  j["exit_code"] = exit.signaled ? Json(nullptr) : Json(exit.code);
+  j["signal"] = exit.signaled ? Json(exit.signal) : Json(nullptr);
+  j["core_dumped"] = exit.coreDumped;
+  log_.write(j);
+  if (!expected || !exit.clean()) {
+    spdlog::warn("session {:02}: agent pid {} ended with {}", agent.id, agent.pid, exit.text());
+  }
+  agent.pid = -1;
+  agent.commandFd.reset();
+  agent.events.reset();
+  if (shuttingDown_ && allFinished()) io_.stop();
+}
+
+bool Supervisor::allFinished() const {
+  for (const auto& a : agents_) {
+    if (a->pid > 0) return false;
+  }
+  return true;
+}
+
+void Supervisor::sendCommand(AgentProc& agent, bool shutdown) {
+  if (!agent.commandFd) return;
+  capnp::MallocMessageBuilder message;
+  auto cmd = message.initRoot<wire::Command>();
+  if (shutdown) cmd.setShutdown();
+  else cmd.setDropConnection();
+  writeFrame(agent.commandFd.get(), message);
+}
+
+void Supervisor::beginShutdown(const std::string& why) {
+  if (shuttingDown_) return;
+  shuttingDown_ = true;
+  spdlog::info("stopping: {}; closing {} sessions", why, agents_.size());
+  durationTimer_.cancel();
+  disconnectTimer_.cancel();
+  for (auto& a : agents_) sendCommand(*a, true);
+  if (allFinished()) {
+    io_.stop();
+    return;
+  }
+  shutdownTimer_.expires_after(std::chrono::seconds(options_.shutdownTimeoutSecs));
+  shutdownTimer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) killRemaining();
+  });
+}
+
+void Supervisor::killRemaining() {
+  killed_ = true;
+  for (auto& a : agents_) {
+    if (a->pid > 0 && !a->reaped) {
+      spdlog::warn("session {:02}: agent pid {} did not stop within {} s; killing it", a->id, a->pid,
+                   options_.shutdownTimeoutSecs);
+      ::kill(a->pid, SIGKILL);
+    }
+  }
+  // A killed agent's pipe reaches EOF at once; this is only a backstop.
+  shutdownTimer_.expires_after(std::chrono::seconds(2));
+  shutdownTimer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) io_.stop();
+  });
+}
+
+void Supervisor::armSignals() {
+  signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    if (sig == SIGCHLD) {
+      reapChildren();
+    } else if (shuttingDown_) {
+      spdlog::warn("second {}: killing the agents now", sig == SIGINT ? "SIGINT" : "SIGTERM");
+      killRemaining();
+    } else {
+      beginShutdown(sig == SIGINT ? "SIGINT" : "SIGTERM");
+    }
+    armSignals();
+  });
+}
+
+void Supervisor::armStdin() {
+  stdin_->async_read_some(asio::buffer(stdinBuf_), [this](const boost::system::error_code& ec, size_t n) {
+    // EOF on stdin (nohup, CI, systemd, </dev/null) is not a quit.
+    if (ec) return;
+    stdinLine_.append(stdinBuf_.data(), n);
+    size_t nl;
+    while ((nl = stdinLine_.find('\n')) != std::string::npos) {
+      std::string line = stdinLine_.substr(0, nl);
+      stdinLine_.erase(0, nl + 1);
+      line.erase(0, line.find_first_not_of(" \t\r"));
+      line.erase(line.find_last_not_of(" \t\r") + 1);
+      if (line == "q" || line == "quit") beginShutdown("quit requested on stdin");
+    }
+    if (stdinLine_.size() > 4096) stdinLine_.clear();
+    armStdin();
+  });
+}
+
+Json Supervisor::run() {
+  startMono_ = monoMs();
+  armSignals();
+  // stdin is watched only where it can say something: a terminal or a pipe.
+  // epoll refuses regular files and /dev/null, which then simply mean "no
+  // quit command will come".
+  struct stat st{};
+  if (::fstat(STDIN_FILENO, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || ::isatty(STDIN_FILENO))) {
+    boost::system::error_code ec;
+    stdin_ = std::make_unique<asio::posix::stream_descriptor>(io_);
+    stdin_->assign(::dup(STDIN_FILENO), ec);
+    if (!ec) armStdin();
+    else stdin_.reset();
+  }
+
+  for (uint32_t i = 0; i < options_.slots.size(); ++i) {
+    auto agent = std::make_unique<AgentProc>();
+    agent->id = i;
+    agent->host = options_.slots[i].text();
+    agents_.push_back(std::move(agent));
+  }
+  for (auto& a : agents_) spawn(*a);
+  spdlog::info("started {} session agents; running for {} s (q + Enter, SIGINT or SIGTERM stops early)",
+               agents_.size(), options_.durationSecs);
+
+  durationTimer_.expires_after(std::chrono::seconds(options_.durationSecs));
+  durationTimer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) beginShutdown("duration reached");
+  });
+  if (options_.disconnectAfterSecs) {
+    disconnectTimer_.expires_after(std::chrono::seconds(*options_.disconnectAfterSecs));
+    disconnectTimer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      spdlog::info("injecting a disconnect on all {} sessions", agents_.size());
+      for (auto& a : agents_) sendCommand(*a, false);
+    });
+  }
+  io_.run();
+  // Anything still unreaped (backstop path) is killed and reaped here.
+  for (auto& a : agents_) {
+    if (a->pid > 0 && !a->reaped) {
+      ::kill(a->pid, SIGKILL);
+      ::waitpid(a->pid, &a->waitStatus, 0);
+      a->reaped = true;
+    }
+    if (a->pid > 0) {
+      // Drain what the pipe still holds, then record the exit.
+      if (a->events) {
+        boost::system::error_code ec;
+        a->events->non_blocking(true, ec);
+        for (;;) {
+          size_t n = a->events->read_some(asio::buffer(a->buf), ec);
+          if (ec || n == 0) break;
+          onEventBytes(*a, n);
+          if (!a->events) break;
+        }
+      }
+      a->eof = true;
+      maybeFinished(*a);
+    }
+  }
+  if (stdin_) stdin_.reset();
+  double secs = static_cast<double>(monoMs() - startMono_) / 1000.0;
+  Json summary = stats_.summary(wallNs(), secs, log_.linesWritten() + 1);
+  log_.write(summary);
+  return summary;
+}
+
+}  // namespace sshsoak

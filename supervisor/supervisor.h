@@ -1,0 +1,81 @@
+// The supervisor's run: spawns one sshsoak-agent per session slot, reads
+// their event streams in one Boost.Asio loop, writes the JSONL log (it is its
+// only writer), and shuts everything down cleanly at the end.
+#pragma once
+
+#include <sys/types.h>
+
+#include <array>
+#include <utility>  // before asio: Boost 1.74's awaitable.hpp uses std::exchange unincluded
+#include <boost/asio.hpp>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "shared/fd.h"
+#include "shared/frame.h"
+#include "supervisor/cli.h"
+#include "supervisor/jsonl_log.h"
+#include "supervisor/run_stats.h"
+
+namespace sshsoak {
+
+class Supervisor {
+ public:
+  Supervisor(const cli::Options& options, std::string agentPath, JsonlLog& log);
+  ~Supervisor();
+  Supervisor(const Supervisor&) = delete;
+  Supervisor& operator=(const Supervisor&) = delete;
+
+  // Runs to the end (duration, q/quit, SIGINT, SIGTERM) and writes the
+  // summary line. Returns the summary.
+  Json run();
+  const RunStats& stats() const { return stats_; }
+  std::vector<pid_t> agentPids() const;
+
+ private:
+  struct AgentProc {
+    uint32_t id = 0;
+    std::string host;
+    pid_t pid = -1;
+    UniqueFd commandFd;
+    std::unique_ptr<boost::asio::posix::stream_descriptor> events;
+    FrameReader reader;
+    std::array<char, 65536> buf{};
+    bool eof = true;
+    bool reaped = true;
+    int waitStatus = 0;
+  };
+
+  void spawn(AgentProc& agent);
+  void armRead(AgentProc& agent);
+  void onEventBytes(AgentProc& agent, size_t n);
+  void reapChildren();
+  void maybeFinished(AgentProc& agent);
+  void sendCommand(AgentProc& agent, bool shutdown);
+  void beginShutdown(const std::string& why);
+  void killRemaining();
+  void armSignals();
+  void armStdin();
+  bool allFinished() const;
+
+  const cli::Options& options_;
+  std::string agentPath_;
+  JsonlLog& log_;
+  RunStats stats_;
+  boost::asio::io_context io_;
+  boost::asio::signal_set signals_;
+  boost::asio::steady_timer durationTimer_;
+  boost::asio::steady_timer disconnectTimer_;
+  boost::asio::steady_timer shutdownTimer_;
+  std::unique_ptr<boost::asio::posix::stream_descriptor> stdin_;
+  std::array<char, 256> stdinBuf_{};
+  std::string stdinLine_;
+  std::vector<std::unique_ptr<AgentProc>> agents_;
+  bool shuttingDown_ = false;
+  bool killed_ = false;
+  int64_t startMono_ = 0;
+};
+
+}  // namespace sshsoak
