@@ -108,7 +108,7 @@ std::variant<Options, ParseFailure> parse(int argc, const char* const* argv, Env
       "breaks them on purpose, measures everything and ends with a verdict.\n"
       "With no --targets it starts a private OpenSSH sshd on 127.0.0.1 with throwaway keys.",
       "sshsoak"};
-  app.option_defaults()->always_capture_default();
+  app.option_defaults()->always_capture_default()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.get_formatter()->column_width(36);
 
   // The predecessor's flags, same names and defaults.
@@ -232,7 +232,8 @@ std::variant<Options, ParseFailure> parse(int argc, const char* const* argv, Env
     o.passphrase = *v;
     o.passphraseEnvName = passphraseEnv;
   }
-  if (o.knownHostsPath.empty() && !o.targets.empty() && o.hostKeyPolicy != wire::HostKeyPolicy::OFF) {
+  bool defaultKnownHosts = o.knownHostsPath.empty();
+  if (defaultKnownHosts && !o.targets.empty() && o.hostKeyPolicy != wire::HostKeyPolicy::OFF) {
     const char* home = std::getenv("HOME");
     o.knownHostsPath = std::string(home != nullptr ? home : "") + "/.ssh/known_hosts";
   }
@@ -243,7 +244,9 @@ std::variant<Options, ParseFailure> parse(int argc, const char* const* argv, Env
     }
     auto dir = std::filesystem::path(o.knownHostsPath).parent_path();
     if (dir.empty()) dir = ".";
-    if (!std::filesystem::is_directory(dir)) {
+    // ~/.ssh is made on first use, as OpenSSH does; a directory the user
+    // named must exist.
+    if (!defaultKnownHosts && !std::filesystem::is_directory(dir)) {
       return badInput("--known-hosts " + o.knownHostsPath + ": directory " + dir.string() +
                       " does not exist (create it, or name another file)");
     }

@@ -95,6 +95,15 @@ int runMain(int argc, char** argv) {
                  "impersonate the servers and read or alter these sessions. Use only on a trusted network.");
   }
 
+  if (!options.knownHostsPath.empty()) {
+    fs::path dir = fs::path(options.knownHostsPath).parent_path();
+    std::error_code ec;
+    if (!dir.empty() && !fs::exists(dir, ec)) {
+      fs::create_directories(dir, ec);
+      fs::permissions(dir, fs::perms::owner_all, ec);
+    }
+  }
+
   std::string agentPath = findAgent(options.agentPath);
   if (::access(agentPath.c_str(), X_OK) != 0) {
     std::fprintf(stderr, "sshsoak: cannot execute the agent %s: %s (build it, or name it with --agent-path)\n",

@@ -1,0 +1,74 @@
+// Integration-test fixture: a real OpenSSH sshd on 127.0.0.1 (LocalSshd),
+// the real sshsoak binary run as a child, and teardown checks that nothing
+// leaked (fds of this process, /dev/shm entries, agent processes).
+#pragma once
+
+#include <gtest/gtest.h>
+#include <sys/types.h>
+
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "shared/local_sshd.h"
+#include "supervisor/jsonl_log.h"
+
+namespace sshsoak::testing {
+
+std::vector<Json> readJsonl(const std::string& path);
+std::vector<Json> linesOf(const std::vector<Json>& lines, const std::string& event);
+std::set<std::string> listDevShm();
+// The command line of a live process ("" if it is gone or a zombie).
+std::string cmdlineOf(pid_t pid);
+std::string environOf(pid_t pid);
+std::vector<pid_t> childrenOf(pid_t parent);
+
+// sshsoak running in the background.
+class SoakProcess {
+ public:
+  SoakProcess(const std::vector<std::string>& args, bool stdinPipe = false);
+  ~SoakProcess();
+  pid_t pid() const { return pid_; }
+  // Exit code, or -1 after killing it at the timeout (a test failure).
+  int wait(int timeoutSecs);
+  void writeStdin(const std::string& text);
+  std::string out() const;
+  std::string err() const;
+
+ private:
+  pid_t pid_ = -1;
+  int stdinFd_ = -1;
+  std::string dir_;
+  bool reaped_ = false;
+  int exitCode_ = -1;
+};
+
+struct SoakResult {
+  int exitCode = -1;
+  std::vector<Json> lines;
+  std::string out, err;
+};
+
+class SshdTest : public ::testing::Test {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+
+  // --targets/--user/--key/--known-hosts for the fixture's sshd, and a log
+  // file of this test's own.
+  std::vector<std::string> soakArgs(std::vector<std::string> extra = {}) const;
+  SoakResult runSoak(const std::vector<std::string>& args, int timeoutSecs = 120);
+  // Polls the log until pred holds or the timeout passes.
+  bool waitForLog(const std::function<bool(const std::vector<Json>&)>& pred, int timeoutSecs);
+
+  std::unique_ptr<LocalSshd> sshd_;
+  std::string workDir_;
+  std::string logPath_;
+
+ private:
+  int fdsBefore_ = 0;
+  std::set<std::string> shmBefore_;
+};
+
+}  // namespace sshsoak::testing

@@ -1,0 +1,182 @@
+#include "supervisor/cli.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "supervisor/exit_codes.h"
+
+using namespace sshsoak;
+using namespace sshsoak::cli;
+
+namespace {
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("sshsoak-cli-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir_);
+    key_ = (dir_ / "id_ed25519").string();
+    std::ofstream(key_) << "not really a key\n";
+    log_ = (dir_ / "run.jsonl").string();
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::variant<Options, ParseFailure> run(std::vector<std::string> args) {
+    args.insert(args.begin(), "sshsoak");
+    std::vector<const char*> argv;
+    for (auto& a : args) argv.push_back(a.c_str());
+    return parse(static_cast<int>(argv.size()), argv.data(), [](const std::string& name) -> std::optional<std::string> {
+      if (name == "SOAK_PASS") return std::string("s3cret");
+      return std::nullopt;
+    });
+  }
+  std::vector<std::string> base() { return {"--targets", "h1:2222", "--user", "u", "--key", key_, "--log-path", log_}; }
+  std::vector<std::string> with(std::vector<std::string> extra) {
+    auto a = base();
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  }
+  ParseFailure failure(std::vector<std::string> args) {
+    auto r = run(std::move(args));
+    EXPECT_TRUE(std::holds_alternative<ParseFailure>(r));
+    return std::holds_alternative<ParseFailure>(r) ? std::get<ParseFailure>(r) : ParseFailure{-1, ""};
+  }
+
+  std::filesystem::path dir_;
+  std::string key_, log_;
+};
+
+}  // namespace
+
+TEST_F(CliTest, PredecessorDefaults) {
+  auto r = run(base());
+  ASSERT_TRUE(std::holds_alternative<Options>(r)) << std::get<ParseFailure>(r).message;
+  const auto& o = std::get<Options>(r);
+  EXPECT_EQ(o.durationSecs, 1800u);
+  EXPECT_EQ(o.pollIntervalSecs, 5u);
+  EXPECT_EQ(o.intensity, wire::Intensity::MEDIUM);
+  EXPECT_FALSE(o.disconnectAfterSecs.has_value());
+  EXPECT_EQ(o.maxReconnectAttempts, 3u);
+  EXPECT_EQ(o.reconnectTimeoutSecs, 15u);
+  EXPECT_EQ(o.sessions, 10u);
+  EXPECT_EQ(o.hostKeyPolicy, wire::HostKeyPolicy::ACCEPT_NEW);
+  ASSERT_EQ(o.slots.size(), 10u);
+  for (const auto& s : o.slots) EXPECT_EQ(s.text(), "h1:2222");
+}
+
+TEST_F(CliTest, DefaultLogPathIsThePredecessors) {
+  std::vector<std::string> args = {"--targets", "h1:22", "--user", "u", "--key", key_};
+  auto cwd = std::filesystem::current_path();
+  std::filesystem::current_path(dir_);
+  auto r = run(args);
+  std::filesystem::current_path(cwd);
+  ASSERT_TRUE(std::holds_alternative<Options>(r));
+  EXPECT_EQ(std::get<Options>(r).logPath, "spike2_results.jsonl");
+}
+
+TEST_F(CliTest, TargetsAreRepeatedToFillSessions) {
+  auto r = run(with({"--targets", "a:22,b:2200,[::1]:2201", "--sessions", "7"}));
+  ASSERT_TRUE(std::holds_alternative<Options>(r)) << std::get<ParseFailure>(r).message;
+  const auto& o = std::get<Options>(r);
+  ASSERT_EQ(o.slots.size(), 7u);
+  EXPECT_EQ(o.slots[0].text(), "a:22");
+  EXPECT_EQ(o.slots[1].text(), "b:2200");
+  EXPECT_EQ(o.slots[2].text(), "[::1]:2201");
+  EXPECT_EQ(o.slots[3].text(), "a:22");
+  EXPECT_EQ(o.slots[6].text(), "a:22");
+}
+
+TEST_F(CliTest, TargetWithoutPortIs22) {
+  auto r = run(with({"--targets", "example"}));
+  ASSERT_TRUE(std::holds_alternative<Options>(r));
+  EXPECT_EQ(std::get<Options>(r).slots[0].port, 22);
+}
+
+TEST_F(CliTest, AllFlagsParse) {
+  auto r = run(with({"--passphrase", "pw", "--duration-secs", "60", "--poll-interval-secs", "2", "--intensity",
+                     "high", "--disconnect-after-secs", "30", "--max-reconnect-attempts", "5",
+                     "--reconnect-timeout-secs", "9", "--host-key-policy", "off", "--keepalive-interval-secs", "2",
+                     "--keepalive-count-max", "4"}));
+  ASSERT_TRUE(std::holds_alternative<Options>(r)) << std::get<ParseFailure>(r).message;
+  const auto& o = std::get<Options>(r);
+  EXPECT_EQ(o.durationSecs, 60u);
+  EXPECT_EQ(o.intensity, wire::Intensity::HIGH);
+  EXPECT_EQ(*o.disconnectAfterSecs, 30u);
+  EXPECT_EQ(o.maxReconnectAttempts, 5u);
+  EXPECT_EQ(o.hostKeyPolicy, wire::HostKeyPolicy::OFF);
+  EXPECT_EQ(o.passphrase, "pw");
+  EXPECT_TRUE(o.passphraseOnCommandLine);
+}
+
+TEST_F(CliTest, PassphraseFromFileAndEnv) {
+  auto file = (dir_ / "pass").string();
+  std::ofstream(file) << "from-file\nignored\n";
+  auto r = run(with({"--passphrase-file", file}));
+  ASSERT_TRUE(std::holds_alternative<Options>(r));
+  EXPECT_EQ(std::get<Options>(r).passphrase, "from-file");
+  EXPECT_FALSE(std::get<Options>(r).passphraseOnCommandLine);
+
+  r = run(with({"--passphrase-env", "SOAK_PASS"}));
+  ASSERT_TRUE(std::holds_alternative<Options>(r));
+  EXPECT_EQ(std::get<Options>(r).passphrase, "s3cret");
+  EXPECT_EQ(std::get<Options>(r).passphraseEnvName, "SOAK_PASS");
+
+  auto f = failure(with({"--passphrase-env", "NOPE_NOT_SET"}));
+  EXPECT_EQ(f.exitCode, exit_code::BAD_INPUT);
+  EXPECT_NE(f.message.find("NOPE_NOT_SET"), std::string::npos);
+  f = failure(with({"--passphrase", "a", "--passphrase-env", "SOAK_PASS"}));
+  EXPECT_EQ(f.exitCode, exit_code::USAGE);
+}
+
+TEST_F(CliTest, EmbeddedDefaultNeedsNoArguments) {
+  auto r = run({"--log-path", log_});
+  ASSERT_TRUE(std::holds_alternative<Options>(r));
+  EXPECT_TRUE(std::get<Options>(r).embeddedDefault());
+}
+
+TEST_F(CliTest, HelpListsEveryPredecessorFlag) {
+  auto f = failure({"--help"});
+  EXPECT_EQ(f.exitCode, 0);
+  for (const char* flag : {"--targets", "--user", "--key", "--passphrase", "--duration-secs", "--poll-interval-secs",
+                           "--intensity", "--disconnect-after-secs", "--max-reconnect-attempts",
+                           "--reconnect-timeout-secs", "--log-path", "--sessions", "--host-key-policy",
+                           "--known-hosts", "--passphrase-file", "--passphrase-env"}) {
+    EXPECT_NE(f.message.find(flag), std::string::npos) << flag;
+  }
+}
+
+struct BadInput {
+  std::vector<std::string> args;
+  int exitCode;
+  std::string mentions;
+};
+
+TEST_F(CliTest, BadInputIsNamedWithADistinctExitCode) {
+  std::vector<BadInput> cases = {
+      {{"--frobnicate"}, exit_code::USAGE, "--frobnicate"},
+      {{"--key", "/nonexistent/key"}, exit_code::BAD_INPUT, "--key /nonexistent/key"},
+      {{"--targets", "h:0"}, exit_code::USAGE, "port must be a number from 1 to 65535"},
+      {{"--targets", "h:70000"}, exit_code::USAGE, "h:70000"},
+      {{"--targets", "h:abc"}, exit_code::USAGE, "h:abc"},
+      {{"--targets", ""}, exit_code::USAGE, "--targets is empty"},
+      {{"--targets", " , "}, exit_code::USAGE, "--targets is empty"},
+      {{"--duration-secs", "0"}, exit_code::USAGE, "--duration-secs"},
+      {{"--intensity", "extreme"}, exit_code::USAGE, "--intensity 'extreme'"},
+      {{"--host-key-policy", "maybe"}, exit_code::USAGE, "--host-key-policy"},
+      {{"--log-path", "/nonexistent-dir/x.jsonl"}, exit_code::BAD_INPUT, "--log-path /nonexistent-dir/x.jsonl"},
+      {{"--sessions", "0"}, exit_code::USAGE, "--sessions"},
+      {{"--disconnect-after-secs", "0"}, exit_code::USAGE, "--disconnect-after-secs"},
+      {{"--duration-secs", "-5"}, exit_code::USAGE, "--duration-secs"},
+  };
+  for (const auto& c : cases) {
+    auto f = failure(with(c.args));
+    EXPECT_EQ(f.exitCode, c.exitCode) << c.args[0] << ": " << f.message;
+    EXPECT_NE(f.message.find(c.mentions), std::string::npos) << "message: " << f.message;
+  }
+  auto f = failure({"--targets", "h:22", "--key", key_, "--log-path", log_});
+  EXPECT_EQ(f.exitCode, exit_code::USAGE);
+  EXPECT_NE(f.message.find("--user"), std::string::npos);
+}

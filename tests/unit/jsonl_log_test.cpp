@@ -1,0 +1,103 @@
+#include "supervisor/jsonl_log.h"
+
+#include <capnp/message.h>
+#include <capnp/schema.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "shared/clock.h"
+#include "shared/event_codec.h"
+
+using namespace sshsoak;
+
+TEST(IsoTimestamp, PredecessorFormat) {
+  // 2026-02-07T12:00:00.123456 UTC
+  int64_t ns = 1770465600LL * 1'000'000'000 + 123'456'789;
+  EXPECT_EQ(isoTimestamp(ns), "2026-02-07T12:00:00.123456+00:00");
+}
+
+TEST(EventToJson, PredecessorFieldsFirstAndInOrder) {
+  capnp::MallocMessageBuilder m;
+  auto e = m.initRoot<wire::Event>();
+  e.setSessionId(3);
+  e.setWallNs(1770465600LL * 1'000'000'000);
+  e.setSuccess(true);
+  e.setDetail("cpu=1.0% mem=2.0% disk=3.0%");
+  auto p = e.initExecPoll();
+  p.setRttMs(12);
+  p.setCpuBusyPct(1.04f);
+  Json j = eventToJson(e.asReader(), "myhost:22");
+  std::string line = j.dump();
+  EXPECT_EQ(line.rfind(R"({"ts":"2026-02-07T12:00:00.000000+00:00","session_id":3,"host":"myhost:22","event":"exec_poll","detail":"cpu=1.0% mem=2.0% disk=3.0%","elapsed_ms":null,"attempt":null,"success":true,)", 0), 0u)
+      << line;
+  EXPECT_EQ(j["rtt_ms"], 12);
+  EXPECT_DOUBLE_EQ(j["cpu_busy_pct"].get<double>(), 1.0);
+}
+
+TEST(EventToJson, ReconnectedCarriesElapsedAndAttempt) {
+  capnp::MallocMessageBuilder m;
+  auto e = m.initRoot<wire::Event>();
+  e.setSessionId(1);
+  e.setElapsedMs(1234);
+  e.setAttempt(2);
+  e.setSuccess(true);
+  e.initReconnected().setKex("curve25519-sha256");
+  Json j = eventToJson(e.asReader(), "h:22");
+  EXPECT_EQ(j["event"], "reconnected");
+  EXPECT_EQ(j["elapsed_ms"], 1234);
+  EXPECT_EQ(j["attempt"], 2);
+}
+
+TEST(EventToJson, EveryUnionMemberHasAPredecessorStyleName) {
+  using W = wire::Event::Which;
+  EXPECT_EQ(eventName(W::CONNECTED), "connected");
+  EXPECT_EQ(eventName(W::CONNECT_FAILED), "connect_failed");
+  EXPECT_EQ(eventName(W::DISCONNECT_INJECTED), "disconnect_injected");
+  EXPECT_EQ(eventName(W::RECONNECTED), "reconnected");
+  EXPECT_EQ(eventName(W::RECONNECT_FAILED), "reconnect_failed");
+  EXPECT_EQ(eventName(W::EXEC_POLL), "exec_poll");
+  EXPECT_EQ(eventName(W::EXEC_POLL_ERROR), "exec_poll_error");
+  EXPECT_EQ(eventName(W::PTY_CYCLE), "pty_cycle");
+  EXPECT_EQ(eventName(W::PTY_ERROR), "pty_error");
+  // Every member of the schema's union is named (none falls to "unknown").
+  auto schema = capnp::Schema::from<wire::Event>();
+  for (auto field : schema.getUnionFields()) {
+    EXPECT_NE(eventName(static_cast<W>(field.getProto().getDiscriminantValue())), "unknown")
+        << field.getProto().getName().cStr();
+  }
+}
+
+TEST(EventToJson, FailureCarriesCategoryAndMessage) {
+  capnp::MallocMessageBuilder m;
+  auto e = m.initRoot<wire::Event>();
+  auto f = e.initConnectFailed();
+  f.setCategory(wire::FailureCategory::AUTH);
+  f.setMessage("refused");
+  Json j = eventToJson(e.asReader(), "h:22");
+  EXPECT_EQ(j["category"], "auth");
+  EXPECT_EQ(j["message"], "refused");
+  EXPECT_EQ(j["success"], false);
+}
+
+TEST(JsonlLog, AppendsOneLinePerWriteAndSurvivesBadUtf8) {
+  auto path = std::filesystem::temp_directory_path() / ("sshsoak-log-" + std::to_string(::getpid()) + ".jsonl");
+  std::filesystem::remove(path);
+  {
+    JsonlLog log(path.string());
+    Json a = lineHead(0, 1, "h", "x");
+    a["detail"] = std::string("bad \xff utf8");
+    log.write(a);
+    log.write(lineHead(0, std::nullopt, "", "summary"));
+    EXPECT_EQ(log.linesWritten(), 2u);
+  }
+  std::ifstream in(path);
+  std::string l1, l2, l3;
+  ASSERT_TRUE(std::getline(in, l1));
+  ASSERT_TRUE(std::getline(in, l2));
+  EXPECT_FALSE(std::getline(in, l3));
+  EXPECT_NO_THROW(Json::parse(l1));
+  EXPECT_EQ(Json::parse(l2)["session_id"], nullptr);
+  std::filesystem::remove(path);
+}
