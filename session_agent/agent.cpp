@@ -38,7 +38,9 @@ AgentSettings AgentSettings::fromWire(wire::AgentConfig::Reader c) {
   s.reconnectTimeoutMs = std::max<uint32_t>(c.getReconnectTimeoutMs(), 100);
   s.maxReconnectAttempts = c.getMaxReconnectAttempts();
   s.keepaliveIntervalMs = c.getKeepaliveIntervalMs();
-  s.keepaliveCountMax = c.getKeepaliveCountMax();
+  s.keepaliveCountMax = std::max<uint32_t>(c.getKeepaliveCountMax(), 1);
+  s.keepaliveIntervalMs = std::max<uint32_t>(s.keepaliveIntervalMs, 100);
+  s.ptyIntervalMs = c.getPtyIntervalMs();
   return s;
 }
 
@@ -136,25 +138,37 @@ bool Agent::runExec(ExecTask& task, int64_t deadlineMs) {
 }
 
 void Agent::sessionLoop() {
+  conn_->setLiveness(settings_.keepaliveIntervalMs, settings_.keepaliveCountMax);
+  lastProbeMs_ = monoMs();
+  pty_ = std::make_unique<PtyStream>(settings_.intensity, settings_.ptyIntervalMs);
   while (conn_ && !stopRequested_) {
     int64_t now = monoMs();
     if (!round_ && now >= nextPollMs_) startPollRound();
+    if (!pty_ && now >= ptyRetryMs_) pty_ = std::make_unique<PtyStream>(settings_.intensity, settings_.ptyIntervalMs);
+    // Step everything until nothing moves: libssh2 may have buffered data
+    // for one channel while reading for another, so one pass is not enough.
     bool progressed = true;
-    while (progressed && round_ && conn_) {
+    while (progressed && conn_) {
       progressed = false;
-      stepPollRound(progressed);
+      if (pty_) stepPty(progressed);
+      if (conn_ && round_) stepPollRound(progressed);
     }
-    if (!conn_) break;
+    if (!conn_ || checkTransport() || checkLiveness()) break;
 
-    int64_t wakeMs = round_ ? round_->deadlineMs : nextPollMs_;
+    // Sleep until the socket, a command, or the next timer.
+    int64_t silenceDeadline = conn_->lastRecvMs() + int64_t{settings_.keepaliveIntervalMs} * settings_.keepaliveCountMax;
+    int64_t probeDue = std::max(conn_->lastRecvMs(), lastProbeMs_) + settings_.keepaliveIntervalMs;
+    int64_t wakeMs = std::min({nextPollMs_, silenceDeadline, probeDue});
+    if (round_) wakeMs = std::min(wakeMs, round_->deadlineMs);
+    if (!pty_) wakeMs = std::min(wakeMs, ptyRetryMs_);
+    // While a channel is open, libssh2 is called every turn and consumes
+    // whatever arrives. With none, the socket is watched only for EOF.
+    bool libssh2Reads = pty_ || round_;
     short sockEvents = 0;
-    if (round_) {
-      int dirs = libssh2_session_block_directions(conn_->session());
-      if (dirs & LIBSSH2_SESSION_BLOCK_INBOUND) sockEvents |= POLLIN;
-      if (dirs & LIBSSH2_SESSION_BLOCK_OUTBOUND) sockEvents |= POLLOUT;
-      if (sockEvents == 0) sockEvents = POLLIN;
-    } else if (!idleDataPending_) {
-      sockEvents = POLLIN;  // between rounds: only to notice EOF or reset
+    if (libssh2Reads || !idleDataPending_) sockEvents |= POLLIN;
+    bool sending = round_ || (pty_ && !pty_->streaming());
+    if (sending && (libssh2_session_block_directions(conn_->session()) & LIBSSH2_SESSION_BLOCK_OUTBOUND)) {
+      sockEvents |= POLLOUT;
     }
     pollfd pfds[2] = {{commandFd_, POLLIN, 0}, {conn_->fd(), sockEvents, 0}};
     int timeout = static_cast<int>(std::clamp<int64_t>(wakeMs - monoMs(), 0, 60'000));
@@ -180,7 +194,7 @@ void Agent::sessionLoop() {
       loseSession(wire::DisconnectCause::SILENCE, "exec poll timed out");
       break;
     }
-    if (!round_ && (pfds[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
+    if (!libssh2Reads && (pfds[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
       char byte;
       ssize_t peek = ::recv(conn_->fd(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
       if (peek == 0) {
@@ -190,12 +204,84 @@ void Agent::sessionLoop() {
         loseSession(err == ECONNRESET ? wire::DisconnectCause::RESET : wire::DisconnectCause::SOCKET_ERROR,
                     std::strerror(err));
       } else if (peek > 0) {
-        // Bytes for libssh2 (a global request, say): the next round reads
+        // Bytes for libssh2 (a global request, say): the next reader takes
         // them. Until then do not watch the socket, or poll would spin.
         idleDataPending_ = true;
       }
     }
   }
+}
+
+void Agent::stepPty(bool& progressed) {
+  std::vector<PtyCycleResult> cycles;
+  auto status = pty_->step(conn_->session(), monoMs(), progressed, cycles);
+  uint32_t expected = expectedPtyLines(settings_.intensity);
+  for (const auto& c : cycles) {
+    events_.emit([&](wire::Event::Builder e) {
+      auto p = e.initPtyCycle();
+      p.setBytes(c.bytes);
+      p.setLines(c.lines);
+      p.setMs(c.ms);
+      p.setCycle(c.cycle);
+      p.setExpectedLines(expected);
+      e.setSuccess(c.lines == expected);
+      e.setElapsedMs(c.ms);
+      e.setDetail("lines=" + std::to_string(c.lines) + "/" + std::to_string(expected) +
+                  " bytes=" + std::to_string(c.bytes) + " ms=" + std::to_string(c.ms));
+    });
+  }
+  if (status != PtyStream::Status::Failed) return;
+  if (auto cause = transportFailure(pty_->libssh2Error())) {
+    loseSession(*cause, pty_->error());
+    return;
+  }
+  events_.emit([&](wire::Event::Builder e) {
+    events_.failure(e, e.initPtyError(), wire::FailureCategory::CHANNEL, pty_->error(), pty_->libssh2Error());
+  });
+  pty_->close();
+  pty_.reset();
+  ptyRetryMs_ = monoMs() + settings_.pollIntervalMs;  // try again, not in a tight loop
+}
+
+bool Agent::checkTransport() {
+  if (conn_->peerClosed()) {
+    loseSession(wire::DisconnectCause::END_OF_FILE, "the server closed the connection");
+    return true;
+  }
+  int err = conn_->lastRecvErrno();
+  if (err == 0) return false;
+  wire::DisconnectCause cause = err == ECONNRESET   ? wire::DisconnectCause::RESET
+                                : err == ETIMEDOUT  ? wire::DisconnectCause::SILENCE
+                                                    : wire::DisconnectCause::SOCKET_ERROR;
+  loseSession(cause, std::string("socket: ") + std::strerror(err));
+  return true;
+}
+
+bool Agent::checkLiveness() {
+  int64_t now = monoMs();
+  int64_t silentMs = now - conn_->lastRecvMs();
+  int64_t limitMs = int64_t{settings_.keepaliveIntervalMs} * settings_.keepaliveCountMax;
+  if (silentMs >= limitMs) {
+    loseSession(wire::DisconnectCause::SILENCE,
+                "nothing received for " + std::to_string(silentMs) + " ms (keepalive " +
+                    std::to_string(settings_.keepaliveIntervalMs) + " ms x " +
+                    std::to_string(settings_.keepaliveCountMax) + ")");
+    return true;
+  }
+  // As OpenSSH's ServerAliveInterval: a keepalive only after an interval
+  // with nothing received, then one per interval. A busy session sends none
+  // (and libssh2 1.10 keeps every keepalive reply it gets: libssh2#623).
+  if (silentMs >= settings_.keepaliveIntervalMs && now - lastProbeMs_ >= settings_.keepaliveIntervalMs) {
+    lastProbeMs_ = now;
+    int rc = conn_->sendKeepalive();
+    if (rc != 0 && rc != LIBSSH2_ERROR_EAGAIN) {
+      if (auto cause = transportFailure(rc)) {
+        loseSession(*cause, "keepalive: " + conn_->lastError());
+        return true;
+      }
+    }
+  }
+  return false;
 }
 
 void Agent::startPollRound() {
@@ -298,12 +384,15 @@ void Agent::loseSession(wire::DisconnectCause cause, const std::string& message)
     e.setDetail(message);
   });
   round_.reset();
+  pty_.reset();
   conn_->cut();
   conn_.reset();
 }
 
 void Agent::closeSession() {
   round_.reset();
+  if (pty_ && conn_) pty_->close();
+  pty_.reset();
   if (!conn_) return;
   conn_->closeGracefully(monoMs() + 1000);
   conn_.reset();

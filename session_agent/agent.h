@@ -14,6 +14,7 @@
 #include "session_agent/event_sink.h"
 #include "session_agent/exec_task.h"
 #include "session_agent/poll_parsers.h"
+#include "session_agent/pty_stream.h"
 #include "session_agent/ssh_connection.h"
 #include "shared/frame.h"
 
@@ -28,6 +29,7 @@ struct AgentSettings {
   uint32_t maxReconnectAttempts = 3;
   uint32_t keepaliveIntervalMs = 15000;
   uint32_t keepaliveCountMax = 3;
+  uint32_t ptyIntervalMs = 1000;
 
   static AgentSettings fromWire(wire::AgentConfig::Reader config);
 };
@@ -59,6 +61,12 @@ class Agent {
   void startPollRound();
   void stepPollRound(bool& progressed);
   void finishPollRound();
+  void stepPty(bool& progressed);
+  // Looks at what the socket told libssh2 (EOF, reset, timeout); true if the
+  // session was lost.
+  bool checkTransport();
+  // Keepalive and silence; true if the session was lost.
+  bool checkLiveness();
   // Runs one exec to the end, blocking this agent only, bounded.
   bool runExec(ExecTask& task, int64_t deadlineMs);
   // Is this libssh2 failure the connection itself going away?
@@ -78,6 +86,9 @@ class Agent {
   std::optional<PollRound> round_;
   int64_t nextPollMs_ = 0;
   bool idleDataPending_ = false;
+  std::unique_ptr<PtyStream> pty_;
+  int64_t ptyRetryMs_ = 0;
+  int64_t lastProbeMs_ = 0;
   std::optional<CpuTimes> lastCpu_;
 };
 

@@ -141,6 +141,8 @@ std::variant<Options, ParseFailure> parse(int argc, const char* const* argv, Env
                  "Send a keepalive every N seconds (OpenSSH ServerAliveInterval)");
   app.add_option("--keepalive-count-max", o.keepaliveCountMax,
                  "Dead after this many intervals with nothing received (ServerAliveCountMax)");
+  app.add_option("--pty-interval-secs", o.ptyIntervalSecs,
+                 "Pause between PTY bursts (the remote loop's sleep; fractions allowed)");
   app.add_option("--shutdown-timeout-secs", o.shutdownTimeoutSecs,
                  "How long agents get to close their sessions at the end before they are killed");
   app.add_option("--agent-path", o.agentPath, "The sshsoak-agent binary (default: beside sshsoak)");
@@ -195,6 +197,9 @@ std::variant<Options, ParseFailure> parse(int argc, const char* const* argv, Env
   else if (hostKeyPolicy == "accept-new") o.hostKeyPolicy = wire::HostKeyPolicy::ACCEPT_NEW;
   else if (hostKeyPolicy == "off") o.hostKeyPolicy = wire::HostKeyPolicy::OFF;
   else return usage("--host-key-policy '" + hostKeyPolicy + "' is not one of strict, accept-new, off");
+  if (!(o.ptyIntervalSecs >= 0.0 && o.ptyIntervalSecs <= 3600.0)) {
+    return usage("--pty-interval-secs must be between 0 and 3600");
+  }
   if (o.sessions == 0) return usage("--sessions must be at least 1");
   if (o.sessions > 1000) return usage("--sessions " + std::to_string(o.sessions) + " is more than 1000");
   if (sessionsOpt->count() > 0 && o.sessions < o.targets.size()) {

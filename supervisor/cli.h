@@ -41,6 +41,7 @@ struct Options {
   uint32_t keepaliveIntervalSecs = 5;
   uint32_t keepaliveCountMax = 3;
   uint32_t shutdownTimeoutSecs = 5;
+  double ptyIntervalSecs = 1.0;
   std::string agentPath;  // default: sshsoak-agent beside sshsoak
   bool crashAgentsForTesting = false;
 

@@ -100,6 +100,7 @@ void Supervisor::spawn(AgentProc& agent) {
   c.setKeepaliveCountMax(options_.keepaliveCountMax);
   c.setSupervisorPid(::getpid());
   c.setCrashForTesting(options_.crashAgentsForTesting);
+  c.setPtyIntervalMs(static_cast<uint32_t>(options_.ptyIntervalSecs * 1000.0 + 0.5));
   writeFrame(agent.commandFd.get(), message);  // an agent dead already shows as EOF + exit
   armRead(agent);
 }
