@@ -41,11 +41,17 @@ AgentSettings AgentSettings::fromWire(wire::AgentConfig::Reader c) {
   s.keepaliveCountMax = std::max<uint32_t>(c.getKeepaliveCountMax(), 1);
   s.keepaliveIntervalMs = std::max<uint32_t>(s.keepaliveIntervalMs, 100);
   s.ptyIntervalMs = c.getPtyIntervalMs();
+  s.tokenBucketName = c.getTokenBucketName();
+  if (c.getBackoffBaseMs() > 0) s.backoff.baseNs = int64_t{c.getBackoffBaseMs()} * 1'000'000;
+  if (c.getBackoffCapMs() > 0) s.backoff.capNs = int64_t{c.getBackoffCapMs()} * 1'000'000;
   return s;
 }
 
 Agent::Agent(AgentSettings settings, int eventFd, int commandFd)
-    : settings_(std::move(settings)), events_(eventFd, settings_.sessionId), commandFd_(commandFd) {
+    : settings_(std::move(settings)),
+      events_(eventFd, settings_.sessionId),
+      commandFd_(commandFd),
+      backoff_(Backoff::forSession(settings_.backoff, settings_.sessionId)) {
   setNonBlocking(commandFd_);
 }
 
@@ -56,7 +62,14 @@ int Agent::run() {
     started.setVersion("0.1.0");
     e.setSuccess(true);
   });
-  if (establish()) sessionLoop();
+  if (!settings_.tokenBucketName.empty()) bucket_.emplace(TokenBucket::open(settings_.tokenBucketName));
+  bool everUp = false;
+  int64_t detectMs = monoMs();
+  while (!stopRequested_ && connectPhase(everUp, detectMs)) {
+    everUp = true;
+    sessionLoop();
+    detectMs = lossMs_;
+  }
   closeSession();
   if (!stopRequested_) waitForShutdown();
   events_.emit([](wire::Event::Builder e) {
@@ -66,59 +79,118 @@ int Agent::run() {
   return 0;
 }
 
-bool Agent::establish() {
-  int64_t startMs = monoMs();
-  int64_t deadlineMs = startMs + settings_.reconnectTimeoutMs;
-  auto result = SshConnection::open(settings_.connect, deadlineMs, commandFd_);
-  std::optional<ConnectError> error;
-  if (auto* err = std::get_if<ConnectError>(&result)) {
-    error = *err;
-  } else {
-    conn_ = std::move(std::get<std::unique_ptr<SshConnection>>(result));
-  }
-  // Usable means an exec round trip came back, not just "authenticated".
-  int64_t execStart = monoMs();
-  if (conn_) {
-    ExecTask probe("echo sshsoak-ready");
-    if (!runExec(probe, deadlineMs)) {
-      error = ConnectError{probe.error().empty() ? wire::FailureCategory::TIMEOUT : wire::FailureCategory::CHANNEL,
-                           probe.error().empty() ? "first exec did not finish before the deadline" : probe.error(),
-                           probe.libssh2Error()};
-    } else if (probe.output().find("sshsoak-ready") == std::string::npos) {
-      error = ConnectError{wire::FailureCategory::CHANNEL,
-                           "first exec returned unexpected output (exit status " +
-                               std::to_string(probe.exitStatus()) + ")"};
+bool Agent::connectPhase(bool reconnect, int64_t detectMs) {
+  // The first connect gets one try plus the same retries a reconnect gets.
+  uint32_t maxAttempts = settings_.maxReconnectAttempts + (reconnect ? 0 : 1);
+  for (uint32_t attempt = 1; attempt <= maxAttempts; ++attempt) {
+    // Full jitter before every reconnect attempt, the first included: ten
+    // sessions that lost the same link must not come back in lock step.
+    if (reconnect || attempt > 1) {
+      int64_t delayMs = backoff_.nextDelayNs(attempt - 1) / 1'000'000;
+      if (!sleepFor(delayMs)) return false;
+    }
+    if (!takeToken()) return false;
+    int64_t startMs = monoMs();
+    auto error = establish();
+    if (stopRequested_) return false;
+    int64_t nowMs = monoMs();
+    if (!error) {
+      uint32_t execMs = lastFirstExecMs_;
+      events_.emit([&](wire::Event::Builder e) {
+        auto c = reconnect ? e.initReconnected() : e.initConnected();
+        c.setHandshakeMs(conn_->handshakeMs);
+        c.setAuthMs(conn_->authMs);
+        c.setFirstExecMs(execMs);
+        c.setKex(conn_->kex);
+        c.setHostKeyType(conn_->hostKeyType);
+        c.setCipher(conn_->cipher);
+        c.setMac(conn_->mac);
+        c.setHostKeyAdded(conn_->hostKeyAdded);
+        e.setSuccess(true);
+        // Reconnect time runs from detection to usable: jitter and token
+        // waits count (DESIGN.md).
+        e.setElapsedMs(reconnect ? nowMs - detectMs : nowMs - startMs);
+        if (reconnect || attempt > 1) e.setAttempt(static_cast<int32_t>(attempt));
+        e.setDetail("kex=" + conn_->kex + " hostkey=" + conn_->hostKeyType + " cipher=" + conn_->cipher +
+                    " handshake_ms=" + std::to_string(conn_->handshakeMs) +
+                    " auth_ms=" + std::to_string(conn_->authMs) + " exec_ms=" + std::to_string(execMs));
+      });
+      nextPollMs_ = monoMs() + settings_.pollIntervalMs;
+      return true;
+    }
+    events_.emit([&](wire::Event::Builder e) {
+      auto f = reconnect ? e.initReconnectFailed() : e.initConnectFailed();
+      events_.failure(e, f, error->category, error->message, error->libssh2Error);
+      e.setElapsedMs(nowMs - startMs);
+      e.setAttempt(static_cast<int32_t>(attempt));
+    });
+    // F4 and a changed host key: a user must act; retrying cannot help and
+    // only hammers the server (autossh's classic mistake).
+    if (error->category == wire::FailureCategory::AUTH || error->category == wire::FailureCategory::HOSTKEY) {
+      events_.emit([&](wire::Event::Builder e) {
+        auto f = error->category == wire::FailureCategory::AUTH ? e.initAuthFailed() : e.initManualReconnect();
+        events_.failure(e, f, error->category, error->message + " (not retried: needs a user)", error->libssh2Error);
+        e.setAttempt(static_cast<int32_t>(attempt));
+      });
+      return false;
     }
   }
-  if (error) {
-    if (error->message == "cancelled") readCommands();
-    if (conn_) conn_->cut();
-    conn_.reset();
-    events_.emit([&](wire::Event::Builder e) {
-      events_.failure(e, e.initConnectFailed(), error->category, error->message, error->libssh2Error);
-      e.setElapsedMs(monoMs() - startMs);
-    });
-    return false;
-  }
-  uint32_t execMs = static_cast<uint32_t>(monoMs() - execStart);
   events_.emit([&](wire::Event::Builder e) {
-    auto c = e.initConnected();
-    c.setHandshakeMs(conn_->handshakeMs);
-    c.setAuthMs(conn_->authMs);
-    c.setFirstExecMs(execMs);
-    c.setKex(conn_->kex);
-    c.setHostKeyType(conn_->hostKeyType);
-    c.setCipher(conn_->cipher);
-    c.setMac(conn_->mac);
-    c.setHostKeyAdded(conn_->hostKeyAdded);
-    e.setSuccess(true);
-    e.setElapsedMs(monoMs() - startMs);
-    e.setDetail("kex=" + conn_->kex + " hostkey=" + conn_->hostKeyType + " cipher=" + conn_->cipher +
-                " handshake_ms=" + std::to_string(conn_->handshakeMs) +
-                " auth_ms=" + std::to_string(conn_->authMs) + " exec_ms=" + std::to_string(execMs));
+    events_.failure(e, e.initManualReconnect(), wire::FailureCategory::OTHER,
+                    "gave up after " + std::to_string(maxAttempts) + " attempts: manual reconnect required");
+    e.setAttempt(static_cast<int32_t>(maxAttempts));
   });
-  nextPollMs_ = monoMs() + settings_.pollIntervalMs;
-  return true;
+  return false;
+}
+
+bool Agent::sleepFor(int64_t ms) {
+  int64_t until = monoMs() + std::max<int64_t>(ms, 0);
+  while (!stopRequested_) {
+    int64_t left = until - monoMs();
+    if (left <= 0) return true;
+    pollfd pfd{commandFd_, POLLIN, 0};
+    if (::poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left, 60'000))) > 0) readCommands();
+    dropRequested_ = false;  // nothing to drop while not connected
+  }
+  return false;
+}
+
+bool Agent::takeToken() {
+  if (!bucket_) return true;
+  for (;;) {
+    Acquire a = bucket_->tryAcquire();
+    if (a.granted) return true;
+    if (!sleepFor((a.waitNs + 999'999) / 1'000'000)) return false;
+  }
+}
+
+std::optional<ConnectError> Agent::establish() {
+  int64_t deadlineMs = monoMs() + settings_.reconnectTimeoutMs;
+  auto result = SshConnection::open(settings_.connect, deadlineMs, commandFd_);
+  if (auto* err = std::get_if<ConnectError>(&result)) {
+    if (err->message == "cancelled") readCommands();
+    return *err;
+  }
+  conn_ = std::move(std::get<std::unique_ptr<SshConnection>>(result));
+  // Usable means an exec round trip came back, not just "authenticated".
+  int64_t execStart = monoMs();
+  ExecTask probe("echo sshsoak-ready");
+  std::optional<ConnectError> error;
+  if (!runExec(probe, deadlineMs)) {
+    error = ConnectError{probe.error().empty() ? wire::FailureCategory::TIMEOUT : wire::FailureCategory::CHANNEL,
+                         probe.error().empty() ? "first exec did not finish before the deadline" : probe.error(),
+                         probe.libssh2Error()};
+  } else if (probe.output().find("sshsoak-ready") == std::string::npos) {
+    error = ConnectError{wire::FailureCategory::CHANNEL, "first exec returned unexpected output (exit status " +
+                                                             std::to_string(probe.exitStatus()) + ")"};
+  }
+  if (error) {
+    conn_->cut();
+    conn_.reset();
+    return error;
+  }
+  lastFirstExecMs_ = static_cast<uint32_t>(monoMs() - execStart);
+  return std::nullopt;
 }
 
 bool Agent::runExec(ExecTask& task, int64_t deadlineMs) {
@@ -373,6 +445,7 @@ std::optional<wire::DisconnectCause> Agent::transportFailure(int rc) const {
 }
 
 void Agent::loseSession(wire::DisconnectCause cause, const std::string& message) {
+  lossMs_ = monoMs();
   uint32_t silentMs = static_cast<uint32_t>(
       std::max<int64_t>(0, monoMs() - std::max(conn_->lastRecvMs(), int64_t{0})));
   events_.emit([&](wire::Event::Builder e) {

@@ -16,7 +16,9 @@
 #include "session_agent/poll_parsers.h"
 #include "session_agent/pty_stream.h"
 #include "session_agent/ssh_connection.h"
+#include "shared/backoff.h"
 #include "shared/frame.h"
+#include "shared/token_bucket.h"
 
 namespace sshsoak::agent {
 
@@ -30,6 +32,8 @@ struct AgentSettings {
   uint32_t keepaliveIntervalMs = 15000;
   uint32_t keepaliveCountMax = 3;
   uint32_t ptyIntervalMs = 1000;
+  std::string tokenBucketName;  // empty: no shared bucket (tests)
+  BackoffConfig backoff;
 
   static AgentSettings fromWire(wire::AgentConfig::Reader config);
 };
@@ -55,7 +59,15 @@ class Agent {
     int64_t deadlineMs = 0;
   };
 
-  bool establish();
+  // Connects (first time or again) with backoff, a token and at most the
+  // allowed attempts, emitting the events; false in a terminal state
+  // (manual reconnect, auth failure) or when told to stop.
+  bool connectPhase(bool reconnect, int64_t detectMs);
+  // One connect + auth + first exec within --reconnect-timeout-secs.
+  std::optional<ConnectError> establish();
+  // Sleeps in poll on the command pipe; false if told to stop meanwhile.
+  bool sleepFor(int64_t ms);
+  bool takeToken();
   void sessionLoop();
   void readCommands();
   void startPollRound();
@@ -89,6 +101,10 @@ class Agent {
   std::unique_ptr<PtyStream> pty_;
   int64_t ptyRetryMs_ = 0;
   int64_t lastProbeMs_ = 0;
+  int64_t lossMs_ = 0;
+  uint32_t lastFirstExecMs_ = 0;
+  Backoff backoff_;
+  std::optional<TokenBucket> bucket_;
   std::optional<CpuTimes> lastCpu_;
 };
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "events.capnp.h"
+#include "supervisor/faults.h"
 
 namespace sshsoak::cli {
 
@@ -42,6 +43,14 @@ struct Options {
   uint32_t keepaliveCountMax = 3;
   uint32_t shutdownTimeoutSecs = 5;
   double ptyIntervalSecs = 1.0;
+  // Reconnect pacing: full-jitter backoff, then a token from the run's
+  // shared bucket (burst below sshd's MaxStartups start of 10).
+  uint32_t backoffBaseMs = 500;
+  uint32_t backoffCapMs = 8000;
+  double tokenRatePerSec = 5.0;
+  uint32_t tokenBurst = 5;
+  std::vector<DropSpec> drops;          // --drop and --disconnect-after-secs
+  std::vector<FaultCommand> faultCommands;
   std::string agentPath;  // default: sshsoak-agent beside sshsoak
   bool crashAgentsForTesting = false;
 
