@@ -147,4 +147,6 @@ struct Event {
     manualReconnect @18 :Failure;    # retries exhausted: needs a user
     stopped @19 :Void;               # clean close after a shutdown command
   }
+  tokenGrantedNs @20 :Int64;  # connect attempts: CLOCK_REALTIME of the token grant (0: none)
+  backoffMs @21 :Int64 = -1;  # connect attempts: the jitter waited before it
 }

@@ -85,11 +85,13 @@ bool Agent::connectPhase(bool reconnect, int64_t detectMs) {
   for (uint32_t attempt = 1; attempt <= maxAttempts; ++attempt) {
     // Full jitter before every reconnect attempt, the first included: ten
     // sessions that lost the same link must not come back in lock step.
+    int64_t delayMs = -1;
     if (reconnect || attempt > 1) {
-      int64_t delayMs = backoff_.nextDelayNs(attempt - 1) / 1'000'000;
+      delayMs = backoff_.nextDelayNs(attempt - 1) / 1'000'000;
       if (!sleepFor(delayMs)) return false;
     }
     if (!takeToken()) return false;
+    int64_t grantedNs = wallNs();
     int64_t startMs = monoMs();
     auto error = establish();
     if (stopRequested_) return false;
@@ -111,6 +113,8 @@ bool Agent::connectPhase(bool reconnect, int64_t detectMs) {
         // waits count (DESIGN.md).
         e.setElapsedMs(reconnect ? nowMs - detectMs : nowMs - startMs);
         if (reconnect || attempt > 1) e.setAttempt(static_cast<int32_t>(attempt));
+        e.setTokenGrantedNs(grantedNs);
+        e.setBackoffMs(delayMs);
         e.setDetail("kex=" + conn_->kex + " hostkey=" + conn_->hostKeyType + " cipher=" + conn_->cipher +
                     " handshake_ms=" + std::to_string(conn_->handshakeMs) +
                     " auth_ms=" + std::to_string(conn_->authMs) + " exec_ms=" + std::to_string(execMs));
@@ -123,6 +127,8 @@ bool Agent::connectPhase(bool reconnect, int64_t detectMs) {
       events_.failure(e, f, error->category, error->message, error->libssh2Error);
       e.setElapsedMs(nowMs - startMs);
       e.setAttempt(static_cast<int32_t>(attempt));
+      e.setTokenGrantedNs(grantedNs);
+      e.setBackoffMs(delayMs);
     });
     // F4 and a changed host key: a user must act; retrying cannot help and
     // only hammers the server (autossh's classic mistake).
