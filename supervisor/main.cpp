@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <boost/process/exception.hpp>
@@ -37,6 +38,28 @@ void scrubPassphrase(int argc, char** argv) {
     }
   }
 }
+
+// --pid-file: written once the run is set to start, removed on every exit
+// path that runs destructors (a SIGKILL leaves it, naming a dead PID).
+class PidFile {
+ public:
+  explicit PidFile(std::string path) : path_(std::move(path)) {
+    std::string text = std::to_string(::getpid()) + "\n";
+    int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || ::write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+      int err = errno;
+      if (fd >= 0) ::close(fd);
+      throw std::system_error(err, std::generic_category(), "--pid-file " + path_);
+    }
+    ::close(fd);
+  }
+  ~PidFile() { ::unlink(path_.c_str()); }
+  PidFile(const PidFile&) = delete;
+  PidFile& operator=(const PidFile&) = delete;
+
+ private:
+  std::string path_;
+};
 
 std::string findAgent(const std::string& given) {
   if (!given.empty()) return given;
@@ -144,6 +167,16 @@ int runMain(int argc, char** argv) {
                  return t;
                }(),
                options.logPath);
+
+  std::unique_ptr<PidFile> pidFile;
+  if (!options.pidFile.empty()) {
+    try {
+      pidFile = std::make_unique<PidFile>(options.pidFile);
+    } catch (const std::system_error& e) {
+      std::fprintf(stderr, "sshsoak: %s (name a writable file)\n", e.what());
+      return exit_code::BAD_INPUT;
+    }
+  }
 
   Json summary;
   try {

@@ -17,6 +17,7 @@
 #include "shared/frame.h"
 #include "supervisor/cli.h"
 #include "supervisor/jsonl_log.h"
+#include "supervisor/restart_policy.h"
 #include "supervisor/run_stats.h"
 
 namespace sshsoak {
@@ -46,6 +47,13 @@ class Supervisor {
     bool eof = true;
     bool reaped = true;
     int waitStatus = 0;
+    // Supervision.
+    int64_t startedMono = 0;
+    uint32_t restarts = 0;          // how many times this slot was started again
+    bool connectedSinceSpawn = false;
+    bool gaveUp = false;
+    RestartPolicy policy;
+    std::unique_ptr<boost::asio::steady_timer> restartTimer;
   };
 
   void spawn(AgentProc& agent);
@@ -53,6 +61,9 @@ class Supervisor {
   void onEventBytes(AgentProc& agent, size_t n);
   void reapChildren();
   void maybeFinished(AgentProc& agent);
+  void onCrash(AgentProc& agent, const ExitInfo& exit, Json line);
+  void restart(AgentProc& agent);
+  void giveUp(AgentProc& agent, const std::string& reason);
   void sendCommand(AgentProc& agent, bool shutdown);
   void beginShutdown(const std::string& why);
   void killRemaining();
