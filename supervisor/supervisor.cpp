@@ -7,12 +7,14 @@
 #include <unistd.h>
 
 #include <boost/process.hpp>
+#include <algorithm>
 #include <cstdio>
 
 #include "events.capnp.h"
 #include "shared/clock.h"
 #include "shared/event_codec.h"
 #include "shared/spawn.h"
+#include "supervisor/verdict.h"
 
 namespace bp = boost::process;
 namespace asio = boost::asio;
@@ -44,7 +46,8 @@ Supervisor::Supervisor(const cli::Options& options, std::string agentPath, Jsonl
       signals_(io_, SIGINT, SIGTERM, SIGCHLD),
       durationTimer_(io_),
       disconnectTimer_(io_),
-      shutdownTimer_(io_) {}
+      shutdownTimer_(io_),
+      sampleTimer_(io_) {}
 
 Supervisor::~Supervisor() {
   // Whatever path got us here, no agent outlives the run.
@@ -282,6 +285,8 @@ void Supervisor::beginShutdown(const std::string& why) {
   spdlog::info("stopping: {}; closing {} sessions", why, agents_.size());
   durationTimer_.cancel();
   disconnectTimer_.cancel();
+  // The figures describe the run, not the closing of its sessions.
+  sampleTimer_.cancel();
   for (auto& a : agents_) {
     if (a->restartTimer) a->restartTimer->cancel();
     sendCommand(*a, true);
@@ -327,6 +332,29 @@ void Supervisor::armSignals() {
   });
 }
 
+void Supervisor::armSampling() {
+  sampleTimer_.expires_after(std::chrono::seconds(options_.sampleIntervalSecs));
+  sampleTimer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || shuttingDown_) return;
+    sampleResources();
+    armSampling();
+  });
+}
+
+void Supervisor::sampleResources() {
+  std::vector<TaggedReading> readings;
+  if (auto self = readProc(::getpid())) readings.push_back({*self, std::nullopt});
+  for (const auto& a : agents_) {
+    if (a->pid <= 0 || a->reaped) continue;
+    // An agent that died since the last SIGCHLD is a zombie and reads as
+    // gone: it is simply not in this tick.
+    if (auto r = readProc(a->pid)) readings.push_back({*r, a->id});
+  }
+  Json j = lineHead(wallNs(), std::nullopt, "", "resource_sample");
+  j.update(resources_->addTick(monoMs(), readings));
+  log_.write(j);
+}
+
 void Supervisor::armStdin() {
   stdin_->async_read_some(asio::buffer(stdinBuf_), [this](const boost::system::error_code& ec, size_t n) {
     // EOF on stdin (nohup, CI, systemd, </dev/null) is not a quit.
@@ -347,6 +375,8 @@ void Supervisor::armStdin() {
 
 Json Supervisor::run() {
   startMono_ = monoMs();
+  int64_t warmupMs = std::min(int64_t{options_.warmupSecs} * 1000, int64_t{options_.durationSecs} * 1000 / 2);
+  resources_ = std::make_unique<ResourceStats>(startMono_, warmupMs, clockTicksPerSec());
   armSignals();
   // stdin is watched only where it can say something: a terminal or a pipe.
   // epoll refuses regular files and /dev/null, which then simply mean "no
@@ -373,6 +403,7 @@ Json Supervisor::run() {
   spdlog::info("started {} session agents; running for {} s (q + Enter, SIGINT or SIGTERM stops early)",
                agents_.size(), options_.durationSecs);
 
+  armSampling();
   durationTimer_.expires_after(std::chrono::seconds(options_.durationSecs));
   durationTimer_.async_wait([this](const boost::system::error_code& ec) {
     if (!ec) beginShutdown("duration reached");
@@ -412,6 +443,21 @@ Json Supervisor::run() {
   if (stdin_) stdin_.reset();
   double secs = static_cast<double>(monoMs() - startMono_) / 1000.0;
   Json summary = stats_.summary(wallNs(), secs, log_.linesWritten() + 1);
+  summary["resources"] = resources_->summary();
+  VerdictInputs in;
+  in.abnormalEnds = stats_.abnormalEnds();
+  in.interrupts = stats_.totalInterrupts();
+  in.reconnects = stats_.totalReconnects();
+  in.reconnectP95Ms = percentile(stats_.allReconnectMs(), 0.95);
+  in.peakTotalPssKb = resources_->peakTotalPssKb();
+  in.peakTotalRssKb = resources_->peakTotalRssKb();
+  in.meanTotalCpuPct = resources_->meanTotalCpuPct();
+  Thresholds t{options_.maxAbnormalEnds, options_.minReconnectRatePct, options_.maxReconnectP95Ms,
+               options_.maxMemoryMb, options_.maxCpuPct};
+  auto criteria = evaluate(in, t);
+  summary["memory_metric"] = "pss";
+  summary["verdict"] = verdictJson(criteria);
+  summary["success"] = allPassed(criteria);
   log_.write(summary);
   return summary;
 }

@@ -17,6 +17,7 @@
 #include "shared/frame.h"
 #include "supervisor/cli.h"
 #include "supervisor/jsonl_log.h"
+#include "supervisor/resource_stats.h"
 #include "supervisor/restart_policy.h"
 #include "supervisor/run_stats.h"
 
@@ -33,6 +34,7 @@ class Supervisor {
   // summary line. Returns the summary.
   Json run();
   const RunStats& stats() const { return stats_; }
+  const ResourceStats* resources() const { return resources_.get(); }
   std::vector<pid_t> agentPids() const;
 
  private:
@@ -69,6 +71,8 @@ class Supervisor {
   void killRemaining();
   void armSignals();
   void armStdin();
+  void armSampling();
+  void sampleResources();
   bool allFinished() const;
 
   const cli::Options& options_;
@@ -80,6 +84,8 @@ class Supervisor {
   boost::asio::steady_timer durationTimer_;
   boost::asio::steady_timer disconnectTimer_;
   boost::asio::steady_timer shutdownTimer_;
+  boost::asio::steady_timer sampleTimer_;
+  std::unique_ptr<ResourceStats> resources_;
   std::unique_ptr<boost::asio::posix::stream_descriptor> stdin_;
   std::array<char, 256> stdinBuf_{};
   std::string stdinLine_;
