@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <set>
 #include <fstream>
 #include <thread>
 
@@ -180,4 +181,21 @@ TEST_F(SshdTest, AnAgentThatCannotRunIsAnErrorAtStartNotACrashLoop) {
   EXPECT_EQ(r.exitCode, exit_code::SYSTEM) << r.err;
   EXPECT_NE(r.err.find(garbage), std::string::npos) << r.err;
   EXPECT_TRUE(linesOf(r.lines, "agent_crashed").empty());
+}
+
+TEST_F(SshdTest, AgentsAreNamedForPsTopAndPidstat) {
+  SoakProcess soak(soakArgs({"--sessions", "2", "--duration-secs", "120"}), /*stdinPipe=*/true);
+  ASSERT_TRUE(waitForLog([](const auto& l) { return linesOf(l, "connected").size() == 2; }, 30)) << soak.err();
+  std::set<std::string> comms;
+  for (pid_t k : childrenOf(soak.pid())) {
+    if (!isAgent(k)) continue;
+    std::ifstream in("/proc/" + std::to_string(k) + "/comm");
+    std::string comm;
+    std::getline(in, comm);
+    comms.insert(comm);
+  }
+  soak.writeStdin("q\n");
+  EXPECT_EQ(soak.wait(30), exit_code::PASSED) << soak.err();
+  // comm (top, pidstat) is at most 15 characters: "soak-agent-NN".
+  EXPECT_EQ(comms, (std::set<std::string>{"soak-agent-00", "soak-agent-01"}));
 }
