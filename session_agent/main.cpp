@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -25,13 +26,20 @@ bool isOpen(int fd) { return ::fcntl(fd, F_GETFD) != -1; }
 
 }  // namespace
 
-int main(int /*argc*/, char** /*argv*/) {
+int main(int argc, char** argv) {
   using namespace sshsoak;
   if (!isOpen(EVENT_FD) || !isOpen(COMMAND_FD)) {
     std::fprintf(stderr,
                  "sshsoak-agent: this program is started by sshsoak, which passes it an event "
                  "pipe on fd 3 and a command pipe on fd 4; run sshsoak instead\n");
     return EXIT_USAGE;
+  }
+  // top, pidstat and /proc/PID/comm show the 15-character comm, not argv:
+  // "soak-agent-03" says which slot this is at a glance.
+  if (argc >= 2) {
+    char name[16];
+    std::snprintf(name, sizeof name, "soak-agent-%s", argv[1]);
+    ::prctl(PR_SET_NAME, name);
   }
   // A dead peer must show as an error from send(), not kill the agent.
   ::signal(SIGPIPE, SIG_IGN);

@@ -163,6 +163,25 @@ std::variant<Options, ParseFailure> parse(int argc, const char* const* argv, Env
   app.add_flag("--crash-agents-for-testing", o.crashAgentsForTesting,
                "Test only: every agent aborts right after it starts")
       ->group("");
+  uint32_t crashSession = 0;
+  auto* crashSessionOpt =
+      app.add_option("--crash-session-for-testing", crashSession, "Test only: this slot's agent aborts at start")
+          ->group("");
+  app.add_option("--restart-max", o.restartMax,
+                 "A slot whose agent crashes this many times within --restart-window-secs is given up");
+  app.add_option("--restart-window-secs", o.restartWindowSecs, "The window of --restart-max");
+  app.add_option("--sample-interval-secs", o.sampleIntervalSecs,
+                 "Sample CPU, RSS, PSS, fds and threads of the supervisor and every agent this often");
+  app.add_option("--warmup-secs", o.warmupSecs,
+                 "Samples before this (at most half the run) are left out of fd and RSS-growth figures");
+  app.add_option("--max-abnormal-ends", o.maxAbnormalEnds, "Verdict: most abnormal session ends allowed");
+  app.add_option("--min-reconnect-rate-pct", o.minReconnectRatePct, "Verdict: least reconnect success rate");
+  app.add_option("--max-reconnect-p95-ms", o.maxReconnectP95Ms, "Verdict: highest reconnect p95 (detection to usable)");
+  app.add_option("--max-memory-mb", o.maxMemoryMb,
+                 "Verdict: peak PSS of supervisor + agents must stay below this (MiB)");
+  app.add_option("--max-cpu-pct", o.maxCpuPct,
+                 "Verdict: mean CPU of supervisor + agents must stay below this (% of one core)");
+  app.add_option("--pid-file", o.pidFile, "Write the supervisor's PID here at start; removed at exit");
 
   try {
     app.parse(argc, argv);
@@ -230,6 +249,14 @@ std::variant<Options, ParseFailure> parse(int argc, const char* const* argv, Env
     return usage("--pty-interval-secs must be between 0 and 3600");
   }
   if (o.sessions == 0) return usage("--sessions must be at least 1");
+  if (o.restartMax == 0) return usage("--restart-max must be at least 1");
+  if (o.restartWindowSecs == 0) return usage("--restart-window-secs must be at least 1");
+  if (o.sampleIntervalSecs == 0) return usage("--sample-interval-secs must be at least 1");
+  if (o.minReconnectRatePct < 0 || o.minReconnectRatePct > 100) {
+    return usage("--min-reconnect-rate-pct must be from 0 to 100");
+  }
+  if (o.maxMemoryMb <= 0) return usage("--max-memory-mb must be more than 0");
+  if (o.maxCpuPct <= 0) return usage("--max-cpu-pct must be more than 0");
   if (o.sessions > 1000) return usage("--sessions " + std::to_string(o.sessions) + " is more than 1000");
   if (sessionsOpt->count() > 0 && o.sessions < o.targets.size()) {
     return usage("--sessions " + std::to_string(o.sessions) + " is fewer than the " +
@@ -303,6 +330,22 @@ std::variant<Options, ParseFailure> parse(int argc, const char* const* argv, Env
       }
     }
   }
+  if (crashSessionOpt->count() > 0) {
+    if (crashSession >= o.sessions) {
+      return usage("--crash-session-for-testing " + std::to_string(crashSession) + " is not below --sessions " +
+                   std::to_string(o.sessions));
+    }
+    o.crashSessionForTesting = crashSession;
+  }
+  if (!o.pidFile.empty()) {
+    auto dir = std::filesystem::path(o.pidFile).parent_path();
+    if (dir.empty()) dir = ".";
+    if (!std::filesystem::is_directory(dir)) {
+      return badInput("--pid-file " + o.pidFile + ": directory " + dir.string() +
+                      " does not exist (create it, or name another file)");
+    }
+  }
+
   for (uint32_t i = 0; i < o.sessions && !o.targets.empty(); ++i) {
     o.slots.push_back(o.targets[i % o.targets.size()]);
   }

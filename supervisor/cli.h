@@ -53,6 +53,22 @@ struct Options {
   std::vector<FaultCommand> faultCommands;
   std::string agentPath;  // default: sshsoak-agent beside sshsoak
   bool crashAgentsForTesting = false;
+  std::optional<uint32_t> crashSessionForTesting;  // test only: this slot's agent aborts at start
+
+  // Supervision: this many agent crashes of one slot within the window give
+  // the slot up (agent_gave_up); before that, restarts back off from 200 ms.
+  uint32_t restartMax = 5;
+  uint32_t restartWindowSecs = 60;
+
+  // Resource accounting from /proc, and the verdict's thresholds.
+  uint32_t sampleIntervalSecs = 1;
+  uint32_t warmupSecs = 60;  // capped at half the run; fd and RSS-growth figures start after it
+  uint32_t maxAbnormalEnds = 0;
+  double minReconnectRatePct = 90.0;
+  uint32_t maxReconnectP95Ms = 15000;
+  double maxMemoryMb = 200.0;  // peak total PSS of supervisor + agents, strictly below
+  double maxCpuPct = 5.0;      // mean total CPU of supervisor + agents, % of one core, strictly below
+  std::string pidFile;
 
   bool embeddedDefault() const { return targets.empty(); }
 };

@@ -18,6 +18,12 @@ ExitInfo decodeWaitStatus(int status) {
   return info;
 }
 
+std::string ExitInfo::signalName() const {
+  if (!signaled) return "";
+  const char* abbrev = ::sigabbrev_np(signal);
+  return abbrev != nullptr ? std::string("SIG") + abbrev : "signal " + std::to_string(signal);
+}
+
 std::string ExitInfo::text() const {
   if (!signaled) return "exit " + std::to_string(code);
   const char* abbrev = ::sigabbrev_np(signal);

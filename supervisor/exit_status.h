@@ -12,7 +12,8 @@ struct ExitInfo {
   bool coreDumped = false;
 
   bool clean() const { return !signaled && code == 0; }
-  std::string text() const;  // "exit 0", "signal 9 (SIGKILL)", "signal 6 (SIGABRT), core dumped"
+  std::string text() const;
+  std::string signalName() const;  // "SIGKILL"; "" when !signaled  // "exit 0", "signal 9 (SIGKILL)", "signal 6 (SIGABRT), core dumped"
 };
 
 ExitInfo decodeWaitStatus(int status);

@@ -3,9 +3,11 @@
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <boost/process/exception.hpp>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -38,6 +40,28 @@ void scrubPassphrase(int argc, char** argv) {
   }
 }
 
+// --pid-file: written once the run is set to start, removed on every exit
+// path that runs destructors (a SIGKILL leaves it, naming a dead PID).
+class PidFile {
+ public:
+  explicit PidFile(std::string path) : path_(std::move(path)) {
+    std::string text = std::to_string(::getpid()) + "\n";
+    int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || ::write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+      int err = errno;
+      if (fd >= 0) ::close(fd);
+      throw std::system_error(err, std::generic_category(), "--pid-file " + path_);
+    }
+    ::close(fd);
+  }
+  ~PidFile() { ::unlink(path_.c_str()); }
+  PidFile(const PidFile&) = delete;
+  PidFile& operator=(const PidFile&) = delete;
+
+ private:
+  std::string path_;
+};
+
 std::string findAgent(const std::string& given) {
   if (!given.empty()) return given;
   std::error_code ec;
@@ -66,7 +90,34 @@ void printSummary(const Json& s, const std::string& logPath) {
                   p["abnormal_end"].get<std::string>().c_str());
     }
   }
-  std::printf("result                %s\n", s["success"].get<bool>() ? "PASS" : "FAIL");
+  if (const auto& r = s["resources"]; r.contains("total")) {
+    auto kbMb = [&](const Json& v) { return v.is_null() ? std::string("n/a") : std::to_string(v.get<uint64_t>() / 1024); };
+    std::printf("harness resources     CPU mean %s %%, peak %s %%; peak RSS %s MB, peak PSS %s MB; fds %s -> %s\n",
+                val(r["total"]["cpu_mean_pct"]).c_str(), val(r["total"]["cpu_peak_pct"]).c_str(),
+                kbMb(r["total"]["rss_peak_kb"]).c_str(), kbMb(r["total"]["pss_peak_kb"]).c_str(),
+                val(r["total"]["fds_after_warmup"]).c_str(), val(r["total"]["fds_end"]).c_str());
+  }
+  if (s.contains("verdict")) {
+    std::printf("\n== verdict ==\n");
+    auto num = [](const Json& v) {
+      if (v.is_null()) return std::string("n/a");
+      double d = v.get<double>();
+      char buf[64];
+      std::snprintf(buf, sizeof buf, d == std::floor(d) ? "%.0f" : "%.1f", d);
+      return std::string(buf);
+    };
+    std::printf("%-20s %12s  %-22s %-6s %s\n", "criterion", "measured", "threshold", "result", "how measured");
+    for (const auto& c : s["verdict"]) {
+      std::string unit = c["unit"].get<std::string>();
+      std::string shortUnit = unit.substr(0, unit.find(' '));
+      std::string measured = num(c["measured"]) + (c["measured"].is_null() || unit.empty() ? "" : " " + shortUnit);
+      std::string threshold = c["comparison"].get<std::string>() + " " + num(c["threshold"]) +
+                              (unit.empty() ? "" : " " + unit);
+      std::printf("%-20s %12s  %-22s %-6s %s\n", c["criterion"].get<std::string>().c_str(), measured.c_str(),
+                  threshold.c_str(), c["result"].get<std::string>().c_str(), c["note"].get<std::string>().c_str());
+    }
+  }
+  std::printf("\nresult                %s\n", s["success"].get<bool>() ? "PASS" : "FAIL");
   std::printf("event log             %s (%s lines)\n", logPath.c_str(), val(s["events_logged"]).c_str());
   std::fflush(stdout);
 }
@@ -144,6 +195,16 @@ int runMain(int argc, char** argv) {
                  return t;
                }(),
                options.logPath);
+
+  std::unique_ptr<PidFile> pidFile;
+  if (!options.pidFile.empty()) {
+    try {
+      pidFile = std::make_unique<PidFile>(options.pidFile);
+    } catch (const std::system_error& e) {
+      std::fprintf(stderr, "sshsoak: %s (name a writable file)\n", e.what());
+      return exit_code::BAD_INPUT;
+    }
+  }
 
   Json summary;
   try {

@@ -79,28 +79,87 @@ void RunStats::onEvent(wire::Event::Reader e) {
   }
 }
 
-void RunStats::onAgentExit(uint32_t id, const ExitInfo& exit, bool expected) {
-  if (id >= sessions_.size()) return;
+std::string RunStats::onAgentExit(uint32_t id, const ExitInfo& exit, bool expected) {
+  if (id >= sessions_.size()) return "";
   SessionStats& s = sessions_[id];
+  std::string before = s.state;
   s.lastExit = exit;
   if (!expected || !exit.clean()) {
     s.crashed = true;
+    ++s.crashes;
     s.up = false;
     s.state = "crashed";
   }
+  return before;
+}
+
+void RunStats::onAgentRestart(uint32_t id) {
+  if (id >= sessions_.size()) return;
+  SessionStats& s = sessions_[id];
+  ++s.restarts;
+  s.crashed = false;
+  s.state = "restarting";
+}
+
+void RunStats::onGaveUp(uint32_t id, const std::string& reason) {
+  if (id >= sessions_.size()) return;
+  SessionStats& s = sessions_[id];
+  s.gaveUp = true;
+  s.gaveUpReason = reason;
+  s.up = false;
+  s.state = "gave_up";
+}
+
+uint32_t RunStats::totalCrashes() const {
+  uint32_t n = 0;
+  for (const auto& s : sessions_) n += s.crashes;
+  return n;
+}
+
+uint32_t RunStats::totalRestarts() const {
+  uint32_t n = 0;
+  for (const auto& s : sessions_) n += s.restarts;
+  return n;
+}
+
+uint32_t RunStats::totalInterrupts() const {
+  uint32_t n = 0;
+  for (const auto& s : sessions_) n += s.disconnects;
+  return n;
+}
+
+uint32_t RunStats::totalReconnects() const {
+  uint32_t n = 0;
+  for (const auto& s : sessions_) n += s.reconnects;
+  return n;
+}
+
+std::vector<int64_t> RunStats::allReconnectMs() const {
+  std::vector<int64_t> all;
+  for (const auto& s : sessions_) all.insert(all.end(), s.reconnectMs.begin(), s.reconnectMs.end());
+  return all;
 }
 
 std::string RunStats::abnormalReason(const SessionStats& s) const {
+  if (s.gaveUp) return "given up after " + std::to_string(s.crashes) + " agent crashes (" + s.gaveUpReason + ")";
   if (s.crashed && s.lastExit) return "agent ended with " + s.lastExit->text();
   if (s.crashed) return "agent ended unexpectedly";
   if (s.connects == 0) return "never connected" + (s.lastError.empty() ? "" : " (" + s.lastError + ")");
   if (!s.up) return "session lost without recovery" + (s.lastError.empty() ? "" : " (" + s.lastError + ")");
+  if (s.crashes > 0) return std::to_string(s.crashes) + " agent crash(es), restarted and recovered";
   return "";
 }
 
 uint32_t RunStats::abnormalEnds() const {
   uint32_t n = 0;
-  for (const auto& s : sessions_) n += abnormalReason(s).empty() ? 0 : 1;
+  for (const auto& s : sessions_) {
+    // A crash is an abnormal end whether or not the restart brought the
+    // session back; a session that then ended badly for another reason
+    // (restart never connected) is one more.
+    n += s.crashes;
+    bool endedByCrash = s.crashed || s.gaveUp;
+    if (!endedByCrash && (s.connects == 0 || !s.up)) ++n;
+  }
   return n;
 }
 
@@ -129,6 +188,9 @@ Json RunStats::summary(int64_t ns, double durationSecs, uint64_t linesLogged) co
     j["pty_cycles"] = s.ptyCycles;
     j["pty_errors"] = s.ptyErrors;
     j["sessions_opened"] = s.sessionsOpened;
+    j["agent_crashes"] = s.crashes;
+    j["agent_restarts"] = s.restarts;
+    j["gave_up"] = s.gaveUp;
     auto p95 = percentile(s.reconnectMs, 0.95);
     j["reconnect_p95_ms"] = p95 ? Json(*p95) : Json(nullptr);
     std::string reason = abnormalReason(s);
@@ -153,6 +215,11 @@ Json RunStats::summary(int64_t ns, double durationSecs, uint64_t linesLogged) co
   j["sessions_manual"] = manual;
   j["interrupts"] = interrupts;
   j["reconnects"] = recovered;
+  j["agent_crashes"] = totalCrashes();
+  j["agent_restarts"] = totalRestarts();
+  uint32_t gaveUp = 0;
+  for (const auto& s : sessions_) gaveUp += s.gaveUp ? 1 : 0;
+  j["sessions_gave_up"] = gaveUp;
   j["global_reconnect_rate_pct"] =
       interrupts == 0 ? Json(nullptr) : Json(std::round(1000.0 * recovered / interrupts) / 10.0);
   j["global_reconnect_p50_ms"] = p50 ? Json(*p50) : Json(nullptr);

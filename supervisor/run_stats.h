@@ -35,7 +35,11 @@ struct SessionStats {
   std::string state = "starting";
   std::string lastError;
   std::optional<ExitInfo> lastExit;
-  bool crashed = false;  // an agent ended other than by a clean shutdown
+  bool crashed = false;  // the slot's last agent ended other than by a clean shutdown
+  uint32_t crashes = 0;  // every unexpected agent end; each is one abnormal end
+  uint32_t restarts = 0;
+  bool gaveUp = false;   // crash loop: the slot is not restarted any more
+  std::string gaveUpReason;
 };
 
 // Nearest-rank on the sorted values at index floor(n * q), clamped: the
@@ -48,10 +52,21 @@ class RunStats {
 
   void onEvent(wire::Event::Reader event);
   // expected: the exit came after our shutdown request.
-  void onAgentExit(uint32_t sessionId, const ExitInfo& exit, bool expected);
+  // Every unexpected exit counts as a crash. Returns the session's state
+  // before the exit (for the agent_crashed line).
+  std::string onAgentExit(uint32_t sessionId, const ExitInfo& exit, bool expected);
+  void onAgentRestart(uint32_t sessionId);
+  void onGaveUp(uint32_t sessionId, const std::string& reason);
+  uint32_t totalCrashes() const;
+  uint32_t totalRestarts() const;
+  uint32_t totalInterrupts() const;
+  uint32_t totalReconnects() const;
+  std::vector<int64_t> allReconnectMs() const;
 
   const SessionStats& session(uint32_t id) const { return sessions_.at(id); }
   size_t sessionCount() const { return sessions_.size(); }
+  // Agent crashes, plus sessions that ended abnormally without a crash at
+  // the end (never connected, lost without recovery).
   uint32_t abnormalEnds() const;
   // Why the session ended abnormally, or empty.
   std::string abnormalReason(const SessionStats& s) const;

@@ -7,12 +7,14 @@
 #include <unistd.h>
 
 #include <boost/process.hpp>
+#include <algorithm>
 #include <cstdio>
 
 #include "events.capnp.h"
 #include "shared/clock.h"
 #include "shared/event_codec.h"
 #include "shared/spawn.h"
+#include "supervisor/verdict.h"
 
 namespace bp = boost::process;
 namespace asio = boost::asio;
@@ -43,7 +45,8 @@ Supervisor::Supervisor(const cli::Options& options, std::string agentPath, Jsonl
       }()),
       signals_(io_, SIGINT, SIGTERM, SIGCHLD),
       durationTimer_(io_),
-      shutdownTimer_(io_) {}
+      shutdownTimer_(io_),
+      sampleTimer_(io_) {}
 
 Supervisor::~Supervisor() {
   // Whatever path got us here, no agent outlives the run.
@@ -73,6 +76,8 @@ void Supervisor::spawn(AgentProc& agent) {
   bp::child child(bp::exe = agentPath_, bp::args = {twoDigits(agent.id), agent.host},
                   bp::std_in < bp::null, bp::std_out > bp::null, setup);
   agent.pid = child.id();
+  agent.startedMono = monoMs();
+  agent.connectedSinceSpawn = false;
   child.detach();  // reaped by PID on SIGCHLD, with the raw status kept
   agent.reaped = false;
   agent.eof = false;
@@ -98,7 +103,7 @@ void Supervisor::spawn(AgentProc& agent) {
   c.setKeepaliveIntervalMs(options_.keepaliveIntervalSecs * 1000);
   c.setKeepaliveCountMax(options_.keepaliveCountMax);
   c.setSupervisorPid(::getpid());
-  c.setCrashForTesting(options_.crashAgentsForTesting);
+  c.setCrashForTesting(options_.crashAgentsForTesting || options_.crashSessionForTesting == agent.id);
   c.setTokenBucketName(bucket_ ? bucket_->name() : "");
   c.setBackoffBaseMs(options_.backoffBaseMs);
   c.setBackoffCapMs(options_.backoffCapMs);
@@ -133,8 +138,16 @@ void Supervisor::onEventBytes(AgentProc& agent, size_t n) {
         continue;
       }
       stats_.onEvent(event);
-      log_.write(eventToJson(event, agent.host));
       using W = wire::Event::Which;
+      Json line = eventToJson(event, agent.host);
+      // A restarted agent's first session is logged like any connect, marked
+      // with the restart count so that the summary and a reader can tell.
+      if (agent.restarts > 0 && (event.which() == W::STARTED ||
+                                 (event.which() == W::CONNECTED && !agent.connectedSinceSpawn))) {
+        line["restart"] = agent.restarts;
+      }
+      if (event.which() == W::CONNECTED) agent.connectedSinceSpawn = true;
+      log_.write(line);
       switch (event.which()) {
         case W::CONNECTED:
         case W::RECONNECTED:
@@ -184,22 +197,73 @@ void Supervisor::maybeFinished(AgentProc& agent) {
   if (!agent.eof || !agent.reaped || agent.pid <= 0) return;
   ExitInfo exit = decodeWaitStatus(agent.waitStatus);
   bool expected = shuttingDown_ && !killed_;
-  stats_.onAgentExit(agent.id, exit, expected);
-  Json j = lineHead(wallNs(), agent.id, agent.host, "agent_exited");
+  std::string lastState = stats_.onAgentExit(agent.id, exit, expected);
+  bool crashed = !expected || !exit.clean();
+  Json j = lineHead(wallNs(), agent.id, agent.host, crashed ? "agent_crashed" : "agent_exited");
   j["detail"] = exit.text();
-  j["success"] = expected && exit.clean();
+  j["success"] = !crashed;
   j["pid"] = agent.pid;
   j["exit_code"] = exit.signaled ? Json(nullptr) : Json(exit.code);
   j["signal"] = exit.signaled ? Json(exit.signal) : Json(nullptr);
+  j["signal_name"] = exit.signaled ? Json(exit.signalName()) : Json(nullptr);
   j["core_dumped"] = exit.coreDumped;
-  log_.write(j);
-  if (!expected || !exit.clean()) {
-    spdlog::warn("session {:02}: agent pid {} ended with {}", agent.id, agent.pid, exit.text());
-  }
+  j["uptime_ms"] = monoMs() - agent.startedMono;
+  if (crashed) j["last_state"] = lastState;
+  pid_t pid = agent.pid;
   agent.pid = -1;
   agent.commandFd.reset();
   agent.events.reset();
+  if (crashed && !shuttingDown_) {
+    spdlog::warn("session {:02}: agent pid {} crashed with {} (session was {})", agent.id, pid, exit.text(),
+                 lastState);
+    onCrash(agent, exit, std::move(j));
+    return;
+  }
+  if (crashed) j["restart_in_ms"] = nullptr;  // the run is ending: no restart
+  log_.write(j);
+  if (crashed) spdlog::warn("session {:02}: agent pid {} ended with {}", agent.id, pid, exit.text());
   if (shuttingDown_ && allFinished()) io_.stop();
+}
+
+void Supervisor::onCrash(AgentProc& agent, const ExitInfo& /*exit*/, Json line) {
+  RestartDecision d = agent.policy.onCrash(monoMs(), agent.startedMono);
+  line["crashes_in_window"] = d.crashesInWindow;
+  line["restart_in_ms"] = d.giveUp ? Json(nullptr) : Json(d.delayMs);
+  log_.write(line);
+  if (d.giveUp) {
+    giveUp(agent, std::to_string(d.crashesInWindow) + " crashes within " + std::to_string(options_.restartWindowSecs) +
+                      " s (--restart-max " + std::to_string(options_.restartMax) + ")");
+    return;
+  }
+  spdlog::info("session {:02}: restarting its agent in {} ms", agent.id, d.delayMs);
+  agent.restartTimer->expires_after(std::chrono::milliseconds(d.delayMs));
+  agent.restartTimer->async_wait([this, &agent](const boost::system::error_code& ec) {
+    if (ec || shuttingDown_) return;
+    restart(agent);
+  });
+}
+
+void Supervisor::restart(AgentProc& agent) {
+  ++agent.restarts;
+  stats_.onAgentRestart(agent.id);
+  try {
+    spawn(agent);
+  } catch (const std::exception& e) {
+    // The binary went away or the system refuses: retrying cannot help.
+    giveUp(agent, std::string("cannot start the agent ") + agentPath_ + ": " + e.what());
+  }
+}
+
+void Supervisor::giveUp(AgentProc& agent, const std::string& reason) {
+  agent.gaveUp = true;
+  stats_.onGaveUp(agent.id, reason);
+  Json j = lineHead(wallNs(), agent.id, agent.host, "agent_gave_up");
+  j["detail"] = reason + "; the slot is not restarted";
+  j["success"] = false;
+  j["crashes"] = stats_.session(agent.id).crashes;
+  j["restarts"] = agent.restarts;
+  log_.write(j);
+  spdlog::error("session {:02}: given up: {}; not restarted", agent.id, reason);
 }
 
 bool Supervisor::allFinished() const {
@@ -224,7 +288,12 @@ void Supervisor::beginShutdown(const std::string& why) {
   spdlog::info("stopping: {}; closing {} sessions", why, agents_.size());
   durationTimer_.cancel();
   for (auto& t : faultTimers_) t->cancel();
-  for (auto& a : agents_) sendCommand(*a, true);
+  // The figures describe the run, not the closing of its sessions.
+  sampleTimer_.cancel();
+  for (auto& a : agents_) {
+    if (a->restartTimer) a->restartTimer->cancel();
+    sendCommand(*a, true);
+  }
   if (allFinished()) {
     io_.stop();
     return;
@@ -265,6 +334,29 @@ void Supervisor::armSignals() {
     }
     armSignals();
   });
+}
+
+void Supervisor::armSampling() {
+  sampleTimer_.expires_after(std::chrono::seconds(options_.sampleIntervalSecs));
+  sampleTimer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || shuttingDown_) return;
+    sampleResources();
+    armSampling();
+  });
+}
+
+void Supervisor::sampleResources() {
+  std::vector<TaggedReading> readings;
+  if (auto self = readProc(::getpid())) readings.push_back({*self, std::nullopt});
+  for (const auto& a : agents_) {
+    if (a->pid <= 0 || a->reaped) continue;
+    // An agent that died since the last SIGCHLD is a zombie and reads as
+    // gone: it is simply not in this tick.
+    if (auto r = readProc(a->pid)) readings.push_back({*r, a->id});
+  }
+  Json j = lineHead(wallNs(), std::nullopt, "", "resource_sample");
+  j.update(resources_->addTick(monoMs(), readings));
+  log_.write(j);
 }
 
 void Supervisor::armStdin() {
@@ -344,6 +436,8 @@ Json Supervisor::run() {
   for (const auto& stale : TokenBucketSegment::removeStale()) spdlog::info("removed stale shared memory {}", stale);
   bucket_.emplace(TokenBucketSegment::create(TokenBucketSegment::makeName(), options_.tokenRatePerSec,
                                              options_.tokenBurst));
+  int64_t warmupMs = std::min(int64_t{options_.warmupSecs} * 1000, int64_t{options_.durationSecs} * 1000 / 2);
+  resources_ = std::make_unique<ResourceStats>(startMono_, warmupMs, clockTicksPerSec());
   armSignals();
   // stdin is watched only where it can say something: a terminal or a pipe.
   // epoll refuses regular files and /dev/null, which then simply mean "no
@@ -361,12 +455,16 @@ Json Supervisor::run() {
     auto agent = std::make_unique<AgentProc>();
     agent->id = i;
     agent->host = options_.slots[i].text();
+    agent->policy = RestartPolicy(RestartConfig{.maxCrashes = options_.restartMax,
+                                                .windowMs = int64_t{options_.restartWindowSecs} * 1000});
+    agent->restartTimer = std::make_unique<asio::steady_timer>(io_);
     agents_.push_back(std::move(agent));
   }
   for (auto& a : agents_) spawn(*a);
   spdlog::info("started {} session agents; running for {} s (q + Enter, SIGINT or SIGTERM stops early)",
                agents_.size(), options_.durationSecs);
 
+  armSampling();
   durationTimer_.expires_after(std::chrono::seconds(options_.durationSecs));
   durationTimer_.async_wait([this](const boost::system::error_code& ec) {
     if (!ec) beginShutdown("duration reached");
@@ -407,6 +505,21 @@ Json Supervisor::run() {
   reapFaults(true);
   double secs = static_cast<double>(monoMs() - startMono_) / 1000.0;
   Json summary = stats_.summary(wallNs(), secs, log_.linesWritten() + 1);
+  summary["resources"] = resources_->summary();
+  VerdictInputs in;
+  in.abnormalEnds = stats_.abnormalEnds();
+  in.interrupts = stats_.totalInterrupts();
+  in.reconnects = stats_.totalReconnects();
+  in.reconnectP95Ms = percentile(stats_.allReconnectMs(), 0.95);
+  in.peakTotalPssKb = resources_->peakTotalPssKb();
+  in.peakTotalRssKb = resources_->peakTotalRssKb();
+  in.meanTotalCpuPct = resources_->meanTotalCpuPct();
+  Thresholds t{options_.maxAbnormalEnds, options_.minReconnectRatePct, options_.maxReconnectP95Ms,
+               options_.maxMemoryMb, options_.maxCpuPct};
+  auto criteria = evaluate(in, t);
+  summary["memory_metric"] = "pss";
+  summary["verdict"] = verdictJson(criteria);
+  summary["success"] = allPassed(criteria);
   log_.write(summary);
   return summary;
 }

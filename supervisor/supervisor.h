@@ -19,6 +19,8 @@
 #include "supervisor/faults.h"
 #include "supervisor/cli.h"
 #include "supervisor/jsonl_log.h"
+#include "supervisor/resource_stats.h"
+#include "supervisor/restart_policy.h"
 #include "supervisor/run_stats.h"
 
 namespace sshsoak {
@@ -34,6 +36,7 @@ class Supervisor {
   // summary line. Returns the summary.
   Json run();
   const RunStats& stats() const { return stats_; }
+  const ResourceStats* resources() const { return resources_.get(); }
   std::vector<pid_t> agentPids() const;
 
  private:
@@ -48,6 +51,13 @@ class Supervisor {
     bool eof = true;
     bool reaped = true;
     int waitStatus = 0;
+    // Supervision.
+    int64_t startedMono = 0;
+    uint32_t restarts = 0;          // how many times this slot was started again
+    bool connectedSinceSpawn = false;
+    bool gaveUp = false;
+    RestartPolicy policy;
+    std::unique_ptr<boost::asio::steady_timer> restartTimer;
   };
 
   void spawn(AgentProc& agent);
@@ -55,6 +65,9 @@ class Supervisor {
   void onEventBytes(AgentProc& agent, size_t n);
   void reapChildren();
   void maybeFinished(AgentProc& agent);
+  void onCrash(AgentProc& agent, const ExitInfo& exit, Json line);
+  void restart(AgentProc& agent);
+  void giveUp(AgentProc& agent, const std::string& reason);
   void sendCommand(AgentProc& agent, bool shutdown);
   void beginShutdown(const std::string& why);
   void killRemaining();
@@ -63,6 +76,8 @@ class Supervisor {
   void armDrop(size_t index, std::chrono::seconds after);
   void startFault(const FaultCommand& fault);
   void reapFaults(bool killAll);
+  void armSampling();
+  void sampleResources();
   bool allFinished() const;
 
   const cli::Options& options_;
@@ -78,6 +93,8 @@ class Supervisor {
   // out of the run (a SIGKILLed run's segment is cleaned by the next).
   std::optional<TokenBucketSegment> bucket_;
   boost::asio::steady_timer shutdownTimer_;
+  boost::asio::steady_timer sampleTimer_;
+  std::unique_ptr<ResourceStats> resources_;
   std::unique_ptr<boost::asio::posix::stream_descriptor> stdin_;
   std::array<char, 256> stdinBuf_{};
   std::string stdinLine_;

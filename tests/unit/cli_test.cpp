@@ -180,3 +180,48 @@ TEST_F(CliTest, BadInputIsNamedWithADistinctExitCode) {
   EXPECT_EQ(f.exitCode, exit_code::USAGE);
   EXPECT_NE(f.message.find("--user"), std::string::npos);
 }
+
+TEST_F(CliTest, SupervisionAndVerdictDefaultsFollowTheDesign) {
+  auto r = run(base());
+  ASSERT_TRUE(std::holds_alternative<Options>(r)) << std::get<ParseFailure>(r).message;
+  const auto& o = std::get<Options>(r);
+  EXPECT_EQ(o.restartMax, 5u);
+  EXPECT_EQ(o.restartWindowSecs, 60u);
+  EXPECT_EQ(o.sampleIntervalSecs, 1u);
+  EXPECT_EQ(o.maxAbnormalEnds, 0u);
+  EXPECT_DOUBLE_EQ(o.minReconnectRatePct, 90.0);
+  EXPECT_EQ(o.maxReconnectP95Ms, 15000u);
+  EXPECT_DOUBLE_EQ(o.maxMemoryMb, 200.0);
+  EXPECT_DOUBLE_EQ(o.maxCpuPct, 5.0);
+  EXPECT_TRUE(o.pidFile.empty());
+  EXPECT_FALSE(o.crashSessionForTesting.has_value());
+}
+
+TEST_F(CliTest, SupervisionAndVerdictFlags) {
+  auto r = run(with({"--restart-max", "3", "--restart-window-secs", "10", "--sample-interval-secs", "2",
+                     "--max-abnormal-ends", "1", "--min-reconnect-rate-pct", "95.5", "--max-reconnect-p95-ms",
+                     "5000", "--max-memory-mb", "64", "--max-cpu-pct", "2.5", "--sessions", "4",
+                     "--crash-session-for-testing", "3"}));
+  ASSERT_TRUE(std::holds_alternative<Options>(r)) << std::get<ParseFailure>(r).message;
+  const auto& o = std::get<Options>(r);
+  EXPECT_EQ(o.restartMax, 3u);
+  EXPECT_EQ(o.restartWindowSecs, 10u);
+  EXPECT_EQ(o.sampleIntervalSecs, 2u);
+  EXPECT_EQ(o.maxAbnormalEnds, 1u);
+  EXPECT_DOUBLE_EQ(o.minReconnectRatePct, 95.5);
+  EXPECT_EQ(o.maxReconnectP95Ms, 5000u);
+  EXPECT_DOUBLE_EQ(o.maxMemoryMb, 64.0);
+  EXPECT_DOUBLE_EQ(o.maxCpuPct, 2.5);
+  EXPECT_EQ(o.crashSessionForTesting, 3u);
+
+  EXPECT_EQ(failure(with({"--restart-max", "0"})).exitCode, exit_code::USAGE);
+  EXPECT_EQ(failure(with({"--sample-interval-secs", "0"})).exitCode, exit_code::USAGE);
+  EXPECT_EQ(failure(with({"--min-reconnect-rate-pct", "101"})).exitCode, exit_code::USAGE);
+  EXPECT_EQ(failure(with({"--max-memory-mb", "0"})).exitCode, exit_code::USAGE);
+  auto f = failure(with({"--sessions", "2", "--crash-session-for-testing", "2"}));
+  EXPECT_EQ(f.exitCode, exit_code::USAGE);
+  EXPECT_NE(f.message.find("--crash-session-for-testing 2"), std::string::npos) << f.message;
+  f = failure(with({"--pid-file", "/no/such/dir/x.pid"}));
+  EXPECT_EQ(f.exitCode, exit_code::BAD_INPUT);
+  EXPECT_NE(f.message.find("/no/such/dir"), std::string::npos) << f.message;
+}

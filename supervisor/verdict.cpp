@@ -1,0 +1,92 @@
+#include "supervisor/verdict.h"
+
+#include <cmath>
+#include <cstdio>
+
+namespace sshsoak {
+
+namespace {
+
+double round1(double v) { return std::round(v * 10.0) / 10.0; }
+
+Result judge(std::optional<double> measured, double threshold, const std::string& cmp) {
+  if (!measured) return Result::NA;
+  bool ok = cmp == "<=" ? *measured <= threshold : cmp == ">=" ? *measured >= threshold : *measured < threshold;
+  return ok ? Result::PASS : Result::FAIL;
+}
+
+std::string number(double v) {
+  char buf[64];
+  if (v == std::floor(v) && std::fabs(v) < 1e15) std::snprintf(buf, sizeof buf, "%.0f", v);
+  else std::snprintf(buf, sizeof buf, "%.1f", v);
+  return buf;
+}
+
+}  // namespace
+
+std::vector<Criterion> evaluate(const VerdictInputs& in, const Thresholds& t) {
+  std::vector<Criterion> out;
+  auto add = [&](std::string name, std::string label, std::optional<double> measured, double threshold,
+                 std::string cmp, std::string unit, std::string note) {
+    Criterion c{std::move(name), std::move(label), measured, threshold, cmp, std::move(unit), Result::NA,
+                std::move(note)};
+    c.result = judge(measured, threshold, cmp);
+    out.push_back(std::move(c));
+  };
+  add("abnormal_ends", "abnormal session ends", double(in.abnormalEnds), t.maxAbnormalEnds, "<=", "",
+      "agent crashes, sessions never connected or lost without recovery");
+  std::optional<double> rate;
+  if (in.interrupts > 0) rate = round1(100.0 * in.reconnects / in.interrupts);
+  add("reconnect_rate_pct", "reconnect success rate", rate, t.minReconnectRatePct, ">=", "%",
+      in.interrupts == 0 ? "no interrupts to recover from"
+                         : std::to_string(in.reconnects) + " of " + std::to_string(in.interrupts) + " interrupts");
+  std::optional<double> p95;
+  if (in.reconnectP95Ms) p95 = double(*in.reconnectP95Ms);
+  add("reconnect_p95_ms", "reconnect time p95", p95, t.maxReconnectP95Ms, "<=", "ms",
+      p95 ? "detection to first exec on the new session" : "no reconnects timed");
+  std::optional<double> memMb;
+  if (in.peakTotalPssKb) memMb = round1(double(*in.peakTotalPssKb) / 1024.0);
+  std::string memNote = "peak PSS of supervisor + agents (shared pages counted once)";
+  if (in.peakTotalRssKb) memNote += "; peak RSS " + number(round1(double(*in.peakTotalRssKb) / 1024.0)) + " MB";
+  if (!memMb) memNote = "no resource samples (run shorter than --sample-interval-secs)";
+  add("memory_mb", "harness memory (PSS)", memMb, t.maxMemoryMb, "<", "MB", memNote);
+  std::optional<double> cpu;
+  if (in.meanTotalCpuPct) cpu = round1(*in.meanTotalCpuPct);
+  add("cpu_pct", "harness CPU (mean)", cpu, t.maxCpuPct, "<", "% of one core",
+      cpu ? "mean of supervisor + agents over the run" : "no resource samples (run shorter than --sample-interval-secs)");
+  return out;
+}
+
+bool allPassed(const std::vector<Criterion>& criteria) {
+  for (const auto& c : criteria) {
+    if (c.result == Result::FAIL) return false;
+  }
+  return true;
+}
+
+const char* resultName(Result r) {
+  switch (r) {
+    case Result::PASS: return "pass";
+    case Result::FAIL: return "fail";
+    case Result::NA: return "n/a";
+  }
+  return "n/a";
+}
+
+Json verdictJson(const std::vector<Criterion>& criteria) {
+  Json a = Json::array();
+  for (const auto& c : criteria) {
+    Json j;
+    j["criterion"] = c.name;
+    j["measured"] = c.measured ? Json(*c.measured) : Json(nullptr);
+    j["threshold"] = c.threshold;
+    j["comparison"] = c.comparison;
+    j["unit"] = c.unit;
+    j["result"] = resultName(c.result);
+    j["note"] = c.note;
+    a.push_back(std::move(j));
+  }
+  return a;
+}
+
+}  // namespace sshsoak

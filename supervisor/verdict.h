@@ -1,0 +1,52 @@
+// The verdict: each pass criterion of the design (docs/design.md) with its
+// measured value, threshold and result. A criterion with nothing to measure
+// (no interrupts, no samples) is n/a and does not fail the run.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "supervisor/jsonl_log.h"
+
+namespace sshsoak {
+
+struct Thresholds {
+  uint32_t maxAbnormalEnds = 0;
+  double minReconnectRatePct = 90.0;
+  uint32_t maxReconnectP95Ms = 15000;
+  double maxMemoryMb = 200.0;
+  double maxCpuPct = 5.0;
+};
+
+struct VerdictInputs {
+  uint32_t abnormalEnds = 0;
+  uint32_t interrupts = 0;
+  uint32_t reconnects = 0;
+  std::optional<int64_t> reconnectP95Ms;
+  std::optional<uint64_t> peakTotalPssKb;
+  std::optional<uint64_t> peakTotalRssKb;  // reported beside PSS, not judged
+  std::optional<double> meanTotalCpuPct;
+};
+
+enum class Result { PASS, FAIL, NA };
+
+struct Criterion {
+  std::string name;        // "abnormal_ends", ...: stable, for scripts
+  std::string label;       // for people
+  std::optional<double> measured;
+  double threshold = 0;
+  std::string comparison;  // "<=", ">=", "<"
+  std::string unit;
+  Result result = Result::NA;
+  std::string note;
+};
+
+std::vector<Criterion> evaluate(const VerdictInputs& in, const Thresholds& t);
+bool allPassed(const std::vector<Criterion>& criteria);  // n/a counts as passed
+const char* resultName(Result r);
+// The summary's "verdict" list; main prints the table from it.
+Json verdictJson(const std::vector<Criterion>& criteria);
+
+}  // namespace sshsoak

@@ -1,0 +1,112 @@
+// Resource accounting and the verdict against a real sshd: the sampled
+// figures agree with ps for the same PIDs, the summary carries the
+// per-process and whole-tree figures, and a threshold that is not met fails
+// the run with exit code 1, naming the criterion.
+#include <cstdio>
+#include <map>
+
+#include "sshd_fixture.h"
+#include "supervisor/exit_codes.h"
+
+using namespace sshsoak;
+using namespace sshsoak::testing;
+
+namespace {
+
+struct PsFigures {
+  long rssKb = -1;
+  long cpuSecs = -1;
+};
+
+// `ps -o rss=,time= -p PID`: RSS in kB, CPU time as [DD-]HH:MM:SS.
+PsFigures psOf(pid_t pid) {
+  PsFigures f;
+  std::string cmd = "ps -o rss=,time= -p " + std::to_string(pid);
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr) return f;
+  char line[256] = {};
+  if (std::fgets(line, sizeof line, p) != nullptr) {
+    long rss = 0, h = 0, m = 0, s = 0, d = 0;
+    if (std::sscanf(line, "%ld %ld-%ld:%ld:%ld", &rss, &d, &h, &m, &s) == 5) {
+      f = {rss, ((d * 24 + h) * 60 + m) * 60 + s};
+    } else if (std::sscanf(line, "%ld %ld:%ld:%ld", &rss, &h, &m, &s) == 4) {
+      f = {rss, (h * 60 + m) * 60 + s};
+    }
+  }
+  ::pclose(p);
+  return f;
+}
+
+}  // namespace
+
+TEST_F(SshdTest, SampledRssAndCpuAgreeWithPs) {
+  SoakProcess soak(soakArgs({"--sessions", "2", "--duration-secs", "120", "--sample-interval-secs", "1"}),
+                   /*stdinPipe=*/true);
+  ASSERT_TRUE(waitForLog([](const auto& l) { return linesOf(l, "connected").size() == 2; }, 30)) << soak.err();
+  // Two ticks after both connected: the agents are in their steady state.
+  size_t ticksAtConnect = linesOf(readJsonl(logPath_), "resource_sample").size();
+  ASSERT_TRUE(waitForLog([&](const auto& l) { return linesOf(l, "resource_sample").size() >= ticksAtConnect + 2; },
+                         30));
+  Json sample = linesOf(readJsonl(logPath_), "resource_sample").back();
+  std::map<pid_t, PsFigures> ps;
+  for (const auto& p : sample["procs"]) ps[p[0].get<pid_t>()] = psOf(p[0].get<pid_t>());
+  soak.writeStdin("q\n");
+  ASSERT_EQ(soak.wait(30), exit_code::PASSED) << soak.err();
+
+  // [pid, session_id, cpu_pct, rss_kb, pss_kb, fds, threads, cpu_ms]
+  ASSERT_EQ(sample["procs"].size(), 3u) << sample.dump();
+  EXPECT_EQ(sample["procs"][0][0], soak.pid());
+  EXPECT_EQ(sample["procs"][0][1], nullptr);
+  long rssSum = 0;
+  for (const auto& p : sample["procs"]) {
+    pid_t pid = p[0].get<pid_t>();
+    long rss = p[3].get<long>(), pss = p[4].get<long>();
+    double cpuSecs = p[7].get<double>() / 1000.0;
+    rssSum += rss;
+    ASSERT_GT(ps[pid].rssKb, 0) << "ps knew nothing of " << pid;
+    EXPECT_NEAR(static_cast<double>(rss), static_cast<double>(ps[pid].rssKb), 0.10 * ps[pid].rssKb) << pid;
+    EXPECT_GT(pss, 0);
+    EXPECT_LE(pss, rss);
+    // ps prints whole seconds (truncated) and ran up to a tick interval
+    // later: within a second plus two clock ticks.
+    EXPECT_NEAR(cpuSecs, static_cast<double>(ps[pid].cpuSecs), 1.02) << pid;
+    EXPECT_GE(p[5].get<int>(), 3) << "fds of " << pid;
+    EXPECT_GE(p[6].get<int>(), 1) << "threads of " << pid;
+    EXPECT_GE(p[2].get<double>(), 0.0);
+  }
+  EXPECT_EQ(sample["total"]["rss_kb"].get<long>(), rssSum);
+
+  auto summary = linesOf(readJsonl(logPath_), "summary").at(0);
+  const Json& r = summary["resources"];
+  EXPECT_EQ(r["supervisor"]["pid"], soak.pid());
+  ASSERT_EQ(r["agents"].size(), 2u);
+  for (const auto& a : r["agents"]) {
+    EXPECT_GT(a["rss_peak_kb"].get<long>(), 0);
+    EXPECT_GT(a["pss_peak_kb"].get<long>(), 0);
+    EXPECT_FALSE(a["fds_end"].is_null());
+    EXPECT_FALSE(a["cpu_mean_pct"].is_null());
+  }
+  EXPECT_GE(r["total"]["samples"].get<int>(), 2);
+  EXPECT_EQ(summary["memory_metric"], "pss");
+}
+
+TEST_F(SshdTest, VerdictCarriesEveryCriterionAndAFailedThresholdFailsTheRun) {
+  auto r = runSoak(soakArgs({"--sessions", "2", "--duration-secs", "3", "--max-memory-mb", "0.5"}), 60);
+  EXPECT_EQ(r.exitCode, exit_code::CRITERIA_FAILED) << r.err;
+  auto summary = linesOf(r.lines, "summary").at(0);
+  EXPECT_EQ(summary["success"], false);
+  std::map<std::string, Json> byName;
+  for (const auto& c : summary["verdict"]) byName[c["criterion"].get<std::string>()] = c;
+  ASSERT_EQ(byName.size(), 5u);
+  EXPECT_EQ(byName["abnormal_ends"]["result"], "pass");
+  EXPECT_EQ(byName["abnormal_ends"]["measured"], 0.0);
+  EXPECT_EQ(byName["reconnect_rate_pct"]["result"], "n/a");  // no interrupts
+  EXPECT_EQ(byName["reconnect_p95_ms"]["result"], "n/a");
+  EXPECT_EQ(byName["memory_mb"]["result"], "fail");
+  EXPECT_EQ(byName["memory_mb"]["threshold"], 0.5);
+  EXPECT_GT(byName["memory_mb"]["measured"].get<double>(), 0.5);
+  EXPECT_EQ(byName["cpu_pct"]["result"], "pass");
+  EXPECT_NE(r.out.find("== verdict =="), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("memory_mb"), std::string::npos);
+  EXPECT_NE(r.out.find("FAIL"), std::string::npos);
+}
