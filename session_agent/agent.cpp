@@ -236,8 +236,9 @@ void Agent::sessionLoop() {
     // Sleep until the socket, a command, or the next timer.
     int64_t silenceDeadline = conn_->lastRecvMs() + int64_t{settings_.keepaliveIntervalMs} * settings_.keepaliveCountMax;
     int64_t probeDue = std::max(conn_->lastRecvMs(), lastProbeMs_) + settings_.keepaliveIntervalMs;
-    int64_t wakeMs = std::min({nextPollMs_, silenceDeadline, probeDue});
-    if (round_) wakeMs = std::min(wakeMs, round_->deadlineMs);
+    // The next round's start matters only while no round is running: a
+    // round stalled on a dead link would otherwise make this a busy loop.
+    int64_t wakeMs = std::min({round_ ? round_->deadlineMs : nextPollMs_, silenceDeadline, probeDue});
     if (!pty_) wakeMs = std::min(wakeMs, ptyRetryMs_);
     // While a channel is open, libssh2 is called every turn and consumes
     // whatever arrives. With none, the socket is watched only for EOF.

@@ -51,8 +51,9 @@ class Liveness : public NetnsSshdTest {
 TEST_F(Liveness, DropIsDetectedWithinKeepaliveBudgetAndCostsNoCpu) {
   if (delegated()) return;
   // 2 s x 3: the link is dead after 6 s of silence.
+  // Exec polls every second, so rounds are in flight when the link dies.
   SoakProcess soak(soakArgs({"--sessions", "3", "--duration-secs", "60", "--keepalive-interval-secs", "2",
-                             "--keepalive-count-max", "3", "--pty-interval-secs", "0.2"}));
+                             "--keepalive-count-max", "3", "--pty-interval-secs", "0.2", "--poll-interval-secs", "1"}));
   streaming(soak, 3);
   auto pids = agentPids(readJsonl(logPath_));
   int64_t dropNs = wallNs();

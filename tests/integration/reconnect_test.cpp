@@ -63,7 +63,7 @@ TEST_F(Reconnect, F1ShortDropEverySessionBackWithin15s) {
   cut("-D");
   ASSERT_TRUE(waitForLog([](const auto& l) { return sessionsWith(l, "reconnected").size() == 10; }, 20)) << soak.err();
   ::kill(soak.pid(), SIGTERM);
-  EXPECT_EQ(soak.wait(30), exit_code::PASSED) << soak.err();
+  EXPECT_EQ(soak.wait(30), exit_code::PASSED) << soak.out();
   auto lines = readJsonl(logPath_);
   for (const auto& r : linesOf(lines, "reconnected")) {
     double backS = static_cast<double>(tsNs(r) - dropNs) / 1e9;

@@ -162,13 +162,22 @@ void SshdTest::TearDown() {
   fs::remove_all(workDir_, ec);
   // Nothing left behind by the run or the fixture.
   EXPECT_EQ(countOpenFds(), fdsBefore_) << "file descriptors leaked";
-  EXPECT_EQ(listDevShm(), shmBefore_) << "shared-memory segments left in /dev/shm";
+  // Nothing new; a run may legitimately remove stale segments of dead runs.
+  std::vector<std::string> added;
+  for (const auto& name : listDevShm()) {
+    if (!shmBefore_.count(name)) added.push_back(name);
+  }
+  EXPECT_TRUE(added.empty()) << "shared-memory segments left in /dev/shm, e.g. " << (added.empty() ? "" : added[0]);
 }
 
 std::vector<std::string> SshdTest::soakArgs(std::vector<std::string> extra) const {
   std::vector<std::string> args = {"--targets", sshd_->target(), "--user", sshd_->user(), "--key",
                                    sshd_->clientKeyPath(), "--known-hosts", sshd_->knownHostsPath(),
-                                   "--log-path", logPath_};
+                                   "--log-path", logPath_,
+                                   // Short test runs are dominated by their connects, so their
+                                   // CPU mean says little; tests about the CPU criterion set
+                                   // their own threshold after these (the last value wins).
+                                   "--max-cpu-pct", "50"};
   args.insert(args.end(), extra.begin(), extra.end());
   return args;
 }
