@@ -157,6 +157,7 @@ std::variant<Options, ParseFailure> parse(int argc, const char* const* argv, Env
   app.add_option("--fault-cmd", faultTexts,
                  "Run a shell command at a time: 'AT:COMMAND' (iptables, tc, a service restart; repeatable)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  app.add_option("--html", o.htmlPath, "At the end, write a self-contained HTML report of the run to this file");
   app.add_option("--shutdown-timeout-secs", o.shutdownTimeoutSecs,
                  "How long agents get to close their sessions at the end before they are killed");
   app.add_option("--agent-path", o.agentPath, "The sshsoak-agent binary (default: beside sshsoak)");
@@ -310,6 +311,12 @@ std::variant<Options, ParseFailure> parse(int argc, const char* const* argv, Env
     if (!defaultKnownHosts && !std::filesystem::is_directory(dir)) {
       return badInput("--known-hosts " + o.knownHostsPath + ": directory " + dir.string() +
                       " does not exist (create it, or name another file)");
+    }
+  }
+  if (!o.htmlPath.empty()) {
+    auto dir = std::filesystem::path(o.htmlPath).parent_path();
+    if (!dir.empty() && !std::filesystem::is_directory(dir)) {
+      return badInput("--html " + o.htmlPath + ": directory " + dir.string() + " does not exist");
     }
   }
   {

@@ -51,6 +51,7 @@ struct Options {
   uint32_t tokenBurst = 5;
   std::vector<DropSpec> drops;          // --drop and --disconnect-after-secs
   std::vector<FaultCommand> faultCommands;
+  std::string htmlPath;  // --html: a self-contained HTML report at the end
   std::string agentPath;  // default: sshsoak-agent beside sshsoak
   bool crashAgentsForTesting = false;
   std::optional<uint32_t> crashSessionForTesting;  // test only: this slot's agent aborts at start

@@ -10,7 +10,9 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <memory>
 
@@ -19,6 +21,11 @@
 #include "supervisor/exit_codes.h"
 #include "supervisor/jsonl_log.h"
 #include "supervisor/supervisor.h"
+#include "supervisor/html_report.h"
+#include "supervisor/report.h"
+#include "supervisor/status_line.h"
+#include "shared/event_codec.h"
+#include "shared/clock.h"
 
 namespace fs = std::filesystem;
 using namespace sshsoak;
@@ -26,7 +33,7 @@ using namespace sshsoak;
 namespace {
 
 // Embedded default: a short run, enough to see every part work.
-constexpr uint32_t EMBEDDED_DURATION_SECS = 20;
+constexpr uint32_t EMBEDDED_DURATION_SECS = 60;
 
 // The passphrase was visible in ps from the moment we started; at least
 // stop showing it now (ps reads /proc/PID/cmdline, i.e. this memory).
@@ -122,9 +129,60 @@ void printSummary(const Json& s, const std::string& logPath) {
   std::fflush(stdout);
 }
 
+// The run's own lines of the log (it may hold earlier runs too).
+std::vector<Json> linesFrom(const std::string& path, std::streamoff offset) {
+  std::ifstream in(path);
+  in.seekg(offset);
+  std::vector<Json> lines;
+  for (std::string text; std::getline(in, text);) {
+    Json j = Json::parse(text, nullptr, false);
+    if (!j.is_discarded()) lines.push_back(std::move(j));
+  }
+  return lines;
+}
+
+std::string runId() {
+  char buf[64];
+  time_t now = ::time(nullptr);
+  tm utc{};
+  ::gmtime_r(&now, &utc);
+  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &utc);
+  return std::string(buf) + "-" + std::to_string(::getpid());
+}
+
+Json runStartedLine(const cli::Options& o, const std::string& id, bool embedded) {
+  Json j = lineHead(wallNs(), std::nullopt, "", "run_started");
+  j["run_id"] = id;
+  j["version"] = "0.1.0";
+  Json targets = Json::array();
+  for (const auto& t : o.targets) targets.push_back(t.text());
+  j["targets"] = targets;
+  j["embedded_sshd"] = embedded;
+  j["sessions"] = o.slots.size();
+  j["duration_secs"] = o.durationSecs;
+  j["intensity"] = std::string(intensityName(o.intensity));
+  j["poll_interval_secs"] = o.pollIntervalSecs;
+  j["keepalive"] = std::to_string(o.keepaliveIntervalSecs) + " s x " + std::to_string(o.keepaliveCountMax);
+  j["max_reconnect_attempts"] = o.maxReconnectAttempts;
+  j["reconnect_timeout_secs"] = o.reconnectTimeoutSecs;
+  j["host_key_policy"] = std::string(hostKeyPolicyName(o.hostKeyPolicy));
+  Json drops = Json::array();
+  for (const auto& d : o.drops) drops.push_back(d.text());
+  j["drops"] = drops;
+  Json faults = Json::array();
+  for (const auto& f : o.faultCommands) faults.push_back(std::to_string(f.atSecs) + ": " + f.command);
+  j["fault_commands"] = faults;
+  // Never the passphrase; the key only by path.
+  j["user"] = o.user;
+  j["key"] = o.keyPath;
+  j["detail"] = std::to_string(o.slots.size()) + " sessions for " + std::to_string(o.durationSecs) + " s";
+  return j;
+}
+
 int runMain(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
-  auto console = spdlog::stderr_color_mt("sshsoak");
+  if (argc >= 2 && std::strcmp(argv[1], "report") == 0) return report::main(argc - 1, argv + 1);
+  auto console = std::make_shared<spdlog::logger>("sshsoak", status_line::makeConsoleSink());
   console->set_pattern("%H:%M:%S.%e %^%-5l%$ %v");
   spdlog::set_default_logger(console);
   if (const char* level = std::getenv("SSHSOAK_LOG_LEVEL")) spdlog::set_level(spdlog::level::from_str(level));
@@ -179,6 +237,15 @@ int runMain(int argc, char** argv) {
     options.keyPath = sshd->clientKeyPath();
     options.knownHostsPath = sshd->knownHostsPath();
     if (!options.durationGiven) options.durationSecs = EMBEDDED_DURATION_SECS;
+    // The first experience shows the reconnect path too: one drop of every
+    // session a little before half-time, unless the user planned faults.
+    if (options.drops.empty() && options.faultCommands.empty() && options.durationSecs >= 20) {
+      options.drops.push_back(DropSpec{options.durationSecs * 2 / 5, 0, {}});
+      spdlog::info("the demo drops every session at {} s to show the reconnect path", options.drops[0].atSecs);
+    }
+    if (options.htmlPath.empty()) {
+      options.htmlPath = (fs::path(options.logPath).parent_path() / "sshsoak-report.html").string();
+    }
   }
 
   std::unique_ptr<JsonlLog> log;
@@ -195,6 +262,15 @@ int runMain(int argc, char** argv) {
                  return t;
                }(),
                options.logPath);
+
+  std::streamoff runOffset = 0;
+  {
+    std::error_code ec;
+    auto size = fs::file_size(options.logPath, ec);
+    runOffset = ec ? 0 : static_cast<std::streamoff>(size);
+  }
+  std::string id = runId();
+  log->write(runStartedLine(options, id, sshd != nullptr));
 
   std::unique_ptr<PidFile> pidFile;
   if (!options.pidFile.empty()) {
@@ -214,7 +290,22 @@ int runMain(int argc, char** argv) {
     std::fprintf(stderr, "sshsoak: cannot start an agent (%s): %s\n", agentPath.c_str(), e.what());
     return exit_code::SYSTEM;
   }
+  status_line::clear();
   printSummary(summary, options.logPath);
+  // The test plan's result table for this run, ready to paste.
+  report::Input input;
+  input.runs = report::splitRuns(options.logPath, linesFrom(options.logPath, runOffset));
+  std::printf("\n%s", report::markdown(input).c_str());
+  if (!options.htmlPath.empty()) {
+    std::ofstream out(options.htmlPath);
+    if (out << report::renderHtml(input.runs)) {
+      std::printf("\nHTML report: %s\n", options.htmlPath.c_str());
+    } else {
+      spdlog::error("--html {}: cannot write the report", options.htmlPath);
+    }
+  }
+  std::printf("Table of several runs: sshsoak report %s [MORE.jsonl ...]\n", options.logPath.c_str());
+  std::fflush(stdout);
   return summary["success"].get<bool>() ? exit_code::PASSED : exit_code::CRITERIA_FAILED;
 }
 

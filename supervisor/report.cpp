@@ -17,9 +17,11 @@ namespace sshsoak::report {
 
 namespace {
 
+// One decimal, or none for whole numbers (counts stay counts).
 std::string fmt1(double v) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f", v);
+  if (v == std::floor(v) && std::fabs(v) < 1e15) std::snprintf(buf, sizeof buf, "%.0f", v);
+  else std::snprintf(buf, sizeof buf, "%.1f", v);
   return buf;
 }
 

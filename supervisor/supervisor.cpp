@@ -14,6 +14,7 @@
 #include "shared/clock.h"
 #include "shared/event_codec.h"
 #include "shared/spawn.h"
+#include "supervisor/status_line.h"
 #include "supervisor/verdict.h"
 
 namespace bp = boost::process;
@@ -357,6 +358,34 @@ void Supervisor::sampleResources() {
   Json j = lineHead(wallNs(), std::nullopt, "", "resource_sample");
   j.update(resources_->addTick(monoMs(), readings));
   log_.write(j);
+  if (status_line::enabled()) status_line::set(statusText(j["total"]));
+}
+
+std::string Supervisor::statusText(const Json& total) const {
+  uint32_t up = 0, reconnecting = 0, manual = 0, reconnects = 0;
+  std::vector<int64_t> ms;
+  for (size_t i = 0; i < stats_.sessionCount(); ++i) {
+    const auto& s = stats_.session(static_cast<uint32_t>(i));
+    up += s.up ? 1 : 0;
+    manual += (s.manual || s.authFailed) ? 1 : 0;
+    reconnecting += (!s.up && !s.manual && !s.authFailed && s.connects > 0) ? 1 : 0;
+    reconnects += s.reconnects;
+    ms.insert(ms.end(), s.reconnectMs.begin(), s.reconnectMs.end());
+  }
+  auto mmss = [](int64_t secs) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%02lld:%02lld", static_cast<long long>(secs / 60), static_cast<long long>(secs % 60));
+    return std::string(buf);
+  };
+  auto p95 = percentile(ms, 0.95);
+  char buf[320];
+  std::snprintf(buf, sizeof buf,
+                "[%s/%s] up %u/%zu | reconnecting %u | manual %u | reconnects %u (p95 %s) | RSS %.0f MB PSS %.1f MB | CPU %.1f %%",
+                mmss((monoMs() - startMono_) / 1000).c_str(), mmss(options_.durationSecs).c_str(), up,
+                stats_.sessionCount(), reconnecting, manual, reconnects,
+                p95 ? (std::to_string(*p95) + " ms").c_str() : "n/a",
+                total.value("rss_kb", 0.0) / 1024.0, total.value("pss_kb", 0.0) / 1024.0, total.value("cpu_pct", 0.0));
+  return buf;
 }
 
 void Supervisor::armStdin() {

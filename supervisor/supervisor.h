@@ -77,6 +77,7 @@ class Supervisor {
   void startFault(const FaultCommand& fault);
   void reapFaults(bool killAll);
   void armSampling();
+  std::string statusText(const Json& total) const;
   void sampleResources();
   bool allFinished() const;
 
