@@ -14,6 +14,8 @@ PACKAGES=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   openssh-server openssh-client iptables iproute2 procps util-linux
+  # the HTML report is checked in a real headless browser
+  chromium
 )
 
 missing=()

@@ -230,11 +230,11 @@ std::string runSection(const Run& run) {
   }
   if (!pss.empty()) {
     s += "<h3>Harness memory (MB)</h3>" +
-         chart("memory", {{"total PSS", pss}, {"total RSS", rss}}, span, thresholdOf(run, "memory"), "MB");
+         chart("memory", {{"total PSS", pss}, {"total RSS", rss}}, span, thresholdOf(run, "memory_mb"), "MB");
     std::vector<std::pair<std::string, std::vector<std::pair<double, double>>>> procs(perProc.begin(), perProc.end());
     if (procs.size() > 6) procs.resize(6);  // the chart stays readable; the log has all
     s += "<h3>PSS per process (MB)</h3>" + chart("pss per process", procs, span, std::nullopt, "MB");
-    s += "<h3>Harness CPU (% of one core)</h3>" + chart("cpu", {{"total CPU", cpu}}, span, thresholdOf(run, "cpu"), "%");
+    s += "<h3>Harness CPU (% of one core)</h3>" + chart("cpu", {{"total CPU", cpu}}, span, thresholdOf(run, "cpu_pct"), "%");
   } else {
     s += "<p>No resource samples in this log.</p>";
   }
