@@ -193,6 +193,14 @@ Json RunStats::summary(int64_t ns, double durationSecs, uint64_t linesLogged) co
     j["gave_up"] = s.gaveUp;
     auto p95 = percentile(s.reconnectMs, 0.95);
     j["reconnect_p95_ms"] = p95 ? Json(*p95) : Json(nullptr);
+    auto optMs = [](std::optional<int64_t> v) { return v ? Json(*v) : Json(nullptr); };
+    j["reconnect_attempts"] = s.reconnects + s.reconnectFailures;
+    j["reconnect_success_rate_pct"] =
+        s.disconnects == 0 ? Json(nullptr) : Json(std::round(1000.0 * s.reconnects / s.disconnects) / 10.0);
+    j["reconnect_p50_ms"] = optMs(percentile(s.reconnectMs, 0.50));
+    j["reconnect_max_ms"] = optMs(percentile(s.reconnectMs, 1.0));
+    j["manual"] = s.manual;
+    j["auth_failed"] = s.authFailed;
     std::string reason = abnormalReason(s);
     j["abnormal_end"] = reason.empty() ? Json(nullptr) : Json(reason);
     if (s.lastExit) j["agent_exit"] = s.lastExit->text();
@@ -225,6 +233,24 @@ Json RunStats::summary(int64_t ns, double durationSecs, uint64_t linesLogged) co
   j["global_reconnect_p50_ms"] = p50 ? Json(*p50) : Json(nullptr);
   j["global_reconnect_p95_ms"] = p95 ? Json(*p95) : Json(nullptr);
   j["global_reconnect_max_ms"] = pmax.has_value() ? Json(pmax.value()) : Json(nullptr);
+  // Attempts, not interrupts: how hard the sessions had to try.
+  uint32_t attempts = 0, opened = 0, authFailed = 0;
+  for (const auto& s : sessions_) {
+    attempts += s.reconnects + s.reconnectFailures;
+    opened += s.sessionsOpened;
+    authFailed += s.authFailed ? 1 : 0;
+  }
+  j["reconnect_attempts"] = attempts;
+  j["reconnect_attempt_success_pct"] =
+      attempts == 0 ? Json(nullptr) : Json(std::round(1000.0 * recovered / attempts) / 10.0);
+  j["sessions_auth_failed"] = authFailed;
+  // Session churn: SSH sessions opened per slot per hour; a slot that held
+  // one session for the whole run opened exactly one.
+  j["sessions_opened"] = opened;
+  double hours = durationSecs / 3600.0;
+  j["sessions_opened_per_slot_per_hour"] =
+      sessions_.empty() || hours <= 0 ? Json(nullptr)
+                                      : Json(std::round(100.0 * opened / static_cast<double>(sessions_.size()) / hours) / 100.0);
   j["events_logged"] = linesLogged;
   j["per_session"] = std::move(perSession);
   return j;

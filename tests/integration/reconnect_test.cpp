@@ -183,5 +183,10 @@ TEST_F(SshdTest, F5AllDroppedAtOnceNoStorm) {
   std::string log = sshd_->log();
   EXPECT_EQ(log.find("MaxStartups"), std::string::npos) << log;
   EXPECT_EQ(log.find("drop connection"), std::string::npos) << log;
-  EXPECT_EQ(linesOf(lines, "summary").at(0)["abnormal_ends"], 0);
+  auto summary = linesOf(lines, "summary").at(0);
+  EXPECT_EQ(summary["abnormal_ends"], 0);
+  EXPECT_EQ(summary["reconnect_attempts"].get<size_t>(), grants.size());
+  EXPECT_EQ(summary["sessions_opened"], 20) << "each slot: its first session and one after the drop";
+  EXPECT_EQ(summary["sessions_manual"], 0);
+  for (const auto& p : summary["per_session"]) EXPECT_EQ(p["reconnect_success_rate_pct"], 100.0);
 }
