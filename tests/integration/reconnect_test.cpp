@@ -7,7 +7,10 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <filesystem>
+#include <fstream>
 #include <thread>
+#include <sys/wait.h>
 
 #include "netns.h"
 #include "shared/clock.h"
@@ -189,4 +192,43 @@ TEST_F(SshdTest, F5AllDroppedAtOnceNoStorm) {
   EXPECT_EQ(summary["sessions_opened"], 20) << "each slot: its first session and one after the drop";
   EXPECT_EQ(summary["sessions_manual"], 0);
   for (const auto& p : summary["per_session"]) EXPECT_EQ(p["reconnect_success_rate_pct"], 100.0);
+}
+
+// --drop on some sessions, periodically; --fault-cmd runs the user's command
+// at its time and logs its exit status and output.
+TEST_F(SshdTest, ScheduledDropsAndFaultCommands) {
+  std::string marker = workDir_ + "/fault-ran";
+  auto r = runSoak(soakArgs({"--sessions", "3", "--duration-secs", "8", "--drop", "2/2@0,2", "--fault-cmd",
+                             "3:echo fault-output; touch " + marker + "; exit 3", "--backoff-base-ms", "100"}));
+  EXPECT_EQ(r.exitCode, exit_code::PASSED) << r.err;
+  std::map<int, int> drops;
+  for (const auto& d : linesOf(r.lines, "disconnect_injected")) drops[d["session_id"].get<int>()]++;
+  EXPECT_GE(drops[0], 2) << "every 2 s from 2 s in an 8 s run";
+  EXPECT_GE(drops[2], 2);
+  EXPECT_EQ(drops[1], 0) << "session 1 was not named";
+  auto faults = linesOf(r.lines, "fault_injected");
+  ASSERT_EQ(faults.size(), 1u);
+  EXPECT_EQ(faults[0]["exit_code"], 3);
+  EXPECT_EQ(faults[0]["success"], false);
+  EXPECT_NE(faults[0]["output_tail"].get<std::string>().find("fault-output"), std::string::npos);
+  EXPECT_TRUE(std::filesystem::exists(marker));
+  EXPECT_EQ(linesOf(r.lines, "fault_started").size(), 1u);
+  // Not a terminal: no status line in the console output.
+  EXPECT_EQ(r.err.find("\033[K"), std::string::npos);
+  EXPECT_EQ(r.out.find("\033[K"), std::string::npos);
+}
+
+TEST_F(SshdTest, StatusLineUpdatesInPlaceOnATerminal) {
+  // util-linux's script(1) gives sshsoak a pseudo-terminal for stdout and
+  // stderr, as a person watching it would.
+  std::string cmd = std::string(SSHSOAK_BIN);
+  for (const auto& a : soakArgs({"--sessions", "2", "--duration-secs", "4"})) cmd += " '" + a + "'";
+  std::string out = workDir_ + "/tty.txt";
+  std::string full = "script -q -e -c \"" + cmd + " </dev/null\" " + out + " >/dev/null 2>&1";
+  int rc = std::system(full.c_str());
+  EXPECT_EQ(WEXITSTATUS(rc), exit_code::PASSED);
+  std::ifstream in(out);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("\r\033[K[00:0"), std::string::npos) << "no status line on a terminal";
+  EXPECT_NE(text.find("up 2/2"), std::string::npos) << text.substr(0, 2000);
 }
