@@ -219,10 +219,14 @@ void Agent::sessionLoop() {
   conn_->setLiveness(settings_.keepaliveIntervalMs, settings_.keepaliveCountMax);
   lastProbeMs_ = monoMs();
   pty_ = std::make_unique<PtyStream>(settings_.intensity, settings_.ptyIntervalMs);
+  ptyStartedMs_ = monoMs();
   while (conn_ && !stopRequested_) {
     int64_t now = monoMs();
     if (!round_ && now >= nextPollMs_) startPollRound();
-    if (!pty_ && now >= ptyRetryMs_) pty_ = std::make_unique<PtyStream>(settings_.intensity, settings_.ptyIntervalMs);
+    if (!pty_ && now >= ptyRetryMs_) {
+      pty_ = std::make_unique<PtyStream>(settings_.intensity, settings_.ptyIntervalMs);
+      ptyStartedMs_ = now;
+    }
     // Step everything until nothing moves: libssh2 may have buffered data
     // for one channel while reading for another, so one pass is not enough.
     bool progressed = true;
@@ -240,6 +244,7 @@ void Agent::sessionLoop() {
     // round stalled on a dead link would otherwise make this a busy loop.
     int64_t wakeMs = std::min({round_ ? round_->deadlineMs : nextPollMs_, silenceDeadline, probeDue});
     if (!pty_) wakeMs = std::min(wakeMs, ptyRetryMs_);
+    else if (!pty_->streaming()) wakeMs = std::min(wakeMs, ptyStartedMs_ + settings_.reconnectTimeoutMs + 1);
     // While a channel is open, libssh2 is called every turn and consumes
     // whatever arrives. With none, the socket is watched only for EOF.
     bool libssh2Reads = pty_ || round_;
@@ -309,7 +314,20 @@ void Agent::stepPty(bool& progressed) {
                   " bytes=" + std::to_string(c.bytes) + " ms=" + std::to_string(c.ms));
     });
   }
-  if (status != PtyStream::Status::Failed) return;
+  if (status != PtyStream::Status::Failed) {
+    // Setting the PTY up (open, pty-req, exec) has a deadline too: a server
+    // that answers keepalives but never this would otherwise stall it.
+    if (!pty_->streaming() && monoMs() - ptyStartedMs_ > settings_.reconnectTimeoutMs) {
+      events_.emit([&](wire::Event::Builder e) {
+        events_.failure(e, e.initPtyError(), wire::FailureCategory::TIMEOUT,
+                        "the PTY channel was not streaming within " + std::to_string(settings_.reconnectTimeoutMs) + " ms");
+      });
+      pty_->close();
+      pty_.reset();
+      ptyRetryMs_ = monoMs() + settings_.pollIntervalMs;
+    }
+    return;
+  }
   if (auto cause = transportFailure(pty_->libssh2Error())) {
     loseSession(*cause, pty_->error());
     return;

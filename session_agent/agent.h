@@ -100,6 +100,7 @@ class Agent {
   bool idleDataPending_ = false;
   std::unique_ptr<PtyStream> pty_;
   int64_t ptyRetryMs_ = 0;
+  int64_t ptyStartedMs_ = 0;
   int64_t lastProbeMs_ = 0;
   int64_t lossMs_ = 0;
   uint32_t lastFirstExecMs_ = 0;
