@@ -119,11 +119,12 @@ std::variant<Options, ParseFailure> parse(int argc, const char* const* argv, Env
   auto* passOpt = app.add_option("--passphrase", o.passphrase,
                                  "Key passphrase (WARNING: visible in ps and shell history; prefer "
                                  "--passphrase-file or --passphrase-env)");
-  app.add_option("--duration-secs", o.durationSecs, "Total run duration");
+  app.add_option("--duration-secs", o.durationSecs, "Total run duration (60 with the private sshd)");
   app.add_option("--poll-interval-secs", o.pollIntervalSecs, "Exec poll interval");
   app.add_option("--intensity", intensity, "PTY output intensity: low | medium | high");
   auto* disconnectOpt = app.add_option("--disconnect-after-secs", disconnectAfter,
                                        "Inject a disconnect on all sessions after N seconds");
+  disconnectOpt->default_str("none");
   app.add_option("--max-reconnect-attempts", o.maxReconnectAttempts,
                  "Max reconnect tries per session per disconnect");
   app.add_option("--reconnect-timeout-secs", o.reconnectTimeoutSecs,
@@ -153,11 +154,14 @@ std::variant<Options, ParseFailure> parse(int argc, const char* const* argv, Env
   std::vector<std::string> dropTexts, faultTexts;
   app.add_option("--drop", dropTexts,
                  "Shut sessions' sockets: AT[/EVERY][@SESSIONS] in seconds, e.g. 30, 30/60, 30@0-4 (repeatable)")
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->default_str("none");
   app.add_option("--fault-cmd", faultTexts,
                  "Run a shell command at a time: 'AT:COMMAND' (iptables, tc, a service restart; repeatable)")
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-  app.add_option("--html", o.htmlPath, "At the end, write a self-contained HTML report of the run to this file");
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->default_str("none");
+  app.add_option("--html", o.htmlPath, "At the end, write a self-contained HTML report of the run to this file "
+                                        "(with the private sshd: sshsoak-report.html beside the log)");
   app.add_option("--shutdown-timeout-secs", o.shutdownTimeoutSecs,
                  "How long agents get to close their sessions at the end before they are killed");
   app.add_option("--agent-path", o.agentPath, "The sshsoak-agent binary (default: beside sshsoak)");

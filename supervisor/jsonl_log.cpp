@@ -73,6 +73,7 @@ Json eventToJson(wire::Event::Reader e, const std::string& host) {
       auto d = e.getDisconnected();
       j["cause"] = std::string(causeName(d.getCause()));
       j["silent_ms"] = d.getSilentMs();
+      j["message"] = std::string(d.getMessage());
       break;
     }
     case W::EXEC_POLL: {
@@ -81,6 +82,7 @@ Json eventToJson(wire::Event::Reader e, const std::string& host) {
       j["cpu_busy_pct"] = round1(p.getCpuBusyPct());
       j["mem_used_pct"] = round1(p.getMemUsedPct());
       j["disk_used_pct"] = round1(p.getDiskUsedPct());
+      j["bytes"] = p.getBytes();
       break;
     }
     case W::PTY_CYCLE: {
@@ -88,6 +90,8 @@ Json eventToJson(wire::Event::Reader e, const std::string& host) {
       j["bytes"] = p.getBytes();
       j["lines"] = p.getLines();
       j["ms"] = p.getMs();
+      j["cycle"] = p.getCycle();
+      j["expected_lines"] = p.getExpectedLines();
       break;
     }
     case W::DISCONNECT_INJECTED:

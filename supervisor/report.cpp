@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <ctime>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -29,6 +30,14 @@ std::string secs(int64_t ms) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.2f", static_cast<double>(ms) / 1000.0);
   return buf;
+}
+
+int64_t tsNsOf(const Json& l) {
+  std::string ts = l.value("ts", "");
+  if (ts.size() < 26) return 0;
+  std::tm tm{};
+  ::strptime(ts.substr(0, 19).c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  return static_cast<int64_t>(::timegm(&tm)) * 1'000'000'000 + std::stoll(ts.substr(20, 6)) * 1000;
 }
 
 std::string str(const Json& j, const char* key) {
@@ -103,15 +112,27 @@ void derive(Run& run) {
 
   // Interrupt type, from what the log says was done or seen.
   std::vector<std::string> kinds;
-  if (injected > 0) kinds.push_back("Injected drop (" + std::to_string(injected) + " sessions)");
+  if (injected > 0) {
+    // One drop of several sessions logs a line per session, within moments.
+    uint32_t batches = 0;
+    std::optional<int64_t> lastNs;
+    for (const auto& l : run.lines) {
+      if (str(l, "event") != "disconnect_injected") continue;
+      int64_t t = tsNsOf(l);
+      if (!lastNs || t - *lastNs > 1'000'000'000) ++batches;
+      lastNs = t;
+    }
+    kinds.push_back("Injected drop x" + std::to_string(batches) + " (" + std::to_string(injected) + " session drops)");
+  }
   if (faults > 0) kinds.push_back("Fault command x" + std::to_string(faults));
-  if (injected == 0) {
+  {
     static const std::map<std::string, std::string> names = {{"silence", "Network drop"},
                                                               {"eof", "Server closed / sshd restart"},
                                                               {"reset", "Connection reset"},
                                                               {"socket_error", "Socket error"},
                                                               {"protocol", "Protocol error"}};
     for (const auto& [cause, n] : causes) {
+      if (cause == "injected") continue;  // said above
       auto it = names.find(cause);
       kinds.push_back((it != names.end() ? it->second : cause) + " (" + std::to_string(n) + ")");
     }
@@ -121,15 +142,7 @@ void derive(Run& run) {
 
   if (!run.lines.empty()) {
     Json first = run.lines.front(), last = run.lines.back();
-    // ts strings sort and subtract via their seconds: parse hh:mm:ss.micro
-    auto ns = [](const Json& l) -> int64_t {
-      std::string ts = l.value("ts", "");
-      if (ts.size() < 26) return 0;
-      std::tm tm{};
-      ::strptime(ts.substr(0, 19).c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-      return static_cast<int64_t>(::timegm(&tm)) * 1'000'000'000 + std::stoll(ts.substr(20, 6)) * 1000;
-    };
-    run.durationSecs = static_cast<double>(ns(last) - ns(first)) / 1e9;
+    run.durationSecs = static_cast<double>(tsNsOf(last) - tsNsOf(first)) / 1e9;
   }
   std::vector<std::string> notes;
   if (summary != nullptr) {

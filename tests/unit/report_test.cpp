@@ -82,7 +82,7 @@ TEST_F(ReportTest, OneRowPerRunWithTheTestPlansColumns) {
             std::string::npos)
       << md;
   // p50 = sorted[n/2] = 3000, p95 = 3000 (the predecessor's one-liner)
-  EXPECT_NE(md.find("| run-a | A | 2 | 1m | Injected drop (2 sessions) | 2/2 | 3.00 / 3.00 | 0 | 1.2 % | 18 MB PSS | cpu_pct failed |"),
+  EXPECT_NE(md.find("| run-a | A | 2 | 1m | Injected drop x1 (2 session drops) | 2/2 | 3.00 / 3.00 | 0 | 1.2 % | 18 MB PSS | cpu_pct failed |"),
             std::string::npos)
       << md;
   EXPECT_NE(md.find("| cpu_pct | 7.5 % | < 5 % | fail |"), std::string::npos) << md;
