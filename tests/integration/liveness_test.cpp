@@ -157,7 +157,13 @@ TEST_F(SshdTest, AgentRssStaysFlatOverHundredsOfHighIntensityCycles) {
   std::printf("agent RSS %ld kB after %zu cycles, %ld kB after %zu cycles (growth %ld kB)\n", rssWarm, cyclesWarm,
               rssEnd, cyclesEnd, rssEnd - rssWarm);
   EXPECT_GE(cyclesEnd - cyclesWarm, 200u);
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan keeps freed memory in quarantine (256 MB by default), so RSS grows
+  // by design; only a gross leak shows through it.
+  EXPECT_LT(rssEnd - rssWarm, 128 * 1024) << "agent RSS grew by more than 128 MB under ASan";
+#else
   EXPECT_LT(rssEnd - rssWarm, 1024) << "agent RSS grew by more than 1 MB";
+#endif
 }
 
 TEST_F(SshdTest, AnIdleSessionIsKeptAliveByKeepaliveReplies) {
