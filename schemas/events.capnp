@@ -48,6 +48,7 @@ struct AgentConfig {
   backoffCapMs @16 :UInt32;
   tokenBucketName @17 :Text;    # POSIX shm name; empty = no shared bucket
   crashForTesting @18 :Bool;    # test-only: abort right after start
+  ptyIntervalMs @19 :UInt32;    # pause between PTY bursts (remote sleep)
 }
 
 struct Command {
@@ -107,7 +108,9 @@ struct ExecPoll {
 struct PtyCycle {
   bytes @0 :UInt64;
   lines @1 :UInt32;
-  ms @2 :UInt32;
+  ms @2 :UInt32;            # first byte of the burst to its end marker
+  cycle @3 :UInt32;         # the remote loop's counter
+  expectedLines @4 :UInt32;
 }
 
 struct Disconnected {
@@ -144,4 +147,6 @@ struct Event {
     manualReconnect @18 :Failure;    # retries exhausted: needs a user
     stopped @19 :Void;               # clean close after a shutdown command
   }
+  tokenGrantedNs @20 :Int64;  # connect attempts: CLOCK_REALTIME of the token grant (0: none)
+  backoffMs @21 :Int64 = -1;  # connect attempts: the jitter waited before it
 }

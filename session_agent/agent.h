@@ -14,8 +14,11 @@
 #include "session_agent/event_sink.h"
 #include "session_agent/exec_task.h"
 #include "session_agent/poll_parsers.h"
+#include "session_agent/pty_stream.h"
 #include "session_agent/ssh_connection.h"
+#include "shared/backoff.h"
 #include "shared/frame.h"
+#include "shared/token_bucket.h"
 
 namespace sshsoak::agent {
 
@@ -28,6 +31,9 @@ struct AgentSettings {
   uint32_t maxReconnectAttempts = 3;
   uint32_t keepaliveIntervalMs = 15000;
   uint32_t keepaliveCountMax = 3;
+  uint32_t ptyIntervalMs = 1000;
+  std::string tokenBucketName;  // empty: no shared bucket (tests)
+  BackoffConfig backoff;
 
   static AgentSettings fromWire(wire::AgentConfig::Reader config);
 };
@@ -53,12 +59,26 @@ class Agent {
     int64_t deadlineMs = 0;
   };
 
-  bool establish();
+  // Connects (first time or again) with backoff, a token and at most the
+  // allowed attempts, emitting the events; false in a terminal state
+  // (manual reconnect, auth failure) or when told to stop.
+  bool connectPhase(bool reconnect, int64_t detectMs);
+  // One connect + auth + first exec within --reconnect-timeout-secs.
+  std::optional<ConnectError> establish();
+  // Sleeps in poll on the command pipe; false if told to stop meanwhile.
+  bool sleepFor(int64_t ms);
+  bool takeToken();
   void sessionLoop();
   void readCommands();
   void startPollRound();
   void stepPollRound(bool& progressed);
   void finishPollRound();
+  void stepPty(bool& progressed);
+  // Looks at what the socket told libssh2 (EOF, reset, timeout); true if the
+  // session was lost.
+  bool checkTransport();
+  // Keepalive and silence; true if the session was lost.
+  bool checkLiveness();
   // Runs one exec to the end, blocking this agent only, bounded.
   bool runExec(ExecTask& task, int64_t deadlineMs);
   // Is this libssh2 failure the connection itself going away?
@@ -78,6 +98,13 @@ class Agent {
   std::optional<PollRound> round_;
   int64_t nextPollMs_ = 0;
   bool idleDataPending_ = false;
+  std::unique_ptr<PtyStream> pty_;
+  int64_t ptyRetryMs_ = 0;
+  int64_t lastProbeMs_ = 0;
+  int64_t lossMs_ = 0;
+  uint32_t lastFirstExecMs_ = 0;
+  Backoff backoff_;
+  std::optional<TokenBucket> bucket_;
   std::optional<CpuTimes> lastCpu_;
 };
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <algorithm>
 #include <mutex>
 
 #include "shared/clock.h"
@@ -265,6 +266,29 @@ std::variant<std::monostate, ConnectError> SshConnection::checkHostKey(
   }
   hostKeyAdded = true;
   return std::monostate{};
+}
+
+void SshConnection::setLiveness(uint32_t intervalMs, uint32_t countMax) {
+  int fd = socket_.get();
+  int one = 1;
+  int idle = static_cast<int>(std::max<uint32_t>(intervalMs / 1000, 1));
+  int count = static_cast<int>(countMax);
+  unsigned userTimeout = intervalMs * countMax;
+  ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &idle, sizeof idle);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &userTimeout, sizeof userTimeout);
+  // Started only now, after authentication (libssh2#1810). The interval
+  // given here is libssh2's own minimum spacing; the agent decides when a
+  // keepalive is due (only after a silent interval, as OpenSSH does).
+  libssh2_keepalive_config(session_, 1, 1);
+  lastRecvMs_ = monoMs();
+}
+
+int SshConnection::sendKeepalive() {
+  int next = 0;
+  return libssh2_keepalive_send(session_, &next);
 }
 
 int SshConnection::waitSocket(int64_t deadlineMs, int cancelFd) const {

@@ -76,6 +76,14 @@ class SshConnection {
   void cut();
   bool isCut() const { return cut_; }
 
+  // After authentication: kernel-level help for dead-peer detection.
+  // TCP_USER_TIMEOUT errors the socket when sent data stays unacknowledged
+  // for interval x count-max; SO_KEEPALIVE probes an idle link likewise.
+  void setLiveness(uint32_t intervalMs, uint32_t countMax);
+  // Sends an OpenSSH-style keepalive (a global request with want-reply);
+  // any answer, even a refusal, counts as "received".
+  int sendKeepalive();
+
   std::string lastError() const;
   int64_t lastRecvMs() const { return lastRecvMs_; }
   int lastRecvErrno() const { return lastRecvErrno_; }

@@ -141,6 +141,22 @@ std::variant<Options, ParseFailure> parse(int argc, const char* const* argv, Env
                  "Send a keepalive every N seconds (OpenSSH ServerAliveInterval)");
   app.add_option("--keepalive-count-max", o.keepaliveCountMax,
                  "Dead after this many intervals with nothing received (ServerAliveCountMax)");
+  app.add_option("--pty-interval-secs", o.ptyIntervalSecs,
+                 "Pause between PTY bursts (the remote loop's sleep; fractions allowed)");
+  app.add_option("--backoff-base-ms", o.backoffBaseMs,
+                 "Reconnect backoff: attempt k waits uniform in [0, min(cap, base * 2^k)]");
+  app.add_option("--backoff-cap-ms", o.backoffCapMs, "Reconnect backoff ceiling");
+  app.add_option("--token-rate", o.tokenRatePerSec,
+                 "Connects per second allowed across all sessions (shared token bucket)");
+  app.add_option("--token-burst", o.tokenBurst,
+                 "Connects allowed at once (keep it below sshd's MaxStartups start, 10)");
+  std::vector<std::string> dropTexts, faultTexts;
+  app.add_option("--drop", dropTexts,
+                 "Shut sessions' sockets: AT[/EVERY][@SESSIONS] in seconds, e.g. 30, 30/60, 30@0-4 (repeatable)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  app.add_option("--fault-cmd", faultTexts,
+                 "Run a shell command at a time: 'AT:COMMAND' (iptables, tc, a service restart; repeatable)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app.add_option("--shutdown-timeout-secs", o.shutdownTimeoutSecs,
                  "How long agents get to close their sessions at the end before they are killed");
   app.add_option("--agent-path", o.agentPath, "The sshsoak-agent binary (default: beside sshsoak)");
@@ -206,6 +222,21 @@ std::variant<Options, ParseFailure> parse(int argc, const char* const* argv, Env
     if (disconnectAfter == 0) return usage("--disconnect-after-secs must be at least 1");
     o.disconnectAfterSecs = disconnectAfter;
   }
+  if (o.disconnectAfterSecs) o.drops.push_back(DropSpec{*o.disconnectAfterSecs, 0, {}});
+  for (const auto& text : dropTexts) {
+    auto d = parseDropSpec(text);
+    if (auto* err = std::get_if<std::string>(&d)) return usage("--drop " + *err);
+    o.drops.push_back(std::get<DropSpec>(d));
+  }
+  for (const auto& text : faultTexts) {
+    auto f = parseFaultCommand(text);
+    if (auto* err = std::get_if<std::string>(&f)) return usage("--fault-cmd " + *err);
+    o.faultCommands.push_back(std::get<FaultCommand>(f));
+  }
+  if (o.backoffBaseMs == 0) return usage("--backoff-base-ms must be at least 1");
+  if (o.backoffCapMs < o.backoffBaseMs) return usage("--backoff-cap-ms must be at least --backoff-base-ms");
+  if (!(o.tokenRatePerSec > 0.0 && o.tokenRatePerSec <= 1e6)) return usage("--token-rate must be above 0");
+  if (o.tokenBurst == 0) return usage("--token-burst must be at least 1");
   if (intensity == "low") o.intensity = wire::Intensity::LOW;
   else if (intensity == "medium") o.intensity = wire::Intensity::MEDIUM;
   else if (intensity == "high") o.intensity = wire::Intensity::HIGH;
@@ -214,6 +245,9 @@ std::variant<Options, ParseFailure> parse(int argc, const char* const* argv, Env
   else if (hostKeyPolicy == "accept-new") o.hostKeyPolicy = wire::HostKeyPolicy::ACCEPT_NEW;
   else if (hostKeyPolicy == "off") o.hostKeyPolicy = wire::HostKeyPolicy::OFF;
   else return usage("--host-key-policy '" + hostKeyPolicy + "' is not one of strict, accept-new, off");
+  if (!(o.ptyIntervalSecs >= 0.0 && o.ptyIntervalSecs <= 3600.0)) {
+    return usage("--pty-interval-secs must be between 0 and 3600");
+  }
   if (o.sessions == 0) return usage("--sessions must be at least 1");
   if (o.restartMax == 0) return usage("--restart-max must be at least 1");
   if (o.restartWindowSecs == 0) return usage("--restart-window-secs must be at least 1");
@@ -288,6 +322,14 @@ std::variant<Options, ParseFailure> parse(int argc, const char* const* argv, Env
     ::close(fd);
   }
 
+  for (const auto& d : o.drops) {
+    for (auto id : d.sessions) {
+      if (id >= o.sessions) {
+        return usage("--drop " + d.text() + ": session " + std::to_string(id) + " does not exist (sessions are 0-" +
+                     std::to_string(o.sessions - 1) + ")");
+      }
+    }
+  }
   if (crashSessionOpt->count() > 0) {
     if (crashSession >= o.sessions) {
       return usage("--crash-session-for-testing " + std::to_string(crashSession) + " is not below --sessions " +

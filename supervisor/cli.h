@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "events.capnp.h"
+#include "supervisor/faults.h"
 
 namespace sshsoak::cli {
 
@@ -41,6 +42,15 @@ struct Options {
   uint32_t keepaliveIntervalSecs = 5;
   uint32_t keepaliveCountMax = 3;
   uint32_t shutdownTimeoutSecs = 5;
+  double ptyIntervalSecs = 1.0;
+  // Reconnect pacing: full-jitter backoff, then a token from the run's
+  // shared bucket (burst below sshd's MaxStartups start of 10).
+  uint32_t backoffBaseMs = 500;
+  uint32_t backoffCapMs = 8000;
+  double tokenRatePerSec = 5.0;
+  uint32_t tokenBurst = 5;
+  std::vector<DropSpec> drops;          // --drop and --disconnect-after-secs
+  std::vector<FaultCommand> faultCommands;
   std::string agentPath;  // default: sshsoak-agent beside sshsoak
   bool crashAgentsForTesting = false;
   std::optional<uint32_t> crashSessionForTesting;  // test only: this slot's agent aborts at start

@@ -53,6 +53,8 @@ Json eventToJson(wire::Event::Reader e, const std::string& host) {
   if (e.getElapsedMs() >= 0) j["elapsed_ms"] = e.getElapsedMs();
   if (e.getAttempt() >= 0) j["attempt"] = e.getAttempt();
   j["success"] = e.getSuccess();
+  if (e.getTokenGrantedNs() != 0) j["token_granted_at"] = isoTimestamp(e.getTokenGrantedNs());
+  if (e.getBackoffMs() >= 0) j["backoff_ms"] = e.getBackoffMs();
   using W = wire::Event::Which;
   switch (e.which()) {
     case W::STARTED:

@@ -45,7 +45,6 @@ Supervisor::Supervisor(const cli::Options& options, std::string agentPath, Jsonl
       }()),
       signals_(io_, SIGINT, SIGTERM, SIGCHLD),
       durationTimer_(io_),
-      disconnectTimer_(io_),
       shutdownTimer_(io_),
       sampleTimer_(io_) {}
 
@@ -105,6 +104,10 @@ void Supervisor::spawn(AgentProc& agent) {
   c.setKeepaliveCountMax(options_.keepaliveCountMax);
   c.setSupervisorPid(::getpid());
   c.setCrashForTesting(options_.crashAgentsForTesting || options_.crashSessionForTesting == agent.id);
+  c.setTokenBucketName(bucket_ ? bucket_->name() : "");
+  c.setBackoffBaseMs(options_.backoffBaseMs);
+  c.setBackoffCapMs(options_.backoffCapMs);
+  c.setPtyIntervalMs(static_cast<uint32_t>(options_.ptyIntervalSecs * 1000.0 + 0.5));
   writeFrame(agent.commandFd.get(), message);  // an agent dead already shows as EOF + exit
   armRead(agent);
 }
@@ -284,7 +287,7 @@ void Supervisor::beginShutdown(const std::string& why) {
   shuttingDown_ = true;
   spdlog::info("stopping: {}; closing {} sessions", why, agents_.size());
   durationTimer_.cancel();
-  disconnectTimer_.cancel();
+  for (auto& t : faultTimers_) t->cancel();
   // The figures describe the run, not the closing of its sessions.
   sampleTimer_.cancel();
   for (auto& a : agents_) {
@@ -322,6 +325,7 @@ void Supervisor::armSignals() {
     if (ec) return;
     if (sig == SIGCHLD) {
       reapChildren();
+      reapFaults(false);
     } else if (shuttingDown_) {
       spdlog::warn("second {}: killing the agents now", sig == SIGINT ? "SIGINT" : "SIGTERM");
       killRemaining();
@@ -373,8 +377,65 @@ void Supervisor::armStdin() {
   });
 }
 
+void Supervisor::armDrop(size_t index, std::chrono::seconds after) {
+  auto timer = std::make_unique<asio::steady_timer>(io_, after);
+  timer->async_wait([this, index](const boost::system::error_code& ec) {
+    if (ec || shuttingDown_) return;
+    const DropSpec& drop = options_.drops[index];
+    spdlog::info("injecting a drop ({})", drop.text());
+    for (auto& a : agents_) {
+      if (drop.appliesTo(a->id)) sendCommand(*a, false);
+    }
+    if (drop.everySecs > 0) armDrop(index, std::chrono::seconds(drop.everySecs));
+  });
+  faultTimers_.push_back(std::move(timer));
+}
+
+void Supervisor::startFault(const FaultCommand& fault) {
+  spdlog::info("running --fault-cmd at {} s: {}", fault.atSecs, fault.command);
+  Json j = lineHead(wallNs(), std::nullopt, "", "fault_started");
+  j["detail"] = fault.command;
+  j["at_secs"] = fault.atSecs;
+  log_.write(j);
+  runningFaults_.push_back(std::make_unique<RunningFault>(fault));
+}
+
+// A user's fault command has ended (or the run has, and it is killed): log
+// it with its exit status and the tail of its output.
+void Supervisor::reapFaults(bool killAll) {
+  for (auto it = runningFaults_.begin(); it != runningFaults_.end();) {
+    RunningFault& f = **it;
+    bool killed = false;
+    if (!f.reap()) {
+      if (!killAll) {
+        ++it;
+        continue;
+      }
+      f.kill();
+      killed = true;
+    }
+    ExitInfo exit = decodeWaitStatus(f.waitStatus());
+    Json j = lineHead(wallNs(), std::nullopt, "", "fault_injected");
+    j["detail"] = f.fault().command;
+    j["success"] = !killed && exit.clean();
+    j["at_secs"] = f.fault().atSecs;
+    j["exit"] = killed ? "killed at the end of the run" : exit.text();
+    j["exit_code"] = exit.signaled ? Json(nullptr) : Json(exit.code);
+    j["output_tail"] = f.outputTail();
+    log_.write(j);
+    if (killed || !exit.clean()) {
+      spdlog::warn("--fault-cmd '{}' ended with {}", f.fault().command, killed ? "a kill at the end of the run" : exit.text());
+    }
+    it = runningFaults_.erase(it);
+  }
+}
+
 Json Supervisor::run() {
   startMono_ = monoMs();
+  // Segments of runs that died without cleaning up (SIGKILL) go first.
+  for (const auto& stale : TokenBucketSegment::removeStale()) spdlog::info("removed stale shared memory {}", stale);
+  bucket_.emplace(TokenBucketSegment::create(TokenBucketSegment::makeName(), options_.tokenRatePerSec,
+                                             options_.tokenBurst));
   int64_t warmupMs = std::min(int64_t{options_.warmupSecs} * 1000, int64_t{options_.durationSecs} * 1000 / 2);
   resources_ = std::make_unique<ResourceStats>(startMono_, warmupMs, clockTicksPerSec());
   armSignals();
@@ -408,13 +469,13 @@ Json Supervisor::run() {
   durationTimer_.async_wait([this](const boost::system::error_code& ec) {
     if (!ec) beginShutdown("duration reached");
   });
-  if (options_.disconnectAfterSecs) {
-    disconnectTimer_.expires_after(std::chrono::seconds(*options_.disconnectAfterSecs));
-    disconnectTimer_.async_wait([this](const boost::system::error_code& ec) {
-      if (ec) return;
-      spdlog::info("injecting a disconnect on all {} sessions", agents_.size());
-      for (auto& a : agents_) sendCommand(*a, false);
+  for (size_t i = 0; i < options_.drops.size(); ++i) armDrop(i, std::chrono::seconds(options_.drops[i].atSecs));
+  for (const auto& fault : options_.faultCommands) {
+    auto timer = std::make_unique<asio::steady_timer>(io_, std::chrono::seconds(fault.atSecs));
+    timer->async_wait([this, &fault](const boost::system::error_code& ec) {
+      if (!ec && !shuttingDown_) startFault(fault);
     });
+    faultTimers_.push_back(std::move(timer));
   }
   io_.run();
   // Anything still unreaped (backstop path) is killed and reaped here.
@@ -441,6 +502,7 @@ Json Supervisor::run() {
     }
   }
   if (stdin_) stdin_.reset();
+  reapFaults(true);
   double secs = static_cast<double>(monoMs() - startMono_) / 1000.0;
   Json summary = stats_.summary(wallNs(), secs, log_.linesWritten() + 1);
   summary["resources"] = resources_->summary();

@@ -15,6 +15,8 @@
 
 #include "shared/fd.h"
 #include "shared/frame.h"
+#include "shared/token_bucket.h"
+#include "supervisor/faults.h"
 #include "supervisor/cli.h"
 #include "supervisor/jsonl_log.h"
 #include "supervisor/resource_stats.h"
@@ -71,6 +73,9 @@ class Supervisor {
   void killRemaining();
   void armSignals();
   void armStdin();
+  void armDrop(size_t index, std::chrono::seconds after);
+  void startFault(const FaultCommand& fault);
+  void reapFaults(bool killAll);
   void armSampling();
   void sampleResources();
   bool allFinished() const;
@@ -82,7 +87,11 @@ class Supervisor {
   boost::asio::io_context io_;
   boost::asio::signal_set signals_;
   boost::asio::steady_timer durationTimer_;
-  boost::asio::steady_timer disconnectTimer_;
+  std::vector<std::unique_ptr<boost::asio::steady_timer>> faultTimers_;
+  std::vector<std::unique_ptr<RunningFault>> runningFaults_;
+  // The run's reconnect token bucket, removed from /dev/shm on every way
+  // out of the run (a SIGKILLed run's segment is cleaned by the next).
+  std::optional<TokenBucketSegment> bucket_;
   boost::asio::steady_timer shutdownTimer_;
   boost::asio::steady_timer sampleTimer_;
   std::unique_ptr<ResourceStats> resources_;

@@ -1,0 +1,171 @@
+#include "session_agent/pty_stream.h"
+
+#include <charconv>
+#include <cstdio>
+
+namespace sshsoak::agent {
+
+namespace {
+
+constexpr std::string_view BEGIN_MARK = "@@sshsoak-begin ";
+constexpr std::string_view END_MARK = "@@sshsoak-end ";
+
+}  // namespace
+
+uint32_t expectedPtyLines(wire::Intensity intensity) {
+  switch (intensity) {
+    case wire::Intensity::LOW: return 5;
+    case wire::Intensity::MEDIUM: return 20;
+    case wire::Intensity::HIGH: return 200;
+  }
+  return 20;
+}
+
+std::string ptyCommand(wire::Intensity intensity, uint32_t pauseMs) {
+  std::string burst;
+  switch (intensity) {
+    case wire::Intensity::LOW:
+    case wire::Intensity::MEDIUM:
+      burst = "i=0; while [ $i -lt " + std::to_string(expectedPtyLines(intensity)) +
+              " ]; do i=$((i+1)); echo \"sshsoak pty line $i\"; done";
+      break;
+    case wire::Intensity::HIGH:
+      burst = "yes | head -n 200";
+      break;
+  }
+  char pause[32];
+  std::snprintf(pause, sizeof pause, "%u.%03u", pauseMs / 1000, pauseMs % 1000);
+  // POSIX sh, so it runs under any login shell; `exec` drops the extra
+  // shell level. The loop dies with the channel (SIGHUP from sshd).
+  return "exec sh -c 'n=0; while :; do n=$((n+1)); echo \"" + std::string(BEGIN_MARK) + "$n\"; " + burst +
+         "; echo \"" + std::string(END_MARK) + "$n\"; sleep " + pause + "; done'";
+}
+
+std::vector<PtyCycleResult> PtyCycleParser::feed(const char* data, size_t len, int64_t nowMs) {
+  std::vector<PtyCycleResult> out;
+  size_t start = 0;
+  for (size_t i = 0; i < len; ++i) {
+    if (data[i] != '\n') continue;
+    partial_.append(data + start, i - start);
+    line(partial_, nowMs, out);
+    partial_.clear();
+    start = i + 1;
+  }
+  partial_.append(data + start, len - start);
+  // A line without a newline this long is not ours; do not grow forever.
+  if (partial_.size() > 64 * 1024) partial_.clear();
+  return out;
+}
+
+void PtyCycleParser::line(std::string_view text, int64_t nowMs, std::vector<PtyCycleResult>& out) {
+  size_t rawBytes = text.size() + 1;  // with its newline
+  if (!text.empty() && text.back() == '\r') text.remove_suffix(1);  // the PTY's ONLCR
+  auto number = [](std::string_view s) {
+    uint32_t n = 0;
+    std::from_chars(s.data(), s.data() + s.size(), n);
+    return n;
+  };
+  if (text.substr(0, BEGIN_MARK.size()) == BEGIN_MARK) {
+    inCycle_ = true;
+    current_ = PtyCycleResult{};
+    current_.cycle = number(text.substr(BEGIN_MARK.size()));
+    startMs_ = nowMs;
+    return;
+  }
+  if (!inCycle_) return;  // before the first marker: login noise
+  if (text.substr(0, END_MARK.size()) == END_MARK) {
+    current_.ms = static_cast<uint32_t>(nowMs - startMs_);
+    out.push_back(current_);
+    inCycle_ = false;
+    return;
+  }
+  ++current_.lines;
+  current_.bytes += rawBytes;
+}
+
+PtyStream::Status PtyStream::fail(LIBSSH2_SESSION* session, const std::string& what, int rc) {
+  char* msg = nullptr;
+  int len = 0;
+  libssh2_session_last_error(session, &msg, &len, 0);
+  error_ = what + ": " + (msg != nullptr ? std::string(msg, static_cast<size_t>(len)) : "error");
+  libssh2Error_ = rc;
+  state_ = State::Failed;
+  return Status::Failed;
+}
+
+PtyStream::Status PtyStream::step(LIBSSH2_SESSION* session, int64_t nowMs, bool& progressed,
+                                  std::vector<PtyCycleResult>& cycles) {
+  for (;;) {
+    switch (state_) {
+      case State::Open:
+        channel_ = libssh2_channel_open_session(session);
+        if (channel_ == nullptr) {
+          int rc = libssh2_session_last_errno(session);
+          if (rc == LIBSSH2_ERROR_EAGAIN) return Status::Running;
+          return fail(session, "cannot open the PTY channel", rc);
+        }
+        progressed = true;
+        state_ = State::RequestPty;
+        break;
+      case State::RequestPty: {
+        int rc = libssh2_channel_request_pty_ex(channel_, "xterm", 5, nullptr, 0, 80, 24, 0, 0);
+        if (rc == LIBSSH2_ERROR_EAGAIN) return Status::Running;
+        if (rc != 0) return fail(session, "the server refused a PTY", rc);
+        progressed = true;
+        state_ = State::Exec;
+        break;
+      }
+      case State::Exec: {
+        std::string cmd = ptyCommand(intensity_, pauseMs_);
+        int rc = libssh2_channel_exec(channel_, cmd.c_str());
+        if (rc == LIBSSH2_ERROR_EAGAIN) return Status::Running;
+        if (rc != 0) return fail(session, "the server refused the PTY command", rc);
+        progressed = true;
+        state_ = State::Streaming;
+        break;
+      }
+      case State::Streaming: {
+        char buf[32768];
+        for (;;) {
+          ssize_t n = libssh2_channel_read(channel_, buf, sizeof buf);
+          if (n > 0) {
+            progressed = true;
+            auto done = parser_.feed(buf, static_cast<size_t>(n), nowMs);
+            cycles.insert(cycles.end(), done.begin(), done.end());
+            continue;
+          }
+          if (n == LIBSSH2_ERROR_EAGAIN) break;
+          if (n < 0) return fail(session, "reading the PTY", static_cast<int>(n));
+          break;
+        }
+        for (;;) {  // a PTY merges stderr, but drain the stream anyway
+          ssize_t n = libssh2_channel_read_stderr(channel_, buf, sizeof buf);
+          if (n > 0) {
+            progressed = true;
+            continue;
+          }
+          break;
+        }
+        if (libssh2_channel_eof(channel_)) {
+          return fail(session, "the remote PTY loop ended (exit status " +
+                                   std::to_string(libssh2_channel_get_exit_status(channel_)) + ")",
+                      0);
+        }
+        return Status::Running;
+      }
+      case State::Failed:
+        return Status::Failed;
+    }
+  }
+}
+
+void PtyStream::close() {
+  if (channel_ == nullptr) return;
+  // One try each, never a wait: if libssh2 cannot finish now, the channel is
+  // freed with the session (libssh2_session_free frees every channel).
+  libssh2_channel_close(channel_);
+  libssh2_channel_free(channel_);
+  channel_ = nullptr;
+}
+
+}  // namespace sshsoak::agent

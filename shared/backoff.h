@@ -1,0 +1,54 @@
+// Full-jitter exponential backoff for reconnect attempts ("Exponential Backoff
+// And Jitter", AWS architecture blog, 2015): the delay before attempt k is
+// uniform in [0, min(cap, base * 2^k)]. Spreading the whole interval, not just
+// a small jitter around base * 2^k, is what keeps N agents that lost their
+// sessions at the same instant from reconnecting in lock step (DESIGN.md, F5).
+//
+// Pure: it draws numbers and never sleeps; the agent waits in its own poll loop.
+#pragma once
+
+#include <cstdint>
+#include <random>
+
+namespace sshsoak {
+
+// Defaults sized against the 15 s "reconnect p95" criterion and the
+// predecessor's --max-reconnect-attempts 3: attempts 0, 1, 2 wait at most
+// 0.5 s, 1 s, 2 s, so jitter alone never eats most of the budget.
+inline constexpr int64_t BACKOFF_DEFAULT_BASE_NS = 500'000'000;   // 0.5 s
+inline constexpr int64_t BACKOFF_DEFAULT_CAP_NS = 8'000'000'000;  // 8 s
+
+struct BackoffConfig {
+  int64_t baseNs = BACKOFF_DEFAULT_BASE_NS;
+  int64_t capNs = BACKOFF_DEFAULT_CAP_NS;
+};
+
+// A seed that differs between agents started in the same instant: getrandom()
+// (random_device if that fails) mixed with the pid, the session id and the
+// monotonic clock, through splitmix64.
+uint64_t makeBackoffSeed(uint32_t sessionId);
+
+class Backoff {
+ public:
+  // Explicit seed: repeatable draws for tests. Throws std::invalid_argument
+  // if baseNs <= 0 or capNs < 0.
+  Backoff(BackoffConfig config, uint64_t seed);
+  // One generator per agent, seeded with makeBackoffSeed(sessionId).
+  static Backoff forSession(BackoffConfig config, uint32_t sessionId);
+
+  // min(cap, base * 2^attempt). `attempt` counts from 0: the first reconnect
+  // attempt after a loss is attempt 0 and waits at most `base`. Saturates at
+  // cap instead of overflowing for any attempt, however large.
+  int64_t ceilingNs(uint32_t attempt) const noexcept;
+
+  // A delay uniform in [0, ceilingNs(attempt)], both ends included.
+  int64_t nextDelayNs(uint32_t attempt);
+
+  const BackoffConfig& config() const noexcept { return config_; }
+
+ private:
+  BackoffConfig config_;
+  std::mt19937_64 rng_;
+};
+
+}  // namespace sshsoak

@@ -1,0 +1,274 @@
+#include "supervisor/html_report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <map>
+
+#include "supervisor/run_stats.h"
+
+namespace sshsoak::report {
+
+namespace {
+
+constexpr double WIDTH = 960, LEFT = 70, RIGHT = 20;
+
+std::string esc(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    switch (c) {
+      case '<': o += "&lt;"; break;
+      case '>': o += "&gt;"; break;
+      case '&': o += "&amp;"; break;
+      case '"': o += "&quot;"; break;
+      default: o += c;
+    }
+  }
+  return o;
+}
+
+std::string num(double v, int decimals = 1) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
+
+int64_t tsNs(const Json& l) {
+  std::string ts = l.value("ts", "");
+  if (ts.size() < 26) return 0;
+  std::tm tm{};
+  ::strptime(ts.substr(0, 19).c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  return static_cast<int64_t>(::timegm(&tm)) * 1'000'000'000 + std::stoll(ts.substr(20, 6)) * 1000;
+}
+
+struct Segment {
+  double from, to;
+  std::string state;
+};
+
+const std::map<std::string, std::string>& colors() {
+  static const std::map<std::string, std::string> c = {
+      {"connecting", "#b0b7c3"}, {"connected", "#2e9e5b"},     {"reconnecting", "#f0a030"},
+      {"manual", "#8e44ad"},     {"auth_failed", "#7b1d1d"},   {"crashed", "#d63031"},
+      {"stopped", "#dfe4ea"},    {"given_up", "#4b0f0f"}};
+  return c;
+}
+
+std::string stateOf(const std::string& event, const std::string& current) {
+  if (event == "agent_started") return "connecting";
+  if (event == "connected" || event == "reconnected") return "connected";
+  if (event == "disconnected") return "reconnecting";
+  if (event == "manual_reconnect_required") return "manual";
+  if (event == "auth_failed") return "auth_failed";
+  if (event == "agent_crashed") return "crashed";
+  if (event == "agent_gave_up") return "given_up";
+  if (event == "agent_stopped") return "stopped";
+  return current;
+}
+
+std::string timeline(const Run& run, int64_t t0, double span) {
+  std::map<int, std::vector<Segment>> segs;
+  std::map<int, std::pair<double, std::string>> open;
+  std::vector<std::pair<double, std::string>> markers;
+  auto x = [&](double t) { return LEFT + (WIDTH - LEFT - RIGHT) * t / span; };
+  for (const auto& l : run.lines) {
+    std::string event = l.value("event", "");
+    double t = static_cast<double>(tsNs(l) - t0) / 1e9;
+    if (event == "disconnect_injected" || event == "fault_started") {
+      if (markers.empty() || t - markers.back().first > 0.5) {
+        markers.emplace_back(t, event == "fault_started" ? "fault: " + l.value("detail", "") : "injected drop");
+      }
+    }
+    if (!l.contains("session_id") || !l["session_id"].is_number()) continue;
+    int id = l["session_id"].get<int>();
+    auto it = open.find(id);
+    std::string prev = it == open.end() ? "" : it->second.second;
+    std::string next = stateOf(event, prev);
+    if (next == prev) continue;
+    if (it != open.end()) segs[id].push_back({it->second.first, t, prev});
+    open[id] = {t, next};
+  }
+  for (const auto& [id, o] : open) segs[id].push_back({o.first, span, o.second});
+  double rowH = 14, height = 30 + rowH * static_cast<double>(segs.size()) + 24;
+  std::string s = "<svg xmlns='http://www.w3.org/2000/svg' width='" + num(WIDTH, 0) + "' height='" + num(height, 0) +
+                  "' role='img' aria-label='session timeline'>";
+  double y = 20;
+  for (const auto& [id, list] : segs) {
+    s += "<text x='4' y='" + num(y + 11, 0) + "' font-size='11'>session " + std::to_string(id) + "</text>";
+    for (const auto& seg : list) {
+      double w = std::max(1.0, x(seg.to) - x(seg.from));
+      auto c = colors().find(seg.state);
+      s += "<rect x='" + num(x(seg.from)) + "' y='" + num(y) + "' width='" + num(w) + "' height='" + num(rowH - 3) +
+           "' fill='" + (c != colors().end() ? c->second : "#999") + "'><title>session " + std::to_string(id) + ": " +
+           seg.state + " " + num(seg.from) + "-" + num(seg.to) + " s</title></rect>";
+    }
+    y += rowH;
+  }
+  for (const auto& [t, what] : markers) {
+    s += "<line x1='" + num(x(t)) + "' x2='" + num(x(t)) + "' y1='12' y2='" + num(y) +
+         "' stroke='#c0392b' stroke-dasharray='4,3'/><text x='" + num(x(t) + 3) + "' y='11' font-size='10' fill='#c0392b'>" +
+         esc(what.substr(0, 40)) + "</text>";
+  }
+  for (int i = 0; i <= 4; ++i) {
+    double t = span * i / 4;
+    s += "<text x='" + num(x(t)) + "' y='" + num(y + 14) + "' font-size='10' text-anchor='middle'>" + num(t, 0) + " s</text>";
+  }
+  s += "</svg><p class='legend'>";
+  for (const auto& [state, c] : colors()) {
+    s += "<span><i style='background:" + c + "'></i>" + state + "</span> ";
+  }
+  return s + "</p>";
+}
+
+// A line chart of (t, value) series with an optional threshold line.
+std::string chart(const std::string& title, const std::vector<std::pair<std::string, std::vector<std::pair<double, double>>>>& series,
+                  double span, std::optional<double> threshold, const std::string& unit) {
+  double maxV = threshold ? *threshold * 1.1 : 0;
+  for (const auto& [name, pts] : series) {
+    for (const auto& p : pts) maxV = std::max(maxV, p.second * 1.1);
+  }
+  if (maxV <= 0) maxV = 1;
+  double h = 200, top = 20, bottom = 180;
+  auto x = [&](double t) { return LEFT + (WIDTH - LEFT - RIGHT) * t / span; };
+  auto y = [&](double v) { return bottom - (bottom - top) * v / maxV; };
+  static const char* palette[] = {"#2d6cdf", "#2e9e5b", "#e67e22", "#8e44ad", "#16a085", "#7f8c8d"};
+  std::string s = "<svg xmlns='http://www.w3.org/2000/svg' width='" + num(WIDTH, 0) + "' height='" + num(h, 0) +
+                  "' role='img' aria-label='" + esc(title) + "'>";
+  s += "<line x1='" + num(LEFT) + "' x2='" + num(LEFT) + "' y1='" + num(top) + "' y2='" + num(bottom) + "' stroke='#555'/>";
+  s += "<line x1='" + num(LEFT) + "' x2='" + num(WIDTH - RIGHT) + "' y1='" + num(bottom) + "' y2='" + num(bottom) +
+       "' stroke='#555'/>";
+  for (int i = 0; i <= 4; ++i) {
+    double v = maxV * i / 4;
+    s += "<text x='" + num(LEFT - 4) + "' y='" + num(y(v) + 3) + "' font-size='10' text-anchor='end'>" + num(v) + "</text>";
+  }
+  if (threshold) {
+    s += "<line x1='" + num(LEFT) + "' x2='" + num(WIDTH - RIGHT) + "' y1='" + num(y(*threshold)) + "' y2='" +
+         num(y(*threshold)) + "' stroke='#d63031' stroke-dasharray='6,4'/><text x='" + num(WIDTH - RIGHT) + "' y='" +
+         num(y(*threshold) - 3) + "' font-size='10' text-anchor='end' fill='#d63031'>threshold " + num(*threshold) + " " +
+         esc(unit) + "</text>";
+  }
+  size_t k = 0;
+  for (const auto& [name, pts] : series) {
+    std::string d;
+    for (const auto& p : pts) d += (d.empty() ? "M" : " L") + num(x(p.first)) + "," + num(y(p.second));
+    std::string color = palette[k % 6];
+    if (!d.empty()) s += "<path d='" + d + "' fill='none' stroke='" + color + "' stroke-width='1.5'/>";
+    s += "<text x='" + num(LEFT + 8 + 150.0 * static_cast<double>(k)) + "' y='14' font-size='11' fill='" + color + "'>" +
+         esc(name) + "</text>";
+    ++k;
+  }
+  s += "<text x='" + num(WIDTH - RIGHT) + "' y='196' font-size='10' text-anchor='end'>" + num(span, 0) + " s</text>";
+  return s + "</svg>";
+}
+
+std::string histogram(const std::vector<int64_t>& ms) {
+  if (ms.empty()) return "<p>No reconnects in this run.</p>";
+  int64_t maxMs = *std::max_element(ms.begin(), ms.end());
+  int buckets = 20;
+  double width = std::max<double>(1.0, static_cast<double>(maxMs) / buckets);
+  std::vector<int> counts(static_cast<size_t>(buckets) + 1, 0);
+  for (auto v : ms) counts[static_cast<size_t>(std::min<double>(buckets, std::floor(static_cast<double>(v) / width)))]++;
+  int maxC = *std::max_element(counts.begin(), counts.end());
+  double h = 180, bottom = 150, top = 20;
+  double bw = (WIDTH - LEFT - RIGHT) / (buckets + 1);
+  std::string s = "<svg xmlns='http://www.w3.org/2000/svg' width='" + num(WIDTH, 0) + "' height='" + num(h, 0) +
+                  "' role='img' aria-label='reconnect time histogram'>";
+  for (size_t i = 0; i < counts.size(); ++i) {
+    double bh = (bottom - top) * counts[i] / std::max(1, maxC);
+    s += "<rect x='" + num(LEFT + bw * static_cast<double>(i)) + "' y='" + num(bottom - bh) + "' width='" + num(bw - 2) +
+         "' height='" + num(bh) + "' fill='#2d6cdf'><title>" + num(width * static_cast<double>(i) / 1000, 2) + "-" +
+         num(width * static_cast<double>(i + 1) / 1000, 2) + " s: " + std::to_string(counts[i]) + "</title></rect>";
+  }
+  auto mark = [&](const char* label, int64_t v, const char* color) {
+    double xv = LEFT + bw * (static_cast<double>(v) / width);
+    s += "<line x1='" + num(xv) + "' x2='" + num(xv) + "' y1='" + num(top - 8) + "' y2='" + num(bottom) + "' stroke='" +
+         color + "' stroke-width='2'/><text x='" + num(xv + 3) + "' y='" + num(top - 2) + "' font-size='11' fill='" +
+         color + "'>" + label + " " + num(static_cast<double>(v) / 1000, 2) + " s</text>";
+  };
+  mark("p50", *percentile(ms, 0.5), "#2e9e5b");
+  mark("p95", *percentile(ms, 0.95), "#d63031");
+  s += "<text x='" + num(LEFT) + "' y='168' font-size='10'>0 s</text><text x='" + num(WIDTH - RIGHT) +
+       "' y='168' font-size='10' text-anchor='end'>" + num(static_cast<double>(maxMs) / 1000, 2) + " s</text>";
+  return s + "</svg>";
+}
+
+std::optional<double> thresholdOf(const Run& run, const std::string& criterion) {
+  if (!run.verdict.is_array()) return std::nullopt;
+  for (const auto& c : run.verdict) {
+    if (c.value("criterion", "") == criterion && c["threshold"].is_number()) return c["threshold"].get<double>();
+  }
+  return std::nullopt;
+}
+
+std::string runSection(const Run& run) {
+  int64_t t0 = run.lines.empty() ? 0 : tsNs(run.lines.front());
+  double span = std::max(1.0, run.lines.empty() ? 1.0 : static_cast<double>(tsNs(run.lines.back()) - t0) / 1e9);
+  std::string s = "<section><h2>Run " + esc(run.runId) + "</h2><p>" + esc(run.source) + " &middot; topology " +
+                  run.topology + " &middot; " + std::to_string(run.sessions) + " sessions &middot; " +
+                  esc(formatDuration(run.durationSecs)) + " &middot; interrupts: " + esc(run.interruptType) +
+                  " &middot; reconnected " + std::to_string(run.recovered) + "/" + std::to_string(run.interrupts) +
+                  (run.complete ? "" : " &middot; <b>incomplete log</b>") + "</p>";
+  s += "<h3>Sessions over time</h3>" + timeline(run, t0, span);
+
+  std::vector<std::pair<double, double>> pss, rss, cpu;
+  std::map<std::string, std::vector<std::pair<double, double>>> perProc;
+  for (const auto& l : run.lines) {
+    if (l.value("event", "") != "resource_sample" || !l.contains("total")) continue;
+    double t = static_cast<double>(tsNs(l) - t0) / 1e9;
+    const Json& tot = l["total"];
+    if (tot["pss_kb"].is_number()) pss.emplace_back(t, tot["pss_kb"].get<double>() / 1024);
+    if (tot["rss_kb"].is_number()) rss.emplace_back(t, tot["rss_kb"].get<double>() / 1024);
+    if (tot["cpu_pct"].is_number()) cpu.emplace_back(t, tot["cpu_pct"].get<double>());
+    if (l.contains("procs") && l["procs"].is_array()) {
+      for (const auto& p : l["procs"]) {
+        if (!p.is_array() || p.size() < 5 || !p[4].is_number()) continue;
+        std::string name = p[1].is_number() ? "agent " + std::to_string(p[1].get<int>()) : "supervisor";
+        perProc[name].emplace_back(t, p[4].get<double>() / 1024);
+      }
+    }
+  }
+  if (!pss.empty()) {
+    s += "<h3>Harness memory (MB)</h3>" +
+         chart("memory", {{"total PSS", pss}, {"total RSS", rss}}, span, thresholdOf(run, "memory"), "MB");
+    std::vector<std::pair<std::string, std::vector<std::pair<double, double>>>> procs(perProc.begin(), perProc.end());
+    if (procs.size() > 6) procs.resize(6);  // the chart stays readable; the log has all
+    s += "<h3>PSS per process (MB)</h3>" + chart("pss per process", procs, span, std::nullopt, "MB");
+    s += "<h3>Harness CPU (% of one core)</h3>" + chart("cpu", {{"total CPU", cpu}}, span, thresholdOf(run, "cpu"), "%");
+  } else {
+    s += "<p>No resource samples in this log.</p>";
+  }
+  s += "<h3>Reconnect time (detection to usable)</h3>" + histogram(run.reconnectMs);
+  s += "<h3>Verdict</h3>";
+  if (run.verdict.is_array()) {
+    s += "<table><tr><th>criterion</th><th>measured</th><th>threshold</th><th>result</th></tr>";
+    for (const auto& c : run.verdict) {
+      std::string res = c.value("result", "?");
+      std::string unit = c.value("unit", "");
+      s += "<tr class='" + esc(res) + "'><td>" + esc(c.value("criterion", "?")) + "</td><td>" +
+           (c["measured"].is_number() ? num(c["measured"].get<double>()) + " " + esc(unit) : "n/a") + "</td><td>" +
+           esc(c.value("comparison", "")) + " " + (c["threshold"].is_number() ? num(c["threshold"].get<double>()) : "?") +
+           " " + esc(unit) + "</td><td>" + esc(res) + "</td></tr>";
+    }
+    s += "</table>";
+  } else {
+    s += "<p>No verdict in this log" + std::string(run.complete ? "" : " (incomplete run)") + ".</p>";
+  }
+  return s + "</section>";
+}
+
+}  // namespace
+
+std::string renderHtml(const std::vector<Run>& runs) {
+  std::string s =
+      "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>sshsoak report</title><style>"
+      "body{font-family:system-ui,sans-serif;margin:24px;color:#222}h2{border-bottom:1px solid #ccc}"
+      "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 10px;text-align:left}"
+      "tr.pass td:last-child{color:#2e9e5b;font-weight:bold}tr.fail td:last-child{color:#d63031;font-weight:bold}"
+      ".legend span{margin-right:12px;font-size:12px}.legend i{display:inline-block;width:12px;height:12px;"
+      "margin-right:4px;vertical-align:middle}</style></head><body><h1>sshsoak report</h1>";
+  for (const auto& r : runs) s += runSection(r);
+  return s + "</body></html>\n";
+}
+
+}  // namespace sshsoak::report

@@ -1,0 +1,287 @@
+#include "supervisor/report.h"
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+
+#include "supervisor/exit_codes.h"
+#include "supervisor/html_report.h"
+#include "supervisor/run_stats.h"
+
+namespace sshsoak::report {
+
+namespace {
+
+std::string fmt1(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", v);
+  return buf;
+}
+
+std::string secs(int64_t ms) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f", static_cast<double>(ms) / 1000.0);
+  return buf;
+}
+
+std::string str(const Json& j, const char* key) {
+  return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : "";
+}
+
+}  // namespace
+
+std::string formatDuration(double s) {
+  long total = std::lround(s);
+  long h = total / 3600, m = (total % 3600) / 60, sec = total % 60;
+  char buf[48];
+  if (h > 0) std::snprintf(buf, sizeof buf, "%ldh%02ldm", h, m);
+  else if (m > 0 && sec == 0) std::snprintf(buf, sizeof buf, "%ldm", m);
+  else if (m > 0) std::snprintf(buf, sizeof buf, "%ldm%02lds", m, sec);
+  else std::snprintf(buf, sizeof buf, "%lds", sec);
+  return buf;
+}
+
+std::vector<Run> splitRuns(const std::string& source, const std::vector<Json>& lines) {
+  std::vector<Run> runs;
+  Run* current = nullptr;
+  for (const auto& line : lines) {
+    std::string event = str(line, "event");
+    if (current == nullptr || current->complete || (event == "run_started" && !current->lines.empty())) {
+      runs.emplace_back();
+      current = &runs.back();
+      current->source = source;
+    }
+    current->lines.push_back(line);
+    if (event == "run_started") current->runId = str(line, "run_id");
+    if (event == "summary") current->complete = true;
+  }
+  for (size_t i = 0; i < runs.size(); ++i) {
+    if (runs[i].runId.empty()) {
+      runs[i].runId = std::filesystem::path(source).stem().string() + (runs.size() > 1 ? "#" + std::to_string(i + 1) : "");
+    }
+    derive(runs[i]);
+  }
+  return runs;
+}
+
+void derive(Run& run) {
+  std::map<int, std::string> hosts;
+  std::set<int> lostNow;
+  uint32_t injected = 0, faults = 0;
+  std::map<std::string, uint32_t> causes;
+  const Json* summary = nullptr;
+  const Json* started = nullptr;
+  for (const auto& l : run.lines) {
+    std::string event = str(l, "event");
+    if (l.contains("session_id") && l["session_id"].is_number() && l.contains("host") && l["host"].is_string()) {
+      hosts[l["session_id"].get<int>()] = l["host"].get<std::string>();
+    }
+    if (event == "summary") summary = &l;
+    else if (event == "run_started") started = &l;
+    else if (event == "disconnect_injected") ++injected;
+    else if (event == "fault_injected") ++faults;
+    else if (event == "disconnected") {
+      ++run.interrupts;
+      ++causes[str(l, "cause")];
+    } else if (event == "reconnected") {
+      ++run.recovered;
+      if (l["elapsed_ms"].is_number()) run.reconnectMs.push_back(l["elapsed_ms"].get<int64_t>());
+    }
+  }
+  std::set<std::string> distinct;
+  for (const auto& [id, h] : hosts) distinct.insert(h);
+  run.sessions = static_cast<uint32_t>(hosts.size());
+  if (started != nullptr && (*started)["sessions"].is_number()) run.sessions = (*started)["sessions"].get<uint32_t>();
+  run.topology = distinct.size() <= 1 ? "B" : distinct.size() >= hosts.size() ? "A" : "A+B";
+
+  // Interrupt type, from what the log says was done or seen.
+  std::vector<std::string> kinds;
+  if (injected > 0) kinds.push_back("Injected drop (" + std::to_string(injected) + " sessions)");
+  if (faults > 0) kinds.push_back("Fault command x" + std::to_string(faults));
+  if (injected == 0) {
+    static const std::map<std::string, std::string> names = {{"silence", "Network drop"},
+                                                              {"eof", "Server closed / sshd restart"},
+                                                              {"reset", "Connection reset"},
+                                                              {"socket_error", "Socket error"},
+                                                              {"protocol", "Protocol error"}};
+    for (const auto& [cause, n] : causes) {
+      auto it = names.find(cause);
+      kinds.push_back((it != names.end() ? it->second : cause) + " (" + std::to_string(n) + ")");
+    }
+  }
+  for (size_t i = 0; i < kinds.size(); ++i) run.interruptType += (i ? "; " : "") + kinds[i];
+  if (run.interruptType.empty()) run.interruptType = "None";
+
+  if (!run.lines.empty()) {
+    Json first = run.lines.front(), last = run.lines.back();
+    // ts strings sort and subtract via their seconds: parse hh:mm:ss.micro
+    auto ns = [](const Json& l) -> int64_t {
+      std::string ts = l.value("ts", "");
+      if (ts.size() < 26) return 0;
+      std::tm tm{};
+      ::strptime(ts.substr(0, 19).c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+      return static_cast<int64_t>(::timegm(&tm)) * 1'000'000'000 + std::stoll(ts.substr(20, 6)) * 1000;
+    };
+    run.durationSecs = static_cast<double>(ns(last) - ns(first)) / 1e9;
+  }
+  std::vector<std::string> notes;
+  if (summary != nullptr) {
+    const Json& s = *summary;
+    if (s["duration_secs"].is_number()) run.durationSecs = s["duration_secs"].get<double>();
+    if (s["abnormal_ends"].is_number()) run.abnormalEnds = s["abnormal_ends"].get<uint32_t>();
+    if (s.contains("resources") && s["resources"].is_object()) {
+      const Json& total = s["resources"]["total"];
+      if (total.is_object()) {
+        if (total["cpu_mean_pct"].is_number()) run.cpuMeanPct = total["cpu_mean_pct"].get<double>();
+        if (total["pss_peak_kb"].is_number()) run.memPeakMb = total["pss_peak_kb"].get<double>() / 1024.0;
+      }
+    }
+    if (s.contains("verdict")) {
+      run.verdict = s["verdict"];
+      for (const auto& c : run.verdict) {
+        if (c.value("result", "") == "fail") notes.push_back(c.value("criterion", "?") + " failed");
+      }
+    } else if (run.abnormalEnds && *run.abnormalEnds > 0) {
+      notes.push_back("abnormal_ends failed");
+    }
+  } else {
+    notes.push_back("incomplete: no summary (run killed?)");
+  }
+  for (size_t i = 0; i < notes.size(); ++i) run.notes += (i ? "; " : "") + notes[i];
+}
+
+Input read(const std::vector<std::string>& paths) {
+  Input input;
+  for (const auto& path : paths) {
+    std::ifstream in(path);
+    if (!in) {
+      input.errors.push_back(path + ": cannot open: " + std::strerror(errno));
+      continue;
+    }
+    std::vector<Json> lines;
+    std::string text;
+    size_t lineNo = 0;
+    while (std::getline(in, text)) {
+      ++lineNo;
+      if (text.empty()) continue;
+      Json j = Json::parse(text, nullptr, false);
+      if (j.is_discarded() || !j.is_object() || !j.contains("event")) {
+        input.warnings.push_back(path + " line " + std::to_string(lineNo) +
+                                 ": not a complete event (a run killed mid-write?); read up to line " +
+                                 std::to_string(lineNo - 1));
+        break;
+      }
+      lines.push_back(std::move(j));
+    }
+    if (lines.empty()) {
+      input.warnings.push_back(path + ": no events");
+      continue;
+    }
+    auto runs = splitRuns(path, lines);
+    input.runs.insert(input.runs.end(), runs.begin(), runs.end());
+  }
+  return input;
+}
+
+std::string markdown(const Input& input) {
+  std::string out;
+  out += "| Run ID | Topology (A/B) | Sessions | Duration | Interrupt Type | Reconnect Success (x/y) | "
+         "Reconnect Time p50/p95 (s) | Abnormal Ends | CPU | Mem | Notes |\n";
+  out += "|---|---|---:|---|---|---|---|---:|---|---|---|\n";
+  auto row = [&](const std::string& id, const std::string& topo, uint32_t sessions, double dur,
+                 const std::string& interrupts, uint32_t ok, uint32_t total, std::vector<int64_t> ms,
+                 const std::string& abnormal, const std::string& cpu, const std::string& mem, const std::string& notes) {
+    auto p50 = percentile(ms, 0.50), p95 = percentile(ms, 0.95);
+    std::string times = p50 ? secs(*p50) + " / " + secs(*p95) : "n/a";
+    std::string success = total == 0 ? "n/a (0/0)" : std::to_string(ok) + "/" + std::to_string(total);
+    out += "| " + id + " | " + topo + " | " + std::to_string(sessions) + " | " + formatDuration(dur) + " | " +
+           interrupts + " | " + success + " | " + times + " | " + abnormal + " | " + cpu + " | " + mem + " | " +
+           notes + " |\n";
+  };
+  uint32_t sessions = 0, ok = 0, total = 0, abnormal = 0, failedRuns = 0;
+  double dur = 0, cpuMax = -1, memMax = -1;
+  std::vector<int64_t> all;
+  std::set<std::string> topos;
+  for (const auto& r : input.runs) {
+    row(r.runId, r.topology, r.sessions, r.durationSecs, r.interruptType, r.recovered, r.interrupts, r.reconnectMs,
+        r.abnormalEnds ? std::to_string(*r.abnormalEnds) : "?", r.cpuMeanPct ? fmt1(*r.cpuMeanPct) + " %" : "n/a",
+        r.memPeakMb ? fmt1(*r.memPeakMb) + " MB PSS" : "n/a", r.notes.empty() ? "all criteria passed" : r.notes);
+    sessions += r.sessions;
+    ok += r.recovered;
+    total += r.interrupts;
+    abnormal += r.abnormalEnds.value_or(0);
+    dur += r.durationSecs;
+    if (!r.notes.empty()) ++failedRuns;
+    if (r.cpuMeanPct) cpuMax = std::max(cpuMax, *r.cpuMeanPct);
+    if (r.memPeakMb) memMax = std::max(memMax, *r.memPeakMb);
+    all.insert(all.end(), r.reconnectMs.begin(), r.reconnectMs.end());
+    topos.insert(r.topology);
+  }
+  if (input.runs.size() > 1) {
+    std::string topo;
+    for (const auto& t : topos) topo += (topo.empty() ? "" : ",") + t;
+    row("**all " + std::to_string(input.runs.size()) + " runs**", topo, sessions, dur, "", ok, total, all,
+        std::to_string(abnormal), cpuMax >= 0 ? "max " + fmt1(cpuMax) + " %" : "n/a",
+        memMax >= 0 ? "max " + fmt1(memMax) + " MB PSS" : "n/a",
+        std::to_string(failedRuns) + " of " + std::to_string(input.runs.size()) + " runs with failed criteria or incomplete");
+  }
+  for (const auto& r : input.runs) {
+    out += "\n**Verdict " + r.runId + "**";
+    if (!r.verdict.is_array()) {
+      out += ": no verdict in this log" + std::string(r.complete ? "" : " (incomplete run)") + "\n";
+      continue;
+    }
+    out += "\n\n| criterion | measured | threshold | result |\n|---|---:|---|---|\n";
+    for (const auto& c : r.verdict) {
+      std::string measured = c["measured"].is_number() ? fmt1(c["measured"].get<double>()) : "n/a";
+      std::string unit = c.value("unit", "");
+      out += "| " + c.value("criterion", "?") + " | " + measured + (unit.empty() || measured == "n/a" ? "" : " " + unit) +
+             " | " + c.value("comparison", "") + " " + (c["threshold"].is_number() ? fmt1(c["threshold"].get<double>()) : "?") +
+             (unit.empty() ? "" : " " + unit) + " | " + c.value("result", "?") + " |\n";
+    }
+  }
+  return out;
+}
+
+int main(int argc, const char* const* argv) {
+  CLI::App app{"sshsoak report: the result table of one or more runs, as Markdown, from their JSONL logs",
+               "sshsoak report"};
+  std::vector<std::string> paths;
+  std::string html;
+  app.add_option("logs", paths, "JSONL logs written by sshsoak")->required();
+  app.add_option("--html", html, "Also write a self-contained HTML report (timelines, resources, reconnect times)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::printf("%s", app.help().c_str());
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "sshsoak report: %s\nRun 'sshsoak report --help'.\n", e.what());
+    return exit_code::USAGE;
+  }
+  Input input = read(paths);
+  for (const auto& w : input.warnings) std::fprintf(stderr, "sshsoak report: warning: %s\n", w.c_str());
+  for (const auto& e : input.errors) std::fprintf(stderr, "sshsoak report: %s\n", e.c_str());
+  if (input.runs.empty()) {
+    std::fprintf(stderr, "sshsoak report: no runs found in %zu file(s)\n", paths.size());
+    return exit_code::BAD_INPUT;
+  }
+  std::printf("%s", markdown(input).c_str());
+  if (!html.empty()) {
+    std::ofstream out(html);
+    if (!out) {
+      std::fprintf(stderr, "sshsoak report: --html %s: cannot write: %s\n", html.c_str(), std::strerror(errno));
+      return exit_code::BAD_INPUT;
+    }
+    out << renderHtml(input.runs);
+    std::fprintf(stderr, "sshsoak report: wrote %s\n", html.c_str());
+  }
+  return input.errors.empty() ? 0 : exit_code::BAD_INPUT;
+}
+
+}  // namespace sshsoak::report

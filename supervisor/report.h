@@ -1,0 +1,55 @@
+// `sshsoak report RUN.jsonl [MORE.jsonl ...]`: the result table teams fill
+// in after each soak run (the test plan's data recording table), one row
+// per run, computed from the event lines themselves, plus the verdict per
+// criterion. A log may hold several runs (the log is appended to); a log
+// cut short by a killed run is read up to the damage, with a warning.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "supervisor/jsonl_log.h"
+
+namespace sshsoak::report {
+
+struct Run {
+  std::string source;  // the file it came from
+  std::string runId;
+  std::vector<Json> lines;  // every line of the run, in order
+  bool complete = false;    // it has its summary line
+
+  // Derived.
+  std::string topology;  // "A" (distinct hosts), "B" (one host repeated), "A+B"
+  uint32_t sessions = 0;
+  double durationSecs = 0;
+  std::string interruptType;  // "None", "Injected drop x1", ...
+  uint32_t interrupts = 0;
+  uint32_t recovered = 0;
+  std::vector<int64_t> reconnectMs;
+  std::optional<uint32_t> abnormalEnds;
+  std::optional<double> cpuMeanPct;
+  std::optional<double> memPeakMb;  // total PSS, as the verdict judges
+  std::string notes;                 // failed criteria, incompleteness
+  Json verdict;                      // the summary's list, or null
+};
+
+struct Input {
+  std::vector<Run> runs;
+  std::vector<std::string> warnings;
+  std::vector<std::string> errors;  // files that could not be read at all
+};
+
+Input read(const std::vector<std::string>& paths);
+// Splits already-parsed lines into runs and derives their figures.
+std::vector<Run> splitRuns(const std::string& source, const std::vector<Json>& lines);
+void derive(Run& run);
+
+std::string markdown(const Input& input);
+std::string formatDuration(double secs);
+
+// The `report` subcommand; returns the exit code.
+int main(int argc, const char* const* argv);
+
+}  // namespace sshsoak::report

@@ -1,0 +1,172 @@
+// The session workload and dead-peer detection against a real sshd, with
+// real faults: iptables DROP / REJECT inside a private network namespace,
+// and a killed sshd.
+#include <signal.h>
+#include <unistd.h>
+
+#include <map>
+#include <thread>
+
+#include "netns.h"
+#include "session_agent/pty_stream.h"
+#include "shared/clock.h"
+#include "supervisor/exit_codes.h"
+
+using namespace sshsoak;
+using namespace sshsoak::testing;
+
+namespace {
+
+std::map<int, pid_t> agentPids(const std::vector<Json>& lines) {
+  std::map<int, pid_t> pids;
+  for (const auto& l : linesOf(lines, "agent_started")) pids[l["session_id"].get<int>()] = l["pid"].get<pid_t>();
+  return pids;
+}
+
+bool allHave(const std::vector<Json>& lines, const std::string& event, size_t sessions) {
+  std::set<int> seen;
+  for (const auto& l : linesOf(lines, event)) seen.insert(l["session_id"].get<int>());
+  return seen.size() >= sessions;
+}
+
+// Waits for every session to be connected and streaming, then returns.
+void waitUntilStreaming(SshdTest* t, SoakProcess& soak, size_t sessions,
+                        const std::function<bool(const std::function<bool(const std::vector<Json>&)>&, int)>& wait) {
+  (void)t;
+  ASSERT_TRUE(wait([&](const auto& l) { return allHave(l, "connected", sessions) && allHave(l, "pty_cycle", sessions); },
+                   30))
+      << soak.err();
+}
+
+}  // namespace
+
+class Liveness : public NetnsSshdTest {
+ protected:
+  void streaming(SoakProcess& soak, size_t sessions) {
+    waitUntilStreaming(this, soak, sessions, [this](const auto& pred, int secs) { return waitForLog(pred, secs); });
+  }
+  std::string port() const { return std::to_string(sshd_->port()); }
+};
+
+TEST_F(Liveness, DropIsDetectedWithinKeepaliveBudgetAndCostsNoCpu) {
+  if (delegated()) return;
+  // 2 s x 3: the link is dead after 6 s of silence.
+  SoakProcess soak(soakArgs({"--sessions", "3", "--duration-secs", "60", "--keepalive-interval-secs", "2",
+                             "--keepalive-count-max", "3", "--pty-interval-secs", "0.2"}));
+  streaming(soak, 3);
+  auto pids = agentPids(readJsonl(logPath_));
+  int64_t dropNs = wallNs();
+  iptables("-A INPUT -p tcp --dport " + port() + " -j DROP");
+  iptables("-A INPUT -p tcp --sport " + port() + " -j DROP");
+
+  // While blackholed and not yet declared dead, an agent only sleeps in
+  // poll: count its CPU ticks over most of the silence budget.
+  std::map<int, long> ticksBefore;
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  for (auto [id, pid] : pids) ticksBefore[id] = cpuTicks(pid);
+  std::this_thread::sleep_for(std::chrono::milliseconds(4000));
+  long hz = ::sysconf(_SC_CLK_TCK);
+  for (auto [id, pid] : pids) {
+    long used = cpuTicks(pid) - ticksBefore[id];
+    std::printf("session %d: %ld ticks (%.0f ms) of CPU over 4 s of blackhole\n", id, used, 1000.0 * used / hz);
+    EXPECT_LE(used, 3) << "agent " << pid << " burned CPU while its link was blackholed";
+  }
+
+  ASSERT_TRUE(waitForLog([](const auto& l) { return allHave(l, "disconnected", 3); }, 15));
+  for (const auto& d : linesOf(readJsonl(logPath_), "disconnected")) {
+    double afterS = static_cast<double>(tsNs(d) - dropNs) / 1e9;
+    std::printf("session %d: disconnected (%s) %.2f s after the drop, silent %d ms\n", d["session_id"].get<int>(),
+                d["cause"].get<std::string>().c_str(), afterS, d["silent_ms"].get<int>());
+    EXPECT_EQ(d["cause"], "silence") << d.dump();
+    EXPECT_LE(afterS, 6.0 + 1.0) << d.dump();
+    EXPECT_GE(d["silent_ms"].get<int>(), 6000);
+  }
+  ::kill(soak.pid(), SIGTERM);
+  soak.wait(30);
+}
+
+TEST_F(Liveness, ResetIsDetectedWithinASecond) {
+  if (delegated()) return;
+  SoakProcess soak(soakArgs({"--sessions", "3", "--duration-secs", "60", "--pty-interval-secs", "0.2"}));
+  streaming(soak, 3);
+  int64_t cutNs = wallNs();
+  iptables("-A INPUT -p tcp --dport " + port() + " -j REJECT --reject-with tcp-reset");
+  ASSERT_TRUE(waitForLog([](const auto& l) { return allHave(l, "disconnected", 3); }, 10));
+  for (const auto& d : linesOf(readJsonl(logPath_), "disconnected")) {
+    double afterS = static_cast<double>(tsNs(d) - cutNs) / 1e9;
+    std::printf("session %d: disconnected (%s) %.3f s after the reset rule\n", d["session_id"].get<int>(),
+                d["cause"].get<std::string>().c_str(), afterS);
+    EXPECT_EQ(d["cause"], "reset") << d.dump();
+    EXPECT_LE(afterS, 1.0) << d.dump();
+  }
+  ::kill(soak.pid(), SIGTERM);
+  soak.wait(30);
+}
+
+TEST_F(SshdTest, KilledSshdIsDetectedWithinASecond) {
+  SoakProcess soak(soakArgs({"--sessions", "3", "--duration-secs", "60"}));
+  ASSERT_TRUE(waitForLog([](const auto& l) { return allHave(l, "connected", 3); }, 30)) << soak.err();
+  int64_t killNs = wallNs();
+  sshd_->stop();
+  ASSERT_TRUE(waitForLog([](const auto& l) { return allHave(l, "disconnected", 3); }, 10));
+  for (const auto& d : linesOf(readJsonl(logPath_), "disconnected")) {
+    double afterS = static_cast<double>(tsNs(d) - killNs) / 1e9;
+    std::printf("session %d: disconnected (%s) %.3f s after sshd was killed\n", d["session_id"].get<int>(),
+                d["cause"].get<std::string>().c_str(), afterS);
+    EXPECT_TRUE(d["cause"] == "eof" || d["cause"] == "reset") << d.dump();
+    EXPECT_LE(afterS, 1.0) << d.dump();
+  }
+  ::kill(soak.pid(), SIGTERM);
+  EXPECT_EQ(soak.wait(30), exit_code::CRITERIA_FAILED);  // 3 sessions lost without recovery
+}
+
+TEST_F(SshdTest, EachIntensityYieldsItsLineCountPerCycle) {
+  for (auto [name, expected] : std::vector<std::pair<std::string, int>>{{"low", 5}, {"medium", 20}, {"high", 200}}) {
+    std::filesystem::remove(logPath_);
+    auto r = runSoak(soakArgs({"--sessions", "2", "--duration-secs", "3", "--intensity", name,
+                               "--pty-interval-secs", "0.2", "--poll-interval-secs", "1"}));
+    EXPECT_EQ(r.exitCode, exit_code::PASSED) << r.err;
+    auto cycles = linesOf(r.lines, "pty_cycle");
+    EXPECT_GE(cycles.size(), 4u) << name;
+    for (const auto& c : cycles) {
+      EXPECT_EQ(c["lines"], expected) << name << ": " << c.dump();
+      EXPECT_EQ(c["success"], true);
+      EXPECT_GT(c["bytes"].get<int>(), expected * 2);
+    }
+    EXPECT_TRUE(linesOf(r.lines, "pty_error").empty()) << name;
+    // PTY and exec polls at once on the same connection.
+    EXPECT_GE(linesOf(r.lines, "exec_poll").size(), 2u) << name;
+    EXPECT_TRUE(linesOf(r.lines, "exec_poll_error").empty()) << name;
+  }
+}
+
+TEST_F(SshdTest, AgentRssStaysFlatOverHundredsOfHighIntensityCycles) {
+  SoakProcess soak(soakArgs({"--sessions", "1", "--duration-secs", "600", "--intensity", "high",
+                             "--pty-interval-secs", "0", "--poll-interval-secs", "1", "--keepalive-interval-secs", "1"}));
+  ASSERT_TRUE(waitForLog([](const auto& l) { return linesOf(l, "pty_cycle").size() >= 50; }, 30)) << soak.err();
+  pid_t agent = agentPids(readJsonl(logPath_)).at(0);
+  long rssWarm = rssKb(agent);
+  size_t cyclesWarm = linesOf(readJsonl(logPath_), "pty_cycle").size();
+  // Bounded: stops at 600 cycles or 40 s, whichever first.
+  waitForLog([](const auto& l) { return linesOf(l, "pty_cycle").size() >= 600; }, 40);
+  long rssEnd = rssKb(agent);
+  size_t cyclesEnd = linesOf(readJsonl(logPath_), "pty_cycle").size();
+  ::kill(soak.pid(), SIGTERM);
+  EXPECT_EQ(soak.wait(30), exit_code::PASSED);
+  std::printf("agent RSS %ld kB after %zu cycles, %ld kB after %zu cycles (growth %ld kB)\n", rssWarm, cyclesWarm,
+              rssEnd, cyclesEnd, rssEnd - rssWarm);
+  EXPECT_GE(cyclesEnd - cyclesWarm, 200u);
+  EXPECT_LT(rssEnd - rssWarm, 1024) << "agent RSS grew by more than 1 MB";
+}
+
+TEST_F(SshdTest, AnIdleSessionIsKeptAliveByKeepaliveReplies) {
+  // Nothing flows for 30 s but keepalives (1 s x 3): the server's replies
+  // must count as "received", or the session would be declared dead at 3 s.
+  SoakProcess soak(soakArgs({"--sessions", "1", "--duration-secs", "7", "--pty-interval-secs", "30",
+                             "--poll-interval-secs", "30", "--keepalive-interval-secs", "1", "--keepalive-count-max",
+                             "3"}));
+  EXPECT_EQ(soak.wait(30), exit_code::PASSED) << soak.err();
+  auto lines = readJsonl(logPath_);
+  EXPECT_TRUE(linesOf(lines, "disconnected").empty()) << linesOf(lines, "disconnected").at(0).dump();
+  EXPECT_EQ(linesOf(lines, "connected").size(), 1u);
+}
