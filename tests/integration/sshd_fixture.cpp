@@ -54,6 +54,32 @@ std::set<std::string> listDevShm() {
   return names;
 }
 
+namespace {
+
+std::set<pid_t>& startedSoakPids() {
+  static std::set<pid_t> pids;
+  return pids;
+}
+
+bool ownedByThisTest(const std::string& name) {
+  const std::string prefix = "sshsoak-";
+  if (name.rfind(prefix, 0) != 0) return true;
+  size_t end = name.find_first_not_of("0123456789", prefix.size());
+  if (end == prefix.size() || end == std::string::npos || name[end] != '-' || end - prefix.size() > 9) return true;
+  pid_t pid = static_cast<pid_t>(std::stol(name.substr(prefix.size(), end - prefix.size())));
+  return pid == ::getpid() || startedSoakPids().count(pid) > 0;
+}
+
+}  // namespace
+
+std::vector<std::string> newShmOfOurs(const std::set<std::string>& before) {
+  std::vector<std::string> out;
+  for (const auto& name : listDevShm()) {
+    if (before.count(name) == 0 && ownedByThisTest(name)) out.push_back(name);
+  }
+  return out;
+}
+
 std::string cmdlineOf(pid_t pid) {
   std::string stat = slurp("/proc/" + std::to_string(pid) + "/stat");
   auto close = stat.rfind(')');
@@ -104,6 +130,7 @@ SoakProcess::SoakProcess(const std::vector<std::string>& args, bool stdinPipe) {
     ::execv(SSHSOAK_BIN, argv.data());
     ::_exit(127);
   }
+  startedSoakPids().insert(pid_);
   if (stdinPipe) {
     ::close(pipeFds[0]);
     stdinFd_ = pipeFds[1];
@@ -162,7 +189,7 @@ void SshdTest::TearDown() {
   fs::remove_all(workDir_, ec);
   // Nothing left behind by the run or the fixture.
   EXPECT_EQ(countOpenFds(), fdsBefore_) << "file descriptors leaked";
-  EXPECT_EQ(listDevShm(), shmBefore_) << "shared-memory segments left in /dev/shm";
+  EXPECT_EQ(newShmOfOurs(shmBefore_), std::vector<std::string>{}) << "shared-memory segments left in /dev/shm";
 }
 
 std::vector<std::string> SshdTest::soakArgs(std::vector<std::string> extra) const {

@@ -146,6 +146,21 @@ TEST_F(SshdTest, AgentsDieWithASigkilledSupervisor) {
   };
   while (anyLeft() && monoMs() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   for (pid_t p : agents) EXPECT_FALSE(isAgent(p)) << "agent " << p << " outlived its SIGKILLed supervisor";
+
+  // A SIGKILLed supervisor cannot remove its token-bucket segment; the next
+  // run removes segments of dead runs at start.
+  std::string prefix = "sshsoak-" + std::to_string(soak.pid()) + "-";
+  auto leftBehind = [&] {
+    std::vector<std::string> mine;
+    for (const auto& name : listDevShm()) {
+      if (name.rfind(prefix, 0) == 0) mine.push_back(name);
+    }
+    return mine;
+  };
+  EXPECT_EQ(leftBehind().size(), 1u);
+  auto next = runSoak(soakArgs({"--sessions", "1", "--duration-secs", "1"}), 30);
+  EXPECT_EQ(next.exitCode, exit_code::PASSED) << next.err;
+  EXPECT_TRUE(leftBehind().empty());
 }
 
 TEST_F(SshdTest, PidFileIsWrittenAtStartAndRemovedAtExit) {
