@@ -178,14 +178,14 @@ std::variant<Options, ParseFailure> parse(int argc, const char* const* argv, Env
   app.add_option("--sample-interval-secs", o.sampleIntervalSecs,
                  "Sample CPU, RSS, PSS, fds and threads of the supervisor and every agent this often");
   app.add_option("--warmup-secs", o.warmupSecs,
-                 "Samples before this (at most half the run) are left out of fd and RSS-growth figures");
+                 "Samples before this (at most half the run) are left out of steady-state CPU, fd and RSS-growth figures");
   app.add_option("--max-abnormal-ends", o.maxAbnormalEnds, "Verdict: most abnormal session ends allowed");
   app.add_option("--min-reconnect-rate-pct", o.minReconnectRatePct, "Verdict: least reconnect success rate");
   app.add_option("--max-reconnect-p95-ms", o.maxReconnectP95Ms, "Verdict: highest reconnect p95 (detection to usable)");
   app.add_option("--max-memory-mb", o.maxMemoryMb,
                  "Verdict: peak PSS of supervisor + agents must stay below this (MiB)");
   app.add_option("--max-cpu-pct", o.maxCpuPct,
-                 "Verdict: mean CPU of supervisor + agents must stay below this (% of one core)");
+                 "Verdict: mean CPU of supervisor + agents after warm-up must stay below this (% of one core)");
   app.add_option("--pid-file", o.pidFile, "Write the supervisor's PID here at start; removed at exit");
 
   try {

@@ -63,12 +63,12 @@ struct Options {
 
   // Resource accounting from /proc, and the verdict's thresholds.
   uint32_t sampleIntervalSecs = 1;
-  uint32_t warmupSecs = 60;  // capped at half the run; fd and RSS-growth figures start after it
+  uint32_t warmupSecs = 60;  // capped at half the run; steady-state CPU, fd and RSS-growth figures start after it
   uint32_t maxAbnormalEnds = 0;
   double minReconnectRatePct = 90.0;
   uint32_t maxReconnectP95Ms = 15000;
   double maxMemoryMb = 200.0;  // peak total PSS of supervisor + agents, strictly below
-  double maxCpuPct = 5.0;      // mean total CPU of supervisor + agents, % of one core, strictly below
+  double maxCpuPct = 5.0;      // mean total CPU of supervisor + agents after warm-up, % of one core, strictly below
   std::string pidFile;
 
   bool embeddedDefault() const { return targets.empty(); }

@@ -99,8 +99,10 @@ void printSummary(const Json& s, const std::string& logPath) {
   }
   if (const auto& r = s["resources"]; r.contains("total")) {
     auto kbMb = [&](const Json& v) { return v.is_null() ? std::string("n/a") : std::to_string(v.get<uint64_t>() / 1024); };
-    std::printf("harness resources     CPU mean %s %%, peak %s %%; peak RSS %s MB, peak PSS %s MB; fds %s -> %s\n",
-                val(r["total"]["cpu_mean_pct"]).c_str(), val(r["total"]["cpu_peak_pct"]).c_str(),
+    std::printf("harness resources     CPU mean %s %% (%s %% after warm-up), peak %s %%; peak RSS %s MB, "
+                "peak PSS %s MB; fds %s -> %s\n",
+                val(r["total"]["cpu_mean_pct"]).c_str(), val(r["total"]["cpu_mean_after_warmup_pct"]).c_str(),
+                val(r["total"]["cpu_peak_pct"]).c_str(),
                 kbMb(r["total"]["rss_peak_kb"]).c_str(), kbMb(r["total"]["pss_peak_kb"]).c_str(),
                 val(r["total"]["fds_after_warmup"]).c_str(), val(r["total"]["fds_end"]).c_str());
   }

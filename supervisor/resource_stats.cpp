@@ -29,10 +29,14 @@ std::optional<double> leastSquaresSlope(const std::vector<std::pair<double, doub
   return sxy / sxx;
 }
 
-void Figures::add(double runMs, int64_t warmupMs, double cpuPct, uint64_t rssKb, uint64_t pssKb, uint32_t fds,
-                  uint32_t threads) {
+void Figures::add(double runMs, int64_t warmupMs, bool steady, double cpuPct, uint64_t rssKb, uint64_t pssKb,
+                  uint32_t fds, uint32_t threads) {
   ++samples;
   cpuSum += cpuPct;
+  if (steady) {
+    ++steadySamples;
+    steadyCpuSum += cpuPct;
+  }
   cpuPeak = std::max(cpuPeak, cpuPct);
   rssPeakKb = std::max(rssPeakKb, rssKb);
   pssPeakKb = std::max(pssPeakKb, pssKb);
@@ -49,12 +53,19 @@ std::optional<double> Figures::cpuMean() const {
   return cpuSum / samples;
 }
 
+std::optional<double> Figures::steadyCpuMean() const {
+  if (steadySamples == 0) return std::nullopt;
+  return steadyCpuSum / steadySamples;
+}
+
 Json Figures::toJson() const {
   Json j;
   auto mean = cpuMean();
+  auto steady = steadyCpuMean();
   auto slope = leastSquaresSlope(rssAfterWarmup);
   j["samples"] = samples;
   j["cpu_mean_pct"] = mean ? Json(round1(*mean)) : Json(nullptr);
+  j["cpu_mean_after_warmup_pct"] = steady ? Json(round1(*steady)) : Json(nullptr);
   j["cpu_peak_pct"] = round1(cpuPeak);
   j["rss_peak_kb"] = rssPeakKb;
   j["pss_peak_kb"] = pssPeakKb;
@@ -85,6 +96,8 @@ double ResourceStats::cpuPct(PerProc* known, const ProcReading& r) const {
 
 Json ResourceStats::addTick(int64_t monoMs, const std::vector<TaggedReading>& readings) {
   double runMs = static_cast<double>(monoMs - startMonoMs_);
+  bool steady = lastTickRunMs_ && *lastTickRunMs_ >= static_cast<double>(warmupMs_);
+  lastTickRunMs_ = runMs;
   double cpuSum = 0;
   uint64_t rssSum = 0, pssSum = 0;
   uint32_t fdsSum = 0, threadsSum = 0;
@@ -98,7 +111,9 @@ Json ResourceStats::addTick(int64_t monoMs, const std::vector<TaggedReading>& re
     p.sessionId = t.sessionId;
     p.lastTicks = r.stat.cpuTicks;
     p.lastBootMs = r.bootMs;
-    p.figures.add(runMs, warmupMs_, cpu, r.rssKb, r.pssKb, r.fds, r.stat.threads);
+    // A PID first seen in a steady tick started after warm-up (a restart):
+    // its life so far is steady state too.
+    p.figures.add(runMs, warmupMs_, steady, cpu, r.rssKb, r.pssKb, r.fds, r.stat.threads);
     cpuSum += cpu;
     rssSum += r.rssKb;
     pssSum += r.pssKb;
@@ -108,7 +123,7 @@ Json ResourceStats::addTick(int64_t monoMs, const std::vector<TaggedReading>& re
                                  r.pssKb, r.fds, r.stat.threads,
                                  r.stat.cpuTicks * 1000 / static_cast<uint64_t>(ticksPerSec_)}));
   }
-  total_.add(runMs, warmupMs_, cpuSum, rssSum, pssSum, fdsSum, threadsSum);
+  total_.add(runMs, warmupMs_, steady, cpuSum, rssSum, pssSum, fdsSum, threadsSum);
   Json j;
   j["total"] = {{"cpu_pct", round1(cpuSum)}, {"rss_kb", rssSum}, {"pss_kb", pssSum}, {"fds", fdsSum},
                 {"threads", threadsSum}};

@@ -27,15 +27,20 @@ struct TaggedReading {
 struct Figures {
   uint32_t samples = 0;
   double cpuSum = 0, cpuPeak = 0;
+  // Ticks whose whole interval lies after warm-up: the steady state, free of
+  // start-up (exec, key exchange) that dominates a short run.
+  uint32_t steadySamples = 0;
+  double steadyCpuSum = 0;
   uint64_t rssPeakKb = 0, pssPeakKb = 0;
   std::optional<uint32_t> fdsAfterWarmup;
   uint32_t fdsEnd = 0;
   uint32_t threadsEnd = 0;
   std::vector<std::pair<double, double>> rssAfterWarmup;  // (hours since start, kB)
 
-  void add(double runMs, int64_t warmupMs, double cpuPct, uint64_t rssKb, uint64_t pssKb, uint32_t fds,
-           uint32_t threads);
+  void add(double runMs, int64_t warmupMs, bool steady, double cpuPct, uint64_t rssKb, uint64_t pssKb,
+           uint32_t fds, uint32_t threads);
   std::optional<double> cpuMean() const;
+  std::optional<double> steadyCpuMean() const;
   Json toJson() const;
 };
 
@@ -50,6 +55,9 @@ class ResourceStats {
   uint32_t ticks() const { return total_.samples; }
   const Figures& total() const { return total_; }
   std::optional<double> meanTotalCpuPct() const { return total_.cpuMean(); }
+  // Mean over the ticks whose interval began after warm-up; empty if none.
+  std::optional<double> steadyTotalCpuPct() const { return total_.steadyCpuMean(); }
+  double warmupSecs() const { return static_cast<double>(warmupMs_) / 1000.0; }
   std::optional<uint64_t> peakTotalPssKb() const;
   std::optional<uint64_t> peakTotalRssKb() const;
   Json summary() const;
@@ -68,6 +76,7 @@ class ResourceStats {
   long ticksPerSec_;
   std::map<pid_t, PerProc> procs_;  // every process ever sampled, by PID
   Figures total_;
+  std::optional<double> lastTickRunMs_;
 };
 
 }  // namespace sshsoak

@@ -542,7 +542,8 @@ Json Supervisor::run() {
   in.reconnectP95Ms = percentile(stats_.allReconnectMs(), 0.95);
   in.peakTotalPssKb = resources_->peakTotalPssKb();
   in.peakTotalRssKb = resources_->peakTotalRssKb();
-  in.meanTotalCpuPct = resources_->meanTotalCpuPct();
+  in.meanTotalCpuPct = resources_->steadyTotalCpuPct();
+  in.warmupSecs = resources_->warmupSecs();
   Thresholds t{options_.maxAbnormalEnds, options_.minReconnectRatePct, options_.maxReconnectP95Ms,
                options_.maxMemoryMb, options_.maxCpuPct};
   auto criteria = evaluate(in, t);

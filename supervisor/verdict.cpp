@@ -53,7 +53,8 @@ std::vector<Criterion> evaluate(const VerdictInputs& in, const Thresholds& t) {
   std::optional<double> cpu;
   if (in.meanTotalCpuPct) cpu = round1(*in.meanTotalCpuPct);
   add("cpu_pct", "harness CPU (mean)", cpu, t.maxCpuPct, "<", "% of one core",
-      cpu ? "mean of supervisor + agents over the run" : "no resource samples (run shorter than --sample-interval-secs)");
+      cpu ? "mean of supervisor + agents after the " + number(in.warmupSecs) + " s warm-up"
+          : "no sample interval after the warm-up (run too short for a steady-state figure)");
   return out;
 }
 

@@ -27,7 +27,8 @@ struct VerdictInputs {
   std::optional<int64_t> reconnectP95Ms;
   std::optional<uint64_t> peakTotalPssKb;
   std::optional<uint64_t> peakTotalRssKb;  // reported beside PSS, not judged
-  std::optional<double> meanTotalCpuPct;
+  std::optional<double> meanTotalCpuPct;  // steady state: ticks after warm-up
+  double warmupSecs = 0;
 };
 
 enum class Result { PASS, FAIL, NA };

@@ -105,8 +105,22 @@ TEST_F(SshdTest, VerdictCarriesEveryCriterionAndAFailedThresholdFailsTheRun) {
   EXPECT_EQ(byName["memory_mb"]["result"], "fail");
   EXPECT_EQ(byName["memory_mb"]["threshold"], 0.5);
   EXPECT_GT(byName["memory_mb"]["measured"].get<double>(), 0.5);
-  EXPECT_EQ(byName["cpu_pct"]["result"], "pass");
+  // A 3 s run has at most one sample interval after its 1.5 s warm-up.
+  EXPECT_NE(byName["cpu_pct"]["result"], "fail");
   EXPECT_NE(r.out.find("== verdict =="), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("memory_mb"), std::string::npos);
   EXPECT_NE(r.out.find("FAIL"), std::string::npos);
+}
+
+TEST_F(SshdTest, SteadyStateCpuIsJudgedAfterWarmup) {
+  auto r = runSoak(soakArgs({"--sessions", "2", "--duration-secs", "5", "--warmup-secs", "1"}), 60);
+  EXPECT_EQ(r.exitCode, exit_code::PASSED) << r.err;
+  auto summary = linesOf(r.lines, "summary").at(0);
+  Json cpu;
+  for (const auto& c : summary["verdict"]) {
+    if (c["criterion"] == "cpu_pct") cpu = c;
+  }
+  EXPECT_EQ(cpu["result"], "pass") << cpu.dump();
+  EXPECT_EQ(cpu["measured"], summary["resources"]["total"]["cpu_mean_after_warmup_pct"]);
+  EXPECT_NE(cpu["note"].get<std::string>().find("1 s warm-up"), std::string::npos) << cpu.dump();
 }

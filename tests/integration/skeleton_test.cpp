@@ -35,7 +35,12 @@ void expectAgentsGone(const std::vector<pid_t>& pids) {
 TEST_F(SshdTest, TenSessionsConnectPollAndStopCleanly) {
   std::string secretFile = workDir_ + "/pass";
   std::ofstream(secretFile) << "topsecret-passphrase-4711\n";
-  SoakProcess soak(soakArgs({"--duration-secs", "10", "--poll-interval-secs", "2", "--passphrase-file", secretFile}));
+  // Polls every 2 s (2.5x the default) with the PTY workload: ten agents
+  // measured 6-7 % of a core here, above the design's 5 % for the default
+  // workload. This test is about connecting, polling and stopping; the CPU
+  // criterion is judged in SteadyStateCpuIsJudgedAfterWarmup.
+  SoakProcess soak(soakArgs({"--duration-secs", "10", "--poll-interval-secs", "2", "--passphrase-file", secretFile,
+                             "--max-cpu-pct", "25"}));
 
   // Mid-run: one supervisor and ten agents, named for ps/top.
   ASSERT_TRUE(waitForLog([](const auto& l) { return linesOf(l, "connected").size() == 10; }, 30))
@@ -250,10 +255,6 @@ TEST(EmbeddedDefault, RunsAgainstAPrivateSshdWithNoArguments) {
   // Its private sshd's directory, throwaway keys included, is gone.
   EXPECT_EQ(sshdDir.rfind("/tmp/sshsoak-sshd-", 0), 0u) << sshdDir;
   EXPECT_FALSE(std::filesystem::exists(sshdDir)) << sshdDir << " was left behind";
-  for (const auto& name : listDevShm()) {
-    pid_t owner = 0;
-    bool live = std::sscanf(name.c_str(), "sshsoak-%d-", &owner) == 1 && ::kill(owner, 0) == 0;
-    EXPECT_TRUE(shmBefore.count(name) || live) << "left in /dev/shm: " << name;
-  }
+  EXPECT_EQ(newShmOfOurs(shmBefore), std::vector<std::string>{});
   std::filesystem::remove_all(dir);
 }

@@ -55,6 +55,32 @@ std::set<std::string> listDevShm() {
   return names;
 }
 
+namespace {
+
+std::set<pid_t>& startedSoakPids() {
+  static std::set<pid_t> pids;
+  return pids;
+}
+
+bool ownedByThisTest(const std::string& name) {
+  const std::string prefix = "sshsoak-";
+  if (name.rfind(prefix, 0) != 0) return true;
+  size_t end = name.find_first_not_of("0123456789", prefix.size());
+  if (end == prefix.size() || end == std::string::npos || name[end] != '-' || end - prefix.size() > 9) return true;
+  pid_t pid = static_cast<pid_t>(std::stol(name.substr(prefix.size(), end - prefix.size())));
+  return pid == ::getpid() || startedSoakPids().count(pid) > 0;
+}
+
+}  // namespace
+
+std::vector<std::string> newShmOfOurs(const std::set<std::string>& before) {
+  std::vector<std::string> out;
+  for (const auto& name : listDevShm()) {
+    if (before.count(name) == 0 && ownedByThisTest(name)) out.push_back(name);
+  }
+  return out;
+}
+
 std::string cmdlineOf(pid_t pid) {
   std::string stat = slurp("/proc/" + std::to_string(pid) + "/stat");
   auto close = stat.rfind(')');
@@ -105,6 +131,7 @@ SoakProcess::SoakProcess(const std::vector<std::string>& args, bool stdinPipe) {
     ::execv(SSHSOAK_BIN, argv.data());
     ::_exit(127);
   }
+  startedSoakPids().insert(pid_);
   if (stdinPipe) {
     ::close(pipeFds[0]);
     stdinFd_ = pipeFds[1];
@@ -163,17 +190,7 @@ void SshdTest::TearDown() {
   fs::remove_all(workDir_, ec);
   // Nothing left behind by the run or the fixture.
   EXPECT_EQ(countOpenFds(), fdsBefore_) << "file descriptors leaked";
-  // Nothing new from a run that has ended; a run may legitimately remove
-  // stale segments of dead runs, and another live run on the machine (a
-  // benchmark, say) owns its own.
-  std::vector<std::string> added;
-  for (const auto& name : listDevShm()) {
-    if (shmBefore_.count(name)) continue;
-    pid_t owner = 0;
-    if (std::sscanf(name.c_str(), "sshsoak-%d-", &owner) == 1 && owner > 0 && ::kill(owner, 0) == 0) continue;
-    added.push_back(name);
-  }
-  EXPECT_TRUE(added.empty()) << "shared-memory segments left in /dev/shm, e.g. " << (added.empty() ? "" : added[0]);
+  EXPECT_EQ(newShmOfOurs(shmBefore_), std::vector<std::string>{}) << "shared-memory segments left in /dev/shm";
 }
 
 std::vector<std::string> SshdTest::soakArgs(std::vector<std::string> extra) const {

@@ -19,6 +19,11 @@ namespace sshsoak::testing {
 std::vector<Json> readJsonl(const std::string& path);
 std::vector<Json> linesOf(const std::vector<Json>& lines, const std::string& event);
 std::set<std::string> listDevShm();
+// Segments in /dev/shm now and not in `before` that this test process or an
+// sshsoak it started made. Segments named "sshsoak-<pid>-..." of other PIDs
+// belong to other runs on the same machine (another worktree's tests) and
+// are not ours to judge; a name without a PID counts as ours.
+std::vector<std::string> newShmOfOurs(const std::set<std::string>& before);
 // The command line of a live process ("" if it is gone or a zombie).
 std::string cmdlineOf(pid_t pid);
 std::string environOf(pid_t pid);

@@ -92,6 +92,10 @@ TEST(ResourceStats, CpuPerIntervalTotalsPeaksAndGrowth) {
     EXPECT_EQ(line["procs"][0][1], nullptr);
   }
   EXPECT_EQ(rs.ticks(), 5u);
+  // Steady state: the ticks at 3, 4 and 5 s, whose intervals began after the
+  // 2 s warm-up; the start-up figure of the first tick is left out.
+  EXPECT_DOUBLE_EQ(*rs.steadyTotalCpuPct(), 6.0);
+  EXPECT_GT(*rs.meanTotalCpuPct(), 6.0);
   EXPECT_EQ(*rs.peakTotalPssKb(), 3500u);
   EXPECT_EQ(*rs.peakTotalRssKb(), 4000u + 8000u + 180u);
   Json s = rs.summary();
@@ -111,6 +115,7 @@ TEST(ResourceStats, CpuPerIntervalTotalsPeaksAndGrowth) {
 TEST(ResourceStats, NoTicksMeansNothingMeasured) {
   ResourceStats rs(0, 0, 100);
   EXPECT_FALSE(rs.meanTotalCpuPct().has_value());
+  EXPECT_FALSE(rs.steadyTotalCpuPct().has_value());
   EXPECT_FALSE(rs.peakTotalPssKb().has_value());
   EXPECT_EQ(rs.summary()["total"]["rss_growth_kb_per_hour"], nullptr);
 }
