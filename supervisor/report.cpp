@@ -152,7 +152,12 @@ void derive(Run& run) {
     if (s.contains("resources") && s["resources"].is_object()) {
       const Json& total = s["resources"]["total"];
       if (total.is_object()) {
-        if (total["cpu_mean_pct"].is_number()) run.cpuMeanPct = total["cpu_mean_pct"].get<double>();
+        // The figure the verdict judges: the steady state after warm-up.
+        if (total["cpu_mean_after_warmup_pct"].is_number()) {
+          run.cpuMeanPct = total["cpu_mean_after_warmup_pct"].get<double>();
+        } else if (total["cpu_mean_pct"].is_number()) {
+          run.cpuMeanPct = total["cpu_mean_pct"].get<double>();
+        }
         if (total["pss_peak_kb"].is_number()) run.memPeakMb = total["pss_peak_kb"].get<double>() / 1024.0;
       }
     }
