@@ -1,12 +1,11 @@
 #include "session_agent/exec_task.h"
 
+#include "session_agent/ssh_connection.h"
+
 namespace sshsoak::agent {
 
 ExecTask::Status ExecTask::fail(LIBSSH2_SESSION* session, const std::string& what, int rc) {
-  char* msg = nullptr;
-  int len = 0;
-  libssh2_session_last_error(session, &msg, &len, 0);
-  error_ = what + ": " + (msg != nullptr ? std::string(msg, static_cast<size_t>(len)) : "error");
+  error_ = libssh2Failure(session, what);
   libssh2Error_ = rc;
   state_ = State::Failed;
   return Status::Failed;

@@ -1,5 +1,7 @@
 #include "session_agent/pty_stream.h"
 
+#include "session_agent/ssh_connection.h"
+
 #include <charconv>
 #include <cstdio>
 
@@ -84,10 +86,7 @@ void PtyCycleParser::line(std::string_view text, int64_t nowMs, std::vector<PtyC
 }
 
 PtyStream::Status PtyStream::fail(LIBSSH2_SESSION* session, const std::string& what, int rc) {
-  char* msg = nullptr;
-  int len = 0;
-  libssh2_session_last_error(session, &msg, &len, 0);
-  error_ = what + ": " + (msg != nullptr ? std::string(msg, static_cast<size_t>(len)) : "error");
+  error_ = libssh2Failure(session, what);
   libssh2Error_ = rc;
   state_ = State::Failed;
   return Status::Failed;

@@ -324,6 +324,13 @@ std::string SshConnection::lastError() const {
   return msg != nullptr ? std::string(msg, static_cast<size_t>(len)) : "unknown libssh2 error";
 }
 
+std::string libssh2Failure(LIBSSH2_SESSION* session, const std::string& what) {
+  char* msg = nullptr;
+  int len = 0;
+  libssh2_session_last_error(session, &msg, &len, 0);
+  return what + ": " + (msg != nullptr ? std::string(msg, static_cast<size_t>(len)) : "error");
+}
+
 SshConnection::~SshConnection() {
   if (session_ != nullptr) {
     // Freeing may want to send channel closes. With the socket shut down any

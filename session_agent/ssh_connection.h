@@ -112,4 +112,7 @@ class SshConnection {
 // Once per process, before any session.
 void initLibssh2();
 
+// "what: libssh2's last error message" for a failed call on this session.
+std::string libssh2Failure(LIBSSH2_SESSION* session, const std::string& what);
+
 }  // namespace sshsoak::agent

@@ -2,6 +2,8 @@
 
 #include <ctime>
 #include <cstdio>
+#include <cstdlib>
+#include <string>
 
 namespace sshsoak {
 
@@ -23,6 +25,15 @@ std::string isoTimestamp(int64_t ns) {
   std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06ld+00:00", utc.tm_year + 1900,
                 utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, micros);
   return buf;
+}
+
+int64_t parseIsoTimestamp(const std::string& text) {
+  // 2026-02-07T12:00:00.123456+00:00 (always UTC, as isoTimestamp writes)
+  if (text.size() < 26 || text[19] != '.') return 0;
+  tm utc{};
+  if (::strptime(text.substr(0, 19).c_str(), "%Y-%m-%dT%H:%M:%S", &utc) == nullptr) return 0;
+  long micros = std::strtol(text.substr(20, 6).c_str(), nullptr, 10);
+  return static_cast<int64_t>(::timegm(&utc)) * 1'000'000'000 + int64_t{micros} * 1000;
 }
 
 }  // namespace sshsoak

@@ -14,5 +14,7 @@ int64_t wallNs();
 // "2026-02-07T12:00:00.123456+00:00": the predecessor's `ts` format (UTC,
 // microseconds, numeric offset).
 std::string isoTimestamp(int64_t wallNs);
+// The inverse, for readers of the log; 0 for text that is not one.
+int64_t parseIsoTimestamp(const std::string& text);
 
 }  // namespace sshsoak

@@ -6,6 +6,7 @@
 #include <ctime>
 #include <map>
 
+#include "shared/clock.h"
 #include "supervisor/run_stats.h"
 
 namespace sshsoak::report {
@@ -34,13 +35,7 @@ std::string num(double v, int decimals = 1) {
   return buf;
 }
 
-int64_t tsNs(const Json& l) {
-  std::string ts = l.value("ts", "");
-  if (ts.size() < 26) return 0;
-  std::tm tm{};
-  ::strptime(ts.substr(0, 19).c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  return static_cast<int64_t>(::timegm(&tm)) * 1'000'000'000 + std::stoll(ts.substr(20, 6)) * 1000;
-}
+int64_t tsNs(const Json& l) { return parseIsoTimestamp(l.value("ts", "")); }
 
 struct Segment {
   double from, to;

@@ -10,6 +10,7 @@
 #include <map>
 #include <set>
 
+#include "shared/clock.h"
 #include "supervisor/exit_codes.h"
 #include "supervisor/html_report.h"
 #include "supervisor/run_stats.h"
@@ -32,13 +33,7 @@ std::string secs(int64_t ms) {
   return buf;
 }
 
-int64_t tsNsOf(const Json& l) {
-  std::string ts = l.value("ts", "");
-  if (ts.size() < 26) return 0;
-  std::tm tm{};
-  ::strptime(ts.substr(0, 19).c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  return static_cast<int64_t>(::timegm(&tm)) * 1'000'000'000 + std::stoll(ts.substr(20, 6)) * 1000;
-}
+int64_t tsNsOf(const Json& l) { return parseIsoTimestamp(l.value("ts", "")); }
 
 std::string str(const Json& j, const char* key) {
   return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : "";

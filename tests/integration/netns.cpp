@@ -1,5 +1,7 @@
 #include "netns.h"
 
+#include "shared/clock.h"
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -41,14 +43,7 @@ void iptables(const std::string& args) {
   ASSERT_EQ(status, 0) << "iptables " << args << ": " << out;
 }
 
-int64_t tsNs(const Json& line) {
-  std::string ts = line["ts"].get<std::string>();  // 2026-02-07T12:00:00.123456+00:00
-  std::tm tm{};
-  ::strptime(ts.substr(0, 19).c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  int64_t secs = ::timegm(&tm);
-  int64_t micros = std::stoll(ts.substr(20, 6));
-  return secs * 1'000'000'000 + micros * 1000;
-}
+int64_t tsNs(const Json& line) { return parseIsoTimestamp(line["ts"].get<std::string>()); }
 
 long cpuTicks(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");

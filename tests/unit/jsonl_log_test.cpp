@@ -18,6 +18,13 @@ TEST(IsoTimestamp, PredecessorFormat) {
   EXPECT_EQ(isoTimestamp(ns), "2026-02-07T12:00:00.123456+00:00");
 }
 
+TEST(IsoTimestamp, ParsesWhatItWrites) {
+  int64_t ns = 1770465600LL * 1'000'000'000 + 123'456'000;
+  EXPECT_EQ(parseIsoTimestamp(isoTimestamp(ns)), ns);
+  EXPECT_EQ(parseIsoTimestamp("garbage"), 0);
+  EXPECT_EQ(parseIsoTimestamp(""), 0);
+}
+
 TEST(EventToJson, PredecessorFieldsFirstAndInOrder) {
   capnp::MallocMessageBuilder m;
   auto e = m.initRoot<wire::Event>();
