@@ -75,8 +75,8 @@ std::string timeline(const Run& run, int64_t t0, double span) {
         markers.emplace_back(t, event == "fault_started" ? "fault: " + l.value("detail", "") : "injected drop");
       }
     }
-    if (!l.contains("session_id") || !l["session_id"].is_number()) continue;
-    int id = l["session_id"].get<int>();
+    if (!l.contains("session_id") || !field(l, "session_id").is_number()) continue;
+    int id = field(l, "session_id").get<int>();
     auto it = open.find(id);
     std::string prev = it == open.end() ? "" : it->second.second;
     std::string next = stateOf(event, prev);
@@ -191,7 +191,7 @@ std::string histogram(const std::vector<int64_t>& ms) {
 std::optional<double> thresholdOf(const Run& run, const std::string& criterion) {
   if (!run.verdict.is_array()) return std::nullopt;
   for (const auto& c : run.verdict) {
-    if (c.value("criterion", "") == criterion && c["threshold"].is_number()) return c["threshold"].get<double>();
+    if (c.value("criterion", "") == criterion && field(c, "threshold").is_number()) return field(c, "threshold").get<double>();
   }
   return std::nullopt;
 }
@@ -211,12 +211,12 @@ std::string runSection(const Run& run) {
   for (const auto& l : run.lines) {
     if (l.value("event", "") != "resource_sample" || !l.contains("total")) continue;
     double t = static_cast<double>(tsNs(l) - t0) / 1e9;
-    const Json& tot = l["total"];
-    if (tot["pss_kb"].is_number()) pss.emplace_back(t, tot["pss_kb"].get<double>() / 1024);
-    if (tot["rss_kb"].is_number()) rss.emplace_back(t, tot["rss_kb"].get<double>() / 1024);
-    if (tot["cpu_pct"].is_number()) cpu.emplace_back(t, tot["cpu_pct"].get<double>());
-    if (l.contains("procs") && l["procs"].is_array()) {
-      for (const auto& p : l["procs"]) {
+    const Json& tot = field(l, "total");
+    if (field(tot, "pss_kb").is_number()) pss.emplace_back(t, field(tot, "pss_kb").get<double>() / 1024);
+    if (field(tot, "rss_kb").is_number()) rss.emplace_back(t, field(tot, "rss_kb").get<double>() / 1024);
+    if (field(tot, "cpu_pct").is_number()) cpu.emplace_back(t, field(tot, "cpu_pct").get<double>());
+    if (l.contains("procs") && field(l, "procs").is_array()) {
+      for (const auto& p : field(l, "procs")) {
         if (!p.is_array() || p.size() < 5 || !p[4].is_number()) continue;
         std::string name = p[1].is_number() ? "agent " + std::to_string(p[1].get<int>()) : "supervisor";
         perProc[name].emplace_back(t, p[4].get<double>() / 1024);
@@ -241,8 +241,8 @@ std::string runSection(const Run& run) {
       std::string res = c.value("result", "?");
       std::string unit = c.value("unit", "");
       s += "<tr class='" + esc(res) + "'><td>" + esc(c.value("criterion", "?")) + "</td><td>" +
-           (c["measured"].is_number() ? num(c["measured"].get<double>()) + " " + esc(unit) : "n/a") + "</td><td>" +
-           esc(c.value("comparison", "")) + " " + (c["threshold"].is_number() ? num(c["threshold"].get<double>()) : "?") +
+           (field(c, "measured").is_number() ? num(field(c, "measured").get<double>()) + " " + esc(unit) : "n/a") + "</td><td>" +
+           esc(c.value("comparison", "")) + " " + (field(c, "threshold").is_number() ? num(field(c, "threshold").get<double>()) : "?") +
            " " + esc(unit) + "</td><td>" + esc(res) + "</td></tr>";
     }
     s += "</table>";

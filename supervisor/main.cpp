@@ -80,7 +80,8 @@ std::string findAgent(const std::string& given) {
   return (self.parent_path() / "sshsoak-agent").string();
 }
 
-void printSummary(const Json& s, const std::string& logPath) {
+// By value: the non-const operator[] reads a missing field as null.
+void printSummary(Json s, const std::string& logPath) {
   auto val = [](const Json& v) { return v.is_null() ? std::string("n/a") : v.dump(); };
   std::printf("\n== sshsoak summary ==\n");
   std::printf("sessions              %s (%s up at end, %s in manual reconnect)\n", val(s["sessions"]).c_str(),

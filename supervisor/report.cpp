@@ -41,6 +41,13 @@ std::string str(const Json& j, const char* key) {
 
 }  // namespace
 
+const Json& field(const Json& j, const char* key) {
+  static const Json null;
+  if (!j.is_object()) return null;
+  auto it = j.find(key);
+  return it == j.end() ? null : *it;
+}
+
 std::string formatDuration(double s) {
   long total = std::lround(s);
   long h = total / 3600, m = (total % 3600) / 60, sec = total % 60;
@@ -84,8 +91,8 @@ void derive(Run& run) {
   const Json* started = nullptr;
   for (const auto& l : run.lines) {
     std::string event = str(l, "event");
-    if (l.contains("session_id") && l["session_id"].is_number() && l.contains("host") && l["host"].is_string()) {
-      hosts[l["session_id"].get<int>()] = l["host"].get<std::string>();
+    if (l.contains("session_id") && field(l, "session_id").is_number() && l.contains("host") && field(l, "host").is_string()) {
+      hosts[field(l, "session_id").get<int>()] = field(l, "host").get<std::string>();
     }
     if (event == "summary") summary = &l;
     else if (event == "run_started") started = &l;
@@ -96,13 +103,13 @@ void derive(Run& run) {
       ++causes[str(l, "cause")];
     } else if (event == "reconnected") {
       ++run.recovered;
-      if (l["elapsed_ms"].is_number()) run.reconnectMs.push_back(l["elapsed_ms"].get<int64_t>());
+      if (field(l, "elapsed_ms").is_number()) run.reconnectMs.push_back(field(l, "elapsed_ms").get<int64_t>());
     }
   }
   std::set<std::string> distinct;
   for (const auto& [id, h] : hosts) distinct.insert(h);
   run.sessions = static_cast<uint32_t>(hosts.size());
-  if (started != nullptr && (*started)["sessions"].is_number()) run.sessions = (*started)["sessions"].get<uint32_t>();
+  if (started != nullptr && field((*started), "sessions").is_number()) run.sessions = field((*started), "sessions").get<uint32_t>();
   run.topology = distinct.size() <= 1 ? "B" : distinct.size() >= hosts.size() ? "A" : "A+B";
 
   // Interrupt type, from what the log says was done or seen.
@@ -142,22 +149,22 @@ void derive(Run& run) {
   std::vector<std::string> notes;
   if (summary != nullptr) {
     const Json& s = *summary;
-    if (s["duration_secs"].is_number()) run.durationSecs = s["duration_secs"].get<double>();
-    if (s["abnormal_ends"].is_number()) run.abnormalEnds = s["abnormal_ends"].get<uint32_t>();
-    if (s.contains("resources") && s["resources"].is_object()) {
-      const Json& total = s["resources"]["total"];
+    if (field(s, "duration_secs").is_number()) run.durationSecs = field(s, "duration_secs").get<double>();
+    if (field(s, "abnormal_ends").is_number()) run.abnormalEnds = field(s, "abnormal_ends").get<uint32_t>();
+    if (s.contains("resources") && field(s, "resources").is_object()) {
+      const Json& total = field(field(s, "resources"), "total");
       if (total.is_object()) {
         // The figure the verdict judges: the steady state after warm-up.
-        if (total["cpu_mean_after_warmup_pct"].is_number()) {
-          run.cpuMeanPct = total["cpu_mean_after_warmup_pct"].get<double>();
-        } else if (total["cpu_mean_pct"].is_number()) {
-          run.cpuMeanPct = total["cpu_mean_pct"].get<double>();
+        if (field(total, "cpu_mean_after_warmup_pct").is_number()) {
+          run.cpuMeanPct = field(total, "cpu_mean_after_warmup_pct").get<double>();
+        } else if (field(total, "cpu_mean_pct").is_number()) {
+          run.cpuMeanPct = field(total, "cpu_mean_pct").get<double>();
         }
-        if (total["pss_peak_kb"].is_number()) run.memPeakMb = total["pss_peak_kb"].get<double>() / 1024.0;
+        if (field(total, "pss_peak_kb").is_number()) run.memPeakMb = field(total, "pss_peak_kb").get<double>() / 1024.0;
       }
     }
     if (s.contains("verdict")) {
-      run.verdict = s["verdict"];
+      run.verdict = field(s, "verdict");
       for (const auto& c : run.verdict) {
         if (c.value("result", "") == "fail") notes.push_back(c.value("criterion", "?") + " failed");
       }
@@ -253,10 +260,10 @@ std::string markdown(const Input& input) {
     }
     out += "\n\n| criterion | measured | threshold | result |\n|---|---:|---|---|\n";
     for (const auto& c : r.verdict) {
-      std::string measured = c["measured"].is_number() ? fmt1(c["measured"].get<double>()) : "n/a";
+      std::string measured = field(c, "measured").is_number() ? fmt1(field(c, "measured").get<double>()) : "n/a";
       std::string unit = c.value("unit", "");
       out += "| " + c.value("criterion", "?") + " | " + measured + (unit.empty() || measured == "n/a" ? "" : " " + unit) +
-             " | " + c.value("comparison", "") + " " + (c["threshold"].is_number() ? fmt1(c["threshold"].get<double>()) : "?") +
+             " | " + c.value("comparison", "") + " " + (field(c, "threshold").is_number() ? fmt1(field(c, "threshold").get<double>()) : "?") +
              (unit.empty() ? "" : " " + unit) + " | " + c.value("result", "?") + " |\n";
     }
   }

@@ -41,6 +41,11 @@ struct Input {
   std::vector<std::string> errors;  // files that could not be read at all
 };
 
+// A field of a log line, or null when it is missing: logs come from other
+// versions and damaged files, and const operator[] on a missing key is
+// undefined behaviour in nlohmann::json.
+const Json& field(const Json& j, const char* key);
+
 Input read(const std::vector<std::string>& paths);
 // Splits already-parsed lines into runs and derives their figures.
 std::vector<Run> splitRuns(const std::string& source, const std::vector<Json>& lines);
