@@ -718,13 +718,15 @@ def case_scale(cfg, workdir, bench_sshd_config):
                 raise RuntimeError(f"scale N={n}: only {run.count('connected')} connected")
             settle(cfg.settle)
             lines0 = len(run.events())
+            w0 = time.time()
             with Window(run.side, sample_secs=5.0, focus=run.proc.pid) as w:
                 time.sleep(cfg.scale_window)
+            w1 = time.time()
             lines1 = len(run.events())
             res = w.result()
             rc = run.stop(timeout=120)
             ev = run.events()
-            res.update(scale_checks(ev, n))
+            res.update(scale_checks(ev, n, (w0, w1)))
             res["exit_code"] = rc
             res["events_per_s"] = round((lines1 - lines0) / res["secs"], 1)
             res["pss_per_session_mb"] = round(res["pss_mb"] / n, 3)
@@ -738,15 +740,23 @@ def case_scale(cfg, workdir, bench_sshd_config):
     return out
 
 
-def scale_checks(ev, n):
+def ts_of(e):
+    from datetime import datetime
+    return datetime.fromisoformat(e["ts"]).timestamp()
+
+
+def scale_checks(ev, n, window=None):
     """Events lost? The JSONL has no pty cycle number (the wire event has one),
     so: the summary line exists; its events_logged equals the lines before it;
-    its per-session pty_cycles equal the lines we count; and no session's cycle
-    count falls out of line with the others (all ran the same time)."""
-    counts = {}
+    its per-session pty_cycles equal the lines we count; and within the
+    measured window (every session up all along) no session's cycle count
+    falls out of line with the others."""
+    counts, in_window = {}, {}
     for e in ev:
         if e.get("event") == "pty_cycle":
             counts[e["session_id"]] = counts.get(e["session_id"], 0) + 1
+            if window and window[0] <= ts_of(e) <= window[1]:
+                in_window[e["session_id"]] = in_window.get(e["session_id"], 0) + 1
     summary = next((e for e in ev if e.get("event") == "summary"), None)
     lines_before = next((i for i, e in enumerate(ev) if e.get("event") == "summary"), len(ev))
     mismatched = None
@@ -755,10 +765,11 @@ def scale_checks(ev, n):
         per = {p["session_id"]: p.get("pty_cycles") for p in summary.get("per_session", [])}
         mismatched = sum(1 for sid, c in per.items() if c != counts.get(sid, 0))
         logged = summary.get("events_logged")
-    med = statistics.median(counts.values()) if counts else 0
-    outliers = sum(1 for c in counts.values() if c < med - 2)
-    return {"sessions_with_cycles": len(counts), "pty_cycles_median": med,
-            "pty_cycles_min": min(counts.values()) if counts else 0,
+    wc = in_window if window else counts
+    med = statistics.median(wc.values()) if wc else 0
+    outliers = sum(1 for sid in counts if wc.get(sid, 0) < med - 2)
+    return {"sessions_with_cycles": len(counts), "window_pty_cycles_median": med,
+            "window_pty_cycles_min": min(wc.values()) if wc else 0,
             "cycle_outlier_sessions": outliers, "summary_line": summary is not None,
             "summary_events_logged": logged, "lines_before_summary": lines_before,
             "summary_count_mismatch_sessions": mismatched,
@@ -908,6 +919,7 @@ def main():
     ap.add_argument("--reps-long", type=int, default=None,
                     help="repetitions of the 60-s footprint and workload cases (2, to stay under 20 min; --quick 1)")
     ap.add_argument("--out", default="bench-results.json")
+    ap.add_argument("--scale-ns", default=None, help="session counts of the scale case (10,50,100,200)")
     ap.add_argument("--workdir", default=None, help="keep logs here (default: a temp dir, removed)")
     cfg = ap.parse_args()
     quick = cfg.quick
@@ -918,7 +930,7 @@ def main():
     cfg.scale_window = 10 if quick else 60
     cfg.settle = 2 if quick else 5
     cfg.storm_ns = [10] if quick else [10, 50, 100]
-    cfg.scale_ns = [10] if quick else [10, 50, 100, 200]
+    cfg.scale_ns = [int(x) for x in cfg.scale_ns.split(",")] if cfg.scale_ns else ([10] if quick else [10, 50, 100, 200])
     cfg.hs_count = 50 if quick else 100
     cfg.hs_ref_count = 20 if quick else 30
     cfg.tp_bytes = (256 << 20) if quick else (1 << 30)
