@@ -236,6 +236,9 @@ void Agent::sessionLoop() {
       if (conn_ && round_) stepPollRound(progressed);
     }
     if (!conn_ || checkTransport() || checkLiveness()) break;
+    if ((pty_ && pty_->hasBufferedData()) || (round_ && round_->tasks[round_->current]->hasBufferedData())) {
+      continue;  // data already inside libssh2: read it before sleeping
+    }
 
     // Sleep until the socket, a command, or the next timer.
     int64_t silenceDeadline = conn_->lastRecvMs() + int64_t{settings_.keepaliveIntervalMs} * settings_.keepaliveCountMax;

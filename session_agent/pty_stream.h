@@ -53,6 +53,13 @@ class PtyStream {
   // Advances without blocking; appends completed cycles to `cycles`.
   Status step(LIBSSH2_SESSION* session, int64_t nowMs, bool& progressed, std::vector<PtyCycleResult>& cycles);
   bool streaming() const { return state_ == State::Streaming; }
+  // libssh2 reads whatever the socket holds into every channel's buffer, so
+  // data for this channel can be waiting inside libssh2 while the socket is
+  // quiet: the loop must not sleep in poll() then. Only > 0 counts: 1.10
+  // answers an error when a keepalive reply sits in its packet list.
+  bool hasBufferedData() const {
+    return state_ == State::Streaming && channel_ != nullptr && (libssh2_poll_channel_read(channel_, 0) > 0 || libssh2_poll_channel_read(channel_, 1) > 0);
+  }
   const std::string& error() const { return error_; }
   int libssh2Error() const { return libssh2Error_; }
   // Sends the channel close, once, best effort, without waiting.
