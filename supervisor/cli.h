@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "events.capnp.h"
+#include "shared/token_bucket.h"
 #include "supervisor/faults.h"
 
 namespace sshsoak::cli {
@@ -47,8 +48,8 @@ struct Options {
   // shared bucket (burst below sshd's MaxStartups start of 10).
   uint32_t backoffBaseMs = 500;
   uint32_t backoffCapMs = 8000;
-  double tokenRatePerSec = 5.0;
-  uint32_t tokenBurst = 5;
+  double tokenRatePerSec = TOKEN_BUCKET_DEFAULT_RATE_PER_SEC;
+  uint32_t tokenBurst = TOKEN_BUCKET_DEFAULT_BURST;
   std::vector<DropSpec> drops;          // --drop and --disconnect-after-secs
   std::vector<FaultCommand> faultCommands;
   std::string htmlPath;  // --html: a self-contained HTML report at the end

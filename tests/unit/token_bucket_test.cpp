@@ -234,7 +234,7 @@ TEST(TokenBucket, PollTimeoutRoundsUpToWholeMs) {
 
 TEST(TokenBucket, DefaultBurstStaysBelowSshdMaxStartups) {
   EXPECT_LT(TOKEN_BUCKET_DEFAULT_BURST, SSHD_MAX_STARTUPS_START);
-  EXPECT_EQ(tokenIntervalNs(TOKEN_BUCKET_DEFAULT_RATE_PER_SEC), 200 * MS);
+  EXPECT_EQ(tokenIntervalNs(TOKEN_BUCKET_DEFAULT_RATE_PER_SEC), 100 * MS);
 }
 
 // --- Segment hygiene ------------------------------------------------------------
