@@ -97,7 +97,11 @@ RunningFault::RunningFault(const FaultCommand& fault) : fault_(fault) {
   outPath_ = tmpl;
   pid_t parent = ::getpid();
   pid_ = ::fork();
-  if (pid_ < 0) throwErrno("fork for --fault-cmd");
+  if (pid_ < 0) {
+    int err = errno;
+    ::unlink(outPath_.c_str());  // the destructor will not run
+    throwErrno("fork for --fault-cmd", err);
+  }
   if (pid_ == 0) {
     ::setpgid(0, 0);
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);

@@ -110,27 +110,9 @@ void RunStats::onGaveUp(uint32_t id, const std::string& reason) {
   s.state = "gave_up";
 }
 
-uint32_t RunStats::totalCrashes() const {
+uint32_t RunStats::sumOf(uint32_t SessionStats::*field) const {
   uint32_t n = 0;
-  for (const auto& s : sessions_) n += s.crashes;
-  return n;
-}
-
-uint32_t RunStats::totalRestarts() const {
-  uint32_t n = 0;
-  for (const auto& s : sessions_) n += s.restarts;
-  return n;
-}
-
-uint32_t RunStats::totalInterrupts() const {
-  uint32_t n = 0;
-  for (const auto& s : sessions_) n += s.disconnects;
-  return n;
-}
-
-uint32_t RunStats::totalReconnects() const {
-  uint32_t n = 0;
-  for (const auto& s : sessions_) n += s.reconnects;
+  for (const auto& s : sessions_) n += s.*field;
   return n;
 }
 
@@ -164,7 +146,7 @@ uint32_t RunStats::abnormalEnds() const {
 }
 
 Json RunStats::summary(int64_t ns, double durationSecs, uint64_t linesLogged) const {
-  uint32_t interrupts = 0, recovered = 0, up = 0, manual = 0;
+  uint32_t interrupts = 0, recovered = 0, up = 0, manual = 0, attempts = 0, opened = 0, authFailed = 0;
   std::vector<int64_t> allReconnectMs;
   Json perSession = Json::array();
   for (const auto& s : sessions_) {
@@ -172,6 +154,9 @@ Json RunStats::summary(int64_t ns, double durationSecs, uint64_t linesLogged) co
     recovered += s.reconnects;
     up += s.up ? 1 : 0;
     manual += s.manual ? 1 : 0;
+    attempts += s.reconnects + s.reconnectFailures;
+    opened += s.sessionsOpened;
+    authFailed += s.authFailed ? 1 : 0;
     allReconnectMs.insert(allReconnectMs.end(), s.reconnectMs.begin(), s.reconnectMs.end());
     Json j;
     j["session_id"] = s.id;
@@ -234,12 +219,6 @@ Json RunStats::summary(int64_t ns, double durationSecs, uint64_t linesLogged) co
   j["global_reconnect_p95_ms"] = p95 ? Json(*p95) : Json(nullptr);
   j["global_reconnect_max_ms"] = pmax.has_value() ? Json(pmax.value()) : Json(nullptr);
   // Attempts, not interrupts: how hard the sessions had to try.
-  uint32_t attempts = 0, opened = 0, authFailed = 0;
-  for (const auto& s : sessions_) {
-    attempts += s.reconnects + s.reconnectFailures;
-    opened += s.sessionsOpened;
-    authFailed += s.authFailed ? 1 : 0;
-  }
   j["reconnect_attempts"] = attempts;
   j["reconnect_attempt_success_pct"] =
       attempts == 0 ? Json(nullptr) : Json(std::round(1000.0 * recovered / attempts) / 10.0);

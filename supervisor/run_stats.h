@@ -57,10 +57,10 @@ class RunStats {
   std::string onAgentExit(uint32_t sessionId, const ExitInfo& exit, bool expected);
   void onAgentRestart(uint32_t sessionId);
   void onGaveUp(uint32_t sessionId, const std::string& reason);
-  uint32_t totalCrashes() const;
-  uint32_t totalRestarts() const;
-  uint32_t totalInterrupts() const;
-  uint32_t totalReconnects() const;
+  uint32_t totalCrashes() const { return sumOf(&SessionStats::crashes); }
+  uint32_t totalRestarts() const { return sumOf(&SessionStats::restarts); }
+  uint32_t totalInterrupts() const { return sumOf(&SessionStats::disconnects); }
+  uint32_t totalReconnects() const { return sumOf(&SessionStats::reconnects); }
   std::vector<int64_t> allReconnectMs() const;
 
   const SessionStats& session(uint32_t id) const { return sessions_.at(id); }
@@ -74,6 +74,7 @@ class RunStats {
   Json summary(int64_t wallNs, double durationSecs, uint64_t linesLogged) const;
 
  private:
+  uint32_t sumOf(uint32_t SessionStats::*field) const;
   std::vector<SessionStats> sessions_;
 };
 
