@@ -18,8 +18,8 @@
 #include "shared/clock.h"
 #include "shared/frame.h"
 #include "shared/token_bucket.h"
-#include "supervisor/jsonl_log.h"
-#include "supervisor/run_stats.h"
+#include "supervisor/run/jsonl_log.h"
+#include "supervisor/analysis/run_stats.h"
 
 namespace {
 

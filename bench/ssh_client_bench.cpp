@@ -18,8 +18,8 @@
 #include <cstring>
 #include <string>
 
-#include "session_agent/exec_task.h"
-#include "session_agent/ssh_connection.h"
+#include "session_agent/ssh/exec_task.h"
+#include "session_agent/ssh/connection.h"
 #include "shared/clock.h"
 
 using sshsoak::monoMs;

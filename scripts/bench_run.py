@@ -329,7 +329,7 @@ def target(sshd):
 
 
 def pty_command(intensity="medium", pause_ms=1000):
-    """session_agent/pty_stream.cpp ptyCommand(), verbatim."""
+    """session_agent/workloads/pty_stream.cpp ptyCommand(), verbatim."""
     n = {"low": 5, "medium": 20, "high": 200}[intensity]
     if intensity == "high":
         burst = "yes | head -n 200"

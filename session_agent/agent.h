@@ -12,11 +12,11 @@
 
 #include "events.capnp.h"
 #include "session_agent/event_sink.h"
-#include "session_agent/exec_task.h"
-#include "session_agent/poll_parsers.h"
-#include "session_agent/pty_stream.h"
-#include "session_agent/ssh_connection.h"
-#include "shared/backoff.h"
+#include "session_agent/ssh/exec_task.h"
+#include "session_agent/workloads/poll_parsers.h"
+#include "session_agent/workloads/pty_stream.h"
+#include "session_agent/ssh/connection.h"
+#include "session_agent/ssh/backoff.h"
 #include "shared/frame.h"
 #include "shared/token_bucket.h"
 

@@ -11,7 +11,7 @@
 
 #include "events.capnp.h"
 #include "shared/token_bucket.h"
-#include "supervisor/faults.h"
+#include "supervisor/run/faults.h"
 
 namespace sshsoak::cli {
 

@@ -16,14 +16,14 @@
 #include <iostream>
 #include <memory>
 
-#include "shared/local_sshd.h"
+#include "supervisor/run/local_sshd.h"
 #include "supervisor/cli.h"
 #include "supervisor/exit_codes.h"
-#include "supervisor/jsonl_log.h"
-#include "supervisor/supervisor.h"
-#include "supervisor/html_report.h"
-#include "supervisor/report.h"
-#include "supervisor/status_line.h"
+#include "supervisor/run/jsonl_log.h"
+#include "supervisor/run/supervisor.h"
+#include "supervisor/analysis/html_report.h"
+#include "supervisor/analysis/report.h"
+#include "supervisor/run/status_line.h"
 #include "shared/event_codec.h"
 #include "shared/clock.h"
 

@@ -8,7 +8,7 @@
 #include <thread>
 
 #include "netns.h"
-#include "session_agent/pty_stream.h"
+#include "session_agent/workloads/pty_stream.h"
 #include "shared/clock.h"
 #include "supervisor/exit_codes.h"
 

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "shared/local_sshd.h"
-#include "supervisor/jsonl_log.h"
+#include "supervisor/run/local_sshd.h"
+#include "supervisor/run/jsonl_log.h"
 
 namespace sshsoak::testing {
 

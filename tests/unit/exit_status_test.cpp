@@ -1,4 +1,4 @@
-#include "supervisor/exit_status.h"
+#include "supervisor/run/exit_status.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>

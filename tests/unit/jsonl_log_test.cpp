@@ -1,4 +1,4 @@
-#include "supervisor/jsonl_log.h"
+#include "supervisor/run/jsonl_log.h"
 
 #include <capnp/message.h>
 #include <capnp/schema.h>

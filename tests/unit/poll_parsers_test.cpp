@@ -1,4 +1,4 @@
-#include "session_agent/poll_parsers.h"
+#include "session_agent/workloads/poll_parsers.h"
 
 #include <gtest/gtest.h>
 

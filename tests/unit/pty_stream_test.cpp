@@ -1,4 +1,4 @@
-#include "session_agent/pty_stream.h"
+#include "session_agent/workloads/pty_stream.h"
 
 #include <gtest/gtest.h>
 

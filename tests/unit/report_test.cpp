@@ -1,4 +1,4 @@
-#include "supervisor/report.h"
+#include "supervisor/analysis/report.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "supervisor/html_report.h"
+#include "supervisor/analysis/html_report.h"
 
 using namespace sshsoak;
 using namespace sshsoak::report;

@@ -1,9 +1,9 @@
-#include "supervisor/resource_stats.h"
+#include "supervisor/run/resource_stats.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include "supervisor/proc_sample.h"
+#include "supervisor/run/proc_sample.h"
 
 using namespace sshsoak;
 

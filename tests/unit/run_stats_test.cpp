@@ -1,4 +1,4 @@
-#include "supervisor/run_stats.h"
+#include "supervisor/analysis/run_stats.h"
 
 #include <capnp/message.h>
 #include <capnp/schema.h>

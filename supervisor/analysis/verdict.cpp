@@ -1,4 +1,4 @@
-#include "supervisor/verdict.h"
+#include "supervisor/analysis/verdict.h"
 
 #include <cmath>
 #include <cstdio>

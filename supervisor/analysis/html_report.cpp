@@ -1,4 +1,4 @@
-#include "supervisor/html_report.h"
+#include "supervisor/analysis/html_report.h"
 
 #include <algorithm>
 #include <cmath>
@@ -7,7 +7,7 @@
 #include <map>
 
 #include "shared/clock.h"
-#include "supervisor/run_stats.h"
+#include "supervisor/analysis/run_stats.h"
 
 namespace sshsoak::report {
 

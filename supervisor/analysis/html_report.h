@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "supervisor/report.h"
+#include "supervisor/analysis/report.h"
 
 namespace sshsoak::report {
 

@@ -1,4 +1,4 @@
-#include "supervisor/supervisor.h"
+#include "supervisor/run/supervisor.h"
 
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -14,8 +14,8 @@
 #include "shared/clock.h"
 #include "shared/event_codec.h"
 #include "shared/spawn.h"
-#include "supervisor/status_line.h"
-#include "supervisor/verdict.h"
+#include "supervisor/run/status_line.h"
+#include "supervisor/analysis/verdict.h"
 
 namespace bp = boost::process;
 namespace asio = boost::asio;

@@ -1,4 +1,4 @@
-#include "supervisor/resource_stats.h"
+#include "supervisor/run/resource_stats.h"
 
 #include <cmath>
 

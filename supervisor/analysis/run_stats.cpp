@@ -1,4 +1,4 @@
-#include "supervisor/run_stats.h"
+#include "supervisor/analysis/run_stats.h"
 
 #include <algorithm>
 #include <cmath>

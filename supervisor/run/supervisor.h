@@ -16,12 +16,12 @@
 #include "shared/fd.h"
 #include "shared/frame.h"
 #include "shared/token_bucket.h"
-#include "supervisor/faults.h"
+#include "supervisor/run/faults.h"
 #include "supervisor/cli.h"
-#include "supervisor/jsonl_log.h"
-#include "supervisor/resource_stats.h"
-#include "supervisor/restart_policy.h"
-#include "supervisor/run_stats.h"
+#include "supervisor/run/jsonl_log.h"
+#include "supervisor/run/resource_stats.h"
+#include "supervisor/run/restart_policy.h"
+#include "supervisor/analysis/run_stats.h"
 
 namespace sshsoak {
 

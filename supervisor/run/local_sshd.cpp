@@ -1,4 +1,4 @@
-#include "shared/local_sshd.h"
+#include "supervisor/run/local_sshd.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

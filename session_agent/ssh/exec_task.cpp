@@ -1,6 +1,6 @@
-#include "session_agent/exec_task.h"
+#include "session_agent/ssh/exec_task.h"
 
-#include "session_agent/ssh_connection.h"
+#include "session_agent/ssh/connection.h"
 
 namespace sshsoak::agent {
 

@@ -1,4 +1,4 @@
-#include "supervisor/status_line.h"
+#include "supervisor/run/status_line.h"
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <unistd.h>

@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "events.capnp.h"
-#include "supervisor/exit_status.h"
-#include "supervisor/jsonl_log.h"
+#include "supervisor/run/exit_status.h"
+#include "supervisor/run/jsonl_log.h"
 
 namespace sshsoak {
 

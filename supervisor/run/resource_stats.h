@@ -11,8 +11,8 @@
 #include <optional>
 #include <vector>
 
-#include "supervisor/jsonl_log.h"
-#include "supervisor/proc_sample.h"
+#include "supervisor/run/jsonl_log.h"
+#include "supervisor/run/proc_sample.h"
 
 namespace sshsoak {
 

@@ -1,6 +1,6 @@
-#include "session_agent/pty_stream.h"
+#include "session_agent/workloads/pty_stream.h"
 
-#include "session_agent/ssh_connection.h"
+#include "session_agent/ssh/connection.h"
 
 #include <charconv>
 #include <cstdio>

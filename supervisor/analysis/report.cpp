@@ -1,4 +1,4 @@
-#include "supervisor/report.h"
+#include "supervisor/analysis/report.h"
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -12,8 +12,8 @@
 
 #include "shared/clock.h"
 #include "supervisor/exit_codes.h"
-#include "supervisor/html_report.h"
-#include "supervisor/run_stats.h"
+#include "supervisor/analysis/html_report.h"
+#include "supervisor/analysis/run_stats.h"
 
 namespace sshsoak::report {
 

@@ -1,4 +1,4 @@
-#include "supervisor/proc_sample.h"
+#include "supervisor/run/proc_sample.h"
 
 #include <dirent.h>
 #include <fcntl.h>

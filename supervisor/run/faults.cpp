@@ -1,4 +1,4 @@
-#include "supervisor/faults.h"
+#include "supervisor/run/faults.h"
 
 #include <fcntl.h>
 #include <signal.h>

@@ -1,4 +1,4 @@
-#include "session_agent/ssh_connection.h"
+#include "session_agent/ssh/connection.h"
 
 #include <fcntl.h>
 #include <netdb.h>

@@ -1,4 +1,4 @@
-#include "shared/backoff.h"
+#include "session_agent/ssh/backoff.h"
 
 #include <sys/random.h>
 #include <unistd.h>

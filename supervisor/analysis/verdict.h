@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "supervisor/jsonl_log.h"
+#include "supervisor/run/jsonl_log.h"
 
 namespace sshsoak {
 

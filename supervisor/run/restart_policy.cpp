@@ -1,4 +1,4 @@
-#include "supervisor/restart_policy.h"
+#include "supervisor/run/restart_policy.h"
 
 #include <algorithm>
 
