@@ -1,4 +1,4 @@
-// The reconnect token bucket shared by all agents of one run (DESIGN.md,
+// The reconnect token bucket shared by all agents of one run (docs/design.md,
 // "Reconnect storms", F5).
 //
 // How it works: GCRA (the "generic cell rate algorithm" of ATM, as used by

@@ -1,4 +1,4 @@
-// Failure scenarios F1-F5 (DESIGN.md) against a real sshd: real iptables
+// Failure scenarios F1-F5 (docs/runbook.md, section 4) against a real sshd: real iptables
 // drops inside a private network namespace, a real sshd restart, a real
 // revoked key, and ten sessions dropped at once.
 #include <signal.h>
