@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # sshsoak side by side with plain OpenSSH (issue 7): builds with the
 # benchmarks, then runs every case against a private sshd on 127.0.0.1 and
-# prints one table; the figures also go to bench-results.json.
+# prints one table; the figures also go to bench-results.json. The driver is
+# bench/driver/ (one module per case); docs/benchmarks.md.
 #
 #   scripts/bench.sh [--quick] [--only micro,handshake,...] [--reps N]
 #                    [--out FILE] [--workdir DIR]
@@ -23,4 +24,6 @@ for exe in sshsoak sshsoak-agent sshsoak-bench-client sshsoak-bench-hotpath; do
 done
 # 200 agents + their pipes, 200 ssh clients: more than the default 1024 fds.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-exec python3 "$root/scripts/bench_run.py" --bin "$build/bin" "$@"
+# The driver (bench/driver/, a package) needs only the standard library:
+# Debian's /usr/bin/python3, not whichever python3 (pyenv, a venv) is first in PATH.
+PYTHONPATH="$root/bench${PYTHONPATH:+:$PYTHONPATH}" exec /usr/bin/python3 -P -m driver --bin "$build/bin" "$@"

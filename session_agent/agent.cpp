@@ -180,13 +180,13 @@ std::optional<ConnectError> Agent::establish() {
   conn_ = std::move(std::get<std::unique_ptr<SshConnection>>(result));
   // Usable means an exec round trip came back, not just "authenticated".
   int64_t execStart = monoMs();
-  ExecTask probe("echo sshsoak-ready");
+  ExecTask probe(PROBE_COMMAND);
   std::optional<ConnectError> error;
   if (!runExec(probe, deadlineMs)) {
     error = ConnectError{probe.error().empty() ? wire::FailureCategory::TIMEOUT : wire::FailureCategory::CHANNEL,
                          probe.error().empty() ? "first exec did not finish before the deadline" : probe.error(),
                          probe.libssh2Error()};
-  } else if (probe.output().find("sshsoak-ready") == std::string::npos) {
+  } else if (probe.output().find(PROBE_REPLY) == std::string::npos) {
     error = ConnectError{wire::FailureCategory::CHANNEL, "first exec returned unexpected output (exit status " +
                                                              std::to_string(probe.exitStatus()) + ")"};
   }

@@ -38,6 +38,11 @@ struct AgentSettings {
   static AgentSettings fromWire(wire::AgentConfig::Reader config);
 };
 
+// The first exec of every connection: the session is usable once its
+// output, PROBE_REPLY, comes back.
+inline constexpr const char* PROBE_COMMAND = "echo sshsoak-ready";
+inline constexpr const char* PROBE_REPLY = "sshsoak-ready";
+
 // The exec-poll commands, each on its own channel, one after the other
 // (sshd's MaxSessions counts open channels per connection).
 inline const std::vector<std::string>& pollCommands() {

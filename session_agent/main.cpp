@@ -9,9 +9,11 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 
 #include "session_agent/agent.h"
+#include "session_agent/describe.h"
 #include "shared/fd.h"
 #include "shared/frame.h"
 
@@ -28,6 +30,16 @@ bool isOpen(int fd) { return ::fcntl(fd, F_GETFD) != -1; }
 
 int main(int argc, char** argv) {
   using namespace sshsoak;
+  // For bench/driver: the remote commands, read from the code that runs them.
+  if (argc >= 2 && std::strcmp(argv[1], "--describe-workloads") == 0) {
+    auto json = agent::describeWorkloads(argc - 2, argv + 2);
+    if (!json) {
+      std::fprintf(stderr, "sshsoak-agent: %s\n", json.error().c_str());
+      return EXIT_USAGE;
+    }
+    std::printf("%s\n", json->c_str());
+    return std::fflush(stdout) == 0 ? 0 : EXIT_SYSTEM;
+  }
   if (!isOpen(EVENT_FD) || !isOpen(COMMAND_FD)) {
     std::fprintf(stderr,
                  "sshsoak-agent: this program is started by sshsoak, which passes it an event "

@@ -22,6 +22,7 @@
 #include "supervisor/run/jsonl_log.h"
 #include "supervisor/run/supervisor.h"
 #include "supervisor/analysis/html_report.h"
+#include "supervisor/analysis/percentiles_cmd.h"
 #include "supervisor/analysis/report.h"
 #include "supervisor/run/status_line.h"
 #include "shared/event_codec.h"
@@ -185,6 +186,7 @@ Json runStartedLine(const cli::Options& o, const std::string& id, bool embedded)
 int runMain(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
   if (argc >= 2 && std::strcmp(argv[1], "report") == 0) return report::main(argc - 1, argv + 1);
+  if (argc >= 2 && std::strcmp(argv[1], "percentiles") == 0) return percentiles_cmd::main(argc - 1, argv + 1);
   auto console = std::make_shared<spdlog::logger>("sshsoak", status_line::makeConsoleSink());
   console->set_pattern("%H:%M:%S.%e %^%-5l%$ %v");
   spdlog::set_default_logger(console);
