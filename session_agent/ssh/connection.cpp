@@ -78,6 +78,14 @@ std::string knownHostName(const ConnectSettings& s) {
   return s.port == 22 ? s.host : "[" + s.host + "]:" + std::to_string(s.port);
 }
 
+// libssh2's words for the last failed call on this session.
+std::string lastErrorText(LIBSSH2_SESSION* session, const char* fallback) {
+  char* msg = nullptr;
+  int len = 0;
+  libssh2_session_last_error(session, &msg, &len, 0);
+  return msg != nullptr ? std::string(msg, static_cast<size_t>(len)) : fallback;
+}
+
 struct KnownHosts {
   LIBSSH2_KNOWNHOSTS* kh;
   explicit KnownHosts(LIBSSH2_SESSION* s) : kh(libssh2_knownhost_init(s)) {}
@@ -334,18 +342,10 @@ std::optional<wire::DisconnectCause> SshConnection::transportFailure(int rc) con
   }
 }
 
-std::string SshConnection::lastError() const {
-  char* msg = nullptr;
-  int len = 0;
-  libssh2_session_last_error(session_, &msg, &len, 0);
-  return msg != nullptr ? std::string(msg, static_cast<size_t>(len)) : "unknown libssh2 error";
-}
+std::string SshConnection::lastError() const { return lastErrorText(session_, "unknown libssh2 error"); }
 
 std::string libssh2Failure(LIBSSH2_SESSION* session, const std::string& what) {
-  char* msg = nullptr;
-  int len = 0;
-  libssh2_session_last_error(session, &msg, &len, 0);
-  return what + ": " + (msg != nullptr ? std::string(msg, static_cast<size_t>(len)) : "error");
+  return what + ": " + lastErrorText(session, "error");
 }
 
 SshConnection::~SshConnection() {
