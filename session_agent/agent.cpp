@@ -48,10 +48,7 @@ std::string_view stateName(SessionState state) {
   return "?";
 }
 
-namespace {
-
-// The transitions a session can make; anything else is a bug in the agent.
-bool allowed(SessionState from, SessionState to) {
+bool transitionAllowed(SessionState from, SessionState to) {
   using S = SessionState;
   if (to == S::CLOSING) return from != S::CLOSING;
   switch (from) {
@@ -65,8 +62,6 @@ bool allowed(SessionState from, SessionState to) {
   return false;
 }
 
-}  // namespace
-
 Agent::Agent(AgentSettings settings, int eventFd, int commandFd)
     : settings_(std::move(settings)),
       events_(eventFd, settings_.sessionId),
@@ -78,7 +73,7 @@ Agent::Agent(AgentSettings settings, int eventFd, int commandFd)
 }
 
 void Agent::transition(SessionState next, std::string_view why) {
-  if (!allowed(state_, next)) {
+  if (!transitionAllowed(state_, next)) {
     throw std::logic_error("session " + std::to_string(settings_.sessionId) + ": no transition from " +
                            std::string(stateName(state_)) + " to " + std::string(stateName(next)));
   }

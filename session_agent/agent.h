@@ -64,6 +64,9 @@ enum class SessionState {
   CLOSING,      // told to stop: close and report stopped
 };
 std::string_view stateName(SessionState state);
+// The transitions a session can make; Agent::transition throws
+// std::logic_error on any other (a bug in the agent, not a network event).
+bool transitionAllowed(SessionState from, SessionState to);
 
 class Agent {
  public:
