@@ -80,8 +80,8 @@ double cpuMs() {
 
 std::unique_ptr<SshConnection> connectOrDie(const Args& a) {
   auto r = SshConnection::open(a.conn, monoMs() + a.timeoutSecs * 1000, -1);
-  if (auto* err = std::get_if<ConnectError>(&r)) die("connect: " + err->message);
-  return std::move(std::get<std::unique_ptr<SshConnection>>(r));
+  if (!r) die("connect: " + r.error().message);
+  return std::move(r).value();
 }
 
 // Steps an ExecTask to the end the way the agent's loop does: step, and when
@@ -92,7 +92,7 @@ void runExec(SshConnection& c, ExecTask& task, int64_t deadlineMs) {
     auto st = task.step(c.session(), progressed);
     if (st == ExecTask::Status::Done) return;
     if (st == ExecTask::Status::Failed) die("exec: " + task.error());
-    if (!progressed && c.waitSocket(deadlineMs, -1) == 0) die("exec: deadline passed");
+    if (!progressed && c.waitSocket(deadlineMs, -1) == Wait::TIMEOUT) die("exec: deadline passed");
   }
 }
 
@@ -133,7 +133,7 @@ int throughput(const Args& a) {
     if (libssh2_session_last_errno(s) != LIBSSH2_ERROR_EAGAIN) die("open channel: " + c->lastError());
     c->waitSocket(deadline, -1);
   }
-  if (c->drive([&] { return libssh2_channel_exec(ch, cmd.c_str()); }, deadline, -1) != 0) {
+  if (!c->drive([&] { return libssh2_channel_exec(ch, cmd.c_str()); }, deadline, -1).ok()) {
     die("exec: " + c->lastError());
   }
   uint64_t total = 0;
@@ -163,7 +163,7 @@ int throughput(const Args& a) {
     // socket is quiet (and the server waits for the window that data holds).
     // Waiting on the socket then stalls for good; ask libssh2 first.
     if (libssh2_poll_channel_read(ch, 0) || libssh2_poll_channel_read(ch, 1)) continue;
-    if (wouldBlock && c->waitSocket(deadline, -1) == 0) die("deadline passed");
+    if (wouldBlock && c->waitSocket(deadline, -1) == Wait::TIMEOUT) die("deadline passed");
   }
   double secs = (monoNs() - t0) / 1e9;
   double cpu = cpuMs() - cpu0;

@@ -37,8 +37,8 @@ struct AgentConfig {
   passphrase @5 :Text;
   knownHostsPath @6 :Text;
   hostKeyPolicy @7 :HostKeyPolicy;
-  pollIntervalMs @8 :UInt32;
-  intensity @9 :Intensity;
+  pollIntervalMs @8 :UInt32;    # superseded by workloads, not read
+  intensity @9 :Intensity;      # superseded by workloads, not read
   reconnectTimeoutMs @10 :UInt32;
   maxReconnectAttempts @11 :UInt32;
   keepaliveIntervalMs @12 :UInt32;
@@ -48,7 +48,30 @@ struct AgentConfig {
   backoffCapMs @16 :UInt32;
   tokenBucketName @17 :Text;    # POSIX shm name; empty = no shared bucket
   crashForTesting @18 :Bool;    # test-only: abort right after start
-  ptyIntervalMs @19 :UInt32;    # pause between PTY bursts (remote sleep)
+  ptyIntervalMs @19 :UInt32;    # superseded by workloads, not read
+  workloads @20 :List(WorkloadSpec);  # run side by side on every session, stepped in this order
+}
+
+# One workload of a session (session_agent/workloads/). Each member's spec is
+# read by session_agent/workloads/registry.cpp; a new workload adds a member.
+struct WorkloadSpec {
+  union {
+    pty @0 :PtyWorkloadSpec;
+    execPoll @1 :ExecPollWorkloadSpec;
+  }
+}
+
+# A long-lived PTY channel printing a burst of lines, then sleeping.
+struct PtyWorkloadSpec {
+  intensity @0 :Intensity;
+  intervalMs @1 :UInt32;        # pause between bursts (the remote sleep)
+  retryIntervalMs @2 :UInt32;   # after a failed PTY channel, before the next one
+}
+
+# A round of exec commands, one channel each, one after the other.
+struct ExecPollWorkloadSpec {
+  intervalMs @0 :UInt32;        # from one round's start to the next
+  commands @1 :List(Text);      # empty: the agent's standard round (pollCommands())
 }
 
 struct Command {

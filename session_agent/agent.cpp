@@ -6,22 +6,14 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <stdexcept>
 
 #include "shared/clock.h"
 #include "shared/fd.h"
 
 namespace sshsoak::agent {
-
-namespace {
-
-std::string fmtPct(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f%%", v);
-  return buf;
-}
-
-}  // namespace
 
 AgentSettings AgentSettings::fromWire(wire::AgentConfig::Reader c) {
   AgentSettings s;
@@ -33,26 +25,64 @@ AgentSettings AgentSettings::fromWire(wire::AgentConfig::Reader c) {
   s.connect.passphrase = c.getPassphrase();
   s.connect.knownHostsPath = c.getKnownHostsPath();
   s.connect.hostKeyPolicy = c.getHostKeyPolicy();
-  s.pollIntervalMs = std::max<uint32_t>(c.getPollIntervalMs(), 100);
-  s.intensity = c.getIntensity();
-  s.reconnectTimeoutMs = std::max<uint32_t>(c.getReconnectTimeoutMs(), 100);
+  s.reconnectTimeoutMs = std::max(c.getReconnectTimeoutMs(), MIN_RECONNECT_TIMEOUT_MS);
   s.maxReconnectAttempts = c.getMaxReconnectAttempts();
-  s.keepaliveIntervalMs = c.getKeepaliveIntervalMs();
-  s.keepaliveCountMax = std::max<uint32_t>(c.getKeepaliveCountMax(), 1);
-  s.keepaliveIntervalMs = std::max<uint32_t>(s.keepaliveIntervalMs, 100);
-  s.ptyIntervalMs = c.getPtyIntervalMs();
+  s.keepaliveIntervalMs = std::max(c.getKeepaliveIntervalMs(), MIN_KEEPALIVE_INTERVAL_MS);
+  s.keepaliveCountMax = std::max(c.getKeepaliveCountMax(), MIN_KEEPALIVE_COUNT_MAX);
   s.tokenBucketName = c.getTokenBucketName();
   if (c.getBackoffBaseMs() > 0) s.backoff.baseNs = int64_t{c.getBackoffBaseMs()} * 1'000'000;
   if (c.getBackoffCapMs() > 0) s.backoff.capNs = int64_t{c.getBackoffCapMs()} * 1'000'000;
+  for (auto spec : c.getWorkloads()) s.workloads.push_back(workloadSpecFromWire(spec));
   return s;
+}
+
+std::string_view stateName(SessionState state) {
+  switch (state) {
+    case SessionState::CONNECTING: return "connecting";
+    case SessionState::READY: return "ready";
+    case SessionState::LOST: return "lost";
+    case SessionState::BACKING_OFF: return "backing-off";
+    case SessionState::MANUAL: return "manual";
+    case SessionState::CLOSING: return "closing";
+  }
+  return "?";
+}
+
+bool transitionAllowed(SessionState from, SessionState to) {
+  using S = SessionState;
+  if (to == S::CLOSING) return from != S::CLOSING;
+  switch (from) {
+    case S::CONNECTING: return to == S::READY || to == S::BACKING_OFF || to == S::MANUAL;
+    case S::BACKING_OFF: return to == S::CONNECTING;
+    case S::READY: return to == S::LOST;
+    case S::LOST: return to == S::BACKING_OFF;
+    case S::MANUAL:
+    case S::CLOSING: return false;
+  }
+  return false;
 }
 
 Agent::Agent(AgentSettings settings, int eventFd, int commandFd)
     : settings_(std::move(settings)),
       events_(eventFd, settings_.sessionId),
       commandFd_(commandFd),
+      trace_(std::getenv("SSHSOAK_AGENT_TRACE") != nullptr),
       backoff_(Backoff::forSession(settings_.backoff, settings_.sessionId)) {
   setNonBlocking(commandFd_);
+  for (const auto& spec : settings_.workloads) workloads_.push_back(makeWorkload(spec));
+}
+
+void Agent::transition(SessionState next, std::string_view why) {
+  if (!transitionAllowed(state_, next)) {
+    throw std::logic_error("session " + std::to_string(settings_.sessionId) + ": no transition from " +
+                           std::string(stateName(state_)) + " to " + std::string(stateName(next)));
+  }
+  if (trace_) {
+    std::fprintf(stderr, "sshsoak-agent[%02u] %lld ms: %s -> %s (%.*s)\n", settings_.sessionId,
+                 static_cast<long long>(monoMs()), stateName(state_).data(), stateName(next).data(),
+                 static_cast<int>(why.size()), why.data());
+  }
+  state_ = next;
 }
 
 int Agent::run() {
@@ -63,90 +93,135 @@ int Agent::run() {
     e.setSuccess(true);
   });
   if (!settings_.tokenBucketName.empty()) bucket_.emplace(TokenBucket::open(settings_.tokenBucketName));
-  bool everUp = false;
-  int64_t detectMs = monoMs();
-  while (!stopRequested_ && connectPhase(everUp, detectMs)) {
-    everUp = true;
-    sessionLoop();
-    detectMs = lossMs_;
+  beginConnectPhase(false, monoMs());
+  for (;;) {
+    switch (state_) {
+      case SessionState::CONNECTING:
+        connectAttempt();
+        break;
+      case SessionState::BACKING_OFF:
+        backOff();
+        break;
+      case SessionState::READY:
+        sessionLoop();
+        break;
+      case SessionState::LOST:
+        if (stopRequested_) {
+          transition(SessionState::CLOSING, "told to stop");
+        } else {
+          beginConnectPhase(true, lossMs_);
+        }
+        break;
+      case SessionState::MANUAL:
+        // Nothing left to do but wait to be told.
+        waitForShutdown();
+        transition(SessionState::CLOSING, "told to stop");
+        break;
+      case SessionState::CLOSING:
+        closeSession();
+        events_.emit([](wire::Event::Builder e) {
+          e.setStopped();
+          e.setSuccess(true);
+        });
+        return 0;
+    }
   }
-  closeSession();
-  if (!stopRequested_) waitForShutdown();
-  events_.emit([](wire::Event::Builder e) {
-    e.setStopped();
-    e.setSuccess(true);
-  });
-  return 0;
 }
 
-bool Agent::connectPhase(bool reconnect, int64_t detectMs) {
+void Agent::beginConnectPhase(bool reconnect, int64_t detectMs) {
+  phase_ = ConnectPhase{};
+  phase_.reconnect = reconnect;
+  phase_.detectMs = detectMs;
   // The first connect gets one try plus the same retries a reconnect gets.
-  uint32_t maxAttempts = settings_.maxReconnectAttempts + (reconnect ? 0 : 1);
-  for (uint32_t attempt = 1; attempt <= maxAttempts; ++attempt) {
-    // Full jitter before every reconnect attempt, the first included: ten
-    // sessions that lost the same link must not come back in lock step.
-    int64_t delayMs = -1;
-    if (reconnect || attempt > 1) {
-      delayMs = backoff_.nextDelayNs(attempt - 1) / 1'000'000;
-      if (!sleepFor(delayMs)) return false;
-    }
-    if (!takeToken()) return false;
-    int64_t grantedNs = wallNs();
-    int64_t startMs = monoMs();
-    auto error = establish();
-    if (stopRequested_) return false;
-    int64_t nowMs = monoMs();
-    if (!error) {
-      uint32_t execMs = lastFirstExecMs_;
-      events_.emit([&](wire::Event::Builder e) {
-        auto c = reconnect ? e.initReconnected() : e.initConnected();
-        c.setHandshakeMs(conn_->handshakeMs);
-        c.setAuthMs(conn_->authMs);
-        c.setFirstExecMs(execMs);
-        c.setKex(conn_->kex);
-        c.setHostKeyType(conn_->hostKeyType);
-        c.setCipher(conn_->cipher);
-        c.setMac(conn_->mac);
-        c.setHostKeyAdded(conn_->hostKeyAdded);
-        e.setSuccess(true);
-        // Reconnect time runs from detection to usable: jitter and token
-        // waits count (DESIGN.md).
-        e.setElapsedMs(reconnect ? nowMs - detectMs : nowMs - startMs);
-        if (reconnect || attempt > 1) e.setAttempt(static_cast<int32_t>(attempt));
-        e.setTokenGrantedNs(grantedNs);
-        e.setBackoffMs(delayMs);
-        e.setDetail("kex=" + conn_->kex + " hostkey=" + conn_->hostKeyType + " cipher=" + conn_->cipher +
-                    " handshake_ms=" + std::to_string(conn_->handshakeMs) +
-                    " auth_ms=" + std::to_string(conn_->authMs) + " exec_ms=" + std::to_string(execMs));
-      });
-      nextPollMs_ = monoMs() + settings_.pollIntervalMs;
-      return true;
-    }
+  phase_.maxAttempts = settings_.maxReconnectAttempts + (reconnect ? 0 : 1);
+  // Full jitter before every reconnect attempt, the first included: ten
+  // sessions that lost the same link must not come back in lock step.
+  if (reconnect) transition(SessionState::BACKING_OFF, "reconnect");
+  // The first connect's first attempt starts at once, in CONNECTING.
+}
+
+void Agent::backOff() {
+  phase_.backoffMs = backoff_.nextDelayNs(phase_.attempt - 1) / 1'000'000;
+  if (!sleepFor(phase_.backoffMs)) {
+    transition(SessionState::CLOSING, "told to stop");
+    return;
+  }
+  transition(SessionState::CONNECTING, "backoff waited");
+}
+
+void Agent::connectAttempt() {
+  const uint32_t attempt = phase_.attempt;
+  const bool reconnect = phase_.reconnect;
+  const int64_t delayMs = phase_.backoffMs;
+  if (!takeToken()) {
+    transition(SessionState::CLOSING, "told to stop");
+    return;
+  }
+  int64_t grantedNs = wallNs();
+  int64_t startMs = monoMs();
+  auto established = establish();
+  if (stopRequested_) {
+    transition(SessionState::CLOSING, "told to stop");
+    return;
+  }
+  int64_t nowMs = monoMs();
+  if (established) {
+    uint32_t execMs = lastFirstExecMs_;
     events_.emit([&](wire::Event::Builder e) {
-      auto f = reconnect ? e.initReconnectFailed() : e.initConnectFailed();
-      events_.failure(e, f, error->category, error->message, error->libssh2Error);
-      e.setElapsedMs(nowMs - startMs);
-      e.setAttempt(static_cast<int32_t>(attempt));
+      auto c = reconnect ? e.initReconnected() : e.initConnected();
+      c.setHandshakeMs(conn_->handshakeMs);
+      c.setAuthMs(conn_->authMs);
+      c.setFirstExecMs(execMs);
+      c.setKex(conn_->kex);
+      c.setHostKeyType(conn_->hostKeyType);
+      c.setCipher(conn_->cipher);
+      c.setMac(conn_->mac);
+      c.setHostKeyAdded(conn_->hostKeyAdded);
+      e.setSuccess(true);
+      // Reconnect time runs from detection to usable: jitter and token
+      // waits count (docs/runbook.md, "Failure scenarios").
+      e.setElapsedMs(reconnect ? nowMs - phase_.detectMs : nowMs - startMs);
+      if (reconnect || attempt > 1) e.setAttempt(static_cast<int32_t>(attempt));
       e.setTokenGrantedNs(grantedNs);
       e.setBackoffMs(delayMs);
+      e.setDetail("kex=" + conn_->kex + " hostkey=" + conn_->hostKeyType + " cipher=" + conn_->cipher +
+                  " handshake_ms=" + std::to_string(conn_->handshakeMs) +
+                  " auth_ms=" + std::to_string(conn_->authMs) + " exec_ms=" + std::to_string(execMs));
     });
-    // F4 and a changed host key: a user must act; retrying cannot help and
-    // only hammers the server (autossh's classic mistake).
-    if (error->category == wire::FailureCategory::AUTH || error->category == wire::FailureCategory::HOSTKEY) {
-      events_.emit([&](wire::Event::Builder e) {
-        auto f = error->category == wire::FailureCategory::AUTH ? e.initAuthFailed() : e.initManualReconnect();
-        events_.failure(e, f, error->category, error->message + " (not retried: needs a user)", error->libssh2Error);
-        e.setAttempt(static_cast<int32_t>(attempt));
-      });
-      return false;
-    }
+    transition(SessionState::READY, reconnect ? "reconnected" : "connected");
+    return;
+  }
+  const SshError& error = established.error();
+  events_.emit([&](wire::Event::Builder e) {
+    auto f = reconnect ? e.initReconnectFailed() : e.initConnectFailed();
+    events_.failure(e, f, error.category, error.message, error.libssh2Error);
+    e.setElapsedMs(nowMs - startMs);
+    e.setAttempt(static_cast<int32_t>(attempt));
+    e.setTokenGrantedNs(grantedNs);
+    e.setBackoffMs(delayMs);
+  });
+  // F4 and a changed host key: a user must act; retrying cannot help and
+  // only hammers the server (autossh's classic mistake).
+  if (error.category == wire::FailureCategory::AUTH || error.category == wire::FailureCategory::HOSTKEY) {
+    events_.emit([&](wire::Event::Builder e) {
+      auto f = error.category == wire::FailureCategory::AUTH ? e.initAuthFailed() : e.initManualReconnect();
+      events_.failure(e, f, error.category, error.message + " (not retried: needs a user)", error.libssh2Error);
+      e.setAttempt(static_cast<int32_t>(attempt));
+    });
+    transition(SessionState::MANUAL, "not retried: needs a user");
+    return;
+  }
+  if (attempt < phase_.maxAttempts) {
+    ++phase_.attempt;
+    transition(SessionState::BACKING_OFF, "attempt failed");
+    return;
   }
   events_.emit([&](wire::Event::Builder e) {
     events_.failure(e, e.initManualReconnect(), wire::FailureCategory::OTHER,
-                    "gave up after " + std::to_string(maxAttempts) + " attempts: manual reconnect required");
-    e.setAttempt(static_cast<int32_t>(maxAttempts));
+                    "gave up after " + std::to_string(phase_.maxAttempts) + " attempts: manual reconnect required");
+    e.setAttempt(static_cast<int32_t>(phase_.maxAttempts));
   });
-  return false;
+  transition(SessionState::MANUAL, "attempts used up");
 }
 
 bool Agent::sleepFor(int64_t ms) {
@@ -170,33 +245,36 @@ bool Agent::takeToken() {
   }
 }
 
-std::optional<ConnectError> Agent::establish() {
+Status<SshError> Agent::establish() {
   int64_t deadlineMs = monoMs() + settings_.reconnectTimeoutMs;
-  auto result = SshConnection::open(settings_.connect, deadlineMs, commandFd_);
-  if (auto* err = std::get_if<ConnectError>(&result)) {
-    if (err->message == "cancelled") readCommands();
-    return *err;
+  auto opened = SshConnection::open(settings_.connect, deadlineMs, commandFd_);
+  if (!opened) {
+    if (opened.error().cancelled) readCommands();
+    return fail(opened.error());
   }
-  conn_ = std::move(std::get<std::unique_ptr<SshConnection>>(result));
+  conn_ = std::move(opened).value();
   // Usable means an exec round trip came back, not just "authenticated".
   int64_t execStart = monoMs();
   ExecTask probe(PROBE_COMMAND);
-  std::optional<ConnectError> error;
+  std::optional<SshError> error;
   if (!runExec(probe, deadlineMs)) {
-    error = ConnectError{probe.error().empty() ? wire::FailureCategory::TIMEOUT : wire::FailureCategory::CHANNEL,
-                         probe.error().empty() ? "first exec did not finish before the deadline" : probe.error(),
-                         probe.libssh2Error()};
+    if (probe.error().empty()) {
+      error = SshError{wire::FailureCategory::TIMEOUT, "first exec did not finish before the deadline",
+                       probe.libssh2Error()};
+    } else {
+      error = probe.failure();
+    }
   } else if (probe.output().find(PROBE_REPLY) == std::string::npos) {
-    error = ConnectError{wire::FailureCategory::CHANNEL, "first exec returned unexpected output (exit status " +
-                                                             std::to_string(probe.exitStatus()) + ")"};
+    error = SshError{wire::FailureCategory::CHANNEL, "first exec returned unexpected output (exit status " +
+                                                         std::to_string(probe.exitStatus()) + ")"};
   }
   if (error) {
     conn_->cut();
     conn_.reset();
-    return error;
+    return fail(std::move(*error));
   }
   lastFirstExecMs_ = static_cast<uint32_t>(monoMs() - execStart);
-  return std::nullopt;
+  return Ok{};
 }
 
 bool Agent::runExec(ExecTask& task, int64_t deadlineMs) {
@@ -206,9 +284,9 @@ bool Agent::runExec(ExecTask& task, int64_t deadlineMs) {
     if (status == ExecTask::Status::Done) return true;
     if (status == ExecTask::Status::Failed) return false;
     if (progressed) continue;
-    int w = conn_->waitSocket(deadlineMs, commandFd_);
-    if (w == 0) return false;
-    if (w == DRIVE_CANCELLED) {
+    Wait w = conn_->waitSocket(deadlineMs, commandFd_);
+    if (w == Wait::TIMEOUT) return false;
+    if (w == Wait::CANCELLED) {
       readCommands();
       if (stopRequested_ || dropRequested_) return false;
     }
@@ -218,42 +296,51 @@ bool Agent::runExec(ExecTask& task, int64_t deadlineMs) {
 void Agent::sessionLoop() {
   conn_->setLiveness(settings_.keepaliveIntervalMs, settings_.keepaliveCountMax);
   lastProbeMs_ = monoMs();
-  pty_ = std::make_unique<PtyStream>(settings_.intensity, settings_.ptyIntervalMs);
-  ptyStartedMs_ = monoMs();
-  while (conn_ && !stopRequested_) {
+  WorkloadContext context{*conn_, events_, settings_.reconnectTimeoutMs};
+  for (auto& w : workloads_) w->start(context, monoMs());
+  while (state_ == SessionState::READY && !stopRequested_) {
     int64_t now = monoMs();
-    if (!round_ && now >= nextPollMs_) startPollRound();
-    if (!pty_ && now >= ptyRetryMs_) {
-      pty_ = std::make_unique<PtyStream>(settings_.intensity, settings_.ptyIntervalMs);
-      ptyStartedMs_ = now;
+    bool libssh2Reads = false;
+    for (auto& w : workloads_) {
+      w->onTurn(now);
+      libssh2Reads = libssh2Reads || w->wantsRead();
     }
+    // With a channel open, libssh2 is called every turn and takes in what
+    // the socket holds, bytes the idle peek saw included.
+    if (libssh2Reads) idleDataPending_ = false;
     // Step everything until nothing moves: libssh2 may have buffered data
     // for one channel while reading for another, so one pass is not enough.
     bool progressed = true;
-    while (progressed && conn_) {
+    while (progressed && state_ == SessionState::READY) {
       progressed = false;
-      if (pty_) stepPty(progressed);
-      if (conn_ && round_) stepPollRound(progressed);
+      for (auto& w : workloads_) {
+        StepResult r = w->step();
+        progressed = progressed || r.progressed;
+        if (r.lost) {
+          loseSession(r.lost->cause, r.lost->message);
+          break;
+        }
+      }
     }
-    if (!conn_ || checkTransport() || checkLiveness()) break;
-    if ((pty_ && pty_->hasBufferedData()) || (round_ && round_->tasks[round_->current]->hasBufferedData())) {
-      continue;  // data already inside libssh2: read it before sleeping
-    }
+    if (state_ != SessionState::READY || checkTransport() || checkLiveness()) break;
+    bool buffered = std::any_of(workloads_.begin(), workloads_.end(), [](const auto& w) { return w->hasBufferedData(); });
+    if (buffered) continue;  // data already inside libssh2: read it before sleeping
 
     // Sleep until the socket, a command, or the next timer.
     int64_t silenceDeadline = conn_->lastRecvMs() + int64_t{settings_.keepaliveIntervalMs} * settings_.keepaliveCountMax;
     int64_t probeDue = std::max(conn_->lastRecvMs(), lastProbeMs_) + settings_.keepaliveIntervalMs;
-    // The next round's start matters only while no round is running: a
-    // round stalled on a dead link would otherwise make this a busy loop.
-    int64_t wakeMs = std::min({round_ ? round_->deadlineMs : nextPollMs_, silenceDeadline, probeDue});
-    if (!pty_) wakeMs = std::min(wakeMs, ptyRetryMs_);
-    else if (!pty_->streaming()) wakeMs = std::min(wakeMs, ptyStartedMs_ + settings_.reconnectTimeoutMs + 1);
+    int64_t wakeMs = std::min(silenceDeadline, probeDue);
+    libssh2Reads = false;
+    bool sending = false;
+    for (const auto& w : workloads_) {
+      wakeMs = std::min(wakeMs, w->nextWakeMs());
+      libssh2Reads = libssh2Reads || w->wantsRead();
+      sending = sending || w->wantsWrite();
+    }
     // While a channel is open, libssh2 is called every turn and consumes
     // whatever arrives. With none, the socket is watched only for EOF.
-    bool libssh2Reads = pty_ || round_;
     short sockEvents = 0;
     if (libssh2Reads || !idleDataPending_) sockEvents |= POLLIN;
-    bool sending = round_ || (pty_ && !pty_->streaming());
     if (sending && (libssh2_session_block_directions(conn_->session()) & LIBSSH2_SESSION_BLOCK_OUTBOUND)) {
       sockEvents |= POLLOUT;
     }
@@ -273,14 +360,13 @@ void Agent::sessionLoop() {
       loseSession(wire::DisconnectCause::INJECTED, "socket shut down by fault injection");
       break;
     }
-    if (round_ && monoMs() >= round_->deadlineMs) {
-      events_.emit([&](wire::Event::Builder e) {
-        events_.failure(e, e.initExecPollError(), wire::FailureCategory::TIMEOUT,
-                        "exec poll did not finish within " + std::to_string(settings_.reconnectTimeoutMs) + " ms");
-      });
-      loseSession(wire::DisconnectCause::SILENCE, "exec poll timed out");
-      break;
+    for (auto& w : workloads_) {
+      if (auto lost = w->afterWait(monoMs())) {
+        loseSession(lost->cause, lost->message);
+        break;
+      }
     }
+    if (state_ != SessionState::READY) break;
     if (!libssh2Reads && (pfds[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
       char byte;
       ssize_t peek = ::recv(conn_->fd(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -297,50 +383,7 @@ void Agent::sessionLoop() {
       }
     }
   }
-}
-
-void Agent::stepPty(bool& progressed) {
-  std::vector<PtyCycleResult> cycles;
-  auto status = pty_->step(conn_->session(), monoMs(), progressed, cycles);
-  uint32_t expected = expectedPtyLines(settings_.intensity);
-  for (const auto& c : cycles) {
-    events_.emit([&](wire::Event::Builder e) {
-      auto p = e.initPtyCycle();
-      p.setBytes(c.bytes);
-      p.setLines(c.lines);
-      p.setMs(c.ms);
-      p.setCycle(c.cycle);
-      p.setExpectedLines(expected);
-      e.setSuccess(c.lines == expected);
-      e.setElapsedMs(c.ms);
-      e.setDetail("lines=" + std::to_string(c.lines) + "/" + std::to_string(expected) +
-                  " bytes=" + std::to_string(c.bytes) + " ms=" + std::to_string(c.ms));
-    });
-  }
-  if (status != PtyStream::Status::Failed) {
-    // Setting the PTY up (open, pty-req, exec) has a deadline too: a server
-    // that answers keepalives but never this would otherwise stall it.
-    if (!pty_->streaming() && monoMs() - ptyStartedMs_ > settings_.reconnectTimeoutMs) {
-      events_.emit([&](wire::Event::Builder e) {
-        events_.failure(e, e.initPtyError(), wire::FailureCategory::TIMEOUT,
-                        "the PTY channel was not streaming within " + std::to_string(settings_.reconnectTimeoutMs) + " ms");
-      });
-      pty_->close();
-      pty_.reset();
-      ptyRetryMs_ = monoMs() + settings_.pollIntervalMs;
-    }
-    return;
-  }
-  if (auto cause = transportFailure(pty_->libssh2Error())) {
-    loseSession(*cause, pty_->error());
-    return;
-  }
-  events_.emit([&](wire::Event::Builder e) {
-    events_.failure(e, e.initPtyError(), wire::FailureCategory::CHANNEL, pty_->error(), pty_->libssh2Error());
-  });
-  pty_->close();
-  pty_.reset();
-  ptyRetryMs_ = monoMs() + settings_.pollIntervalMs;  // try again, not in a tight loop
+  if (state_ == SessionState::READY) transition(SessionState::CLOSING, "told to stop");
 }
 
 bool Agent::checkTransport() {
@@ -375,101 +418,13 @@ bool Agent::checkLiveness() {
     lastProbeMs_ = now;
     int rc = conn_->sendKeepalive();
     if (rc != 0 && rc != LIBSSH2_ERROR_EAGAIN) {
-      if (auto cause = transportFailure(rc)) {
+      if (auto cause = conn_->transportFailure(rc)) {
         loseSession(*cause, "keepalive: " + conn_->lastError());
         return true;
       }
     }
   }
   return false;
-}
-
-void Agent::startPollRound() {
-  round_.emplace();
-  for (const auto& cmd : pollCommands()) round_->tasks.push_back(std::make_unique<ExecTask>(cmd));
-  round_->startMs = monoMs();
-  round_->deadlineMs = round_->startMs + settings_.reconnectTimeoutMs;
-  idleDataPending_ = false;
-}
-
-void Agent::stepPollRound(bool& progressed) {
-  auto& task = *round_->tasks[round_->current];
-  auto status = task.step(conn_->session(), progressed);
-  if (status == ExecTask::Status::Running) return;
-  if (status == ExecTask::Status::Failed) {
-    if (auto cause = transportFailure(task.libssh2Error())) {
-      loseSession(*cause, task.error());
-      return;
-    }
-    events_.emit([&](wire::Event::Builder e) {
-      events_.failure(e, e.initExecPollError(), wire::FailureCategory::CHANNEL, task.error(),
-                      task.libssh2Error());
-    });
-    round_.reset();
-    nextPollMs_ = monoMs() + settings_.pollIntervalMs;
-    return;
-  }
-  progressed = true;
-  if (++round_->current < round_->tasks.size()) return;
-  finishPollRound();
-}
-
-void Agent::finishPollRound() {
-  const auto& t = round_->tasks;
-  uint32_t rttMs = static_cast<uint32_t>(monoMs() - round_->startMs);
-  auto cpu = parseProcStat(t[0]->output());
-  auto mem = parseMemUsedPct(t[1]->output());
-  auto disk = parseDfUsedPct(t[2]->output());
-  std::string problem;
-  if (auto* e = std::get_if<ParseError>(&cpu)) problem = e->message;
-  else if (auto* e2 = std::get_if<ParseError>(&mem)) problem = e2->message;
-  else if (auto* e3 = std::get_if<ParseError>(&disk)) problem = e3->message;
-  if (!problem.empty()) {
-    events_.emit([&](wire::Event::Builder e) {
-      events_.failure(e, e.initExecPollError(), wire::FailureCategory::PARSE, problem);
-      e.setElapsedMs(rttMs);
-    });
-  } else {
-    auto now = std::get<CpuTimes>(cpu);
-    double busy = cpuBusyPct(now, lastCpu_);
-    lastCpu_ = now;
-    double memPct = std::get<double>(mem), diskPct = std::get<double>(disk);
-    uint32_t bytes = 0;
-    for (const auto& task : t) bytes += static_cast<uint32_t>(task->output().size());
-    events_.emit([&](wire::Event::Builder e) {
-      auto p = e.initExecPoll();
-      p.setRttMs(rttMs);
-      p.setCpuBusyPct(static_cast<float>(busy));
-      p.setMemUsedPct(static_cast<float>(memPct));
-      p.setDiskUsedPct(static_cast<float>(diskPct));
-      p.setBytes(bytes);
-      e.setSuccess(true);
-      e.setElapsedMs(rttMs);
-      e.setDetail("cpu=" + fmtPct(busy) + " mem=" + fmtPct(memPct) + " disk=" + fmtPct(diskPct) +
-                  " rtt_ms=" + std::to_string(rttMs));
-    });
-  }
-  round_.reset();
-  nextPollMs_ = std::max(nextPollMs_ + settings_.pollIntervalMs, monoMs());
-}
-
-std::optional<wire::DisconnectCause> Agent::transportFailure(int rc) const {
-  if (conn_->peerClosed()) return wire::DisconnectCause::END_OF_FILE;
-  if (conn_->lastRecvErrno() == ECONNRESET) return wire::DisconnectCause::RESET;
-  switch (rc) {
-    case LIBSSH2_ERROR_SOCKET_SEND:
-    case LIBSSH2_ERROR_SOCKET_RECV:
-    case LIBSSH2_ERROR_SOCKET_DISCONNECT:
-    case LIBSSH2_ERROR_SOCKET_TIMEOUT:
-      return wire::DisconnectCause::SOCKET_ERROR;
-    case LIBSSH2_ERROR_DECRYPT:
-    case LIBSSH2_ERROR_KEX_FAILURE:
-    case LIBSSH2_ERROR_INVALID_MAC:
-    case LIBSSH2_ERROR_PROTO:
-      return wire::DisconnectCause::PROTOCOL;
-    default:
-      return std::nullopt;
-  }
 }
 
 void Agent::loseSession(wire::DisconnectCause cause, const std::string& message) {
@@ -484,17 +439,15 @@ void Agent::loseSession(wire::DisconnectCause cause, const std::string& message)
     e.setSuccess(false);
     e.setDetail(message);
   });
-  round_.reset();
-  pty_.reset();
+  for (auto& w : workloads_) w->abandon();
   conn_->cut();
   conn_.reset();
+  transition(SessionState::LOST, message);
 }
 
 void Agent::closeSession() {
-  round_.reset();
-  if (pty_ && conn_) pty_->close();
-  pty_.reset();
   if (!conn_) return;
+  for (auto& w : workloads_) w->close();
   conn_->closeGracefully(monoMs() + 1000);
   conn_.reset();
 }
@@ -525,7 +478,7 @@ void Agent::readCommands() {
 }
 
 void Agent::waitForShutdown() {
-  // Nothing left to do but wait to be told: sleep in poll, no timer, no CPU.
+  // Sleep in poll, no timer, no CPU.
   while (!stopRequested_) {
     pollfd pfd{commandFd_, POLLIN, 0};
     if (::poll(&pfd, 1, -1) > 0) readCommands();

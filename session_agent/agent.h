@@ -1,54 +1,72 @@
 // The session agent: one process, one SSH connection, one event loop. It
-// connects, proves the session usable with an exec round trip, then polls
-// the remote host on a schedule until the supervisor says stop, reporting
-// everything as events.
+// connects, proves the session usable with an exec round trip, then runs
+// its workloads (session_agent/workloads/) on that session until the
+// supervisor says stop, reporting everything as events. Its life is one
+// explicit state machine (SessionState); the connection's health
+// (keepalive, silence, transport errors, injected drops) is the loop's,
+// everything else is a workload's.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "events.capnp.h"
 #include "session_agent/event_sink.h"
-#include "session_agent/ssh/exec_task.h"
-#include "session_agent/workloads/poll_parsers.h"
-#include "session_agent/workloads/pty_stream.h"
-#include "session_agent/ssh/connection.h"
 #include "session_agent/ssh/backoff.h"
+#include "session_agent/ssh/connection.h"
+#include "session_agent/ssh/exec_task.h"
+#include "session_agent/workloads/registry.h"
 #include "shared/frame.h"
+#include "shared/result.h"
 #include "shared/token_bucket.h"
 
 namespace sshsoak::agent {
 
+// Filled from the supervisor's AgentConfig only: every default is the
+// command line's (supervisor/cli.h), none lives here.
 struct AgentSettings {
-  uint32_t sessionId = 0;
+  uint32_t sessionId{};
   ConnectSettings connect;
-  uint32_t pollIntervalMs = 5000;
-  wire::Intensity intensity = wire::Intensity::MEDIUM;
-  uint32_t reconnectTimeoutMs = 15000;
-  uint32_t maxReconnectAttempts = 3;
-  uint32_t keepaliveIntervalMs = 15000;
-  uint32_t keepaliveCountMax = 3;
-  uint32_t ptyIntervalMs = 1000;
+  uint32_t reconnectTimeoutMs{};
+  uint32_t maxReconnectAttempts{};
+  uint32_t keepaliveIntervalMs{};
+  uint32_t keepaliveCountMax{};
   std::string tokenBucketName;  // empty: no shared bucket (tests)
-  BackoffConfig backoff;
+  BackoffConfig backoff;        // the wire's; backoff.h's constants if it sends 0
+  std::vector<WorkloadSpec> workloads;
 
   static AgentSettings fromWire(wire::AgentConfig::Reader config);
 };
+
+// Floors for the wire's timings: a zero would make the loop spin or every
+// deadline pass at once.
+constexpr uint32_t MIN_RECONNECT_TIMEOUT_MS = 100;
+constexpr uint32_t MIN_KEEPALIVE_INTERVAL_MS = 100;
+constexpr uint32_t MIN_KEEPALIVE_COUNT_MAX = 1;
 
 // The first exec of every connection: the session is usable once its
 // output, PROBE_REPLY, comes back.
 inline constexpr const char* PROBE_COMMAND = "echo sshsoak-ready";
 inline constexpr const char* PROBE_REPLY = "sshsoak-ready";
 
-// The exec-poll commands, each on its own channel, one after the other
-// (sshd's MaxSessions counts open channels per connection).
-inline const std::vector<std::string>& pollCommands() {
-  static const std::vector<std::string> commands = {"cat /proc/stat", "cat /proc/meminfo", "df -h /"};
-  return commands;
-}
+// A session's life; the reconnect rules are docs/runbook.md's "Failure
+// scenarios". Only Agent::transition() changes it.
+enum class SessionState {
+  CONNECTING,   // taking a token, then connect + auth + first exec
+  READY,        // usable: the workloads run
+  LOST,         // the connection went away (disconnected was logged)
+  BACKING_OFF,  // waiting the jitter before the next attempt
+  MANUAL,       // a user must act (auth refused, host key, attempts used up)
+  CLOSING,      // told to stop: close and report stopped
+};
+std::string_view stateName(SessionState state);
+// The transitions a session can make; Agent::transition throws
+// std::logic_error on any other (a bug in the agent, not a network event).
+bool transitionAllowed(SessionState from, SessionState to);
 
 class Agent {
  public:
@@ -57,28 +75,30 @@ class Agent {
   int run();
 
  private:
-  struct PollRound {
-    std::vector<std::unique_ptr<ExecTask>> tasks;
-    size_t current = 0;
-    int64_t startMs = 0;
-    int64_t deadlineMs = 0;
+  // The attempts of one connect phase (the first connect, or after a loss).
+  struct ConnectPhase {
+    bool reconnect = false;
+    uint32_t attempt = 1;
+    uint32_t maxAttempts = 0;
+    int64_t detectMs = 0;    // when the loss was detected (or the agent started)
+    int64_t backoffMs = -1;  // the jitter waited before this attempt; -1: none
   };
 
-  // Connects (first time or again) with backoff, a token and at most the
-  // allowed attempts, emitting the events; false in a terminal state
-  // (manual reconnect, auth failure) or when told to stop.
-  bool connectPhase(bool reconnect, int64_t detectMs);
+  // The one writer of state_. Traces to stderr when SSHSOAK_AGENT_TRACE is set.
+  void transition(SessionState next, std::string_view why);
+  void beginConnectPhase(bool reconnect, int64_t detectMs);
+  // BACKING_OFF: sleeps the jitter, then CONNECTING.
+  void backOff();
+  // CONNECTING: one attempt; then READY, BACKING_OFF (retry) or MANUAL.
+  void connectAttempt();
   // One connect + auth + first exec within --reconnect-timeout-secs.
-  std::optional<ConnectError> establish();
+  Status<SshError> establish();
   // Sleeps in poll on the command pipe; false if told to stop meanwhile.
   bool sleepFor(int64_t ms);
   bool takeToken();
+  // READY: runs the workloads until the session is lost or a stop comes.
   void sessionLoop();
   void readCommands();
-  void startPollRound();
-  void stepPollRound(bool& progressed);
-  void finishPollRound();
-  void stepPty(bool& progressed);
   // Looks at what the socket told libssh2 (EOF, reset, timeout); true if the
   // session was lost.
   bool checkTransport();
@@ -86,8 +106,6 @@ class Agent {
   bool checkLiveness();
   // Runs one exec to the end, blocking this agent only, bounded.
   bool runExec(ExecTask& task, int64_t deadlineMs);
-  // Is this libssh2 failure the connection itself going away?
-  std::optional<wire::DisconnectCause> transportFailure(int libssh2Error) const;
   void loseSession(wire::DisconnectCause cause, const std::string& message);
   void closeSession();
   void waitForShutdown();
@@ -96,22 +114,20 @@ class Agent {
   EventSink events_;
   int commandFd_;
   FrameReader commandReader_;
+  SessionState state_ = SessionState::CONNECTING;
+  bool trace_ = false;
+  ConnectPhase phase_;
   std::unique_ptr<SshConnection> conn_;
   bool stopRequested_ = false;
   bool dropRequested_ = false;
 
-  std::optional<PollRound> round_;
-  int64_t nextPollMs_ = 0;
+  std::vector<std::unique_ptr<Workload>> workloads_;
   bool idleDataPending_ = false;
-  std::unique_ptr<PtyStream> pty_;
-  int64_t ptyRetryMs_ = 0;
-  int64_t ptyStartedMs_ = 0;
   int64_t lastProbeMs_ = 0;
   int64_t lossMs_ = 0;
   uint32_t lastFirstExecMs_ = 0;
   Backoff backoff_;
   std::optional<TokenBucket> bucket_;
-  std::optional<CpuTimes> lastCpu_;
 };
 
 }  // namespace sshsoak::agent

@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cstring>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "session_agent/agent.h"
@@ -25,7 +26,9 @@ std::string describeWorkloadsJson(uint32_t ptyPauseMs) {
 }
 
 Result<std::string, std::string> describeWorkloads(int argc, const char* const* argv) {
-  uint32_t pauseMs = AgentSettings{}.ptyIntervalMs;
+  // The agent has no defaults of its own (sshsoak's options are the one
+  // source), so the pause is given: sshsoak's --pty-interval-secs in ms.
+  std::optional<uint32_t> pauseMs;
   for (int i = 0; i < argc; ++i) {
     if (std::strcmp(argv[i], "--pty-pause-ms") != 0) {
       return fail(std::string("--describe-workloads: unknown argument '") + argv[i] +
@@ -34,12 +37,15 @@ Result<std::string, std::string> describeWorkloads(int argc, const char* const* 
     if (i + 1 >= argc) return fail(std::string("--pty-pause-ms: needs a number of milliseconds"));
     const char* text = argv[++i];
     const char* end = text + std::strlen(text);
-    auto [ptr, ec] = std::from_chars(text, end, pauseMs);
+    uint32_t ms = 0;
+    auto [ptr, ec] = std::from_chars(text, end, ms);
     if (ec != std::errc() || ptr != end || ptr == text) {
       return fail(std::string("--pty-pause-ms ") + text + ": not a number of milliseconds (0 to 4294967295)");
     }
+    pauseMs = ms;
   }
-  return describeWorkloadsJson(pauseMs);
+  if (!pauseMs) return fail(std::string("--describe-workloads needs --pty-pause-ms N (sshsoak's --pty-interval-secs in ms)"));
+  return describeWorkloadsJson(*pauseMs);
 }
 
 }  // namespace sshsoak::agent

@@ -1,4 +1,4 @@
-// `sshsoak-agent --describe-workloads [--pty-pause-ms N]`: the remote
+// `sshsoak-agent --describe-workloads --pty-pause-ms N`: the remote
 // commands the agent runs (the first-exec probe, the exec-poll commands, the
 // PTY loop per intensity) as one JSON object, built from the functions the
 // agent itself calls. The benchmark's OpenSSH reference (bench/driver) reads

@@ -2,7 +2,8 @@
 // And Jitter", AWS architecture blog, 2015): the delay before attempt k is
 // uniform in [0, min(cap, base * 2^k)]. Spreading the whole interval, not just
 // a small jitter around base * 2^k, is what keeps N agents that lost their
-// sessions at the same instant from reconnecting in lock step (DESIGN.md, F5).
+// sessions at the same instant from reconnecting in lock step
+// (docs/runbook.md, "Failure scenarios").
 //
 // Pure: it draws numbers and never sleeps; the agent waits in its own poll loop.
 #pragma once

@@ -27,33 +27,31 @@ int remainingMs(int64_t deadlineMs) {
 }
 
 // Non-blocking TCP connect to one address, bounded by the deadline.
-std::variant<UniqueFd, ConnectError> connectTcp(const addrinfo* ai, int64_t deadlineMs,
-                                                 int cancelFd) {
+Result<UniqueFd, SshError> connectTcp(const addrinfo* ai, int64_t deadlineMs, int cancelFd) {
   UniqueFd fd(::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
                        ai->ai_protocol));
-  if (!fd) return ConnectError{Cat::SOCKET, std::string("socket: ") + std::strerror(errno)};
+  if (!fd) return fail(SshError{Cat::SOCKET, std::string("socket: ") + std::strerror(errno)});
   int one = 1;
   ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   if (::connect(fd.get(), ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
     int err = errno;
-    return ConnectError{err == ECONNREFUSED ? Cat::REFUSED : Cat::SOCKET,
-                        std::string("connect: ") + std::strerror(err)};
+    return fail(SshError{err == ECONNREFUSED ? Cat::REFUSED : Cat::SOCKET,
+                         std::string("connect: ") + std::strerror(err)});
   }
   for (;;) {
     pollfd pfds[2] = {{fd.get(), POLLOUT, 0}, {cancelFd, POLLIN, 0}};
     int n = ::poll(pfds, cancelFd >= 0 ? 2 : 1, remainingMs(deadlineMs));
     if (n < 0 && errno == EINTR) continue;
-    if (n == 0) return ConnectError{Cat::TIMEOUT, "TCP connect did not complete before the deadline"};
-    if (cancelFd >= 0 && pfds[1].revents != 0) return ConnectError{Cat::OTHER, "cancelled"};
+    if (n == 0) return fail(SshError{Cat::TIMEOUT, "TCP connect did not complete before the deadline"});
+    if (cancelFd >= 0 && pfds[1].revents != 0) return fail(SshError::cancel());
     if (pfds[0].revents != 0) break;
   }
   int err = 0;
   socklen_t len = sizeof err;
   ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
   if (err != 0) {
-    return ConnectError{err == ECONNREFUSED ? Cat::REFUSED
-                        : (err == ETIMEDOUT ? Cat::TIMEOUT : Cat::SOCKET),
-                        std::string("connect: ") + std::strerror(err)};
+    return fail(SshError{err == ECONNREFUSED ? Cat::REFUSED : (err == ETIMEDOUT ? Cat::TIMEOUT : Cat::SOCKET),
+                         std::string("connect: ") + std::strerror(err)});
   }
   return fd;
 }
@@ -78,6 +76,14 @@ std::string methodOf(LIBSSH2_SESSION* s, int type) {
 // known_hosts names a non-standard port as "[host]:port".
 std::string knownHostName(const ConnectSettings& s) {
   return s.port == 22 ? s.host : "[" + s.host + "]:" + std::to_string(s.port);
+}
+
+// libssh2's words for the last failed call on this session.
+std::string lastErrorText(LIBSSH2_SESSION* session, const char* fallback) {
+  char* msg = nullptr;
+  int len = 0;
+  libssh2_session_last_error(session, &msg, &len, 0);
+  return msg != nullptr ? std::string(msg, static_cast<size_t>(len)) : fallback;
 }
 
 struct KnownHosts {
@@ -112,8 +118,8 @@ ssize_t SshConnection::recvHook(libssh2_socket_t sock, void* buffer, size_t leng
   return -err;  // libssh2 expects -errno, as its own _libssh2_recv returns
 }
 
-SshConnection::OpenResult SshConnection::open(const ConnectSettings& settings, int64_t deadlineMs,
-                                              int cancelFd) {
+Result<std::unique_ptr<SshConnection>, SshError> SshConnection::open(const ConnectSettings& settings,
+                                                                     int64_t deadlineMs, int cancelFd) {
   initLibssh2();
   int64_t startMs = monoMs();
   std::unique_ptr<SshConnection> conn(new SshConnection());
@@ -127,23 +133,23 @@ SshConnection::OpenResult SshConnection::open(const ConnectSettings& settings, i
   // this agent (only this one) until the resolver's own timeout.
   int gai = ::getaddrinfo(settings.host.c_str(), port.c_str(), &hints, &res);
   if (gai != 0) {
-    return ConnectError{Cat::RESOLVE, settings.host + ": " + ::gai_strerror(gai)};
+    return fail(SshError{Cat::RESOLVE, settings.host + ": " + ::gai_strerror(gai)});
   }
-  ConnectError lastTcpError{Cat::SOCKET, "no address"};
+  SshError lastTcpError{Cat::SOCKET, "no address"};
   for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
     auto r = connectTcp(ai, deadlineMs, cancelFd);
-    if (auto* fd = std::get_if<UniqueFd>(&r)) {
-      conn->socket_ = std::move(*fd);
+    if (r) {
+      conn->socket_ = std::move(r).value();
       break;
     }
-    lastTcpError = std::get<ConnectError>(r);
-    if (lastTcpError.category == Cat::TIMEOUT || lastTcpError.message == "cancelled") break;
+    lastTcpError = r.error();
+    if (lastTcpError.category == Cat::TIMEOUT || lastTcpError.cancelled) break;
   }
   ::freeaddrinfo(res);
-  if (!conn->socket_) return lastTcpError;
+  if (!conn->socket_) return fail(lastTcpError);
 
   conn->session_ = libssh2_session_init_ex(nullptr, nullptr, nullptr, conn.get());
-  if (conn->session_ == nullptr) return ConnectError{Cat::OTHER, "libssh2_session_init failed"};
+  if (conn->session_ == nullptr) return fail(SshError{Cat::OTHER, "libssh2_session_init failed"});
   libssh2_session_set_blocking(conn->session_, 0);
   // Our recv sees every inbound byte: that is how silence is measured.
   libssh2_session_callback_set(conn->session_, LIBSSH2_CALLBACK_RECV,
@@ -151,16 +157,17 @@ SshConnection::OpenResult SshConnection::open(const ConnectSettings& settings, i
 
   LIBSSH2_SESSION* s = conn->session_;
   int fd = conn->socket_.get();
-  int rc = conn->drive([&] { return libssh2_session_handshake(s, fd); }, deadlineMs, cancelFd);
-  if (rc == DRIVE_TIMEOUT) return ConnectError{Cat::TIMEOUT, "SSH key exchange did not finish before the deadline"};
-  if (rc == DRIVE_CANCELLED) return ConnectError{Cat::OTHER, "cancelled"};
+  Driven d = conn->drive([&] { return libssh2_session_handshake(s, fd); }, deadlineMs, cancelFd);
+  if (d.wait == Wait::TIMEOUT) return fail(SshError{Cat::TIMEOUT, "SSH key exchange did not finish before the deadline"});
+  if (d.wait == Wait::CANCELLED) return fail(SshError::cancel());
+  int rc = d.rc;
   if (rc != 0) {
     std::string msg = conn->lastError();
     if (conn->peerClosed_ || conn->lastRecvErrno_ == ECONNRESET) {
       msg += " (the server closed the connection before key exchange: sshd's MaxStartups "
              "refuses new connections when too many are unauthenticated)";
     }
-    return ConnectError{Cat::PROTOCOL, msg, rc};
+    return fail(SshError{Cat::PROTOCOL, msg, rc});
   }
   conn->handshakeMs = static_cast<uint32_t>(monoMs() - startMs);
   conn->kex = methodOf(s, LIBSSH2_METHOD_KEX);
@@ -168,48 +175,47 @@ SshConnection::OpenResult SshConnection::open(const ConnectSettings& settings, i
   conn->cipher = methodOf(s, LIBSSH2_METHOD_CRYPT_CS);
   conn->mac = methodOf(s, LIBSSH2_METHOD_MAC_CS);
 
-  auto hostKey = conn->checkHostKey(settings);
-  if (auto* err = std::get_if<ConnectError>(&hostKey)) return *err;
+  if (auto hostKey = conn->checkHostKey(settings); !hostKey) return fail(hostKey.error());
 
   int64_t authStart = monoMs();
   const char* pass = settings.passphrase.empty() ? nullptr : settings.passphrase.c_str();
-  rc = conn->drive(
+  d = conn->drive(
       [&] {
         return libssh2_userauth_publickey_fromfile_ex(
             s, settings.user.c_str(), static_cast<unsigned>(settings.user.size()), nullptr,
             settings.keyPath.c_str(), pass);
       },
       deadlineMs, cancelFd);
-  if (rc == DRIVE_TIMEOUT) return ConnectError{Cat::TIMEOUT, "authentication did not finish before the deadline"};
-  if (rc == DRIVE_CANCELLED) return ConnectError{Cat::OTHER, "cancelled"};
+  if (d.wait == Wait::TIMEOUT) return fail(SshError{Cat::TIMEOUT, "authentication did not finish before the deadline"});
+  if (d.wait == Wait::CANCELLED) return fail(SshError::cancel());
+  rc = d.rc;
   if (rc != 0) {
     std::string msg = conn->lastError();
     if (rc == LIBSSH2_ERROR_FILE) {
-      return ConnectError{Cat::AUTH,
-                          "cannot use key " + settings.keyPath + ": " + msg +
-                              " (wrong passphrase, or a key format libssh2 cannot read)",
-                          rc};
+      return fail(SshError{Cat::AUTH,
+                           "cannot use key " + settings.keyPath + ": " + msg +
+                               " (wrong passphrase, or a key format libssh2 cannot read)",
+                           rc});
     }
     if (rc == LIBSSH2_ERROR_AUTHENTICATION_FAILED || rc == LIBSSH2_ERROR_PUBLICKEY_UNVERIFIED) {
       msg = "the server refused key " + settings.keyPath + " for user " + settings.user + ": " + msg +
             ". If it is an RSA key: libssh2 1.10 signs with SHA-1 only, which OpenSSH >= 8.8 "
             "refuses; use an ed25519 key";
-      return ConnectError{Cat::AUTH, msg, rc};
+      return fail(SshError{Cat::AUTH, msg, rc});
     }
-    return ConnectError{conn->peerClosed_ ? Cat::SOCKET : Cat::PROTOCOL, msg, rc};
+    return fail(SshError{conn->peerClosed_ ? Cat::SOCKET : Cat::PROTOCOL, msg, rc});
   }
   conn->authMs = static_cast<uint32_t>(monoMs() - authStart);
   return conn;
 }
 
-std::variant<std::monostate, ConnectError> SshConnection::checkHostKey(
-    const ConnectSettings& settings) {
+Status<SshError> SshConnection::checkHostKey(const ConnectSettings& settings) {
   using Policy = wire::HostKeyPolicy;
-  if (settings.hostKeyPolicy == Policy::OFF) return std::monostate{};
+  if (settings.hostKeyPolicy == Policy::OFF) return Ok{};
   size_t keyLen = 0;
   int keyType = 0;
   const char* key = libssh2_session_hostkey(session_, &keyLen, &keyType);
-  if (key == nullptr) return ConnectError{Cat::HOSTKEY, "the server sent no host key"};
+  if (key == nullptr) return fail(SshError{Cat::HOSTKEY, "the server sent no host key"});
 
   // accept-new appends to a file that every agent of the run shares: one
   // writer at a time, and a re-read under the lock so that ten agents meeting
@@ -218,14 +224,14 @@ std::variant<std::monostate, ConnectError> SshConnection::checkHostKey(
   if (settings.hostKeyPolicy == Policy::ACCEPT_NEW) {
     lockFd.reset(::open(settings.knownHostsPath.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
     if (!lockFd) {
-      return ConnectError{Cat::HOSTKEY, "cannot open --known-hosts " + settings.knownHostsPath + ": " +
-                                            std::strerror(errno)};
+      return fail(SshError{Cat::HOSTKEY, "cannot open --known-hosts " + settings.knownHostsPath + ": " +
+                                            std::strerror(errno)});
     }
     while (::flock(lockFd.get(), LOCK_EX) != 0 && errno == EINTR) {
     }
   }
   KnownHosts known(session_);
-  if (known.kh == nullptr) return ConnectError{Cat::OTHER, "libssh2_knownhost_init failed"};
+  if (known.kh == nullptr) return fail(SshError{Cat::OTHER, "libssh2_knownhost_init failed"});
   // A missing file is simply empty.
   libssh2_knownhost_readfile(known.kh, settings.knownHostsPath.c_str(), LIBSSH2_KNOWNHOST_FILE_OPENSSH);
   libssh2_knownhost* found = nullptr;
@@ -235,19 +241,19 @@ std::variant<std::monostate, ConnectError> SshConnection::checkHostKey(
   std::string where = knownHostName(settings) + " (" + hostKeyType + ") in " + settings.knownHostsPath;
   switch (check) {
     case LIBSSH2_KNOWNHOST_CHECK_MATCH:
-      return std::monostate{};
+      return Ok{};
     case LIBSSH2_KNOWNHOST_CHECK_MISMATCH:
-      return ConnectError{Cat::HOSTKEY, "HOST KEY CHANGED for " + where +
-                                            ": refusing to connect (possible man-in-the-middle)"};
+      return fail(SshError{Cat::HOSTKEY, "HOST KEY CHANGED for " + where +
+                                            ": refusing to connect (possible man-in-the-middle)"});
     case LIBSSH2_KNOWNHOST_CHECK_NOTFOUND:
       if (settings.hostKeyPolicy == Policy::STRICT) {
-        return ConnectError{Cat::HOSTKEY, "unknown host key for " + where +
+        return fail(SshError{Cat::HOSTKEY, "unknown host key for " + where +
                                               " and --host-key-policy is strict; add it with "
-                                              "ssh-keyscan, or use accept-new"};
+                                              "ssh-keyscan, or use accept-new"});
       }
       break;
     default:
-      return ConnectError{Cat::HOSTKEY, "cannot check the host key of " + where};
+      return fail(SshError{Cat::HOSTKEY, "cannot check the host key of " + where});
   }
   libssh2_knownhost* added = nullptr;
   std::string name = knownHostName(settings);
@@ -255,17 +261,17 @@ std::variant<std::monostate, ConnectError> SshConnection::checkHostKey(
                              LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW |
                                  knownHostKeyType(keyType),
                              &added) != 0) {
-    return ConnectError{Cat::HOSTKEY, "cannot record the host key of " + where};
+    return fail(SshError{Cat::HOSTKEY, "cannot record the host key of " + where});
   }
   char line[8192];
   size_t lineLen = 0;
   if (libssh2_knownhost_writeline(known.kh, added, line, sizeof line, &lineLen,
                                   LIBSSH2_KNOWNHOST_FILE_OPENSSH) != 0 ||
       !writeAll(lockFd.get(), line, lineLen)) {
-    return ConnectError{Cat::HOSTKEY, "cannot append the host key to " + settings.knownHostsPath};
+    return fail(SshError{Cat::HOSTKEY, "cannot append the host key to " + settings.knownHostsPath});
   }
   hostKeyAdded = true;
-  return std::monostate{};
+  return Ok{};
 }
 
 void SshConnection::setLiveness(uint32_t intervalMs, uint32_t countMax) {
@@ -291,7 +297,7 @@ int SshConnection::sendKeepalive() {
   return libssh2_keepalive_send(session_, &next);
 }
 
-int SshConnection::waitSocket(int64_t deadlineMs, int cancelFd) const {
+Wait SshConnection::waitSocket(int64_t deadlineMs, int cancelFd) const {
   int dirs = libssh2_session_block_directions(session_);
   short events = 0;
   if (dirs & LIBSSH2_SESSION_BLOCK_INBOUND) events |= POLLIN;
@@ -301,9 +307,9 @@ int SshConnection::waitSocket(int64_t deadlineMs, int cancelFd) const {
     pollfd pfds[2] = {{socket_.get(), events, 0}, {cancelFd, POLLIN, 0}};
     int n = ::poll(pfds, cancelFd >= 0 ? 2 : 1, remainingMs(deadlineMs));
     if (n < 0 && errno == EINTR) continue;
-    if (n == 0) return 0;
-    if (cancelFd >= 0 && pfds[1].revents != 0) return DRIVE_CANCELLED;
-    return 1;
+    if (n == 0) return Wait::TIMEOUT;
+    if (cancelFd >= 0 && pfds[1].revents != 0) return Wait::CANCELLED;
+    return Wait::READY;
   }
 }
 
@@ -317,18 +323,29 @@ void SshConnection::cut() {
   cut_ = true;
 }
 
-std::string SshConnection::lastError() const {
-  char* msg = nullptr;
-  int len = 0;
-  libssh2_session_last_error(session_, &msg, &len, 0);
-  return msg != nullptr ? std::string(msg, static_cast<size_t>(len)) : "unknown libssh2 error";
+std::optional<wire::DisconnectCause> SshConnection::transportFailure(int rc) const {
+  if (peerClosed_) return wire::DisconnectCause::END_OF_FILE;
+  if (lastRecvErrno_ == ECONNRESET) return wire::DisconnectCause::RESET;
+  switch (rc) {
+    case LIBSSH2_ERROR_SOCKET_SEND:
+    case LIBSSH2_ERROR_SOCKET_RECV:
+    case LIBSSH2_ERROR_SOCKET_DISCONNECT:
+    case LIBSSH2_ERROR_SOCKET_TIMEOUT:
+      return wire::DisconnectCause::SOCKET_ERROR;
+    case LIBSSH2_ERROR_DECRYPT:
+    case LIBSSH2_ERROR_KEX_FAILURE:
+    case LIBSSH2_ERROR_INVALID_MAC:
+    case LIBSSH2_ERROR_PROTO:
+      return wire::DisconnectCause::PROTOCOL;
+    default:
+      return std::nullopt;
+  }
 }
 
+std::string SshConnection::lastError() const { return lastErrorText(session_, "unknown libssh2 error"); }
+
 std::string libssh2Failure(LIBSSH2_SESSION* session, const std::string& what) {
-  char* msg = nullptr;
-  int len = 0;
-  libssh2_session_last_error(session, &msg, &len, 0);
-  return what + ": " + (msg != nullptr ? std::string(msg, static_cast<size_t>(len)) : "error");
+  return what + ": " + lastErrorText(session, "error");
 }
 
 SshConnection::~SshConnection() {

@@ -7,11 +7,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
-#include <variant>
 
 #include "events.capnp.h"
+#include "session_agent/ssh/error.h"
 #include "shared/fd.h"
+#include "shared/result.h"
 
 namespace sshsoak::agent {
 
@@ -25,22 +27,29 @@ struct ConnectSettings {
   wire::HostKeyPolicy hostKeyPolicy = wire::HostKeyPolicy::ACCEPT_NEW;
 };
 
-struct ConnectError {
-  wire::FailureCategory category;
-  std::string message;
-  int libssh2Error = 0;
+// How a wait on the socket ended. Kept apart from libssh2's codes: a
+// deadline or a command is not something libssh2 said.
+enum class Wait {
+  READY,      // the socket is ready in a direction libssh2 wanted
+  TIMEOUT,    // the deadline passed
+  CANCELLED,  // the cancel fd (the command pipe) turned readable
 };
 
-// Results of drive() and waitSocket() beyond libssh2's own codes.
-constexpr int DRIVE_TIMEOUT = LIBSSH2_ERROR_TIMEOUT;
-constexpr int DRIVE_CANCELLED = -1000;
+// drive()'s outcome: the libssh2 call's own result once it stopped saying
+// EAGAIN, or why the waiting stopped first.
+struct Driven {
+  Wait wait = Wait::READY;
+  int rc = 0;  // the call's result; meaningful only when wait == READY
+  bool ok() const { return wait == Wait::READY && rc == 0; }
+};
 
 class SshConnection {
  public:
-  using OpenResult = std::variant<std::unique_ptr<SshConnection>, ConnectError>;
   // TCP connect, key exchange, host-key check, public-key auth; all before
-  // deadlineMs (CLOCK_MONOTONIC). Gives up early if cancelFd turns readable.
-  static OpenResult open(const ConnectSettings& settings, int64_t deadlineMs, int cancelFd);
+  // deadlineMs (CLOCK_MONOTONIC). Gives up early if cancelFd turns readable
+  // (then the error is SshError::cancel()).
+  static Result<std::unique_ptr<SshConnection>, SshError> open(const ConnectSettings& settings,
+                                                               int64_t deadlineMs, int cancelFd);
 
   ~SshConnection();
   SshConnection(const SshConnection&) = delete;
@@ -50,20 +59,18 @@ class SshConnection {
   int fd() const { return socket_.get(); }
 
   // Polls the socket for the directions libssh2 is blocked on, and cancelFd
-  // for readability. 1: socket ready, 0: deadline, DRIVE_CANCELLED.
-  int waitSocket(int64_t deadlineMs, int cancelFd) const;
+  // (if >= 0) for readability.
+  Wait waitSocket(int64_t deadlineMs, int cancelFd) const;
 
   // Repeats a libssh2 call (same arguments) while it says EAGAIN, waiting on
-  // the socket in between. Returns its result, DRIVE_TIMEOUT or
-  // DRIVE_CANCELLED.
+  // the socket in between.
   template <typename Call>
-  int drive(Call&& call, int64_t deadlineMs, int cancelFd) {
+  Driven drive(Call&& call, int64_t deadlineMs, int cancelFd) {
     for (;;) {
       int rc = call();
-      if (rc != LIBSSH2_ERROR_EAGAIN) return rc;
-      int w = waitSocket(deadlineMs, cancelFd);
-      if (w == 0) return DRIVE_TIMEOUT;
-      if (w == DRIVE_CANCELLED) return DRIVE_CANCELLED;
+      if (rc != LIBSSH2_ERROR_EAGAIN) return Driven{Wait::READY, rc};
+      Wait w = waitSocket(deadlineMs, cancelFd);
+      if (w != Wait::READY) return Driven{w, 0};
     }
   }
 
@@ -88,6 +95,9 @@ class SshConnection {
   int64_t lastRecvMs() const { return lastRecvMs_; }
   int lastRecvErrno() const { return lastRecvErrno_; }
   bool peerClosed() const { return peerClosed_; }
+  // Is this libssh2 failure (of a channel or a keepalive) the connection
+  // itself going away? The cause to report if so.
+  std::optional<wire::DisconnectCause> transportFailure(int libssh2Error) const;
 
   // Negotiated on open.
   std::string kex, hostKeyType, cipher, mac;
@@ -99,7 +109,7 @@ class SshConnection {
   SshConnection() = default;
   static ssize_t recvHook(libssh2_socket_t sock, void* buffer, size_t length, int flags,
                           void** abstract);
-  std::variant<std::monostate, ConnectError> checkHostKey(const ConnectSettings& settings);
+  Status<SshError> checkHostKey(const ConnectSettings& settings);
 
   UniqueFd socket_;
   LIBSSH2_SESSION* session_ = nullptr;

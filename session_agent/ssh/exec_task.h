@@ -7,6 +7,8 @@
 
 #include <string>
 
+#include "session_agent/ssh/channel.h"
+
 namespace sshsoak::agent {
 
 class ExecTask {
@@ -17,8 +19,8 @@ class ExecTask {
       : command_(std::move(command)), maxOutputBytes_(maxOutputBytes) {}
   ExecTask(const ExecTask&) = delete;
   ExecTask& operator=(const ExecTask&) = delete;
-  // If the task is abandoned mid-way, its channel is left to
-  // libssh2_session_free, which frees every channel of the session.
+  // Abandoned mid-way, its channel is left to libssh2_session_free (see
+  // ~Channel).
   ~ExecTask() = default;
 
   // Advances as far as possible without blocking; sets progressed when any
@@ -29,29 +31,24 @@ class ExecTask {
   const std::string& output() const { return stdout_; }
   size_t stderrBytes() const { return stderrBytes_; }
   int exitStatus() const { return exitStatus_; }
-  // libssh2 reads whatever the socket holds into every channel's buffer, so
-  // data for this channel can be waiting inside libssh2 while the socket is
-  // quiet: the loop must not sleep in poll() then. Only > 0 counts: 1.10
-  // answers an error when a keepalive reply sits in its packet list.
-  bool hasBufferedData() const {
-    return state_ == State::Read && channel_ != nullptr && (libssh2_poll_channel_read(channel_, 0) > 0 || libssh2_poll_channel_read(channel_, 1) > 0);
-  }
-  const std::string& error() const { return error_; }
-  int libssh2Error() const { return libssh2Error_; }
+  // Data for this channel already inside libssh2 (see Channel).
+  bool hasBufferedData() const { return state_ == State::Read && channel_.hasBufferedData(); }
+  // After Status::Failed: what failed, with libssh2's words and code.
+  const SshError& failure() const { return channel_.failure(); }
+  const std::string& error() const { return channel_.failure().message; }
+  int libssh2Error() const { return channel_.failure().libssh2Error; }
 
  private:
   enum class State { Open, Exec, Read, Close, WaitClosed, Free, Done, Failed };
-  Status fail(LIBSSH2_SESSION* session, const std::string& what, int rc);
+  Status fail(const std::string& what, int rc);
 
   std::string command_;
   size_t maxOutputBytes_;
   State state_ = State::Open;
-  LIBSSH2_CHANNEL* channel_ = nullptr;
+  Channel channel_;
   std::string stdout_;
   size_t stderrBytes_ = 0;
   int exitStatus_ = -1;
-  std::string error_;
-  int libssh2Error_ = 0;
 };
 
 }  // namespace sshsoak::agent

@@ -33,6 +33,10 @@ std::vector<std::string_view> splitLines(std::string_view text) {
   return lines;
 }
 
+Failed<SshError> parseError(std::string message) {
+  return fail(SshError{wire::FailureCategory::PARSE, std::move(message)});
+}
+
 template <typename T>
 bool toNumber(std::string_view s, T& out) {
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
@@ -41,26 +45,26 @@ bool toNumber(std::string_view s, T& out) {
 
 }  // namespace
 
-std::variant<CpuTimes, ParseError> parseProcStat(std::string_view text) {
+Result<CpuTimes, SshError> parseProcStat(std::string_view text) {
   for (std::string_view line : splitLines(text)) {
     auto words = splitWords(line);
     if (words.empty() || words[0] != "cpu") continue;
     // user nice system idle iowait irq softirq steal [guest guest_nice]; guest
     // time is already inside user and nice, so only the first 8 count.
-    if (words.size() < 5) return ParseError{"/proc/stat: cpu line has too few fields"};
+    if (words.size() < 5) return parseError("/proc/stat: cpu line has too few fields");
     CpuTimes t;
     for (size_t i = 1; i < words.size() && i <= 8; ++i) {
       uint64_t v = 0;
       if (!toNumber(words[i], v)) {
-        return ParseError{"/proc/stat: not a number: '" + std::string(words[i]) + "'"};
+        return parseError("/proc/stat: not a number: '" + std::string(words[i]) + "'");
       }
       t.total += v;
       if (i == 4 || i == 5) t.idle += v;
     }
-    if (t.total == 0) return ParseError{"/proc/stat: cpu line is all zero"};
+    if (t.total == 0) return parseError("/proc/stat: cpu line is all zero");
     return t;
   }
-  return ParseError{"/proc/stat: no aggregate cpu line"};
+  return parseError("/proc/stat: no aggregate cpu line");
 }
 
 double cpuBusyPct(const CpuTimes& now, const std::optional<CpuTimes>& before) {
@@ -73,7 +77,7 @@ double cpuBusyPct(const CpuTimes& now, const std::optional<CpuTimes>& before) {
   return 100.0 * static_cast<double>(total - idle) / static_cast<double>(total);
 }
 
-std::variant<double, ParseError> parseMemUsedPct(std::string_view text) {
+Result<double, SshError> parseMemUsedPct(std::string_view text) {
   std::optional<uint64_t> total, available;
   for (std::string_view line : splitLines(text)) {
     auto words = splitWords(line);
@@ -82,16 +86,16 @@ std::variant<double, ParseError> parseMemUsedPct(std::string_view text) {
     if (words[0] == "MemTotal:" && toNumber(words[1], v)) total = v;
     if (words[0] == "MemAvailable:" && toNumber(words[1], v)) available = v;
   }
-  if (!total || *total == 0) return ParseError{"/proc/meminfo: no MemTotal"};
-  if (!available) return ParseError{"/proc/meminfo: no MemAvailable"};
-  if (*available > *total) return ParseError{"/proc/meminfo: MemAvailable exceeds MemTotal"};
+  if (!total || *total == 0) return parseError("/proc/meminfo: no MemTotal");
+  if (!available) return parseError("/proc/meminfo: no MemAvailable");
+  if (*available > *total) return parseError("/proc/meminfo: MemAvailable exceeds MemTotal");
   return 100.0 * static_cast<double>(*total - *available) / static_cast<double>(*total);
 }
 
-std::variant<double, ParseError> parseDfUsedPct(std::string_view text) {
+Result<double, SshError> parseDfUsedPct(std::string_view text) {
   auto lines = splitLines(text);
   if (lines.empty() || splitWords(lines[0]).empty() || splitWords(lines[0])[0] != "Filesystem") {
-    return ParseError{"df: no header line"};
+    return parseError("df: no header line");
   }
   // A long device name may push the figures onto a line of their own, so
   // take the Use% word of the last data line.
@@ -101,13 +105,13 @@ std::variant<double, ParseError> parseDfUsedPct(std::string_view text) {
       if (w.size() >= 2 && w.back() == '%') {
         int pct = 0;
         if (!toNumber(w.substr(0, w.size() - 1), pct) || pct < 0 || pct > 100) {
-          return ParseError{"df: bad Use% '" + std::string(w) + "'"};
+          return parseError("df: bad Use% '" + std::string(w) + "'");
         }
         return static_cast<double>(pct);
       }
     }
   }
-  return ParseError{"df: no Use% figure"};
+  return parseError("df: no Use% figure");
 }
 
 }  // namespace sshsoak::agent

@@ -1,7 +1,5 @@
 #include "session_agent/workloads/pty_stream.h"
 
-#include "session_agent/ssh/connection.h"
-
 #include <charconv>
 #include <cstdio>
 
@@ -85,9 +83,8 @@ void PtyCycleParser::line(std::string_view text, int64_t nowMs, std::vector<PtyC
   current_.bytes += rawBytes;
 }
 
-PtyStream::Status PtyStream::fail(LIBSSH2_SESSION* session, const std::string& what, int rc) {
-  error_ = libssh2Failure(session, what);
-  libssh2Error_ = rc;
+PtyStream::Status PtyStream::fail(const std::string& what, int rc) {
+  channel_.fail(what, rc);
   state_ = State::Failed;
   return Status::Failed;
 }
@@ -96,58 +93,46 @@ PtyStream::Status PtyStream::step(LIBSSH2_SESSION* session, int64_t nowMs, bool&
                                   std::vector<PtyCycleResult>& cycles) {
   for (;;) {
     switch (state_) {
-      case State::Open:
-        channel_ = libssh2_channel_open_session(session);
-        if (channel_ == nullptr) {
-          int rc = libssh2_session_last_errno(session);
-          if (rc == LIBSSH2_ERROR_EAGAIN) return Status::Running;
-          return fail(session, "cannot open the PTY channel", rc);
-        }
+      case State::Open: {
+        int rc = channel_.open(session);
+        if (rc == LIBSSH2_ERROR_EAGAIN) return Status::Running;
+        if (rc != 0) return fail("cannot open the PTY channel", rc);
         progressed = true;
         state_ = State::RequestPty;
         break;
+      }
       case State::RequestPty: {
-        int rc = libssh2_channel_request_pty_ex(channel_, "xterm", 5, nullptr, 0, 80, 24, 0, 0);
+        int rc = libssh2_channel_request_pty_ex(channel_.get(), "xterm", 5, nullptr, 0, 80, 24, 0, 0);
         if (rc == LIBSSH2_ERROR_EAGAIN) return Status::Running;
-        if (rc != 0) return fail(session, "the server refused a PTY", rc);
+        if (rc != 0) return fail("the server refused a PTY", rc);
         progressed = true;
         state_ = State::Exec;
         break;
       }
       case State::Exec: {
         std::string cmd = ptyCommand(intensity_, pauseMs_);
-        int rc = libssh2_channel_exec(channel_, cmd.c_str());
+        int rc = libssh2_channel_exec(channel_.get(), cmd.c_str());
         if (rc == LIBSSH2_ERROR_EAGAIN) return Status::Running;
-        if (rc != 0) return fail(session, "the server refused the PTY command", rc);
+        if (rc != 0) return fail("the server refused the PTY command", rc);
         progressed = true;
         state_ = State::Streaming;
         break;
       }
       case State::Streaming: {
-        char buf[32768];
-        for (;;) {
-          ssize_t n = libssh2_channel_read(channel_, buf, sizeof buf);
-          if (n > 0) {
-            progressed = true;
-            auto done = parser_.feed(buf, static_cast<size_t>(n), nowMs);
-            cycles.insert(cycles.end(), done.begin(), done.end());
-            continue;
-          }
-          if (n == LIBSSH2_ERROR_EAGAIN) break;
-          if (n < 0) return fail(session, "reading the PTY", static_cast<int>(n));
-          break;
-        }
-        for (;;) {  // a PTY merges stderr, but drain the stream anyway
-          ssize_t n = libssh2_channel_read_stderr(channel_, buf, sizeof buf);
-          if (n > 0) {
-            progressed = true;
-            continue;
-          }
-          break;
-        }
-        if (libssh2_channel_eof(channel_)) {
-          return fail(session, "the remote PTY loop ended (exit status " +
-                                   std::to_string(libssh2_channel_get_exit_status(channel_)) + ")",
+        int rc = channel_.read(
+            0,
+            [&](const char* data, size_t n) {
+              auto done = parser_.feed(data, n, nowMs);
+              cycles.insert(cycles.end(), done.begin(), done.end());
+            },
+            progressed);
+        if (rc < 0 && rc != LIBSSH2_ERROR_EAGAIN) return fail("reading the PTY", rc);
+        // A PTY merges stderr, but drain the stream anyway; its errors
+        // show on stdout first.
+        (void)channel_.read(1, [](const char*, size_t) {}, progressed);
+        if (libssh2_channel_eof(channel_.get())) {
+          return fail("the remote PTY loop ended (exit status " +
+                          std::to_string(libssh2_channel_get_exit_status(channel_.get())) + ")",
                       0);
         }
         return Status::Running;
@@ -156,15 +141,6 @@ PtyStream::Status PtyStream::step(LIBSSH2_SESSION* session, int64_t nowMs, bool&
         return Status::Failed;
     }
   }
-}
-
-void PtyStream::close() {
-  if (channel_ == nullptr) return;
-  // One try each, never a wait: if libssh2 cannot finish now, the channel is
-  // freed with the session (libssh2_session_free frees every channel).
-  libssh2_channel_close(channel_);
-  libssh2_channel_free(channel_);
-  channel_ = nullptr;
 }
 
 }  // namespace sshsoak::agent

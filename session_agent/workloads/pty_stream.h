@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "events.capnp.h"
+#include "session_agent/ssh/channel.h"
 
 namespace sshsoak::agent {
 
@@ -49,33 +50,29 @@ class PtyStream {
   PtyStream(wire::Intensity intensity, uint32_t pauseMs) : intensity_(intensity), pauseMs_(pauseMs) {}
   PtyStream(const PtyStream&) = delete;
   PtyStream& operator=(const PtyStream&) = delete;
+  // Dropped without close() (the session was lost), its channel is left to
+  // libssh2_session_free (see ~Channel).
+  ~PtyStream() = default;
 
   // Advances without blocking; appends completed cycles to `cycles`.
   Status step(LIBSSH2_SESSION* session, int64_t nowMs, bool& progressed, std::vector<PtyCycleResult>& cycles);
   bool streaming() const { return state_ == State::Streaming; }
-  // libssh2 reads whatever the socket holds into every channel's buffer, so
-  // data for this channel can be waiting inside libssh2 while the socket is
-  // quiet: the loop must not sleep in poll() then. Only > 0 counts: 1.10
-  // answers an error when a keepalive reply sits in its packet list.
-  bool hasBufferedData() const {
-    return state_ == State::Streaming && channel_ != nullptr && (libssh2_poll_channel_read(channel_, 0) > 0 || libssh2_poll_channel_read(channel_, 1) > 0);
-  }
-  const std::string& error() const { return error_; }
-  int libssh2Error() const { return libssh2Error_; }
+  // Data for this channel already inside libssh2 (see Channel).
+  bool hasBufferedData() const { return state_ == State::Streaming && channel_.hasBufferedData(); }
+  // After Status::Failed: what failed, with libssh2's words and code.
+  const SshError& failure() const { return channel_.failure(); }
   // Sends the channel close, once, best effort, without waiting.
-  void close();
+  void close() { channel_.closeNow(); }
 
  private:
   enum class State { Open, RequestPty, Exec, Streaming, Failed };
-  Status fail(LIBSSH2_SESSION* session, const std::string& what, int rc);
+  Status fail(const std::string& what, int rc);
 
   wire::Intensity intensity_;
   uint32_t pauseMs_;
   State state_ = State::Open;
-  LIBSSH2_CHANNEL* channel_ = nullptr;
+  Channel channel_;
   PtyCycleParser parser_;
-  std::string error_;
-  int libssh2Error_ = 0;
 };
 
 }  // namespace sshsoak::agent

@@ -14,6 +14,7 @@
 #include "shared/clock.h"
 #include "shared/event_codec.h"
 #include "shared/spawn.h"
+#include "supervisor/run/agent_config.h"
 #include "supervisor/run/status_line.h"
 #include "supervisor/analysis/verdict.h"
 
@@ -87,28 +88,7 @@ void Supervisor::spawn(AgentProc& agent) {
   agent.events = std::make_unique<asio::posix::stream_descriptor>(io_, events.readEnd.release());
 
   capnp::MallocMessageBuilder message;
-  auto c = message.initRoot<wire::AgentConfig>();
-  const auto& slot = options_.slots[agent.id];
-  c.setSessionId(agent.id);
-  c.setHost(slot.host);
-  c.setPort(slot.port);
-  c.setUser(options_.user);
-  c.setKeyPath(options_.keyPath);
-  c.setPassphrase(options_.passphrase);
-  c.setKnownHostsPath(options_.knownHostsPath);
-  c.setHostKeyPolicy(options_.hostKeyPolicy);
-  c.setPollIntervalMs(options_.pollIntervalSecs * 1000);
-  c.setIntensity(options_.intensity);
-  c.setReconnectTimeoutMs(options_.reconnectTimeoutSecs * 1000);
-  c.setMaxReconnectAttempts(options_.maxReconnectAttempts);
-  c.setKeepaliveIntervalMs(options_.keepaliveIntervalSecs * 1000);
-  c.setKeepaliveCountMax(options_.keepaliveCountMax);
-  c.setSupervisorPid(::getpid());
-  c.setCrashForTesting(options_.crashAgentsForTesting || options_.crashSessionForTesting == agent.id);
-  c.setTokenBucketName(bucket_ ? bucket_->name() : "");
-  c.setBackoffBaseMs(options_.backoffBaseMs);
-  c.setBackoffCapMs(options_.backoffCapMs);
-  c.setPtyIntervalMs(static_cast<uint32_t>(options_.ptyIntervalSecs * 1000.0 + 0.5));
+  fillAgentConfig(message.initRoot<wire::AgentConfig>(), options_, agent.id, bucket_ ? bucket_->name() : "");
   writeFrame(agent.commandFd.get(), message);  // an agent dead already shows as EOF + exit
   armRead(agent);
 }

@@ -24,10 +24,11 @@ TEST(DescribeWorkloads, CommandsAreTheAgentsOwn) {
   EXPECT_NE(ptyCommand(wire::Intensity::MEDIUM, 250).find('"'), std::string::npos);  // escaping is exercised
 }
 
-TEST(DescribeWorkloads, PauseDefaultsToTheAgentsPtyInterval) {
+TEST(DescribeWorkloads, ThePauseIsGivenNotDefaulted) {
+  // The agent keeps no defaults of its own: sshsoak's options are the source.
   auto json = describeWorkloads(0, nullptr);
-  ASSERT_TRUE(json.ok());
-  EXPECT_EQ(*json, describeWorkloadsJson(AgentSettings{}.ptyIntervalMs));
+  ASSERT_FALSE(json.ok());
+  EXPECT_NE(json.error().find("--pty-pause-ms"), std::string::npos);
   const char* args[] = {"--pty-pause-ms", "1500"};
   json = describeWorkloads(2, args);
   ASSERT_TRUE(json.ok());

@@ -1,0 +1,31 @@
+#include "session_agent/ssh/channel.h"
+
+#include "session_agent/ssh/connection.h"
+
+namespace sshsoak::agent {
+
+int Channel::open(LIBSSH2_SESSION* session) {
+  session_ = session;
+  channel_ = libssh2_channel_open_session(session);
+  return channel_ != nullptr ? 0 : libssh2_session_last_errno(session);
+}
+
+const SshError& Channel::fail(const std::string& what, int libssh2Error) {
+  failure_ = SshError{wire::FailureCategory::CHANNEL, libssh2Failure(session_, what), libssh2Error};
+  return failure_;
+}
+
+void Channel::closeNow() noexcept {
+  if (channel_ == nullptr) return;
+  libssh2_channel_close(channel_);
+  libssh2_channel_free(channel_);
+  channel_ = nullptr;
+}
+
+int Channel::free() {
+  int rc = libssh2_channel_free(channel_);
+  if (rc != LIBSSH2_ERROR_EAGAIN) channel_ = nullptr;
+  return rc;
+}
+
+}  // namespace sshsoak::agent

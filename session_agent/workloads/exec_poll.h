@@ -1,0 +1,70 @@
+// The exec-poll workload: every intervalMs, one round of commands, each on
+// its own exec channel, one after the other (sshd's MaxSessions counts open
+// channels per connection). A round that completes gives one exec_poll
+// event (CPU, memory and disk use parsed from the outputs); a round that
+// does not finish within the step timeout loses the session, as a dead
+// link would.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "session_agent/ssh/exec_task.h"
+#include "session_agent/workloads/poll_parsers.h"
+#include "session_agent/workloads/workload.h"
+
+namespace sshsoak::agent {
+
+// The standard round. The event's figures are parsed from the outputs in
+// this order: /proc/stat, /proc/meminfo, df.
+inline const std::vector<std::string>& pollCommands() {
+  static const std::vector<std::string> commands = {"cat /proc/stat", "cat /proc/meminfo", "df -h /"};
+  return commands;
+}
+
+struct ExecPollSpec {
+  uint32_t intervalMs = 0;
+  std::vector<std::string> commands;  // as pollCommands(): stat, meminfo, df outputs
+};
+
+class ExecPollWorkload final : public Workload {
+ public:
+  explicit ExecPollWorkload(ExecPollSpec spec) : spec_(std::move(spec)) {}
+
+  void start(const WorkloadContext& context, int64_t nowMs) override;
+  void onTurn(int64_t nowMs) override;
+  StepResult step() override;
+  std::optional<SessionLost> afterWait(int64_t nowMs) override;
+  bool wantsRead() const override { return round_.has_value(); }
+  bool wantsWrite() const override { return round_.has_value(); }
+  // The next round's start matters only while no round is running: a round
+  // stalled on a dead link would otherwise make the loop spin.
+  int64_t nextWakeMs() const override { return round_ ? round_->deadlineMs : nextPollMs_; }
+  bool hasBufferedData() const override {
+    return round_ && round_->tasks[round_->current]->hasBufferedData();
+  }
+  void abandon() override;
+  void close() override { abandon(); }
+
+ private:
+  struct Round {
+    std::vector<std::unique_ptr<ExecTask>> tasks;
+    size_t current = 0;
+    int64_t startMs = 0;
+    int64_t deadlineMs = 0;
+  };
+  void finishRound();
+
+  ExecPollSpec spec_;
+  std::optional<WorkloadContext> context_;
+  std::optional<Round> round_;
+  int64_t nextPollMs_ = 0;
+  // The previous /proc/stat sample, across reconnects: busy CPU is the
+  // share between two samples.
+  std::optional<CpuTimes> lastCpu_;
+};
+
+}  // namespace sshsoak::agent

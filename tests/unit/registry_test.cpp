@@ -1,0 +1,48 @@
+// The workload registry: specs from the wire, floors on their intervals, and
+// a spec the agent cannot run refused at start rather than mid-run.
+#include "session_agent/workloads/registry.h"
+
+#include <capnp/message.h>
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+
+using namespace sshsoak;
+using namespace sshsoak::agent;
+
+TEST(WorkloadRegistry, ExecPollDefaultsToTheStandardRoundAndFloorsItsInterval) {
+  capnp::MallocMessageBuilder message;
+  auto spec = message.initRoot<wire::WorkloadSpec>();
+  spec.initExecPoll().setIntervalMs(0);
+  auto s = std::get<ExecPollSpec>(workloadSpecFromWire(spec.asReader()));
+  EXPECT_EQ(s.intervalMs, MIN_WORKLOAD_INTERVAL_MS);
+  EXPECT_EQ(s.commands, pollCommands());
+  EXPECT_NE(makeWorkload(s), nullptr);
+}
+
+TEST(WorkloadRegistry, ExecPollWithCommandsItCannotParseIsRefused) {
+  capnp::MallocMessageBuilder message;
+  auto spec = message.initRoot<wire::WorkloadSpec>();
+  auto commands = spec.initExecPoll().initCommands(1);
+  commands.set(0, "uptime");
+  EXPECT_THROW(workloadSpecFromWire(spec.asReader()), std::invalid_argument);
+}
+
+TEST(WorkloadRegistry, PtyKeepsItsPauseAndFloorsItsRetry) {
+  capnp::MallocMessageBuilder message;
+  auto spec = message.initRoot<wire::WorkloadSpec>();
+  auto pty = spec.initPty();
+  pty.setIntensity(wire::Intensity::LOW);
+  pty.setIntervalMs(0);  // no pause between bursts is a valid load
+  pty.setRetryIntervalMs(5);
+  auto s = std::get<PtySpec>(workloadSpecFromWire(spec.asReader()));
+  EXPECT_EQ(s.intensity, wire::Intensity::LOW);
+  EXPECT_EQ(s.pauseMs, 0u);
+  EXPECT_EQ(s.retryMs, MIN_WORKLOAD_INTERVAL_MS);
+  auto w = makeWorkload(s);
+  ASSERT_NE(w, nullptr);
+  // Before any session: nothing open, nothing to read or send.
+  EXPECT_FALSE(w->wantsRead());
+  EXPECT_FALSE(w->wantsWrite());
+  EXPECT_FALSE(w->hasBufferedData());
+}
