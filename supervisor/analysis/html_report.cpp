@@ -73,7 +73,7 @@ std::string timeline(const Run& run, int64_t t0, double span) {
     double t = static_cast<double>(tsNs(l) - t0) / 1e9;
     if (event == "disconnect_injected" || event == "fault_started") {
       if (markers.empty() || t - markers.back().first > 0.5) {
-        markers.emplace_back(t, event == "fault_started" ? "fault: " + l.value("detail", "") : "injected drop");
+        markers.emplace_back(t, event == "fault_started" ? "fault: " + textField(l, "detail") : "injected drop");
       }
     }
     const Json& sessionId = field(l, "session_id");
