@@ -1,6 +1,6 @@
 #include "supervisor/analysis/console.h"
 
-#include <cmath>
+#include "supervisor/analysis/stats.h"
 
 namespace sshsoak {
 
@@ -34,13 +34,7 @@ void printSummary(std::FILE* out, Json s, const std::string& logPath) {
   }
   if (s.contains("verdict")) {
     std::fprintf(out, "\n== verdict ==\n");
-    auto num = [](const Json& v) {
-      if (v.is_null()) return std::string("n/a");
-      double d = v.get<double>();
-      char buf[64];
-      std::snprintf(buf, sizeof buf, d == std::floor(d) ? "%.0f" : "%.1f", d);
-      return std::string(buf);
-    };
+    auto num = [](const Json& v) { return v.is_null() ? std::string("n/a") : figureText(v.get<double>()); };
     std::fprintf(out, "%-20s %12s  %-22s %-6s %s\n", "criterion", "measured", "threshold", "result", "how measured");
     for (const auto& c : s["verdict"]) {
       std::string unit = c["unit"].get<std::string>();

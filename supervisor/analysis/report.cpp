@@ -20,14 +20,6 @@ namespace sshsoak::report {
 
 namespace {
 
-// One decimal, or none for whole numbers (counts stay counts).
-std::string fmt1(double v) {
-  char buf[32];
-  if (v == std::floor(v) && std::fabs(v) < 1e15) std::snprintf(buf, sizeof buf, "%.0f", v);
-  else std::snprintf(buf, sizeof buf, "%.1f", v);
-  return buf;
-}
-
 std::string secs(int64_t ms) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.2f", static_cast<double>(ms) / 1000.0);
@@ -180,8 +172,8 @@ std::string markdown(const Input& input) {
   std::set<std::string> topos;
   for (const auto& r : input.runs) {
     row(r.runId, r.topology, r.sessions, r.durationSecs, r.interruptType, r.recovered, r.interrupts, r.reconnectMs,
-        r.abnormalEnds ? std::to_string(*r.abnormalEnds) : "?", r.cpuMeanPct ? fmt1(*r.cpuMeanPct) + " %" : "n/a",
-        r.memPeakMb ? fmt1(*r.memPeakMb) + " MB PSS" : "n/a", r.notes.empty() ? "all criteria passed" : r.notes);
+        r.abnormalEnds ? std::to_string(*r.abnormalEnds) : "?", r.cpuMeanPct ? figureText(*r.cpuMeanPct) + " %" : "n/a",
+        r.memPeakMb ? figureText(*r.memPeakMb) + " MB PSS" : "n/a", r.notes.empty() ? "all criteria passed" : r.notes);
     sessions += r.sessions;
     ok += r.recovered;
     total += r.interrupts;
@@ -197,8 +189,8 @@ std::string markdown(const Input& input) {
     std::string topo;
     for (const auto& t : topos) topo += (topo.empty() ? "" : ",") + t;
     row("**all " + std::to_string(input.runs.size()) + " runs**", topo, sessions, dur, "", ok, total, all,
-        std::to_string(abnormal), cpuMax >= 0 ? "max " + fmt1(cpuMax) + " %" : "n/a",
-        memMax >= 0 ? "max " + fmt1(memMax) + " MB PSS" : "n/a",
+        std::to_string(abnormal), cpuMax >= 0 ? "max " + figureText(cpuMax) + " %" : "n/a",
+        memMax >= 0 ? "max " + figureText(memMax) + " MB PSS" : "n/a",
         std::to_string(failedRuns) + " of " + std::to_string(input.runs.size()) + " runs with failed criteria or incomplete");
   }
   for (const auto& r : input.runs) {
@@ -209,10 +201,10 @@ std::string markdown(const Input& input) {
     }
     out += "\n\n| criterion | measured | threshold | result |\n|---|---:|---|---|\n";
     for (const auto& c : r.verdict) {
-      std::string measured = field(c, "measured").is_number() ? fmt1(field(c, "measured").get<double>()) : "n/a";
+      std::string measured = field(c, "measured").is_number() ? figureText(field(c, "measured").get<double>()) : "n/a";
       std::string unit = c.value("unit", "");
       out += "| " + c.value("criterion", "?") + " | " + measured + (unit.empty() || measured == "n/a" ? "" : " " + unit) +
-             " | " + c.value("comparison", "") + " " + (field(c, "threshold").is_number() ? fmt1(field(c, "threshold").get<double>()) : "?") +
+             " | " + c.value("comparison", "") + " " + (field(c, "threshold").is_number() ? figureText(field(c, "threshold").get<double>()) : "?") +
              (unit.empty() ? "" : " " + unit) + " | " + c.value("result", "?") + " |\n";
     }
   }

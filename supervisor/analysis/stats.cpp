@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 namespace sshsoak {
 
@@ -15,6 +16,13 @@ std::optional<int64_t> percentile(std::vector<int64_t> values, double q) {
 std::optional<double> ratePct(uint64_t part, uint64_t whole) {
   if (whole == 0) return std::nullopt;
   return std::round(1000.0 * static_cast<double>(part) / static_cast<double>(whole)) / 10.0;
+}
+
+std::string figureText(double v) {
+  char buf[64];
+  if (v == std::floor(v) && std::fabs(v) < 1e15) std::snprintf(buf, sizeof buf, "%.0f", v);
+  else std::snprintf(buf, sizeof buf, "%.1f", v);
+  return buf;
 }
 
 }  // namespace sshsoak

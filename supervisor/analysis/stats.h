@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace sshsoak {
@@ -16,5 +17,9 @@ std::optional<int64_t> percentile(std::vector<int64_t> values, double q);
 // part / whole in per cent with one decimal; no figure when whole is 0
 // (nothing to recover from is not 0 % recovered).
 std::optional<double> ratePct(uint64_t part, uint64_t whole);
+
+// How a figure is written for people (console, Markdown, verdict notes):
+// whole numbers without decimals (counts stay counts), the rest with one.
+std::string figureText(double v);
 
 }  // namespace sshsoak

@@ -18,13 +18,6 @@ Verdict judge(std::optional<double> measured, double threshold, const std::strin
   return ok ? Verdict::PASS : Verdict::FAIL;
 }
 
-std::string number(double v) {
-  char buf[64];
-  if (v == std::floor(v) && std::fabs(v) < 1e15) std::snprintf(buf, sizeof buf, "%.0f", v);
-  else std::snprintf(buf, sizeof buf, "%.1f", v);
-  return buf;
-}
-
 }  // namespace
 
 Thresholds thresholdsOf(const cli::Options& o) {
@@ -57,13 +50,13 @@ std::vector<Criterion> evaluate(const VerdictInputs& in, const Thresholds& t) {
   std::optional<double> memMb;
   if (in.peakTotalPssKb) memMb = round1(double(*in.peakTotalPssKb) / 1024.0);
   std::string memNote = "peak PSS of supervisor + agents (shared pages counted once)";
-  if (in.peakTotalRssKb) memNote += "; peak RSS " + number(round1(double(*in.peakTotalRssKb) / 1024.0)) + " MB";
+  if (in.peakTotalRssKb) memNote += "; peak RSS " + figureText(round1(double(*in.peakTotalRssKb) / 1024.0)) + " MB";
   if (!memMb) memNote = "no resource samples (run shorter than --sample-interval-secs)";
   add("memory_mb", "harness memory (PSS)", memMb, t.maxMemoryMb, "<", "MB", memNote);
   std::optional<double> cpu;
   if (in.meanTotalCpuPct) cpu = round1(*in.meanTotalCpuPct);
   add("cpu_pct", "harness CPU (mean)", cpu, t.maxCpuPct, "<", "% of one core",
-      cpu ? "mean of supervisor + agents after the " + number(in.warmupSecs) + " s warm-up"
+      cpu ? "mean of supervisor + agents after the " + figureText(in.warmupSecs) + " s warm-up"
           : "no sample interval after the warm-up (run too short for a steady-state figure)");
   return out;
 }

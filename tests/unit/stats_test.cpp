@@ -26,3 +26,11 @@ TEST(RatePct, OneDecimalAndNoFigureForNothingToRecover) {
   EXPECT_DOUBLE_EQ(*ratePct(0, 5), 0.0);
   EXPECT_FALSE(ratePct(0, 0).has_value());
 }
+
+TEST(FigureText, CountsStayCountsTheRestGetOneDecimal) {
+  EXPECT_EQ(figureText(0), "0");
+  EXPECT_EQ(figureText(15000), "15000");
+  EXPECT_EQ(figureText(7.5), "7.5");
+  EXPECT_EQ(figureText(20.44), "20.4");
+  EXPECT_EQ(figureText(0.96), "1.0");
+}
