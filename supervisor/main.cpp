@@ -21,7 +21,9 @@
 #include "supervisor/exit_codes.h"
 #include "supervisor/run/jsonl_log.h"
 #include "supervisor/run/supervisor.h"
+#include "supervisor/analysis/console.h"
 #include "supervisor/analysis/html_report.h"
+#include "supervisor/analysis/jsonl_reader.h"
 #include "supervisor/analysis/percentiles_cmd.h"
 #include "supervisor/analysis/report.h"
 #include "supervisor/run/status_line.h"
@@ -79,70 +81,6 @@ std::string findAgent(const std::string& given) {
     if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
   }
   return (self.parent_path() / "sshsoak-agent").string();
-}
-
-// By value: the non-const operator[] reads a missing field as null.
-void printSummary(Json s, const std::string& logPath) {
-  auto val = [](const Json& v) { return v.is_null() ? std::string("n/a") : v.dump(); };
-  std::printf("\n== sshsoak summary ==\n");
-  std::printf("sessions              %s (%s up at end, %s in manual reconnect)\n", val(s["sessions"]).c_str(),
-              val(s["sessions_up_at_end"]).c_str(), val(s["sessions_manual"]).c_str());
-  std::printf("duration              %s s\n", val(s["duration_secs"]).c_str());
-  std::printf("abnormal ends         %s\n", val(s["abnormal_ends"]).c_str());
-  std::printf("reconnects            %s of %s interrupts (rate %s %%, p50 %s ms, p95 %s ms)\n",
-              val(s["reconnects"]).c_str(), val(s["interrupts"]).c_str(),
-              val(s["global_reconnect_rate_pct"]).c_str(), val(s["global_reconnect_p50_ms"]).c_str(),
-              val(s["global_reconnect_p95_ms"]).c_str());
-  for (const auto& p : s["per_session"]) {
-    if (!p["abnormal_end"].is_null()) {
-      std::printf("  session %02d %s: %s\n", p["session_id"].get<int>(), p["host"].get<std::string>().c_str(),
-                  p["abnormal_end"].get<std::string>().c_str());
-    }
-  }
-  if (const auto& r = s["resources"]; r.contains("total")) {
-    auto kbMb = [&](const Json& v) { return v.is_null() ? std::string("n/a") : std::to_string(v.get<uint64_t>() / 1024); };
-    std::printf("harness resources     CPU mean %s %% (%s %% after warm-up), peak %s %%; peak RSS %s MB, "
-                "peak PSS %s MB; fds %s -> %s\n",
-                val(r["total"]["cpu_mean_pct"]).c_str(), val(r["total"]["cpu_mean_after_warmup_pct"]).c_str(),
-                val(r["total"]["cpu_peak_pct"]).c_str(),
-                kbMb(r["total"]["rss_peak_kb"]).c_str(), kbMb(r["total"]["pss_peak_kb"]).c_str(),
-                val(r["total"]["fds_after_warmup"]).c_str(), val(r["total"]["fds_end"]).c_str());
-  }
-  if (s.contains("verdict")) {
-    std::printf("\n== verdict ==\n");
-    auto num = [](const Json& v) {
-      if (v.is_null()) return std::string("n/a");
-      double d = v.get<double>();
-      char buf[64];
-      std::snprintf(buf, sizeof buf, d == std::floor(d) ? "%.0f" : "%.1f", d);
-      return std::string(buf);
-    };
-    std::printf("%-20s %12s  %-22s %-6s %s\n", "criterion", "measured", "threshold", "result", "how measured");
-    for (const auto& c : s["verdict"]) {
-      std::string unit = c["unit"].get<std::string>();
-      std::string shortUnit = unit.substr(0, unit.find(' '));
-      std::string measured = num(c["measured"]) + (c["measured"].is_null() || unit.empty() ? "" : " " + shortUnit);
-      std::string threshold = c["comparison"].get<std::string>() + " " + num(c["threshold"]) +
-                              (unit.empty() ? "" : " " + unit);
-      std::printf("%-20s %12s  %-22s %-6s %s\n", c["criterion"].get<std::string>().c_str(), measured.c_str(),
-                  threshold.c_str(), c["result"].get<std::string>().c_str(), c["note"].get<std::string>().c_str());
-    }
-  }
-  std::printf("\nresult                %s\n", s["success"].get<bool>() ? "PASS" : "FAIL");
-  std::printf("event log             %s (%s lines)\n", logPath.c_str(), val(s["events_logged"]).c_str());
-  std::fflush(stdout);
-}
-
-// The run's own lines of the log (it may hold earlier runs too).
-std::vector<Json> linesFrom(const std::string& path, std::streamoff offset) {
-  std::ifstream in(path);
-  in.seekg(offset);
-  std::vector<Json> lines;
-  for (std::string text; std::getline(in, text);) {
-    Json j = Json::parse(text, nullptr, false);
-    if (!j.is_discarded()) lines.push_back(std::move(j));
-  }
-  return lines;
 }
 
 std::string runId() {
@@ -296,10 +234,15 @@ int runMain(int argc, char** argv) {
     return exit_code::SYSTEM;
   }
   status_line::clear();
-  printSummary(summary, options.logPath);
-  // The test plan's result table for this run, ready to paste.
+  printSummary(stdout, summary, options.logPath);
+  // The test plan's result table for this run, ready to paste: the run's
+  // own lines of the log (it may hold earlier runs too).
   report::Input input;
-  input.runs = report::splitRuns(options.logPath, linesFrom(options.logPath, runOffset));
+  if (auto run = readJsonl(options.logPath, runOffset)) {
+    input.runs = report::splitRuns(options.logPath, run->lines);
+  } else {
+    spdlog::error("cannot read the run back for the result table: {}", run.error().text());
+  }
   std::printf("\n%s", report::markdown(input).c_str());
   if (!options.htmlPath.empty()) {
     std::ofstream out(options.htmlPath);

@@ -7,7 +7,8 @@
 #include <map>
 
 #include "shared/clock.h"
-#include "supervisor/analysis/run_stats.h"
+#include "supervisor/analysis/run_model.h"
+#include "supervisor/analysis/stats.h"
 
 namespace sshsoak::report {
 
@@ -35,53 +36,53 @@ std::string num(double v, int decimals = 1) {
   return buf;
 }
 
-int64_t tsNs(const Json& l) { return parseIsoTimestamp(l.value("ts", "")); }
+int64_t tsNs(const Json& l) { return parseIsoTimestamp(textField(l, "ts")); }
 
 struct Segment {
   double from, to;
-  std::string state;
+  SessionState state;
 };
 
-const std::map<std::string, std::string>& colors() {
-  static const std::map<std::string, std::string> c = {
-      {"connecting", "#b0b7c3"}, {"connected", "#2e9e5b"},     {"reconnecting", "#f0a030"},
-      {"manual", "#8e44ad"},     {"auth_failed", "#7b1d1d"},   {"crashed", "#d63031"},
-      {"stopped", "#dfe4ea"},    {"given_up", "#4b0f0f"}};
-  return c;
-}
-
-std::string stateOf(const std::string& event, const std::string& current) {
-  if (event == "agent_started") return "connecting";
-  if (event == "connected" || event == "reconnected") return "connected";
-  if (event == "disconnected") return "reconnecting";
-  if (event == "manual_reconnect_required") return "manual";
-  if (event == "auth_failed") return "auth_failed";
-  if (event == "agent_crashed") return "crashed";
-  if (event == "agent_gave_up") return "given_up";
-  if (event == "agent_stopped") return "stopped";
-  return current;
+const char* colorOf(SessionState state) {
+  switch (state) {
+    case SessionState::STARTING: return "#dfe4ea";
+    case SessionState::CONNECTING: return "#b0b7c3";
+    case SessionState::CONNECTED: return "#2e9e5b";
+    case SessionState::CONNECT_FAILED: return "#e17055";
+    case SessionState::DISCONNECTED: return "#f0a030";
+    case SessionState::AUTH_FAILED: return "#7b1d1d";
+    case SessionState::MANUAL_RECONNECT_REQUIRED: return "#8e44ad";
+    case SessionState::CRASHED: return "#d63031";
+    case SessionState::RESTARTING: return "#fdcb6e";
+    case SessionState::GAVE_UP: return "#4b0f0f";
+  }
+  return "#999";
 }
 
 std::string timeline(const Run& run, int64_t t0, double span) {
-  std::map<int, std::vector<Segment>> segs;
-  std::map<int, std::pair<double, std::string>> open;
+  // Each session's state after each line, as the run model (and so the
+  // summary) has it.
+  RunModel model;
+  std::map<uint32_t, std::vector<Segment>> segs;
+  std::map<uint32_t, std::pair<double, SessionState>> open;
   std::vector<std::pair<double, std::string>> markers;
   auto x = [&](double t) { return LEFT + (WIDTH - LEFT - RIGHT) * t / span; };
   for (const auto& l : run.lines) {
-    std::string event = l.value("event", "");
+    model.onLine(l);
+    std::string event = textField(l, "event");
     double t = static_cast<double>(tsNs(l) - t0) / 1e9;
     if (event == "disconnect_injected" || event == "fault_started") {
       if (markers.empty() || t - markers.back().first > 0.5) {
-        markers.emplace_back(t, event == "fault_started" ? "fault: " + l.value("detail", "") : "injected drop");
+        markers.emplace_back(t, event == "fault_started" ? "fault: " + textField(l, "detail") : "injected drop");
       }
     }
-    if (!l.contains("session_id") || !field(l, "session_id").is_number()) continue;
-    int id = field(l, "session_id").get<int>();
+    const Json& sessionId = field(l, "session_id");
+    if (!sessionId.is_number_unsigned() || sessionId.get<uint64_t>() > UINT32_MAX) continue;
+    uint32_t id = sessionId.get<uint32_t>();
+    SessionState next = model.session(id).state;
     auto it = open.find(id);
-    std::string prev = it == open.end() ? "" : it->second.second;
-    std::string next = stateOf(event, prev);
-    if (next == prev) continue;
-    if (it != open.end()) segs[id].push_back({it->second.first, t, prev});
+    if (it != open.end() && it->second.second == next) continue;
+    if (it != open.end()) segs[id].push_back({it->second.first, t, it->second.second});
     open[id] = {t, next};
   }
   for (const auto& [id, o] : open) segs[id].push_back({o.first, span, o.second});
@@ -93,10 +94,9 @@ std::string timeline(const Run& run, int64_t t0, double span) {
     s += "<text x='4' y='" + num(y + 11, 0) + "' font-size='11'>session " + std::to_string(id) + "</text>";
     for (const auto& seg : list) {
       double w = std::max(1.0, x(seg.to) - x(seg.from));
-      auto c = colors().find(seg.state);
       s += "<rect x='" + num(x(seg.from)) + "' y='" + num(y) + "' width='" + num(w) + "' height='" + num(rowH - 3) +
-           "' fill='" + (c != colors().end() ? c->second : "#999") + "'><title>session " + std::to_string(id) + ": " +
-           seg.state + " " + num(seg.from) + "-" + num(seg.to) + " s</title></rect>";
+           "' fill='" + colorOf(seg.state) + "'><title>session " + std::to_string(id) + ": " +
+           std::string(stateName(seg.state)) + " " + num(seg.from) + "-" + num(seg.to) + " s</title></rect>";
     }
     y += rowH;
   }
@@ -110,8 +110,9 @@ std::string timeline(const Run& run, int64_t t0, double span) {
     s += "<text x='" + num(x(t)) + "' y='" + num(y + 14) + "' font-size='10' text-anchor='middle'>" + num(t, 0) + " s</text>";
   }
   s += "</svg><p class='legend'>";
-  for (const auto& [state, c] : colors()) {
-    s += "<span><i style='background:" + c + "'></i>" + state + "</span> ";
+  for (SessionState state : ALL_SESSION_STATES) {
+    s += "<span><i style='background:" + std::string(colorOf(state)) + "'></i>" + std::string(stateName(state)) +
+         "</span> ";
   }
   return s + "</p>";
 }

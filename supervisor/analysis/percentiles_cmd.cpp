@@ -7,7 +7,7 @@
 #include <optional>
 #include <string_view>
 
-#include "supervisor/analysis/run_stats.h"
+#include "supervisor/analysis/stats.h"
 #include "supervisor/exit_codes.h"
 
 namespace sshsoak::percentiles_cmd {

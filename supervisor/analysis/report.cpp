@@ -5,27 +5,20 @@
 #include <ctime>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
 
-#include "shared/clock.h"
 #include "supervisor/exit_codes.h"
 #include "supervisor/analysis/html_report.h"
-#include "supervisor/analysis/run_stats.h"
+#include "supervisor/analysis/run_model.h"
+#include "supervisor/analysis/stats.h"
 
 namespace sshsoak::report {
 
 namespace {
-
-// One decimal, or none for whole numbers (counts stay counts).
-std::string fmt1(double v) {
-  char buf[32];
-  if (v == std::floor(v) && std::fabs(v) < 1e15) std::snprintf(buf, sizeof buf, "%.0f", v);
-  else std::snprintf(buf, sizeof buf, "%.1f", v);
-  return buf;
-}
 
 std::string secs(int64_t ms) {
   char buf[32];
@@ -33,20 +26,30 @@ std::string secs(int64_t ms) {
   return buf;
 }
 
-int64_t tsNsOf(const Json& l) { return parseIsoTimestamp(l.value("ts", "")); }
-
-std::string str(const Json& j, const char* key) {
-  return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : "";
+// The interrupt type, from what the log says was done or seen.
+std::string interruptType(const RunModel::Interruptions& in) {
+  std::vector<std::string> kinds;
+  if (in.injectedDrops > 0) {
+    kinds.push_back("Injected drop x" + std::to_string(in.injectedBatches) + " (" + std::to_string(in.injectedDrops) +
+                    " session drops)");
+  }
+  if (in.faultCommands > 0) kinds.push_back("Fault command x" + std::to_string(in.faultCommands));
+  static const std::map<std::string, std::string> names = {{"silence", "Network drop"},
+                                                            {"eof", "Server closed / sshd restart"},
+                                                            {"reset", "Connection reset"},
+                                                            {"socket_error", "Socket error"},
+                                                            {"protocol", "Protocol error"}};
+  for (const auto& [cause, n] : in.causes) {
+    if (cause == "injected") continue;  // said above
+    auto it = names.find(cause);
+    kinds.push_back((it != names.end() ? it->second : cause) + " (" + std::to_string(n) + ")");
+  }
+  std::string text;
+  for (size_t i = 0; i < kinds.size(); ++i) text += (i ? "; " : "") + kinds[i];
+  return text.empty() ? "None" : text;
 }
 
 }  // namespace
-
-const Json& field(const Json& j, const char* key) {
-  static const Json null;
-  if (!j.is_object()) return null;
-  auto it = j.find(key);
-  return it == j.end() ? null : *it;
-}
 
 std::string formatDuration(double s) {
   long total = std::lround(s);
@@ -63,14 +66,14 @@ std::vector<Run> splitRuns(const std::string& source, const std::vector<Json>& l
   std::vector<Run> runs;
   Run* current = nullptr;
   for (const auto& line : lines) {
-    std::string event = str(line, "event");
+    std::string event = textField(line, "event");
     if (current == nullptr || current->complete || (event == "run_started" && !current->lines.empty())) {
       runs.emplace_back();
       current = &runs.back();
       current->source = source;
     }
     current->lines.push_back(line);
-    if (event == "run_started") current->runId = str(line, "run_id");
+    if (event == "run_started") current->runId = textField(line, "run_id");
     if (event == "summary") current->complete = true;
   }
   for (size_t i = 0; i < runs.size(); ++i) {
@@ -83,69 +86,16 @@ std::vector<Run> splitRuns(const std::string& source, const std::vector<Json>& l
 }
 
 void derive(Run& run) {
-  std::map<int, std::string> hosts;
-  std::set<int> lostNow;
-  uint32_t injected = 0, faults = 0;
-  std::map<std::string, uint32_t> causes;
-  const Json* summary = nullptr;
-  const Json* started = nullptr;
-  for (const auto& l : run.lines) {
-    std::string event = str(l, "event");
-    if (l.contains("session_id") && field(l, "session_id").is_number() && l.contains("host") && field(l, "host").is_string()) {
-      hosts[field(l, "session_id").get<int>()] = field(l, "host").get<std::string>();
-    }
-    if (event == "summary") summary = &l;
-    else if (event == "run_started") started = &l;
-    else if (event == "disconnect_injected") ++injected;
-    else if (event == "fault_injected") ++faults;
-    else if (event == "disconnected") {
-      ++run.interrupts;
-      ++causes[str(l, "cause")];
-    } else if (event == "reconnected") {
-      ++run.recovered;
-      if (field(l, "elapsed_ms").is_number()) run.reconnectMs.push_back(field(l, "elapsed_ms").get<int64_t>());
-    }
-  }
-  std::set<std::string> distinct;
-  for (const auto& [id, h] : hosts) distinct.insert(h);
-  run.sessions = static_cast<uint32_t>(hosts.size());
-  if (started != nullptr && field((*started), "sessions").is_number()) run.sessions = field((*started), "sessions").get<uint32_t>();
-  run.topology = distinct.size() <= 1 ? "B" : distinct.size() >= hosts.size() ? "A" : "A+B";
-
-  // Interrupt type, from what the log says was done or seen.
-  std::vector<std::string> kinds;
-  if (injected > 0) {
-    // One drop of several sessions logs a line per session, within moments.
-    uint32_t batches = 0;
-    std::optional<int64_t> lastNs;
-    for (const auto& l : run.lines) {
-      if (str(l, "event") != "disconnect_injected") continue;
-      int64_t t = tsNsOf(l);
-      if (!lastNs || t - *lastNs > 1'000'000'000) ++batches;
-      lastNs = t;
-    }
-    kinds.push_back("Injected drop x" + std::to_string(batches) + " (" + std::to_string(injected) + " session drops)");
-  }
-  if (faults > 0) kinds.push_back("Fault command x" + std::to_string(faults));
-  {
-    static const std::map<std::string, std::string> names = {{"silence", "Network drop"},
-                                                              {"eof", "Server closed / sshd restart"},
-                                                              {"reset", "Connection reset"},
-                                                              {"socket_error", "Socket error"},
-                                                              {"protocol", "Protocol error"}};
-    for (const auto& [cause, n] : causes) {
-      if (cause == "injected") continue;  // said above
-      auto it = names.find(cause);
-      kinds.push_back((it != names.end() ? it->second : cause) + " (" + std::to_string(n) + ")");
-    }
-  }
-  for (size_t i = 0; i < kinds.size(); ++i) run.interruptType += (i ? "; " : "") + kinds[i];
-  if (run.interruptType.empty()) run.interruptType = "None";
-
-  if (!run.lines.empty()) {
-    Json first = run.lines.front(), last = run.lines.back();
-    run.durationSecs = static_cast<double>(tsNsOf(last) - tsNsOf(first)) / 1e9;
-  }
+  RunModel model;
+  for (const auto& l : run.lines) model.onLine(l);
+  run.sessions = model.sessionsInRun();
+  run.topology = model.topology();
+  run.interruptType = interruptType(model.interruptions());
+  run.interrupts = model.interrupts();
+  run.recovered = model.reconnects();
+  run.reconnectMs = model.reconnectMs();
+  run.durationSecs = model.spanSecs();
+  const Json* summary = model.summaryLine() ? &*model.summaryLine() : nullptr;
   std::vector<std::string> notes;
   if (summary != nullptr) {
     const Json& s = *summary;
@@ -180,31 +130,22 @@ void derive(Run& run) {
 Input read(const std::vector<std::string>& paths) {
   Input input;
   for (const auto& path : paths) {
-    std::ifstream in(path);
-    if (!in) {
-      input.errors.push_back(path + ": cannot open: " + std::strerror(errno));
+    auto file = readJsonl(path);
+    if (!file) {
+      input.errors.push_back(file.error().text());
       continue;
     }
-    std::vector<Json> lines;
-    std::string text;
-    size_t lineNo = 0;
-    while (std::getline(in, text)) {
-      ++lineNo;
-      if (text.empty()) continue;
-      Json j = Json::parse(text, nullptr, false);
-      if (j.is_discarded() || !j.is_object() || !j.contains("event")) {
-        input.warnings.push_back(path + " line " + std::to_string(lineNo) +
-                                 ": not a complete event (a run killed mid-write?); read up to line " +
-                                 std::to_string(lineNo - 1));
-        break;
-      }
-      lines.push_back(std::move(j));
+    if (file->damagedLine) {
+      size_t n = *file->damagedLine;
+      input.warnings.push_back(path + " line " + std::to_string(n) +
+                               ": not a complete event (a run killed mid-write?); read up to line " +
+                               std::to_string(n - 1));
     }
-    if (lines.empty()) {
+    if (file->lines.empty()) {
       input.warnings.push_back(path + ": no events");
       continue;
     }
-    auto runs = splitRuns(path, lines);
+    auto runs = splitRuns(path, file->lines);
     input.runs.insert(input.runs.end(), runs.begin(), runs.end());
   }
   return input;
@@ -231,8 +172,8 @@ std::string markdown(const Input& input) {
   std::set<std::string> topos;
   for (const auto& r : input.runs) {
     row(r.runId, r.topology, r.sessions, r.durationSecs, r.interruptType, r.recovered, r.interrupts, r.reconnectMs,
-        r.abnormalEnds ? std::to_string(*r.abnormalEnds) : "?", r.cpuMeanPct ? fmt1(*r.cpuMeanPct) + " %" : "n/a",
-        r.memPeakMb ? fmt1(*r.memPeakMb) + " MB PSS" : "n/a", r.notes.empty() ? "all criteria passed" : r.notes);
+        r.abnormalEnds ? std::to_string(*r.abnormalEnds) : "?", r.cpuMeanPct ? figureText(*r.cpuMeanPct) + " %" : "n/a",
+        r.memPeakMb ? figureText(*r.memPeakMb) + " MB PSS" : "n/a", r.notes.empty() ? "all criteria passed" : r.notes);
     sessions += r.sessions;
     ok += r.recovered;
     total += r.interrupts;
@@ -248,8 +189,8 @@ std::string markdown(const Input& input) {
     std::string topo;
     for (const auto& t : topos) topo += (topo.empty() ? "" : ",") + t;
     row("**all " + std::to_string(input.runs.size()) + " runs**", topo, sessions, dur, "", ok, total, all,
-        std::to_string(abnormal), cpuMax >= 0 ? "max " + fmt1(cpuMax) + " %" : "n/a",
-        memMax >= 0 ? "max " + fmt1(memMax) + " MB PSS" : "n/a",
+        std::to_string(abnormal), cpuMax >= 0 ? "max " + figureText(cpuMax) + " %" : "n/a",
+        memMax >= 0 ? "max " + figureText(memMax) + " MB PSS" : "n/a",
         std::to_string(failedRuns) + " of " + std::to_string(input.runs.size()) + " runs with failed criteria or incomplete");
   }
   for (const auto& r : input.runs) {
@@ -260,10 +201,10 @@ std::string markdown(const Input& input) {
     }
     out += "\n\n| criterion | measured | threshold | result |\n|---|---:|---|---|\n";
     for (const auto& c : r.verdict) {
-      std::string measured = field(c, "measured").is_number() ? fmt1(field(c, "measured").get<double>()) : "n/a";
+      std::string measured = field(c, "measured").is_number() ? figureText(field(c, "measured").get<double>()) : "n/a";
       std::string unit = c.value("unit", "");
       out += "| " + c.value("criterion", "?") + " | " + measured + (unit.empty() || measured == "n/a" ? "" : " " + unit) +
-             " | " + c.value("comparison", "") + " " + (field(c, "threshold").is_number() ? fmt1(field(c, "threshold").get<double>()) : "?") +
+             " | " + c.value("comparison", "") + " " + (field(c, "threshold").is_number() ? figureText(field(c, "threshold").get<double>()) : "?") +
              (unit.empty() ? "" : " " + unit) + " | " + c.value("result", "?") + " |\n";
     }
   }

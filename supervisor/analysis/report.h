@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "supervisor/run/jsonl_log.h"
+#include "supervisor/analysis/jsonl_reader.h"
 
 namespace sshsoak::report {
 
@@ -20,7 +20,7 @@ struct Run {
   std::vector<Json> lines;  // every line of the run, in order
   bool complete = false;    // it has its summary line
 
-  // Derived.
+  // Derived: the run model's figures (run_model.h) and the summary line's.
   std::string topology;  // "A" (distinct hosts), "B" (one host repeated), "A+B"
   uint32_t sessions = 0;
   double durationSecs = 0;
@@ -40,11 +40,6 @@ struct Input {
   std::vector<std::string> warnings;
   std::vector<std::string> errors;  // files that could not be read at all
 };
-
-// A field of a log line, or null when it is missing: logs come from other
-// versions and damaged files, and const operator[] on a missing key is
-// undefined behaviour in nlohmann::json.
-const Json& field(const Json& j, const char* key);
 
 Input read(const std::vector<std::string>& paths);
 // Splits already-parsed lines into runs and derives their figures.

@@ -3,40 +3,43 @@
 #include <cmath>
 #include <cstdio>
 
+#include "supervisor/analysis/stats.h"
+#include "supervisor/cli.h"
+
 namespace sshsoak {
 
 namespace {
 
 double round1(double v) { return std::round(v * 10.0) / 10.0; }
 
-Result judge(std::optional<double> measured, double threshold, const std::string& cmp) {
-  if (!measured) return Result::NA;
+Verdict judge(std::optional<double> measured, double threshold, const std::string& cmp) {
+  if (!measured) return Verdict::NA;
   bool ok = cmp == "<=" ? *measured <= threshold : cmp == ">=" ? *measured >= threshold : *measured < threshold;
-  return ok ? Result::PASS : Result::FAIL;
-}
-
-std::string number(double v) {
-  char buf[64];
-  if (v == std::floor(v) && std::fabs(v) < 1e15) std::snprintf(buf, sizeof buf, "%.0f", v);
-  else std::snprintf(buf, sizeof buf, "%.1f", v);
-  return buf;
+  return ok ? Verdict::PASS : Verdict::FAIL;
 }
 
 }  // namespace
+
+Thresholds thresholdsOf(const cli::Options& o) {
+  return Thresholds{.maxAbnormalEnds = o.maxAbnormalEnds,
+                    .minReconnectRatePct = o.minReconnectRatePct,
+                    .maxReconnectP95Ms = o.maxReconnectP95Ms,
+                    .maxMemoryMb = o.maxMemoryMb,
+                    .maxCpuPct = o.maxCpuPct};
+}
 
 std::vector<Criterion> evaluate(const VerdictInputs& in, const Thresholds& t) {
   std::vector<Criterion> out;
   auto add = [&](std::string name, std::string label, std::optional<double> measured, double threshold,
                  std::string cmp, std::string unit, std::string note) {
-    Criterion c{std::move(name), std::move(label), measured, threshold, cmp, std::move(unit), Result::NA,
+    Criterion c{std::move(name), std::move(label), measured, threshold, cmp, std::move(unit), Verdict::NA,
                 std::move(note)};
     c.result = judge(measured, threshold, cmp);
     out.push_back(std::move(c));
   };
   add("abnormal_ends", "abnormal session ends", double(in.abnormalEnds), t.maxAbnormalEnds, "<=", "",
       "agent crashes, sessions never connected or lost without recovery");
-  std::optional<double> rate;
-  if (in.interrupts > 0) rate = round1(100.0 * in.reconnects / in.interrupts);
+  std::optional<double> rate = ratePct(in.reconnects, in.interrupts);
   add("reconnect_rate_pct", "reconnect success rate", rate, t.minReconnectRatePct, ">=", "%",
       in.interrupts == 0 ? "no interrupts to recover from"
                          : std::to_string(in.reconnects) + " of " + std::to_string(in.interrupts) + " interrupts");
@@ -47,29 +50,29 @@ std::vector<Criterion> evaluate(const VerdictInputs& in, const Thresholds& t) {
   std::optional<double> memMb;
   if (in.peakTotalPssKb) memMb = round1(double(*in.peakTotalPssKb) / 1024.0);
   std::string memNote = "peak PSS of supervisor + agents (shared pages counted once)";
-  if (in.peakTotalRssKb) memNote += "; peak RSS " + number(round1(double(*in.peakTotalRssKb) / 1024.0)) + " MB";
+  if (in.peakTotalRssKb) memNote += "; peak RSS " + figureText(round1(double(*in.peakTotalRssKb) / 1024.0)) + " MB";
   if (!memMb) memNote = "no resource samples (run shorter than --sample-interval-secs)";
   add("memory_mb", "harness memory (PSS)", memMb, t.maxMemoryMb, "<", "MB", memNote);
   std::optional<double> cpu;
   if (in.meanTotalCpuPct) cpu = round1(*in.meanTotalCpuPct);
   add("cpu_pct", "harness CPU (mean)", cpu, t.maxCpuPct, "<", "% of one core",
-      cpu ? "mean of supervisor + agents after the " + number(in.warmupSecs) + " s warm-up"
+      cpu ? "mean of supervisor + agents after the " + figureText(in.warmupSecs) + " s warm-up"
           : "no sample interval after the warm-up (run too short for a steady-state figure)");
   return out;
 }
 
 bool allPassed(const std::vector<Criterion>& criteria) {
   for (const auto& c : criteria) {
-    if (c.result == Result::FAIL) return false;
+    if (c.result == Verdict::FAIL) return false;
   }
   return true;
 }
 
-const char* resultName(Result r) {
+const char* resultName(Verdict r) {
   switch (r) {
-    case Result::PASS: return "pass";
-    case Result::FAIL: return "fail";
-    case Result::NA: return "n/a";
+    case Verdict::PASS: return "pass";
+    case Verdict::FAIL: return "fail";
+    case Verdict::NA: return "n/a";
   }
   return "n/a";
 }

@@ -1,4 +1,4 @@
-// The verdict: each pass criterion of the design (docs/design.md) with its
+// The verdict: each pass criterion (docs/runbook.md, "Verdict table") with its
 // measured value, threshold and result. A criterion with nothing to measure
 // (no interrupts, no samples) is n/a and does not fail the run.
 #pragma once
@@ -12,13 +12,20 @@
 
 namespace sshsoak {
 
+namespace cli {
+struct Options;
+}
+
+// The limits the criteria judge against. Their defaults live in one place,
+// cli::Options (the --max-... and --min-... flags).
 struct Thresholds {
-  uint32_t maxAbnormalEnds = 0;
-  double minReconnectRatePct = 90.0;
-  uint32_t maxReconnectP95Ms = 15000;
-  double maxMemoryMb = 200.0;
-  double maxCpuPct = 5.0;
+  uint32_t maxAbnormalEnds;
+  double minReconnectRatePct;
+  uint32_t maxReconnectP95Ms;
+  double maxMemoryMb;
+  double maxCpuPct;
 };
+Thresholds thresholdsOf(const cli::Options& options);
 
 struct VerdictInputs {
   uint32_t abnormalEnds = 0;
@@ -31,7 +38,8 @@ struct VerdictInputs {
   double warmupSecs = 0;
 };
 
-enum class Result { PASS, FAIL, NA };
+// A criterion's outcome; n/a: nothing to measure.
+enum class Verdict { PASS, FAIL, NA };
 
 struct Criterion {
   std::string name;        // "abnormal_ends", ...: stable, for scripts
@@ -40,13 +48,13 @@ struct Criterion {
   double threshold = 0;
   std::string comparison;  // "<=", ">=", "<"
   std::string unit;
-  Result result = Result::NA;
+  Verdict result = Verdict::NA;
   std::string note;
 };
 
 std::vector<Criterion> evaluate(const VerdictInputs& in, const Thresholds& t);
 bool allPassed(const std::vector<Criterion>& criteria);  // n/a counts as passed
-const char* resultName(Result r);
+const char* resultName(Verdict r);
 // The summary's "verdict" list; main prints the table from it.
 Json verdictJson(const std::vector<Criterion>& criteria);
 

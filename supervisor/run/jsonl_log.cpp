@@ -112,6 +112,7 @@ void JsonlLog::write(const Json& line) {
   text += '\n';
   writeAll(fd_.get(), text.data(), text.size());
   ++lines_;
+  if (listener_) listener_(line);
 }
 
 }  // namespace sshsoak

@@ -5,8 +5,10 @@
 // supervisor loses nothing already logged.
 #pragma once
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
 #include "events.capnp.h"
 #include "shared/fd.h"
@@ -22,11 +24,18 @@ Json lineHead(int64_t wallNs, std::optional<uint32_t> sessionId, const std::stri
 // An agent's event as a log line.
 Json eventToJson(wire::Event::Reader event, const std::string& host);
 
+// agent_gave_up's detail is the reason followed by this; the run model
+// takes the reason back from it.
+inline constexpr std::string_view GAVE_UP_DETAIL_SUFFIX = "; the slot is not restarted";
+
 class JsonlLog {
  public:
   // Opens for append (creating it); throws std::system_error.
   explicit JsonlLog(const std::string& path);
   void write(const Json& line);
+  // Called with every line once it is written: the live run's model sees
+  // exactly what the log gets (JSONL is the contract with the analysis).
+  void setListener(std::function<void(const Json&)> listener) { listener_ = std::move(listener); }
   const std::string& path() const { return path_; }
   uint64_t linesWritten() const { return lines_; }
 
@@ -34,6 +43,7 @@ class JsonlLog {
   std::string path_;
   UniqueFd fd_;
   uint64_t lines_ = 0;
+  std::function<void(const Json&)> listener_;
 };
 
 }  // namespace sshsoak

@@ -40,7 +40,7 @@ Supervisor::Supervisor(const cli::Options& options, std::string agentPath, Jsonl
     : options_(options),
       agentPath_(std::move(agentPath)),
       log_(log),
-      stats_([&] {
+      model_([&] {
         std::vector<std::string> hosts;
         for (const auto& slot : options.slots) hosts.push_back(slot.text());
         return hosts;
@@ -48,9 +48,12 @@ Supervisor::Supervisor(const cli::Options& options, std::string agentPath, Jsonl
       signals_(io_, SIGINT, SIGTERM, SIGCHLD),
       durationTimer_(io_),
       shutdownTimer_(io_),
-      sampleTimer_(io_) {}
+      sampleTimer_(io_) {
+  log_.setListener([this](const Json& line) { model_.onLine(line); });
+}
 
 Supervisor::~Supervisor() {
+  log_.setListener(nullptr);
   // Whatever path got us here, no agent outlives the run.
   for (auto& a : agents_) {
     if (a->pid > 0 && !a->reaped) {
@@ -118,7 +121,6 @@ void Supervisor::onEventBytes(AgentProc& agent, size_t n) {
         spdlog::warn("session {:02}: event claims session {}; ignored", agent.id, event.getSessionId());
         continue;
       }
-      stats_.onEvent(event);
       using W = wire::Event::Which;
       Json line = eventToJson(event, agent.host);
       // A restarted agent's first session is logged like any connect, marked
@@ -178,7 +180,7 @@ void Supervisor::maybeFinished(AgentProc& agent) {
   if (!agent.eof || !agent.reaped || agent.pid <= 0) return;
   ExitInfo exit = decodeWaitStatus(agent.waitStatus);
   bool expected = shuttingDown_ && !killed_;
-  std::string lastState = stats_.onAgentExit(agent.id, exit, expected);
+  std::string lastState(stateName(model_.stateBeforeExit(agent.id)));
   bool crashed = !expected || !exit.clean();
   Json j = lineHead(wallNs(), agent.id, agent.host, crashed ? "agent_crashed" : "agent_exited");
   j["detail"] = exit.text();
@@ -226,7 +228,6 @@ void Supervisor::onCrash(AgentProc& agent, const ExitInfo& /*exit*/, Json line) 
 
 void Supervisor::restart(AgentProc& agent) {
   ++agent.restarts;
-  stats_.onAgentRestart(agent.id);
   try {
     spawn(agent);
   } catch (const std::exception& e) {
@@ -237,11 +238,10 @@ void Supervisor::restart(AgentProc& agent) {
 
 void Supervisor::giveUp(AgentProc& agent, const std::string& reason) {
   agent.gaveUp = true;
-  stats_.onGaveUp(agent.id, reason);
   Json j = lineHead(wallNs(), agent.id, agent.host, "agent_gave_up");
-  j["detail"] = reason + "; the slot is not restarted";
+  j["detail"] = reason + std::string(GAVE_UP_DETAIL_SUFFIX);
   j["success"] = false;
-  j["crashes"] = stats_.session(agent.id).crashes;
+  j["crashes"] = model_.session(agent.id).crashes;
   j["restarts"] = agent.restarts;
   log_.write(j);
   spdlog::error("session {:02}: given up: {}; not restarted", agent.id, reason);
@@ -342,28 +342,18 @@ void Supervisor::sampleResources() {
 }
 
 std::string Supervisor::statusText(const Json& total) const {
-  uint32_t up = 0, reconnecting = 0, manual = 0, reconnects = 0;
-  std::vector<int64_t> ms;
-  for (size_t i = 0; i < stats_.sessionCount(); ++i) {
-    const auto& s = stats_.session(static_cast<uint32_t>(i));
-    up += s.up ? 1 : 0;
-    manual += (s.manual || s.authFailed) ? 1 : 0;
-    reconnecting += (!s.up && !s.manual && !s.authFailed && s.connects > 0) ? 1 : 0;
-    reconnects += s.reconnects;
-    ms.insert(ms.end(), s.reconnectMs.begin(), s.reconnectMs.end());
-  }
+  RunModel::Progress p = model_.progress();
   auto mmss = [](int64_t secs) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%02lld:%02lld", static_cast<long long>(secs / 60), static_cast<long long>(secs % 60));
     return std::string(buf);
   };
-  auto p95 = percentile(ms, 0.95);
   char buf[320];
   std::snprintf(buf, sizeof buf,
                 "[%s/%s] up %u/%zu | reconnecting %u | manual %u | reconnects %u (p95 %s) | RSS %.0f MB PSS %.1f MB | CPU %.1f %%",
-                mmss((monoMs() - startMono_) / 1000).c_str(), mmss(options_.durationSecs).c_str(), up,
-                stats_.sessionCount(), reconnecting, manual, reconnects,
-                p95 ? (std::to_string(*p95) + " ms").c_str() : "n/a",
+                mmss((monoMs() - startMono_) / 1000).c_str(), mmss(options_.durationSecs).c_str(), p.up,
+                p.sessions, p.reconnecting, p.manual, p.reconnects,
+                p.reconnectP95Ms ? (std::to_string(*p.reconnectP95Ms) + " ms").c_str() : "n/a",
                 total.value("rss_kb", 0.0) / 1024.0, total.value("pss_kb", 0.0) / 1024.0, total.value("cpu_pct", 0.0));
   return buf;
 }
@@ -513,20 +503,14 @@ Json Supervisor::run() {
   if (stdin_) stdin_.reset();
   reapFaults(true);
   double secs = static_cast<double>(monoMs() - startMono_) / 1000.0;
-  Json summary = stats_.summary(wallNs(), secs, log_.linesWritten() + 1);
+  Json summary = model_.summary(wallNs(), secs, log_.linesWritten() + 1);
   summary["resources"] = resources_->summary();
-  VerdictInputs in;
-  in.abnormalEnds = stats_.abnormalEnds();
-  in.interrupts = stats_.totalInterrupts();
-  in.reconnects = stats_.totalReconnects();
-  in.reconnectP95Ms = percentile(stats_.allReconnectMs(), 0.95);
+  VerdictInputs in = model_.verdictInputs();
   in.peakTotalPssKb = resources_->peakTotalPssKb();
   in.peakTotalRssKb = resources_->peakTotalRssKb();
   in.meanTotalCpuPct = resources_->steadyTotalCpuPct();
   in.warmupSecs = resources_->warmupSecs();
-  Thresholds t{options_.maxAbnormalEnds, options_.minReconnectRatePct, options_.maxReconnectP95Ms,
-               options_.maxMemoryMb, options_.maxCpuPct};
-  auto criteria = evaluate(in, t);
+  auto criteria = evaluate(in, thresholdsOf(options_));
   summary["memory_metric"] = "pss";
   summary["verdict"] = verdictJson(criteria);
   summary["success"] = allPassed(criteria);

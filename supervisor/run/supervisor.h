@@ -20,8 +20,9 @@
 #include "supervisor/cli.h"
 #include "supervisor/run/jsonl_log.h"
 #include "supervisor/run/resource_stats.h"
+#include "supervisor/run/exit_status.h"
 #include "supervisor/run/restart_policy.h"
-#include "supervisor/analysis/run_stats.h"
+#include "supervisor/analysis/run_model.h"
 
 namespace sshsoak {
 
@@ -35,7 +36,7 @@ class Supervisor {
   // Runs to the end (duration, q/quit, SIGINT, SIGTERM) and writes the
   // summary line. Returns the summary.
   Json run();
-  const RunStats& stats() const { return stats_; }
+  const RunModel& model() const { return model_; }
   const ResourceStats* resources() const { return resources_.get(); }
   std::vector<pid_t> agentPids() const;
 
@@ -84,7 +85,7 @@ class Supervisor {
   const cli::Options& options_;
   std::string agentPath_;
   JsonlLog& log_;
-  RunStats stats_;
+  RunModel model_;  // fed every line the log gets (JsonlLog listener)
   boost::asio::io_context io_;
   boost::asio::signal_set signals_;
   boost::asio::steady_timer durationTimer_;

@@ -9,7 +9,7 @@
 #include <string>
 
 #include "session_agent/describe.h"
-#include "supervisor/analysis/run_stats.h"
+#include "supervisor/analysis/stats.h"
 
 namespace {
 

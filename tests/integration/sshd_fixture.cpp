@@ -13,6 +13,7 @@
 
 #include "shared/clock.h"
 #include "shared/fd.h"
+#include "supervisor/analysis/jsonl_reader.h"
 
 namespace fs = std::filesystem;
 
@@ -29,16 +30,10 @@ std::string slurp(const std::string& path) {
 
 }  // namespace
 
+// The analysis's reader: a line still being written ends the lines read.
 std::vector<Json> readJsonl(const std::string& path) {
-  std::vector<Json> lines;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    auto j = Json::parse(line, nullptr, false);
-    if (!j.is_discarded()) lines.push_back(std::move(j));
-  }
-  return lines;
+  auto file = sshsoak::readJsonl(path);
+  return file ? std::move(file->lines) : std::vector<Json>{};
 }
 
 std::vector<Json> linesOf(const std::vector<Json>& lines, const std::string& event) {

@@ -58,3 +58,12 @@ TEST(ExitStatus, CoreDumpFlagFromTheStatusWord) {
   EXPECT_TRUE(e.coreDumped);
   EXPECT_EQ(e.text(), "signal 6 (SIGABRT), core dumped");
 }
+
+TEST(ExitInfo, DecodesExitCodesSignalsAndCores) {
+  EXPECT_EQ(decodeWaitStatus(0).text(), "exit 0");
+  EXPECT_TRUE(decodeWaitStatus(0).clean());
+  EXPECT_EQ(decodeWaitStatus(3 << 8).text(), "exit 3");
+  EXPECT_EQ(decodeWaitStatus(SIGKILL).text(), "signal 9 (SIGKILL)");
+  EXPECT_EQ(decodeWaitStatus(SIGABRT | 0x80).text(), "signal 6 (SIGABRT), core dumped");
+  EXPECT_FALSE(decodeWaitStatus(SIGKILL).clean());
+}

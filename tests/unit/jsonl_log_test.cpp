@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <vector>
 
 #include "shared/clock.h"
 #include "shared/event_codec.h"
@@ -106,5 +107,25 @@ TEST(JsonlLog, AppendsOneLinePerWriteAndSurvivesBadUtf8) {
   EXPECT_FALSE(std::getline(in, l3));
   EXPECT_NO_THROW(Json::parse(l1));
   EXPECT_EQ(Json::parse(l2)["session_id"], nullptr);
+  std::filesystem::remove(path);
+}
+
+TEST(JsonlLog, TheListenerSeesEveryLineOnceWrittenInOrder) {
+  auto path = std::filesystem::temp_directory_path() / ("sshsoak-listen-" + std::to_string(::getpid()) + ".jsonl");
+  std::filesystem::remove(path);
+  std::vector<std::string> seen;
+  {
+    JsonlLog log(path.string());
+    log.setListener([&](const Json& line) {
+      // Already in the file when the listener hears of it.
+      EXPECT_EQ(log.linesWritten(), seen.size() + 1);
+      seen.push_back(line["event"].get<std::string>());
+    });
+    log.write(lineHead(0, 0, "h", "connected"));
+    log.write(lineHead(0, std::nullopt, "", "summary"));
+    log.setListener(nullptr);
+    log.write(lineHead(0, std::nullopt, "", "unheard"));
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"connected", "summary"}));
   std::filesystem::remove(path);
 }

@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "supervisor/analysis/run_stats.h"
+#include "supervisor/analysis/stats.h"
 
 using namespace sshsoak;
 

@@ -137,3 +137,13 @@ TEST_F(ReportTest, HtmlIsSelfContained) {
   EXPECT_NE(html.find("injected drop"), std::string::npos);
   EXPECT_NE(html.find("threshold 5"), std::string::npos);
 }
+
+TEST_F(ReportTest, HtmlTimelineShowsTheSummarysStateNames) {
+  auto path = write("a.jsonl", runA("run-a"));
+  std::string html = renderHtml(read({path}).runs);
+  EXPECT_NE(html.find("session 0: connecting"), std::string::npos) << html;
+  EXPECT_NE(html.find("session 0: disconnected"), std::string::npos) << html;
+  EXPECT_NE(html.find("session 1: connected"), std::string::npos) << html;
+  EXPECT_NE(html.find("manual_reconnect_required</span>"), std::string::npos) << "the legend lists every state";
+  EXPECT_EQ(html.find("reconnecting"), std::string::npos) << "the old timeline-only name";
+}

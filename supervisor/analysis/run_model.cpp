@@ -1,0 +1,339 @@
+#include "supervisor/analysis/run_model.h"
+
+#include <capnp/schema.h>
+
+#include <cmath>
+#include <cstdio>
+#include <set>
+#include <unordered_map>
+
+#include "shared/clock.h"
+#include "shared/event_codec.h"
+#include "supervisor/analysis/jsonl_reader.h"
+#include "supervisor/analysis/stats.h"
+
+namespace sshsoak {
+
+namespace {
+
+using W = wire::Event::Which;
+
+// The agents' events by their log names (event_codec's names, the one list).
+std::optional<W> agentEventOf(const std::string& name) {
+  static const std::unordered_map<std::string, W> byName = [] {
+    std::unordered_map<std::string, W> m;
+    for (auto f : capnp::Schema::from<wire::Event>().getUnionFields()) {
+      auto which = static_cast<W>(f.getProto().getDiscriminantValue());
+      m.emplace(std::string(eventName(which)), which);
+    }
+    return m;
+  }();
+  auto it = byName.find(name);
+  return it == byName.end() ? std::nullopt : std::optional<W>(it->second);
+}
+
+
+// A non-negative whole number field; lines written live hold it unsigned,
+// lines built elsewhere may hold it signed.
+std::optional<uint64_t> countOf(const Json& line, const char* key) {
+  const Json& v = field(line, key);
+  if (v.is_number_unsigned()) return v.get<uint64_t>();
+  if (v.is_number_integer() && v.get<int64_t>() >= 0) return static_cast<uint64_t>(v.get<int64_t>());
+  return std::nullopt;
+}
+
+Json orNull(std::optional<int64_t> v) { return v ? Json(*v) : Json(nullptr); }
+Json orNull(std::optional<double> v) { return v ? Json(*v) : Json(nullptr); }
+
+}  // namespace
+
+std::string_view stateName(SessionState state) {
+  switch (state) {
+    case SessionState::STARTING: return "starting";
+    case SessionState::CONNECTING: return "connecting";
+    case SessionState::CONNECTED: return "connected";
+    case SessionState::CONNECT_FAILED: return "connect_failed";
+    case SessionState::DISCONNECTED: return "disconnected";
+    case SessionState::AUTH_FAILED: return "auth_failed";
+    case SessionState::MANUAL_RECONNECT_REQUIRED: return "manual_reconnect_required";
+    case SessionState::CRASHED: return "crashed";
+    case SessionState::RESTARTING: return "restarting";
+    case SessionState::GAVE_UP: return "gave_up";
+  }
+  return "starting";
+}
+
+std::string SessionModel::abnormalReason() const {
+  if (gaveUp) return "given up after " + std::to_string(crashes) + " agent crashes (" + gaveUpReason + ")";
+  if (crashed() && lastExit) return "agent ended with " + *lastExit;
+  if (crashed()) return "agent ended unexpectedly";
+  if (connects == 0) return "never connected" + (lastError.empty() ? "" : " (" + lastError + ")");
+  if (!up()) return "session lost without recovery" + (lastError.empty() ? "" : " (" + lastError + ")");
+  if (crashes > 0) return std::to_string(crashes) + " agent crash(es), restarted and recovered";
+  return "";
+}
+
+RunModel::RunModel(const std::vector<std::string>& hosts) {
+  for (size_t i = 0; i < hosts.size(); ++i) sessionFor(static_cast<uint32_t>(i)).host = hosts[i];
+}
+
+SessionModel& RunModel::sessionFor(uint32_t id) {
+  auto [it, added] = sessions_.try_emplace(id);
+  if (added) it->second.id = id;
+  return it->second;
+}
+
+void RunModel::onLine(const Json& line) {
+  std::string event = textField(line, "event");
+  int64_t ns = parseIsoTimestamp(textField(line, "ts"));
+  if (!firstNs_) firstNs_ = ns;
+  lastNs_ = ns;
+
+  if (event == "run_started" && field(line, "sessions").is_number()) {
+    declaredSessions_ = field(line, "sessions").get<uint32_t>();
+  } else if (event == "summary") {
+    summaryLine_ = line;
+  } else if (event == "fault_injected") {
+    ++interruptions_.faultCommands;
+  } else if (event == "disconnect_injected") {
+    ++interruptions_.injectedDrops;
+    if (!lastInjectedNs_ || ns - *lastInjectedNs_ > 1'000'000'000) ++interruptions_.injectedBatches;
+    lastInjectedNs_ = ns;
+  } else if (event == "disconnected") {
+    ++interruptions_.causes[textField(line, "cause")];
+  }
+
+  auto id = countOf(line, "session_id");
+  if (!id || *id > UINT32_MAX) return;
+  SessionModel& s = sessionFor(static_cast<uint32_t>(*id));
+  if (field(line, "host").is_string()) s.host = field(line, "host").get<std::string>();
+
+  // The supervisor logs no line of its own when it restarts a slot: the
+  // next line of a crashed slot (other than giving it up) is from the agent
+  // it started again.
+  if (s.state == SessionState::CRASHED && event != "agent_gave_up") {
+    ++s.restarts;
+    s.state = SessionState::RESTARTING;
+  }
+
+  if (event == "agent_exited" || event == "agent_crashed") {
+    if (field(line, "detail").is_string()) s.lastExit = field(line, "detail").get<std::string>();
+    if (event == "agent_crashed") {
+      ++s.crashes;
+      s.state = SessionState::CRASHED;
+    }
+    return;
+  }
+  if (event == "agent_gave_up") {
+    s.gaveUp = true;
+    s.gaveUpReason = textField(line, "detail");
+    if (s.gaveUpReason.ends_with(GAVE_UP_DETAIL_SUFFIX)) {
+      s.gaveUpReason.resize(s.gaveUpReason.size() - GAVE_UP_DETAIL_SUFFIX.size());
+    }
+    // A restart whose agent could not even be started is counted here.
+    if (auto restarts = countOf(line, "restarts")) s.restarts = static_cast<uint32_t>(*restarts);
+    s.state = SessionState::GAVE_UP;
+    return;
+  }
+
+  auto which = agentEventOf(event);
+  if (!which) return;
+  switch (*which) {
+    case W::STARTED: s.state = SessionState::CONNECTING; break;
+    case W::CONNECTED:
+      ++s.connects;
+      ++s.sessionsOpened;
+      s.state = SessionState::CONNECTED;
+      break;
+    case W::CONNECT_FAILED:
+      ++s.connectFailures;
+      s.state = SessionState::CONNECT_FAILED;
+      s.lastError = textField(line, "category") + ": " + textField(line, "message");
+      break;
+    case W::DISCONNECTED:
+      ++s.disconnects;
+      s.state = SessionState::DISCONNECTED;
+      s.lastError = textField(line, "cause") + ": " + textField(line, "message");
+      break;
+    case W::DISCONNECT_INJECTED: ++s.injectedDrops; break;
+    case W::RECONNECTED:
+      ++s.reconnects;
+      ++s.sessionsOpened;
+      if (auto ms = countOf(line, "elapsed_ms")) s.reconnectMs.push_back(static_cast<int64_t>(*ms));
+      s.state = SessionState::CONNECTED;
+      break;
+    case W::RECONNECT_FAILED: ++s.reconnectFailures; break;
+    case W::EXEC_POLL: ++s.execPolls; break;
+    case W::EXEC_POLL_ERROR: ++s.execPollErrors; break;
+    case W::PTY_CYCLE:
+      ++s.ptyCycles;
+      s.ptyBytes += countOf(line, "bytes").value_or(0);
+      break;
+    case W::PTY_ERROR: ++s.ptyErrors; break;
+    case W::AUTH_FAILED:
+      s.authFailed = true;
+      s.state = SessionState::AUTH_FAILED;
+      break;
+    case W::MANUAL_RECONNECT:
+      s.manual = true;
+      s.state = SessionState::MANUAL_RECONNECT_REQUIRED;
+      break;
+    case W::STOPPED: break;
+  }
+}
+
+SessionState RunModel::stateBeforeExit(uint32_t id) const {
+  SessionState state = session(id).state;
+  return state == SessionState::CRASHED ? SessionState::RESTARTING : state;
+}
+
+uint32_t RunModel::sumOf(uint32_t SessionModel::*f) const {
+  uint32_t n = 0;
+  for (const auto& [id, s] : sessions_) n += s.*f;
+  return n;
+}
+
+std::vector<int64_t> RunModel::reconnectMs() const {
+  std::vector<int64_t> all;
+  for (const auto& [id, s] : sessions_) all.insert(all.end(), s.reconnectMs.begin(), s.reconnectMs.end());
+  return all;
+}
+
+uint32_t RunModel::abnormalEnds() const {
+  uint32_t n = 0;
+  for (const auto& [id, s] : sessions_) {
+    // A crash is an abnormal end whether or not the restart brought the
+    // session back; a session that then ended badly for another reason
+    // (restart never connected) is one more.
+    n += s.crashes;
+    bool endedByCrash = s.crashed() || s.gaveUp;
+    if (!endedByCrash && (s.connects == 0 || !s.up())) ++n;
+  }
+  return n;
+}
+
+RunModel::Progress RunModel::progress() const {
+  Progress p;
+  p.sessions = sessions_.size();
+  for (const auto& [id, s] : sessions_) {
+    p.up += s.up() ? 1 : 0;
+    p.manual += (s.manual || s.authFailed) ? 1 : 0;
+    p.reconnecting += (!s.up() && !s.manual && !s.authFailed && s.connects > 0) ? 1 : 0;
+    p.reconnects += s.reconnects;
+  }
+  p.reconnectP95Ms = percentile(reconnectMs(), 0.95);
+  return p;
+}
+
+Json RunModel::summary(int64_t ns, double durationSecs, uint64_t linesLogged) const {
+  uint32_t interrupts = 0, recovered = 0, up = 0, manual = 0, attempts = 0, opened = 0, authFailed = 0, gaveUp = 0;
+  std::vector<int64_t> allReconnectMs;
+  Json perSession = Json::array();
+  for (const auto& [id, s] : sessions_) {
+    interrupts += s.disconnects;
+    recovered += s.reconnects;
+    up += s.up() ? 1 : 0;
+    manual += s.manual ? 1 : 0;
+    attempts += s.reconnects + s.reconnectFailures;
+    opened += s.sessionsOpened;
+    authFailed += s.authFailed ? 1 : 0;
+    gaveUp += s.gaveUp ? 1 : 0;
+    allReconnectMs.insert(allReconnectMs.end(), s.reconnectMs.begin(), s.reconnectMs.end());
+    Json j;
+    j["session_id"] = s.id;
+    j["host"] = s.host;
+    j["state"] = std::string(stateName(s.state));
+    j["up_at_end"] = s.up();
+    j["connects"] = s.connects;
+    j["connect_failures"] = s.connectFailures;
+    j["disconnects"] = s.disconnects;
+    j["reconnects"] = s.reconnects;
+    j["reconnect_failures"] = s.reconnectFailures;
+    j["exec_polls"] = s.execPolls;
+    j["exec_poll_errors"] = s.execPollErrors;
+    j["pty_cycles"] = s.ptyCycles;
+    j["pty_errors"] = s.ptyErrors;
+    j["sessions_opened"] = s.sessionsOpened;
+    j["agent_crashes"] = s.crashes;
+    j["agent_restarts"] = s.restarts;
+    j["gave_up"] = s.gaveUp;
+    j["reconnect_p95_ms"] = orNull(percentile(s.reconnectMs, 0.95));
+    j["reconnect_attempts"] = s.reconnects + s.reconnectFailures;
+    j["reconnect_success_rate_pct"] = orNull(ratePct(s.reconnects, s.disconnects));
+    j["reconnect_p50_ms"] = orNull(percentile(s.reconnectMs, 0.50));
+    j["reconnect_max_ms"] = orNull(percentile(s.reconnectMs, 1.0));
+    j["manual"] = s.manual;
+    j["auth_failed"] = s.authFailed;
+    std::string reason = s.abnormalReason();
+    j["abnormal_end"] = reason.empty() ? Json(nullptr) : Json(reason);
+    if (s.lastExit) j["agent_exit"] = *s.lastExit;
+    perSession.push_back(std::move(j));
+  }
+  uint32_t abnormal = abnormalEnds();
+  Json j = lineHead(ns, std::nullopt, "", "summary");
+  char detail[256];
+  std::snprintf(detail, sizeof detail, "%zu sessions, %u up at end, %u abnormal ends, %u/%u reconnected",
+                sessions_.size(), up, abnormal, recovered, interrupts);
+  j["detail"] = detail;
+  j["success"] = abnormal == 0;
+  j["sessions"] = sessions_.size();
+  j["duration_secs"] = std::round(durationSecs * 10.0) / 10.0;
+  j["abnormal_ends"] = abnormal;
+  j["sessions_up_at_end"] = up;
+  j["sessions_manual"] = manual;
+  j["interrupts"] = interrupts;
+  j["reconnects"] = recovered;
+  j["agent_crashes"] = crashes();
+  j["agent_restarts"] = restarts();
+  j["sessions_gave_up"] = gaveUp;
+  j["global_reconnect_rate_pct"] = orNull(ratePct(recovered, interrupts));
+  j["global_reconnect_p50_ms"] = orNull(percentile(allReconnectMs, 0.50));
+  j["global_reconnect_p95_ms"] = orNull(percentile(allReconnectMs, 0.95));
+  j["global_reconnect_max_ms"] = orNull(percentile(allReconnectMs, 1.0));
+  // Attempts, not interrupts: how hard the sessions had to try.
+  j["reconnect_attempts"] = attempts;
+  j["reconnect_attempt_success_pct"] = orNull(ratePct(recovered, attempts));
+  j["sessions_auth_failed"] = authFailed;
+  // Session churn: SSH sessions opened per slot per hour; a slot that held
+  // one session for the whole run opened exactly one.
+  j["sessions_opened"] = opened;
+  double hours = durationSecs / 3600.0;
+  j["sessions_opened_per_slot_per_hour"] =
+      sessions_.empty() || hours <= 0
+          ? Json(nullptr)
+          : Json(std::round(100.0 * opened / static_cast<double>(sessions_.size()) / hours) / 100.0);
+  j["events_logged"] = linesLogged;
+  j["per_session"] = std::move(perSession);
+  return j;
+}
+
+VerdictInputs RunModel::verdictInputs() const {
+  VerdictInputs in;
+  in.abnormalEnds = abnormalEnds();
+  in.interrupts = interrupts();
+  in.reconnects = reconnects();
+  in.reconnectP95Ms = percentile(reconnectMs(), 0.95);
+  return in;
+}
+
+uint32_t RunModel::sessionsInRun() const {
+  if (declaredSessions_) return *declaredSessions_;
+  uint32_t n = 0;
+  for (const auto& [id, s] : sessions_) n += s.host.empty() ? 0 : 1;
+  return n;
+}
+
+std::string RunModel::topology() const {
+  std::set<std::string> distinct;
+  size_t withHost = 0;
+  for (const auto& [id, s] : sessions_) {
+    if (s.host.empty()) continue;
+    distinct.insert(s.host);
+    ++withHost;
+  }
+  return distinct.size() <= 1 ? "B" : distinct.size() >= withHost ? "A" : "A+B";
+}
+
+double RunModel::spanSecs() const { return firstNs_ ? static_cast<double>(lastNs_ - *firstNs_) / 1e9 : 0; }
+
+}  // namespace sshsoak

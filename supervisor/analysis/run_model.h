@@ -1,0 +1,146 @@
+// The run model: what a run was, learned from its JSONL lines one at a time.
+// JSONL is the contract between the live run and the analysis: the live run
+// feeds the model every line as the log gets it (JsonlLog's listener), and
+// `sshsoak report` feeds it the lines of a log file; both then read the same
+// figures from it (the summary line, the status line, the result table, the
+// HTML timeline). docs/reference.md lists the lines and the summary fields.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "supervisor/analysis/verdict.h"
+#include "supervisor/run/jsonl_log.h"
+
+namespace sshsoak {
+
+// A session's state as the log tells it; the names are the summary's
+// per_session "state" and the HTML timeline's.
+enum class SessionState {
+  STARTING,    // the slot's agent is spawned, nothing heard yet
+  CONNECTING,  // agent_started
+  CONNECTED,   // connected, reconnected
+  CONNECT_FAILED,
+  DISCONNECTED,  // lost; the agent is reconnecting
+  AUTH_FAILED,
+  MANUAL_RECONNECT_REQUIRED,
+  CRASHED,     // agent_crashed; a restart may follow
+  RESTARTING,  // the slot's next agent is running, nothing heard from it yet
+  GAVE_UP,     // agent_gave_up: the slot is not restarted any more
+};
+inline constexpr SessionState ALL_SESSION_STATES[] = {
+    SessionState::STARTING,     SessionState::CONNECTING,  SessionState::CONNECTED,
+    SessionState::CONNECT_FAILED, SessionState::DISCONNECTED, SessionState::AUTH_FAILED,
+    SessionState::MANUAL_RECONNECT_REQUIRED, SessionState::CRASHED, SessionState::RESTARTING,
+    SessionState::GAVE_UP};
+std::string_view stateName(SessionState state);
+
+struct SessionModel {
+  uint32_t id = 0;
+  std::string host;
+  SessionState state = SessionState::STARTING;
+  uint32_t connects = 0;
+  uint32_t connectFailures = 0;
+  uint32_t disconnects = 0;
+  uint32_t injectedDrops = 0;
+  uint32_t reconnects = 0;
+  uint32_t reconnectFailures = 0;
+  uint32_t execPolls = 0;
+  uint32_t execPollErrors = 0;
+  uint32_t ptyCycles = 0;
+  uint32_t ptyErrors = 0;
+  uint64_t ptyBytes = 0;
+  uint32_t sessionsOpened = 0;  // SSH sessions that became usable
+  std::vector<int64_t> reconnectMs;
+  bool manual = false;      // sticky: it ever needed a manual reconnect
+  bool authFailed = false;  // sticky
+  std::string lastError;
+  std::optional<std::string> lastExit;  // the slot's last agent end: "exit 0", "signal 9 (SIGKILL)"
+  uint32_t crashes = 0;  // every unexpected agent end; each is one abnormal end
+  uint32_t restarts = 0;
+  bool gaveUp = false;  // crash loop: the slot is not restarted any more
+  std::string gaveUpReason;
+
+  bool up() const { return state == SessionState::CONNECTED; }
+  // The slot's last agent ended other than by a clean shutdown.
+  bool crashed() const { return state == SessionState::CRASHED; }
+  // Why the session ended abnormally, or empty.
+  std::string abnormalReason() const;
+};
+
+class RunModel {
+ public:
+  // hosts: the run's slots when the caller knows them (the live run starts
+  // its model after run_started is written). Otherwise the slots are the
+  // session ids the lines name.
+  explicit RunModel(const std::vector<std::string>& hosts = {});
+
+  void onLine(const Json& line);
+
+  size_t sessionCount() const { return sessions_.size(); }
+  const SessionModel& session(uint32_t id) const { return sessions_.at(id); }
+  // The session's state before the agent exit about to be logged (the
+  // agent_crashed line's last_state). A slot whose last agent crashed and
+  // that has an agent to end again was restarted.
+  SessionState stateBeforeExit(uint32_t id) const;
+
+  uint32_t interrupts() const { return sumOf(&SessionModel::disconnects); }
+  uint32_t reconnects() const { return sumOf(&SessionModel::reconnects); }
+  uint32_t crashes() const { return sumOf(&SessionModel::crashes); }
+  uint32_t restarts() const { return sumOf(&SessionModel::restarts); }
+  std::vector<int64_t> reconnectMs() const;
+  // Agent crashes, plus sessions that ended abnormally without a crash at
+  // the end (never connected, lost without recovery).
+  uint32_t abnormalEnds() const;
+
+  // The live status line's figures.
+  struct Progress {
+    size_t sessions = 0;
+    uint32_t up = 0;
+    uint32_t reconnecting = 0;
+    uint32_t manual = 0;  // manual reconnect required or auth failed
+    uint32_t reconnects = 0;
+    std::optional<int64_t> reconnectP95Ms;
+  };
+  Progress progress() const;
+
+  // The summary line without resources and verdict (the live run adds them).
+  Json summary(int64_t wallNs, double durationSecs, uint64_t linesLogged) const;
+  // The verdict's inputs that the lines give (the live run adds resources).
+  VerdictInputs verdictInputs() const;
+
+  // The result table's figures beyond the summary line's.
+  struct Interruptions {
+    uint32_t injectedDrops = 0;    // disconnect_injected lines
+    uint32_t injectedBatches = 0;  // drops more than 1 s apart: one --drop of several sessions is one
+    uint32_t faultCommands = 0;    // fault_injected lines
+    std::map<std::string, uint32_t> causes;  // disconnected lines by cause
+  };
+  const Interruptions& interruptions() const { return interruptions_; }
+  // run_started's session count, or the sessions the lines name.
+  uint32_t sessionsInRun() const;
+  // "A": every session on its own host, "B": one host, "A+B": in between.
+  std::string topology() const;
+  // From the first line's timestamp to the last's.
+  double spanSecs() const;
+  // The run's summary line once it has been seen.
+  const std::optional<Json>& summaryLine() const { return summaryLine_; }
+
+ private:
+  SessionModel& sessionFor(uint32_t id);
+  uint32_t sumOf(uint32_t SessionModel::*field) const;
+
+  std::map<uint32_t, SessionModel> sessions_;
+  std::optional<uint32_t> declaredSessions_;
+  Interruptions interruptions_;
+  std::optional<int64_t> lastInjectedNs_;
+  std::optional<int64_t> firstNs_;
+  int64_t lastNs_ = 0;
+  std::optional<Json> summaryLine_;
+};
+
+}  // namespace sshsoak
