@@ -9,10 +9,10 @@ namespace {
 
 double round1(double v) { return std::round(v * 10.0) / 10.0; }
 
-Result judge(std::optional<double> measured, double threshold, const std::string& cmp) {
-  if (!measured) return Result::NA;
+Verdict judge(std::optional<double> measured, double threshold, const std::string& cmp) {
+  if (!measured) return Verdict::NA;
   bool ok = cmp == "<=" ? *measured <= threshold : cmp == ">=" ? *measured >= threshold : *measured < threshold;
-  return ok ? Result::PASS : Result::FAIL;
+  return ok ? Verdict::PASS : Verdict::FAIL;
 }
 
 std::string number(double v) {
@@ -28,7 +28,7 @@ std::vector<Criterion> evaluate(const VerdictInputs& in, const Thresholds& t) {
   std::vector<Criterion> out;
   auto add = [&](std::string name, std::string label, std::optional<double> measured, double threshold,
                  std::string cmp, std::string unit, std::string note) {
-    Criterion c{std::move(name), std::move(label), measured, threshold, cmp, std::move(unit), Result::NA,
+    Criterion c{std::move(name), std::move(label), measured, threshold, cmp, std::move(unit), Verdict::NA,
                 std::move(note)};
     c.result = judge(measured, threshold, cmp);
     out.push_back(std::move(c));
@@ -60,16 +60,16 @@ std::vector<Criterion> evaluate(const VerdictInputs& in, const Thresholds& t) {
 
 bool allPassed(const std::vector<Criterion>& criteria) {
   for (const auto& c : criteria) {
-    if (c.result == Result::FAIL) return false;
+    if (c.result == Verdict::FAIL) return false;
   }
   return true;
 }
 
-const char* resultName(Result r) {
+const char* resultName(Verdict r) {
   switch (r) {
-    case Result::PASS: return "pass";
-    case Result::FAIL: return "fail";
-    case Result::NA: return "n/a";
+    case Verdict::PASS: return "pass";
+    case Verdict::FAIL: return "fail";
+    case Verdict::NA: return "n/a";
   }
   return "n/a";
 }

@@ -31,7 +31,8 @@ struct VerdictInputs {
   double warmupSecs = 0;
 };
 
-enum class Result { PASS, FAIL, NA };
+// A criterion's outcome; n/a: nothing to measure.
+enum class Verdict { PASS, FAIL, NA };
 
 struct Criterion {
   std::string name;        // "abnormal_ends", ...: stable, for scripts
@@ -40,13 +41,13 @@ struct Criterion {
   double threshold = 0;
   std::string comparison;  // "<=", ">=", "<"
   std::string unit;
-  Result result = Result::NA;
+  Verdict result = Verdict::NA;
   std::string note;
 };
 
 std::vector<Criterion> evaluate(const VerdictInputs& in, const Thresholds& t);
 bool allPassed(const std::vector<Criterion>& criteria);  // n/a counts as passed
-const char* resultName(Result r);
+const char* resultName(Verdict r);
 // The summary's "verdict" list; main prints the table from it.
 Json verdictJson(const std::vector<Criterion>& criteria);
 

@@ -30,7 +30,7 @@ VerdictInputs healthy() {
 TEST(Verdict, AllPassWithTheDesignDefaults) {
   auto v = evaluate(healthy(), Thresholds{});
   ASSERT_EQ(v.size(), 5u);
-  for (const auto& c : v) EXPECT_EQ(c.result, Result::PASS) << c.name;
+  for (const auto& c : v) EXPECT_EQ(c.result, Verdict::PASS) << c.name;
   EXPECT_TRUE(allPassed(v));
   EXPECT_DOUBLE_EQ(*find(v, "memory_mb").measured, 50.0);  // PSS, not RSS
   EXPECT_NE(find(v, "memory_mb").note.find("RSS 90"), std::string::npos);
@@ -42,7 +42,7 @@ TEST(Verdict, EachCriterionFailsOnItsOwn) {
     mutate(in);
     auto v = evaluate(in, Thresholds{});
     EXPECT_FALSE(allPassed(v)) << name;
-    for (const auto& c : v) EXPECT_EQ(c.result, c.name == name ? Result::FAIL : Result::PASS) << name << "/" << c.name;
+    for (const auto& c : v) EXPECT_EQ(c.result, c.name == name ? Verdict::FAIL : Verdict::PASS) << name << "/" << c.name;
   };
   check([](VerdictInputs& in) { in.abnormalEnds = 1; }, "abnormal_ends");
   check([](VerdictInputs& in) { in.reconnects = 8; }, "reconnect_rate_pct");  // 80 %
@@ -57,17 +57,17 @@ TEST(Verdict, BoundariesThatPass) {
   in.reconnects = 9;  // exactly 90 %
   in.reconnectP95Ms = 15000;
   auto v = evaluate(in, Thresholds{});
-  EXPECT_EQ(find(v, "reconnect_rate_pct").result, Result::PASS);
+  EXPECT_EQ(find(v, "reconnect_rate_pct").result, Verdict::PASS);
   EXPECT_DOUBLE_EQ(*find(v, "reconnect_rate_pct").measured, 90.0);
-  EXPECT_EQ(find(v, "reconnect_p95_ms").result, Result::PASS);
+  EXPECT_EQ(find(v, "reconnect_p95_ms").result, Verdict::PASS);
 }
 
 TEST(Verdict, NothingToMeasureIsNotApplicableAndDoesNotFail) {
   VerdictInputs in;  // no interrupts, no reconnects, no samples
   auto v = evaluate(in, Thresholds{});
-  EXPECT_EQ(find(v, "abnormal_ends").result, Result::PASS);
+  EXPECT_EQ(find(v, "abnormal_ends").result, Verdict::PASS);
   for (const char* n : {"reconnect_rate_pct", "reconnect_p95_ms", "memory_mb", "cpu_pct"}) {
-    EXPECT_EQ(find(v, n).result, Result::NA) << n;
+    EXPECT_EQ(find(v, n).result, Verdict::NA) << n;
     EXPECT_FALSE(find(v, n).measured.has_value()) << n;
   }
   EXPECT_TRUE(allPassed(v));
@@ -81,8 +81,8 @@ TEST(Verdict, InterruptsWithoutAnyReconnectFail) {
   in.reconnects = 0;
   in.reconnectP95Ms.reset();
   auto v = evaluate(in, Thresholds{});
-  EXPECT_EQ(find(v, "reconnect_rate_pct").result, Result::FAIL);
-  EXPECT_EQ(find(v, "reconnect_p95_ms").result, Result::NA);
+  EXPECT_EQ(find(v, "reconnect_rate_pct").result, Verdict::FAIL);
+  EXPECT_EQ(find(v, "reconnect_p95_ms").result, Verdict::NA);
   EXPECT_FALSE(allPassed(v));
 }
 
@@ -93,8 +93,8 @@ TEST(Verdict, ThresholdsAreConfigurable) {
   t.maxAbnormalEnds = 2;
   t.maxCpuPct = 0.5;
   auto v = evaluate(in, t);
-  EXPECT_EQ(find(v, "abnormal_ends").result, Result::PASS);
-  EXPECT_EQ(find(v, "cpu_pct").result, Result::FAIL);
+  EXPECT_EQ(find(v, "abnormal_ends").result, Verdict::PASS);
+  EXPECT_EQ(find(v, "cpu_pct").result, Verdict::FAIL);
   Json j = verdictJson(v);
   EXPECT_EQ(j[0]["criterion"], "abnormal_ends");
   EXPECT_EQ(j[0]["threshold"], 2.0);
