@@ -61,9 +61,15 @@ struct Options {
   std::optional<uint32_t> crashSessionForTesting;  // test only: this slot's agent aborts at start
 
   // Supervision: this many agent crashes of one slot within the window give
-  // the slot up (agent_gave_up); before that, restarts back off from 200 ms.
+  // the slot up (agent_gave_up); before that, restarts back off.
   uint32_t restartMax = 5;
   uint32_t restartWindowSecs = 60;
+  // Not flags: the restart backoff (supervisord/systemd's shape): the first
+  // restart after this delay, doubling up to the cap, back to the first
+  // delay once an agent had been up for the stable uptime.
+  uint32_t restartMinDelayMs = 200;
+  uint32_t restartMaxDelayMs = 30000;
+  uint32_t restartStableUptimeMs = 30000;
 
   // Resource accounting from /proc, and the verdict's thresholds.
   uint32_t sampleIntervalSecs = 1;
