@@ -300,7 +300,8 @@ int runMain(int argc, char** argv) {
   }
   status_line::clear();
   printSummary(summary, options.logPath);
-  // The test plan's result table for this run, ready to paste.
+  // The test plan's result table for this run, ready to paste
+  // (docs/reference.md, "The result table").
   report::Input input;
   input.runs = report::splitRuns(options.logPath, linesFrom(options.logPath, runOffset));
   std::printf("\n%s", report::markdown(input).c_str());
