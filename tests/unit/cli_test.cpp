@@ -225,3 +225,38 @@ TEST_F(CliTest, SupervisionAndVerdictFlags) {
   EXPECT_EQ(f.exitCode, exit_code::BAD_INPUT);
   EXPECT_NE(f.message.find("/no/such/dir"), std::string::npos) << f.message;
 }
+
+TEST_F(CliTest, DropsAndFaultCommandsParse) {
+  auto r = run(with({"--disconnect-after-secs", "10", "--drop", "30", "--drop", "20/60@0,2-3", "--fault-cmd",
+                     "45:tc qdisc add dev lo root netem loss 100%", "--sessions", "4"}));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  const auto& o = r.value();
+  ASSERT_EQ(o.drops.size(), 3u);
+  EXPECT_EQ(o.drops[0].text(), "at 10 s, all sessions");
+  EXPECT_EQ(o.drops[1].text(), "at 30 s, all sessions");
+  EXPECT_EQ(o.drops[2].text(), "at 20 s, every 60 s, sessions 0 2 3");
+  ASSERT_EQ(o.faultCommands.size(), 1u);
+  EXPECT_EQ(o.faultCommands[0].atSecs, 45u);
+  EXPECT_EQ(o.faultCommands[0].command, "tc qdisc add dev lo root netem loss 100%");
+}
+
+TEST_F(CliTest, BadDropsAndFaultCommandsAreNamed) {
+  std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--drop", "30x"}, "--drop '30x': expected AT[/EVERY][@SESSIONS]"},
+      {{"--drop", "5@"}, "--drop '5@': no sessions after '@'"},
+      {{"--drop", "5/0"}, "--drop '5/0': the period after '/' must be a whole number of seconds >= 1"},
+      {{"--drop", "5@3-1"}, "--drop '5@3-1': bad session range '3-1'"},
+      {{"--drop", "5@x"}, "--drop '5@x': bad session id 'x'"},
+      {{"--drop", "5@12"}, "--drop at 5 s, sessions 12: session 12 does not exist (sessions are 0-9)"},
+      {{"--fault-cmd", "5"}, "--fault-cmd '5': expected AT:COMMAND"},
+      {{"--fault-cmd", "5: "}, "--fault-cmd '5: ': empty command"},
+      {{"--targets", "[::1"}, "--targets '[::1': missing ']'"},
+      {{"--targets", "[::1]x"}, "--targets '[::1]x': expected ':' after ']'"},
+      {{"--targets", "a:b:c"}, "--targets 'a:b:c': write IPv6 addresses as [addr]:port"},
+  };
+  for (const auto& [args, mentions] : cases) {
+    auto f = failure(with(args));
+    EXPECT_EQ(f.exitCode, exit_code::USAGE) << f.message;
+    EXPECT_NE(f.message.find(mentions), std::string::npos) << "message: " << f.message;
+  }
+}
