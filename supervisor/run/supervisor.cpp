@@ -51,6 +51,11 @@ Supervisor::Supervisor(const cli::Options& options, std::string agentPath, Jsonl
       shutdownTimer_(io_),
       sampleTimer_(io_) {}
 
+Supervisor::~Supervisor() {
+  // Whatever path got us here, no agent outlives the run.
+  slots_.clear();  // each slot kills and reaps an agent still running
+}
+
 std::vector<pid_t> Supervisor::agentPids() const {
   std::vector<pid_t> pids;
   for (const auto& slot : slots_) {

@@ -16,10 +16,11 @@
 
 #include "shared/token_bucket.h"
 #include "supervisor/run/faults.h"
+#include "supervisor/run/slot.h"
 #include "supervisor/cli.h"
 #include "supervisor/run/jsonl_log.h"
 #include "supervisor/run/resource_stats.h"
-#include "supervisor/run/slot.h"
+#include "supervisor/run/restart_policy.h"
 #include "supervisor/analysis/run_stats.h"
 
 namespace sshsoak {
@@ -27,6 +28,7 @@ namespace sshsoak {
 class Supervisor {
  public:
   Supervisor(const cli::Options& options, std::string agentPath, JsonlLog& log);
+  ~Supervisor();
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;
 
@@ -79,8 +81,7 @@ class Supervisor {
   std::unique_ptr<boost::asio::posix::stream_descriptor> stdin_;
   std::array<char, 256> stdinBuf_{};
   std::string stdinLine_;
-  // Last, so that they go first: each kills and reaps an agent still
-  // running, whatever path ended the run, before the loop they use goes.
+  // After io_: they use it.
   std::vector<std::unique_ptr<Slot>> slots_;
   bool shuttingDown_ = false;
   bool killed_ = false;
