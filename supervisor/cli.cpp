@@ -6,10 +6,12 @@
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
+#include <charconv>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <string_view>
 
 #include "supervisor/exit_codes.h"
 
@@ -17,12 +19,39 @@ namespace sshsoak::cli {
 
 namespace {
 
-ParseFailure usage(const std::string& message) {
-  return ParseFailure{exit_code::USAGE, "sshsoak: " + message + "\nRun 'sshsoak --help' for the flags."};
+// Limits of what the flags accept (not defaults: those are in Options).
+constexpr uint32_t MAX_SESSIONS = 1000;
+constexpr uint32_t MAX_PTY_INTERVAL_SECS = 3600;
+constexpr double MAX_TOKEN_RATE_PER_SEC = 1e6;
+
+// What CLI11 fills besides Options: texts still to be parsed, values that
+// are optional in Options, and which flags were given at all.
+struct Flags {
+  EnvReader env = nullptr;
+  std::string targets;
+  std::string intensity = "medium";
+  std::string hostKeyPolicy = "accept-new";
+  std::string passphraseFile;
+  std::string passphraseEnv;
+  uint32_t disconnectAfter = 0;
+  uint32_t crashSession = 0;
+  std::vector<std::string> dropTexts;
+  std::vector<std::string> faultTexts;
+  CLI::Option* targetsOpt = nullptr;
+  CLI::Option* passphraseOpt = nullptr;
+  CLI::Option* disconnectOpt = nullptr;
+  CLI::Option* sessionsOpt = nullptr;
+  CLI::Option* crashSessionOpt = nullptr;
+};
+
+using Check = Status<UsageError>;
+
+Failed<UsageError> usage(const std::string& message) {
+  return fail(UsageError{exit_code::USAGE, "sshsoak: " + message + "\nRun 'sshsoak --help' for the flags."});
 }
 
-ParseFailure badInput(const std::string& message) {
-  return ParseFailure{exit_code::BAD_INPUT, "sshsoak: " + message};
+Failed<UsageError> badInput(const std::string& message) {
+  return fail(UsageError{exit_code::BAD_INPUT, "sshsoak: " + message});
 }
 
 std::optional<std::string> realEnv(const std::string& name) {
@@ -31,112 +60,42 @@ std::optional<std::string> realEnv(const std::string& name) {
   return std::string(v);
 }
 
-std::variant<Target, std::string> parseTarget(std::string text) {
-  auto trim = [](std::string s) {
-    s.erase(0, s.find_first_not_of(" \t"));
-    s.erase(s.find_last_not_of(" \t") + 1);
-    return s;
-  };
-  text = trim(text);
-  if (text.empty()) return std::string("empty entry");
-  Target t;
-  std::string portText;
-  if (text.front() == '[') {  // [v6]:port
-    auto close = text.find(']');
-    if (close == std::string::npos) return "'" + text + "': missing ']'";
-    t.host = text.substr(1, close - 1);
-    if (close + 1 < text.size()) {
-      if (text[close + 1] != ':') return "'" + text + "': expected ':' after ']'";
-      portText = text.substr(close + 2);
-    }
-  } else {
-    auto colon = text.rfind(':');
-    if (colon != std::string::npos && text.find(':') != colon) {
-      return "'" + text + "': write IPv6 addresses as [addr]:port";
-    }
-    t.host = text.substr(0, colon);
-    if (colon != std::string::npos) portText = text.substr(colon + 1);
-  }
-  if (t.host.empty()) return "'" + text + "': no host";
-  if (!portText.empty() || text.back() == ':') {
-    char* end = nullptr;
-    errno = 0;
-    long port = std::strtol(portText.c_str(), &end, 10);
-    if (portText.empty() || *end != '\0' || errno != 0 || port < 1 || port > 65535) {
-      return "'" + text + "': port must be a number from 1 to 65535";
-    }
-    t.port = static_cast<uint16_t>(port);
-  }
-  return t;
+bool number(std::string_view s, uint32_t& out) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return !s.empty() && ec == std::errc() && p == s.data() + s.size();
 }
 
-bool readableFile(const std::string& path, std::string& why) {
-  struct stat st{};
-  if (::stat(path.c_str(), &st) != 0) {
-    why = std::strerror(errno);
-    return false;
-  }
-  if (!S_ISREG(st.st_mode)) {
-    why = "not a regular file";
-    return false;
-  }
-  if (::access(path.c_str(), R_OK) != 0) {
-    why = std::strerror(errno);
-    return false;
-  }
-  return true;
-}
+// ---- The flags, by group, in the order --help lists them.
 
-}  // namespace
-
-std::string Target::text() const {
-  bool v6 = host.find(':') != std::string::npos;
-  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
-}
-
-std::variant<Options, ParseFailure> parse(int argc, const char* const* argv, EnvReader env) {
-  if (env == nullptr) env = realEnv;
-  Options o;
-  std::string targets, intensity = "medium", hostKeyPolicy = "accept-new", passphraseFile,
-                       passphraseEnv;
-  bool passphraseGiven = false;
-  uint32_t disconnectAfter = 0;
-
-  CLI::App app{
-      "sshsoak: soak- and stress-test SSH connection management.\n"
-      "Holds N real SSH sessions (one agent process each) under a PTY + exec-poll workload,\n"
-      "breaks them on purpose, measures everything and ends with a verdict.\n"
-      "With no --targets it starts a private OpenSSH sshd on 127.0.0.1 with throwaway keys.",
-      "sshsoak"};
-  app.option_defaults()->always_capture_default()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  app.get_formatter()->column_width(36);
-
+void addPredecessorFlags(CLI::App& app, Options& o, Flags& f) {
   // The predecessor's flags, same names and defaults.
-  app.add_option("--targets", targets, "Comma-separated host:port list, repeated to fill the sessions "
-                                       "(default: a private sshd on 127.0.0.1)");
+  f.targetsOpt = app.add_option("--targets", f.targets, "Comma-separated host:port list, repeated to fill the sessions "
+                                                        "(default: a private sshd on 127.0.0.1)");
   app.add_option("--user", o.user, "SSH user name (required with --targets)");
   app.add_option("--key", o.keyPath, "Private key file for public-key auth (required with --targets; use ed25519)");
-  auto* passOpt = app.add_option("--passphrase", o.passphrase,
-                                 "Key passphrase (WARNING: visible in ps and shell history; prefer "
-                                 "--passphrase-file or --passphrase-env)");
-  app.add_option("--duration-secs", o.durationSecs, "Total run duration (60 with the private sshd)");
+  f.passphraseOpt = app.add_option("--passphrase", o.passphrase,
+                                   "Key passphrase (WARNING: visible in ps and shell history; prefer "
+                                   "--passphrase-file or --passphrase-env)");
+  app.add_option("--duration-secs", o.durationSecs,
+                 "Total run duration (" + std::to_string(o.embeddedDurationSecs) + " with the private sshd)");
   app.add_option("--poll-interval-secs", o.pollIntervalSecs, "Exec poll interval");
-  app.add_option("--intensity", intensity, "PTY output intensity: low | medium | high");
-  auto* disconnectOpt = app.add_option("--disconnect-after-secs", disconnectAfter,
-                                       "Inject a disconnect on all sessions after N seconds");
-  disconnectOpt->default_str("none");
+  app.add_option("--intensity", f.intensity, "PTY output intensity: low | medium | high");
+  f.disconnectOpt = app.add_option("--disconnect-after-secs", f.disconnectAfter,
+                                   "Inject a disconnect on all sessions after N seconds");
+  f.disconnectOpt->default_str("none");
   app.add_option("--max-reconnect-attempts", o.maxReconnectAttempts,
                  "Max reconnect tries per session per disconnect");
   app.add_option("--reconnect-timeout-secs", o.reconnectTimeoutSecs,
                  "Deadline for one connect (TCP + SSH + auth + first exec)");
   app.add_option("--log-path", o.logPath, "JSONL event log (appended to)");
-  // Ours.
-  auto* sessionsOpt = app.add_option("--sessions", o.sessions, "Number of concurrent sessions (agents)");
-  app.add_option("--host-key-policy", hostKeyPolicy,
-                 "Host key checking: strict | accept-new | off");
+}
+
+void addConnectionFlags(CLI::App& app, Options& o, Flags& f) {
+  f.sessionsOpt = app.add_option("--sessions", o.sessions, "Number of concurrent sessions (agents)");
+  app.add_option("--host-key-policy", f.hostKeyPolicy, "Host key checking: strict | accept-new | off");
   app.add_option("--known-hosts", o.knownHostsPath, "known_hosts file (default ~/.ssh/known_hosts)");
-  app.add_option("--passphrase-file", passphraseFile, "Read the key passphrase from this file (first line)");
-  app.add_option("--passphrase-env", passphraseEnv,
+  app.add_option("--passphrase-file", f.passphraseFile, "Read the key passphrase from this file (first line)");
+  app.add_option("--passphrase-env", f.passphraseEnv,
                  "Read the key passphrase from this environment variable (then removed from the environment)");
   app.add_option("--keepalive-interval-secs", o.keepaliveIntervalSecs,
                  "Send a keepalive every N seconds (OpenSSH ServerAliveInterval)");
@@ -150,28 +109,37 @@ std::variant<Options, ParseFailure> parse(int argc, const char* const* argv, Env
   app.add_option("--token-rate", o.tokenRatePerSec,
                  "Connects per second allowed across all sessions (shared token bucket)");
   app.add_option("--token-burst", o.tokenBurst,
-                 "Connects allowed at once (keep it below sshd's MaxStartups start, 10)");
-  std::vector<std::string> dropTexts, faultTexts;
-  app.add_option("--drop", dropTexts,
+                 "Connects allowed at once (keep it below sshd's MaxStartups start, " +
+                     std::to_string(SSHD_MAX_STARTUPS_START) + ")");
+}
+
+void addFaultFlags(CLI::App& app, Flags& f) {
+  app.add_option("--drop", f.dropTexts,
                  "Shut sessions' sockets: AT[/EVERY][@SESSIONS] in seconds, e.g. 30, 30/60, 30@0-4 (repeatable)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
       ->default_str("none");
-  app.add_option("--fault-cmd", faultTexts,
+  app.add_option("--fault-cmd", f.faultTexts,
                  "Run a shell command at a time: 'AT:COMMAND' (iptables, tc, a service restart; repeatable)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
       ->default_str("none");
+}
+
+void addRunFlags(CLI::App& app, Options& o, Flags& f) {
   app.add_option("--html", o.htmlPath, "At the end, write a self-contained HTML report of the run to this file "
                                         "(with the private sshd: sshsoak-report.html beside the log)");
   app.add_option("--shutdown-timeout-secs", o.shutdownTimeoutSecs,
                  "How long agents get to close their sessions at the end before they are killed");
   app.add_option("--agent-path", o.agentPath, "The sshsoak-agent binary (default: beside sshsoak)");
+  // Hidden from --help.
   app.add_flag("--crash-agents-for-testing", o.crashAgentsForTesting,
                "Test only: every agent aborts right after it starts")
       ->group("");
-  uint32_t crashSession = 0;
-  auto* crashSessionOpt =
-      app.add_option("--crash-session-for-testing", crashSession, "Test only: this slot's agent aborts at start")
+  f.crashSessionOpt =
+      app.add_option("--crash-session-for-testing", f.crashSession, "Test only: this slot's agent aborts at start")
           ->group("");
+}
+
+void addSupervisionFlags(CLI::App& app, Options& o) {
   app.add_option("--restart-max", o.restartMax,
                  "A slot whose agent crashes this many times within --restart-window-secs is given up");
   app.add_option("--restart-window-secs", o.restartWindowSecs, "The window of --restart-max");
@@ -179,6 +147,9 @@ std::variant<Options, ParseFailure> parse(int argc, const char* const* argv, Env
                  "Sample CPU, RSS, PSS, fds and threads of the supervisor and every agent this often");
   app.add_option("--warmup-secs", o.warmupSecs,
                  "Samples before this (at most half the run) are left out of steady-state CPU, fd and RSS-growth figures");
+}
+
+void addVerdictFlags(CLI::App& app, Options& o) {
   app.add_option("--max-abnormal-ends", o.maxAbnormalEnds, "Verdict: most abnormal session ends allowed");
   app.add_option("--min-reconnect-rate-pct", o.minReconnectRatePct, "Verdict: least reconnect success rate");
   app.add_option("--max-reconnect-p95-ms", o.maxReconnectP95Ms, "Verdict: highest reconnect p95 (detection to usable)");
@@ -186,72 +157,188 @@ std::variant<Options, ParseFailure> parse(int argc, const char* const* argv, Env
                  "Verdict: peak PSS of supervisor + agents must stay below this (MiB)");
   app.add_option("--max-cpu-pct", o.maxCpuPct,
                  "Verdict: mean CPU of supervisor + agents after warm-up must stay below this (% of one core)");
+}
+
+void defineFlags(CLI::App& app, Options& o, Flags& f) {
+  app.option_defaults()->always_capture_default()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.get_formatter()->column_width(36);
+  addPredecessorFlags(app, o, f);
+  addConnectionFlags(app, o, f);
+  addFaultFlags(app, f);
+  addRunFlags(app, o, f);
+  addSupervisionFlags(app, o);
+  addVerdictFlags(app, o);
   app.add_option("--pid-file", o.pidFile, "Write the supervisor's PID here at start; removed at exit");
+}
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp&) {
-    return ParseFailure{0, app.help()};
-  } catch (const CLI::ParseError& e) {
-    return usage(e.what());
+// ---- Flag values with a grammar of their own. Errors name the flag.
+
+// "host", "host:port", "[v6]:port".
+Result<Target, UsageError> parseTarget(std::string text) {
+  text.erase(0, text.find_first_not_of(" \t"));
+  text.erase(text.find_last_not_of(" \t") + 1);
+  if (text.empty()) return usage("--targets empty entry");
+  auto bad = [&](const std::string& why) { return usage("--targets '" + text + "': " + why); };
+  Target t;
+  std::string portText;
+  if (text.front() == '[') {
+    auto close = text.find(']');
+    if (close == std::string::npos) return bad("missing ']'");
+    t.host = text.substr(1, close - 1);
+    if (close + 1 < text.size()) {
+      if (text[close + 1] != ':') return bad("expected ':' after ']'");
+      portText = text.substr(close + 2);
+    }
+  } else {
+    auto colon = text.rfind(':');
+    if (colon != std::string::npos && text.find(':') != colon) return bad("write IPv6 addresses as [addr]:port");
+    t.host = text.substr(0, colon);
+    if (colon != std::string::npos) portText = text.substr(colon + 1);
   }
-  o.durationGiven = app.count("--duration-secs") > 0;
-  passphraseGiven = passOpt->count() > 0;
-  o.passphraseOnCommandLine = passphraseGiven;
+  if (t.host.empty()) return bad("no host");
+  if (!portText.empty() || text.back() == ':') {
+    char* end = nullptr;
+    errno = 0;
+    long port = std::strtol(portText.c_str(), &end, 10);
+    if (portText.empty() || *end != '\0' || errno != 0 || port < 1 || port > 65535) {
+      return bad("port must be a number from 1 to 65535");
+    }
+    t.port = static_cast<uint16_t>(port);
+  }
+  return t;
+}
 
-  // Values.
-  if (!targets.empty() || app.count("--targets") > 0) {
-    size_t start = 0;
-    while (start <= targets.size()) {
-      size_t comma = targets.find(',', start);
-      if (comma == std::string::npos) comma = targets.size();
-      std::string item = targets.substr(start, comma - start);
-      if (item.find_first_not_of(" \t") != std::string::npos) {
-        auto t = parseTarget(item);
-        if (auto* err = std::get_if<std::string>(&t)) return usage("--targets " + *err);
-        o.targets.push_back(std::get<Target>(t));
+// "AT", "AT/EVERY", "AT@0,2-4", "AT/EVERY@0-4".
+Result<DropSpec, UsageError> parseDropSpec(const std::string& text) {
+  auto bad = [&](const std::string& why) { return usage("--drop '" + text + "': " + why); };
+  DropSpec d;
+  std::string_view rest = text;
+  std::string_view sessions;
+  if (auto at = rest.find('@'); at != std::string_view::npos) {
+    sessions = rest.substr(at + 1);
+    rest = rest.substr(0, at);
+    if (sessions.empty()) return bad("no sessions after '@'");
+  }
+  std::string_view atPart = rest;
+  if (auto slash = rest.find('/'); slash != std::string_view::npos) {
+    atPart = rest.substr(0, slash);
+    if (!number(rest.substr(slash + 1), d.everySecs) || d.everySecs == 0) {
+      return bad("the period after '/' must be a whole number of seconds >= 1");
+    }
+  }
+  if (!number(atPart, d.atSecs) || d.atSecs == 0) {
+    return bad("expected AT[/EVERY][@SESSIONS] with AT in whole seconds >= 1, e.g. 30, 30/60, 30@0-4");
+  }
+  while (!sessions.empty()) {
+    auto comma = sessions.find(',');
+    std::string_view item = sessions.substr(0, comma);
+    sessions = comma == std::string_view::npos ? std::string_view{} : sessions.substr(comma + 1);
+    uint32_t lo = 0, hi = 0;
+    if (auto dash = item.find('-'); dash != std::string_view::npos) {
+      if (!number(item.substr(0, dash), lo) || !number(item.substr(dash + 1), hi) || hi < lo || hi - lo > 10000) {
+        return bad("bad session range '" + std::string(item) + "'");
       }
-      start = comma + 1;
+    } else if (!number(item, lo)) {
+      return bad("bad session id '" + std::string(item) + "'");
+    } else {
+      hi = lo;
     }
-    if (o.targets.empty()) {
-      return usage("--targets is empty: give host:port[,host:port...], or leave the flag out to "
-                   "test against a private sshd");
-    }
+    for (uint32_t s = lo; s <= hi; ++s) d.sessions.push_back(s);
   }
+  return d;
+}
+
+// "AT:COMMAND".
+Result<FaultCommand, UsageError> parseFaultCommand(const std::string& text) {
+  auto bad = [&](const std::string& why) { return usage("--fault-cmd '" + text + "': " + why); };
+  auto colon = text.find(':');
+  FaultCommand f;
+  if (colon == std::string::npos || !number(std::string_view(text).substr(0, colon), f.atSecs) || f.atSecs == 0) {
+    return bad("expected AT:COMMAND with AT in whole seconds >= 1, e.g. '30:iptables -A ...'");
+  }
+  f.command = text.substr(colon + 1);
+  if (f.command.find_first_not_of(" \t") == std::string::npos) return bad("empty command");
+  return f;
+}
+
+// ---- Checks, by group, in order: the first failing one is reported.
+
+Check readTargets(Options& o, const Flags& f) {
+  if (f.targets.empty() && f.targetsOpt->count() == 0) return Ok{};
+  size_t start = 0;
+  while (start <= f.targets.size()) {
+    size_t comma = f.targets.find(',', start);
+    if (comma == std::string::npos) comma = f.targets.size();
+    std::string item = f.targets.substr(start, comma - start);
+    if (item.find_first_not_of(" \t") != std::string::npos) {
+      auto t = parseTarget(item);
+      if (!t) return fail(std::move(t.error()));
+      o.targets.push_back(*t);
+    }
+    start = comma + 1;
+  }
+  if (o.targets.empty()) {
+    return usage("--targets is empty: give host:port[,host:port...], or leave the flag out to "
+                 "test against a private sshd");
+  }
+  return Ok{};
+}
+
+Check readTimings(Options& o, const Flags& f) {
   if (o.durationSecs == 0) return usage("--duration-secs must be at least 1");
   if (o.pollIntervalSecs == 0) return usage("--poll-interval-secs must be at least 1");
   if (o.reconnectTimeoutSecs == 0) return usage("--reconnect-timeout-secs must be at least 1");
   if (o.keepaliveIntervalSecs == 0) return usage("--keepalive-interval-secs must be at least 1");
   if (o.keepaliveCountMax == 0) return usage("--keepalive-count-max must be at least 1");
-  if (disconnectOpt->count() > 0) {
-    if (disconnectAfter == 0) return usage("--disconnect-after-secs must be at least 1");
-    o.disconnectAfterSecs = disconnectAfter;
+  if (f.disconnectOpt->count() > 0) {
+    if (f.disconnectAfter == 0) return usage("--disconnect-after-secs must be at least 1");
+    o.disconnectAfterSecs = f.disconnectAfter;
   }
+  return Ok{};
+}
+
+// --disconnect-after-secs (the predecessor's one drop), --drop, --fault-cmd.
+Check readFaultPlan(Options& o, const Flags& f) {
   if (o.disconnectAfterSecs) o.drops.push_back(DropSpec{*o.disconnectAfterSecs, 0, {}});
-  for (const auto& text : dropTexts) {
+  for (const auto& text : f.dropTexts) {
     auto d = parseDropSpec(text);
-    if (auto* err = std::get_if<std::string>(&d)) return usage("--drop " + *err);
-    o.drops.push_back(std::get<DropSpec>(d));
+    if (!d) return fail(std::move(d.error()));
+    o.drops.push_back(std::move(*d));
   }
-  for (const auto& text : faultTexts) {
-    auto f = parseFaultCommand(text);
-    if (auto* err = std::get_if<std::string>(&f)) return usage("--fault-cmd " + *err);
-    o.faultCommands.push_back(std::get<FaultCommand>(f));
+  for (const auto& text : f.faultTexts) {
+    auto c = parseFaultCommand(text);
+    if (!c) return fail(std::move(c.error()));
+    o.faultCommands.push_back(std::move(*c));
   }
+  return Ok{};
+}
+
+Check readPacing(Options& o, const Flags& /*f*/) {
   if (o.backoffBaseMs == 0) return usage("--backoff-base-ms must be at least 1");
   if (o.backoffCapMs < o.backoffBaseMs) return usage("--backoff-cap-ms must be at least --backoff-base-ms");
-  if (!(o.tokenRatePerSec > 0.0 && o.tokenRatePerSec <= 1e6)) return usage("--token-rate must be above 0");
+  if (!(o.tokenRatePerSec > 0.0 && o.tokenRatePerSec <= MAX_TOKEN_RATE_PER_SEC)) {
+    return usage("--token-rate must be above 0");
+  }
   if (o.tokenBurst == 0) return usage("--token-burst must be at least 1");
-  if (intensity == "low") o.intensity = wire::Intensity::LOW;
-  else if (intensity == "medium") o.intensity = wire::Intensity::MEDIUM;
-  else if (intensity == "high") o.intensity = wire::Intensity::HIGH;
-  else return usage("--intensity '" + intensity + "' is not one of low, medium, high");
-  if (hostKeyPolicy == "strict") o.hostKeyPolicy = wire::HostKeyPolicy::STRICT;
-  else if (hostKeyPolicy == "accept-new") o.hostKeyPolicy = wire::HostKeyPolicy::ACCEPT_NEW;
-  else if (hostKeyPolicy == "off") o.hostKeyPolicy = wire::HostKeyPolicy::OFF;
-  else return usage("--host-key-policy '" + hostKeyPolicy + "' is not one of strict, accept-new, off");
-  if (!(o.ptyIntervalSecs >= 0.0 && o.ptyIntervalSecs <= 3600.0)) {
-    return usage("--pty-interval-secs must be between 0 and 3600");
+  return Ok{};
+}
+
+Check readChoices(Options& o, const Flags& f) {
+  if (f.intensity == "low") o.intensity = wire::Intensity::LOW;
+  else if (f.intensity == "medium") o.intensity = wire::Intensity::MEDIUM;
+  else if (f.intensity == "high") o.intensity = wire::Intensity::HIGH;
+  else return usage("--intensity '" + f.intensity + "' is not one of low, medium, high");
+  if (f.hostKeyPolicy == "strict") o.hostKeyPolicy = wire::HostKeyPolicy::STRICT;
+  else if (f.hostKeyPolicy == "accept-new") o.hostKeyPolicy = wire::HostKeyPolicy::ACCEPT_NEW;
+  else if (f.hostKeyPolicy == "off") o.hostKeyPolicy = wire::HostKeyPolicy::OFF;
+  else return usage("--host-key-policy '" + f.hostKeyPolicy + "' is not one of strict, accept-new, off");
+  return Ok{};
+}
+
+// The PTY pause, supervision, sampling and the verdict's thresholds.
+Check readLimits(Options& o, const Flags& /*f*/) {
+  if (!(o.ptyIntervalSecs >= 0.0 && o.ptyIntervalSecs <= MAX_PTY_INTERVAL_SECS)) {
+    return usage("--pty-interval-secs must be between 0 and " + std::to_string(MAX_PTY_INTERVAL_SECS));
   }
   if (o.sessions == 0) return usage("--sessions must be at least 1");
   if (o.restartMax == 0) return usage("--restart-max must be at least 1");
@@ -262,14 +349,48 @@ std::variant<Options, ParseFailure> parse(int argc, const char* const* argv, Env
   }
   if (o.maxMemoryMb <= 0) return usage("--max-memory-mb must be more than 0");
   if (o.maxCpuPct <= 0) return usage("--max-cpu-pct must be more than 0");
-  if (o.sessions > 1000) return usage("--sessions " + std::to_string(o.sessions) + " is more than 1000");
-  if (sessionsOpt->count() > 0 && o.sessions < o.targets.size()) {
+  return Ok{};
+}
+
+// Without --sessions, at least one session per target.
+Check readSessionCount(Options& o, const Flags& f) {
+  if (o.sessions > MAX_SESSIONS) {
+    return usage("--sessions " + std::to_string(o.sessions) + " is more than " + std::to_string(MAX_SESSIONS));
+  }
+  bool given = f.sessionsOpt->count() > 0;
+  if (given && o.sessions < o.targets.size()) {
     return usage("--sessions " + std::to_string(o.sessions) + " is fewer than the " +
                  std::to_string(o.targets.size()) + " --targets");
   }
-  if (sessionsOpt->count() == 0 && o.targets.size() > o.sessions) {
-    o.sessions = static_cast<uint32_t>(o.targets.size());
-  }
+  if (!given && o.targets.size() > o.sessions) o.sessions = static_cast<uint32_t>(o.targets.size());
+  return Ok{};
+}
+
+// "FLAG PATH: why[ hint]" unless path names a readable regular file.
+Check readableFile(std::string_view flag, const std::string& path, std::string_view hint = "") {
+  auto bad = [&](const std::string& why) {
+    return badInput(std::string(flag) + " " + path + ": " + why + std::string(hint));
+  };
+  struct stat st{};
+  if (::stat(path.c_str(), &st) != 0) return bad(std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) return bad("not a regular file");
+  if (::access(path.c_str(), R_OK) != 0) return bad(std::strerror(errno));
+  return Ok{};
+}
+
+// "FLAG PATH: directory DIR does not exist (create it, or name another
+// file)" unless the file's directory (. if none) exists.
+Check directoryExists(std::string_view flag, const std::string& path) {
+  auto dir = std::filesystem::path(path).parent_path();
+  if (dir.empty()) dir = ".";
+  if (std::filesystem::is_directory(dir)) return Ok{};
+  return badInput(std::string(flag) + " " + path + ": directory " + dir.string() +
+                  " does not exist (create it, or name another file)");
+}
+
+// The user, the key and the passphrase: which flags go together, then the
+// files, which must be there now, not fail ten agents later.
+Check readCredentials(Options& o, const Flags& f) {
   if (!o.targets.empty()) {
     if (o.user.empty()) return usage("--user is required with --targets");
     if (o.keyPath.empty()) return usage("--key is required with --targets");
@@ -277,62 +398,65 @@ std::variant<Options, ParseFailure> parse(int argc, const char* const* argv, Env
     return usage("--user and --key go with --targets; without --targets sshsoak uses its own "
                  "private sshd and throwaway key");
   }
-  int passSources = (passphraseGiven ? 1 : 0) + (passphraseFile.empty() ? 0 : 1) + (passphraseEnv.empty() ? 0 : 1);
+  int passSources = (o.passphraseOnCommandLine ? 1 : 0) + (f.passphraseFile.empty() ? 0 : 1) +
+                    (f.passphraseEnv.empty() ? 0 : 1);
   if (passSources > 1) {
     return usage("give the passphrase one way only: --passphrase, --passphrase-file or --passphrase-env");
   }
-
-  // Files: they must be there now, not fail ten agents later.
-  std::string why;
-  if (!o.keyPath.empty() && !readableFile(o.keyPath, why)) {
-    return badInput("--key " + o.keyPath + ": " + why + " (give the path of a readable private key)");
+  if (!o.keyPath.empty()) {
+    if (auto ok = readableFile("--key", o.keyPath, " (give the path of a readable private key)"); !ok) return ok;
   }
-  if (!passphraseFile.empty()) {
-    if (!readableFile(passphraseFile, why)) return badInput("--passphrase-file " + passphraseFile + ": " + why);
-    std::ifstream in(passphraseFile);
+  if (!f.passphraseFile.empty()) {
+    if (auto ok = readableFile("--passphrase-file", f.passphraseFile); !ok) return ok;
+    std::ifstream in(f.passphraseFile);
     std::getline(in, o.passphrase);
   }
-  if (!passphraseEnv.empty()) {
-    auto v = env(passphraseEnv);
-    if (!v) return badInput("--passphrase-env " + passphraseEnv + ": no such environment variable");
+  if (!f.passphraseEnv.empty()) {
+    auto v = f.env(f.passphraseEnv);
+    if (!v) return badInput("--passphrase-env " + f.passphraseEnv + ": no such environment variable");
     o.passphrase = *v;
-    o.passphraseEnvName = passphraseEnv;
+    o.passphraseEnvName = f.passphraseEnv;
   }
+  return Ok{};
+}
+
+Check readKnownHosts(Options& o, const Flags& /*f*/) {
+  if (o.hostKeyPolicy == wire::HostKeyPolicy::OFF) return Ok{};
   bool defaultKnownHosts = o.knownHostsPath.empty();
-  if (defaultKnownHosts && !o.targets.empty() && o.hostKeyPolicy != wire::HostKeyPolicy::OFF) {
+  if (defaultKnownHosts && !o.targets.empty()) {
     const char* home = std::getenv("HOME");
     o.knownHostsPath = std::string(home != nullptr ? home : "") + "/.ssh/known_hosts";
   }
-  if (!o.knownHostsPath.empty() && o.hostKeyPolicy != wire::HostKeyPolicy::OFF) {
-    if (o.hostKeyPolicy == wire::HostKeyPolicy::STRICT && !readableFile(o.knownHostsPath, why)) {
-      return badInput("--known-hosts " + o.knownHostsPath + ": " + why +
-                      " (strict needs the hosts' keys there: ssh-keyscan HOST >> FILE)");
-    }
-    auto dir = std::filesystem::path(o.knownHostsPath).parent_path();
-    if (dir.empty()) dir = ".";
-    // ~/.ssh is made on first use, as OpenSSH does; a directory the user
-    // named must exist.
-    if (!defaultKnownHosts && !std::filesystem::is_directory(dir)) {
-      return badInput("--known-hosts " + o.knownHostsPath + ": directory " + dir.string() +
-                      " does not exist (create it, or name another file)");
-    }
+  if (o.knownHostsPath.empty()) return Ok{};
+  if (o.hostKeyPolicy == wire::HostKeyPolicy::STRICT) {
+    auto ok = readableFile("--known-hosts", o.knownHostsPath,
+                           " (strict needs the hosts' keys there: ssh-keyscan HOST >> FILE)");
+    if (!ok) return ok;
   }
+  // ~/.ssh is made on first use, as OpenSSH does; a directory the user
+  // named must exist.
+  if (!defaultKnownHosts) return directoryExists("--known-hosts", o.knownHostsPath);
+  return Ok{};
+}
+
+Check checkOutputs(Options& o, const Flags& /*f*/) {
   if (!o.htmlPath.empty()) {
     auto dir = std::filesystem::path(o.htmlPath).parent_path();
     if (!dir.empty() && !std::filesystem::is_directory(dir)) {
       return badInput("--html " + o.htmlPath + ": directory " + dir.string() + " does not exist");
     }
   }
-  {
-    // Opened for append, as the run will: the check is the real thing.
-    int fd = ::open(o.logPath.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) {
-      return badInput("--log-path " + o.logPath + ": " + std::strerror(errno) +
-                      " (name a file in a writable directory)");
-    }
-    ::close(fd);
+  // Opened for append, as the run will: the check is the real thing.
+  int fd = ::open(o.logPath.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    return badInput("--log-path " + o.logPath + ": " + std::strerror(errno) + " (name a file in a writable directory)");
   }
+  ::close(fd);
+  return Ok{};
+}
 
+// Session numbers named by --drop and --crash-session-for-testing exist.
+Check checkSessionRefs(Options& o, const Flags& f) {
   for (const auto& d : o.drops) {
     for (auto id : d.sessions) {
       if (id >= o.sessions) {
@@ -341,25 +465,62 @@ std::variant<Options, ParseFailure> parse(int argc, const char* const* argv, Env
       }
     }
   }
-  if (crashSessionOpt->count() > 0) {
-    if (crashSession >= o.sessions) {
-      return usage("--crash-session-for-testing " + std::to_string(crashSession) + " is not below --sessions " +
+  if (f.crashSessionOpt->count() > 0) {
+    if (f.crashSession >= o.sessions) {
+      return usage("--crash-session-for-testing " + std::to_string(f.crashSession) + " is not below --sessions " +
                    std::to_string(o.sessions));
     }
-    o.crashSessionForTesting = crashSession;
+    o.crashSessionForTesting = f.crashSession;
   }
-  if (!o.pidFile.empty()) {
-    auto dir = std::filesystem::path(o.pidFile).parent_path();
-    if (dir.empty()) dir = ".";
-    if (!std::filesystem::is_directory(dir)) {
-      return badInput("--pid-file " + o.pidFile + ": directory " + dir.string() +
-                      " does not exist (create it, or name another file)");
-    }
-  }
+  return Ok{};
+}
 
-  for (uint32_t i = 0; i < o.sessions && !o.targets.empty(); ++i) {
-    o.slots.push_back(o.targets[i % o.targets.size()]);
+Check checkPidFile(Options& o, const Flags& /*f*/) {
+  if (o.pidFile.empty()) return Ok{};
+  return directoryExists("--pid-file", o.pidFile);
+}
+
+// The targets, repeated in order to fill the sessions.
+std::vector<Target> fillSlots(const Options& o) {
+  std::vector<Target> slots;
+  for (uint32_t i = 0; i < o.sessions && !o.targets.empty(); ++i) slots.push_back(o.targets[i % o.targets.size()]);
+  return slots;
+}
+
+}  // namespace
+
+std::string Target::text() const {
+  bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+Result<Options, UsageError> parse(int argc, const char* const* argv, EnvReader env) {
+  Options o;
+  Flags f;
+  f.env = env != nullptr ? env : realEnv;
+  CLI::App app{
+      "sshsoak: soak- and stress-test SSH connection management.\n"
+      "Holds N real SSH sessions (one agent process each) under a PTY + exec-poll workload,\n"
+      "breaks them on purpose, measures everything and ends with a verdict.\n"
+      "With no --targets it starts a private OpenSSH sshd on 127.0.0.1 with throwaway keys.",
+      "sshsoak"};
+  defineFlags(app, o, f);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    return fail(UsageError{0, app.help()});
+  } catch (const CLI::ParseError& e) {
+    return usage(e.what());
   }
+  o.durationGiven = app.count("--duration-secs") > 0;
+  o.passphraseOnCommandLine = f.passphraseOpt->count() > 0;
+
+  using Step = Check (*)(Options&, const Flags&);
+  for (Step step : {readTargets, readTimings, readFaultPlan, readPacing, readChoices, readLimits, readSessionCount,
+                    readCredentials, readKnownHosts, checkOutputs, checkSessionRefs, checkPidFile}) {
+    if (auto ok = step(o, f); !ok) return fail(std::move(ok.error()));
+  }
+  o.slots = fillSlots(o);
   return o;
 }
 

@@ -1,15 +1,17 @@
 // The supervisor's command line: every flag of the predecessor with its
-// default, plus ours. Parsing is pure (no side effects beyond reading the
-// files it must check), so the tests can drive it directly.
+// default, plus ours. Options is the one place where a default or a
+// threshold is written; everything else is passed its value. Parsing is pure
+// (no side effects beyond reading the files it must check), so the tests can
+// drive it directly.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <variant>
 #include <vector>
 
 #include "events.capnp.h"
+#include "shared/result.h"
 #include "shared/token_bucket.h"
 #include "supervisor/run/faults.h"
 
@@ -31,6 +33,7 @@ struct Options {
   std::string passphraseEnvName;  // removed from our environment once read
   uint32_t durationSecs = 1800;
   bool durationGiven = false;
+  uint32_t embeddedDurationSecs = 60;  // without --duration-secs, with the private sshd
   uint32_t pollIntervalSecs = 5;
   wire::Intensity intensity = wire::Intensity::MEDIUM;
   std::optional<uint32_t> disconnectAfterSecs;
@@ -58,9 +61,15 @@ struct Options {
   std::optional<uint32_t> crashSessionForTesting;  // test only: this slot's agent aborts at start
 
   // Supervision: this many agent crashes of one slot within the window give
-  // the slot up (agent_gave_up); before that, restarts back off from 200 ms.
+  // the slot up (agent_gave_up); before that, restarts back off.
   uint32_t restartMax = 5;
   uint32_t restartWindowSecs = 60;
+  // Not flags: the restart backoff (supervisord/systemd's shape): the first
+  // restart after this delay, doubling up to the cap, back to the first
+  // delay once an agent had been up for the stable uptime.
+  uint32_t restartMinDelayMs = 200;
+  uint32_t restartMaxDelayMs = 30000;
+  uint32_t restartStableUptimeMs = 30000;
 
   // Resource accounting from /proc, and the verdict's thresholds.
   uint32_t sampleIntervalSecs = 1;
@@ -75,14 +84,18 @@ struct Options {
   bool embeddedDefault() const { return targets.empty(); }
 };
 
-struct ParseFailure {
-  int exitCode;         // exit_code::USAGE or BAD_INPUT; 0 for --help
-  std::string message;  // what to print (the help text for --help)
+// Why there are no Options: a flag or value is wrong (exit_code::USAGE), a
+// file named by a flag cannot be used (exit_code::BAD_INPUT), or --help was
+// asked for (0, and the message is the help text). The message names the
+// flag, what is wrong and what to do; it is printed as it is, to stdout for
+// --help and to stderr otherwise.
+struct UsageError {
+  int exitCode;
+  std::string message;
 };
 
 // env: reads environment variables (for --passphrase-env); injectable for tests.
 using EnvReader = std::optional<std::string> (*)(const std::string& name);
-std::variant<Options, ParseFailure> parse(int argc, const char* const* argv,
-                                          EnvReader env = nullptr);
+Result<Options, UsageError> parse(int argc, const char* const* argv, EnvReader env = nullptr);
 
 }  // namespace sshsoak::cli

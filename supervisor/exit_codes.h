@@ -1,5 +1,5 @@
-// The supervisor's exit codes, documented in the README. Scripts and CI
-// branch on them, so they never change meaning.
+// The supervisor's exit codes, documented in README.md and docs/reference.md
+// ("Exit codes"). Scripts and CI branch on them, so they never change meaning.
 #pragma once
 
 namespace sshsoak::exit_code {

@@ -35,8 +35,11 @@ using namespace sshsoak;
 
 namespace {
 
-// Embedded default: a short run, enough to see every part work.
-constexpr uint32_t EMBEDDED_DURATION_SECS = 60;
+// The embedded default's demo drop: every session once, at 2/5 of the run
+// (a little before half-time), in runs long enough for the reconnects to
+// show.
+constexpr uint32_t DEMO_DROP_MIN_RUN_SECS = 20;
+uint32_t demoDropAtSecs(uint32_t durationSecs) { return durationSecs * 2 / 5; }
 
 // The passphrase was visible in ps from the moment we started; at least
 // stop showing it now (ps reads /proc/PID/cmdline, i.e. this memory).
@@ -131,11 +134,12 @@ int runMain(int argc, char** argv) {
   if (const char* level = std::getenv("SSHSOAK_LOG_LEVEL")) spdlog::set_level(spdlog::level::from_str(level));
 
   auto parsed = cli::parse(argc, argv);
-  if (auto* failure = std::get_if<cli::ParseFailure>(&parsed)) {
-    std::fprintf(failure->exitCode == 0 ? stdout : stderr, "%s\n", failure->message.c_str());
-    return failure->exitCode;
+  if (!parsed) {
+    const cli::UsageError& error = parsed.error();
+    std::fprintf(error.exitCode == 0 ? stdout : stderr, "%s\n", error.message.c_str());
+    return error.exitCode;
   }
-  cli::Options options = std::get<cli::Options>(std::move(parsed));
+  cli::Options options = std::move(parsed).value();
   scrubPassphrase(argc, argv);
   if (!options.passphraseEnvName.empty()) ::unsetenv(options.passphraseEnvName.c_str());
   if (options.passphraseOnCommandLine) {
@@ -179,11 +183,12 @@ int runMain(int argc, char** argv) {
     options.user = sshd->user();
     options.keyPath = sshd->clientKeyPath();
     options.knownHostsPath = sshd->knownHostsPath();
-    if (!options.durationGiven) options.durationSecs = EMBEDDED_DURATION_SECS;
-    // The first experience shows the reconnect path too: one drop of every
-    // session a little before half-time, unless the user planned faults.
-    if (options.drops.empty() && options.faultCommands.empty() && options.durationSecs >= 20) {
-      options.drops.push_back(DropSpec{options.durationSecs * 2 / 5, 0, {}});
+    // A short run, enough to see every part work.
+    if (!options.durationGiven) options.durationSecs = options.embeddedDurationSecs;
+    // The first experience shows the reconnect path too, unless the user
+    // planned faults.
+    if (options.drops.empty() && options.faultCommands.empty() && options.durationSecs >= DEMO_DROP_MIN_RUN_SECS) {
+      options.drops.push_back(DropSpec{demoDropAtSecs(options.durationSecs), 0, {}});
       spdlog::info("the demo drops every session at {} s to show the reconnect path", options.drops[0].atSecs);
     }
     if (options.htmlPath.empty()) {
@@ -235,8 +240,9 @@ int runMain(int argc, char** argv) {
   }
   status_line::clear();
   printSummary(stdout, summary, options.logPath);
-  // The test plan's result table for this run, ready to paste: the run's
-  // own lines of the log (it may hold earlier runs too).
+  // The test plan's result table for this run, ready to paste
+  // (docs/reference.md, "The result table"): the run's own lines of the log
+  // (it may hold earlier runs too).
   report::Input input;
   if (auto run = readJsonl(options.logPath, runOffset)) {
     input.runs = report::splitRuns(options.logPath, run->lines);

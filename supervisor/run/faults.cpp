@@ -7,22 +7,12 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
 #include <fstream>
 #include <sstream>
 
 #include "shared/fd.h"
 
 namespace sshsoak {
-
-namespace {
-
-bool number(std::string_view s, uint32_t& out) {
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return !s.empty() && ec == std::errc() && p == s.data() + s.size();
-}
-
-}  // namespace
 
 bool DropSpec::appliesTo(uint32_t session) const {
   return sessions.empty() || std::find(sessions.begin(), sessions.end(), session) != sessions.end();
@@ -38,56 +28,6 @@ std::string DropSpec::text() const {
     t += ", all sessions";
   }
   return t;
-}
-
-std::variant<DropSpec, std::string> parseDropSpec(const std::string& text) {
-  DropSpec d;
-  std::string_view rest = text;
-  std::string_view sessions;
-  if (auto at = rest.find('@'); at != std::string_view::npos) {
-    sessions = rest.substr(at + 1);
-    rest = rest.substr(0, at);
-    if (sessions.empty()) return "'" + text + "': no sessions after '@'";
-  }
-  std::string_view atPart = rest, everyPart;
-  if (auto slash = rest.find('/'); slash != std::string_view::npos) {
-    atPart = rest.substr(0, slash);
-    everyPart = rest.substr(slash + 1);
-    if (!number(everyPart, d.everySecs) || d.everySecs == 0) {
-      return "'" + text + "': the period after '/' must be a whole number of seconds >= 1";
-    }
-  }
-  if (!number(atPart, d.atSecs) || d.atSecs == 0) {
-    return "'" + text + "': expected AT[/EVERY][@SESSIONS] with AT in whole seconds >= 1, e.g. 30, 30/60, 30@0-4";
-  }
-  while (!sessions.empty()) {
-    auto comma = sessions.find(',');
-    std::string_view item = sessions.substr(0, comma);
-    sessions = comma == std::string_view::npos ? std::string_view{} : sessions.substr(comma + 1);
-    uint32_t lo = 0, hi = 0;
-    if (auto dash = item.find('-'); dash != std::string_view::npos) {
-      if (!number(item.substr(0, dash), lo) || !number(item.substr(dash + 1), hi) || hi < lo || hi - lo > 10000) {
-        return "'" + text + "': bad session range '" + std::string(item) + "'";
-      }
-    } else if (!number(item, lo)) {
-      return "'" + text + "': bad session id '" + std::string(item) + "'";
-    } else {
-      hi = lo;
-    }
-    for (uint32_t s = lo; s <= hi; ++s) d.sessions.push_back(s);
-  }
-  return d;
-}
-
-std::variant<FaultCommand, std::string> parseFaultCommand(const std::string& text) {
-  auto colon = text.find(':');
-  FaultCommand f;
-  if (colon == std::string::npos || !number(std::string_view(text).substr(0, colon), f.atSecs) || f.atSecs == 0) {
-    return "'" + text + "': expected AT:COMMAND with AT in whole seconds >= 1, e.g. '30:iptables -A ...'";
-  }
-  f.command = text.substr(colon + 1);
-  if (f.command.find_first_not_of(" \t") == std::string::npos) return "'" + text + "': empty command";
-  return f;
 }
 
 RunningFault::RunningFault(const FaultCommand& fault) : fault_(fault) {

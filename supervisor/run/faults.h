@@ -1,7 +1,8 @@
 // Fault injection planned on the command line: drops of some or all
 // sessions at a time or periodically (--drop, and the predecessor's
 // --disconnect-after-secs), and a user's own command run at a given time
-// (--fault-cmd "AT:COMMAND": their iptables, tc or service restart).
+// (--fault-cmd "AT:COMMAND": their iptables, tc or service restart). The
+// command line parses both (cli.cpp).
 #pragma once
 
 #include <sys/types.h>
@@ -9,7 +10,6 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <variant>
 #include <vector>
 
 namespace sshsoak {
@@ -26,11 +26,6 @@ struct FaultCommand {
   uint32_t atSecs = 0;
   std::string command;
 };
-
-// "AT", "AT/EVERY", "AT@0,2-4", "AT/EVERY@0-4". An error names what is wrong.
-std::variant<DropSpec, std::string> parseDropSpec(const std::string& text);
-// "AT:COMMAND".
-std::variant<FaultCommand, std::string> parseFaultCommand(const std::string& text);
 
 // One user command running in the background: /bin/sh -c COMMAND in its own
 // process group, output to a private temp file, reaped by PID.

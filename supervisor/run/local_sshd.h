@@ -28,7 +28,7 @@ class LocalSshd {
   LocalSshd(const LocalSshd&) = delete;
   LocalSshd& operator=(const LocalSshd&) = delete;
 
-  void start();  // again, on the same port (sshd restart, F3)
+  void start();  // again, on the same port (sshd restart: docs/runbook.md, F3)
   void stop();   // SIGTERM its process group by PID, then SIGKILL
   bool running() const { return pid_ > 0; }
 
@@ -46,7 +46,8 @@ class LocalSshd {
 
   // Makes a second client key that is NOT authorized; returns its path.
   std::string makeUnauthorizedKey();
-  // F4: the client key is no longer accepted from now on.
+  // The client key is no longer accepted from now on (an authentication
+  // failure: docs/runbook.md, F4).
   void revokeClientKey();
 
  private:

@@ -11,12 +11,13 @@
 
 namespace sshsoak {
 
+// No defaults here: the run's come from cli::Options.
 struct RestartConfig {
-  int64_t minDelayMs = 200;       // first restart after a crash
-  int64_t maxDelayMs = 30000;     // the backoff never waits longer
-  int64_t stableUptimeMs = 30000; // an agent up this long resets the backoff
-  uint32_t maxCrashes = 5;        // this many crashes within the window...
-  int64_t windowMs = 60000;       // ...give the slot up
+  int64_t minDelayMs = 0;      // first restart after a crash
+  int64_t maxDelayMs = 0;      // the backoff never waits longer
+  int64_t stableUptimeMs = 0;  // an agent up this long resets the backoff
+  uint32_t maxCrashes = 0;     // this many crashes within the window...
+  int64_t windowMs = 0;        // ...give the slot up
 };
 
 struct RestartDecision {
@@ -27,7 +28,7 @@ struct RestartDecision {
 
 class RestartPolicy {
  public:
-  explicit RestartPolicy(RestartConfig config = {}) : config_(config) {}
+  explicit RestartPolicy(RestartConfig config) : config_(config) {}
 
   // An agent that started at startedMs crashed at nowMs (one monotonic clock).
   RestartDecision onCrash(int64_t nowMs, int64_t startedMs);

@@ -3,7 +3,6 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/process.hpp>
@@ -27,6 +26,9 @@ namespace {
 
 constexpr int AGENT_EVENT_FD = 3;
 constexpr int AGENT_COMMAND_FD = 4;
+// After killing the agents left at the end, how long their pipes get to
+// reach EOF before the loop stops anyway.
+constexpr std::chrono::seconds KILLED_PIPES_BACKSTOP{2};
 
 std::string twoDigits(uint32_t id) {
   char buf[16];
@@ -55,86 +57,76 @@ Supervisor::Supervisor(const cli::Options& options, std::string agentPath, Jsonl
 Supervisor::~Supervisor() {
   log_.setListener(nullptr);
   // Whatever path got us here, no agent outlives the run.
-  for (auto& a : agents_) {
-    if (a->pid > 0 && !a->reaped) {
-      ::kill(a->pid, SIGKILL);
-      ::waitpid(a->pid, nullptr, 0);
-    }
-  }
+  slots_.clear();  // each slot kills and reaps an agent still running
 }
 
 std::vector<pid_t> Supervisor::agentPids() const {
   std::vector<pid_t> pids;
-  for (const auto& a : agents_) {
-    if (a->pid > 0 && !a->reaped) pids.push_back(a->pid);
+  for (const auto& slot : slots_) {
+    if (slot->agentRunning()) pids.push_back(slot->pid());
   }
   return pids;
 }
 
-void Supervisor::spawn(AgentProc& agent) {
+void Supervisor::spawn(Slot& slot) {
   Pipe events = makePipe();
   Pipe commands = makePipe();
+  auto eventStream = std::make_unique<asio::posix::stream_descriptor>(io_, events.readEnd.release());
   ChildSetup setup;
   setup.fdMap = {{{events.writeEnd.get(), AGENT_EVENT_FD}, {commands.readEnd.get(), AGENT_COMMAND_FD}}};
   // argv is only a name for ps/top: "sshsoak-agent 03 host:22". The
   // configuration (with any passphrase) goes through the command pipe.
-  bp::child child(bp::exe = agentPath_, bp::args = {twoDigits(agent.id), agent.host},
+  bp::child child(bp::exe = agentPath_, bp::args = {twoDigits(slot.id()), slot.host()},
                   bp::std_in < bp::null, bp::std_out > bp::null, setup);
-  agent.pid = child.id();
-  agent.startedMono = monoMs();
-  agent.connectedSinceSpawn = false;
+  pid_t pid = child.id();
   child.detach();  // reaped by PID on SIGCHLD, with the raw status kept
-  agent.reaped = false;
-  agent.eof = false;
-  agent.reader = FrameReader();
-  agent.commandFd = std::move(commands.writeEnd);
-  agent.events = std::make_unique<asio::posix::stream_descriptor>(io_, events.readEnd.release());
+  slot.attach(pid, std::move(commands.writeEnd), std::move(eventStream));
 
   capnp::MallocMessageBuilder message;
-  fillAgentConfig(message.initRoot<wire::AgentConfig>(), options_, agent.id, bucket_ ? bucket_->name() : "");
-  writeFrame(agent.commandFd.get(), message);  // an agent dead already shows as EOF + exit
-  armRead(agent);
+  fillAgentConfig(message.initRoot<wire::AgentConfig>(), options_, slot.id(), bucket_ ? bucket_->name() : "");
+  slot.send(message);  // an agent dead already shows as EOF + exit
+  armRead(slot);
 }
 
-void Supervisor::armRead(AgentProc& agent) {
-  agent.events->async_read_some(asio::buffer(agent.buf), [this, &agent](const boost::system::error_code& ec, size_t n) {
-    if (ec) {
-      if (ec != asio::error::operation_aborted) {
-        agent.eof = true;
-        maybeFinished(agent);
-      }
-      return;
-    }
-    onEventBytes(agent, n);
-    if (agent.events && !agent.eof) armRead(agent);
-  });
+void Supervisor::armRead(Slot& slot) {
+  slot.events()->async_read_some(
+      asio::buffer(slot.readBuffer()), [this, &slot](const boost::system::error_code& ec, size_t n) {
+        if (ec) {
+          if (ec != asio::error::operation_aborted) {
+            slot.pipeEnded();
+            onAgentEnding(slot, "event pipe closed");
+          }
+          return;
+        }
+        onEventBytes(slot, n);
+        if (slot.events()) armRead(slot);
+      });
 }
 
-void Supervisor::onEventBytes(AgentProc& agent, size_t n) {
-  agent.reader.feed(agent.buf.data(), n);
+void Supervisor::onEventBytes(Slot& slot, size_t n) {
+  slot.frames().feed(slot.readBuffer().data(), n);
   try {
-    while (auto words = agent.reader.next()) {
+    while (auto words = slot.frames().next()) {
       capnp::FlatArrayMessageReader reader(*words);
       auto event = reader.getRoot<wire::Event>();
       // An agent speaks for its own slot only.
-      if (event.getSessionId() != agent.id) {
-        spdlog::warn("session {:02}: event claims session {}; ignored", agent.id, event.getSessionId());
+      if (event.getSessionId() != slot.id()) {
+        spdlog::warn("session {:02}: event claims session {}; ignored", slot.id(), event.getSessionId());
         continue;
       }
+      if (slot.state() == SlotState::Starting) {
+        slot.transition(SlotState::Running, "first event: " + std::string(eventName(event.which())));
+      }
       using W = wire::Event::Which;
-      Json line = eventToJson(event, agent.host);
+      Json line = eventToJson(event, slot.host());
       // A restarted agent's first session is logged like any connect, marked
       // with the restart count so that the summary and a reader can tell.
-      if (agent.restarts > 0 && (event.which() == W::STARTED ||
-                                 (event.which() == W::CONNECTED && !agent.connectedSinceSpawn))) {
-        line["restart"] = agent.restarts;
-      }
-      if (event.which() == W::CONNECTED) agent.connectedSinceSpawn = true;
+      if (auto restart = slot.restartMark(event.which())) line["restart"] = *restart;
       log_.write(line);
       switch (event.which()) {
         case W::CONNECTED:
         case W::RECONNECTED:
-          spdlog::info("session {:02} {} {} in {} ms ({})", agent.id, eventName(event.which()), agent.host,
+          spdlog::info("session {:02} {} {} in {} ms ({})", slot.id(), eventName(event.which()), slot.host(),
                        event.getElapsedMs(), std::string(event.getDetail()));
           break;
         case W::CONNECT_FAILED:
@@ -144,136 +136,136 @@ void Supervisor::onEventBytes(AgentProc& agent, size_t n) {
         case W::PTY_ERROR:
         case W::AUTH_FAILED:
         case W::MANUAL_RECONNECT:
-          spdlog::warn("session {:02} {} {}: {}", agent.id, eventName(event.which()), agent.host,
+          spdlog::warn("session {:02} {} {}: {}", slot.id(), eventName(event.which()), slot.host(),
                        std::string(event.getDetail()));
           break;
         default:
-          spdlog::debug("session {:02} {}", agent.id, eventName(event.which()));
+          spdlog::debug("session {:02} {}", slot.id(), eventName(event.which()));
       }
     }
   } catch (const std::exception& e) {
     // A corrupt stream cannot be resynchronised: say so and stop reading it.
-    spdlog::error("session {:02}: unreadable event stream ({}); no more events from this agent", agent.id,
+    spdlog::error("session {:02}: unreadable event stream ({}); no more events from this agent", slot.id(),
                   e.what());
-    agent.events->close();
-    agent.eof = true;
-    maybeFinished(agent);
+    slot.pipeEnded();
+    onAgentEnding(slot, "unreadable event stream");
   }
 }
 
 void Supervisor::reapChildren() {
-  for (auto& a : agents_) {
-    if (a->reaped || a->pid <= 0) continue;
-    int status = 0;
-    pid_t r = ::waitpid(a->pid, &status, WNOHANG);
-    if (r == a->pid) {
-      a->reaped = true;
-      a->waitStatus = status;
-      maybeFinished(*a);
-    }
+  for (auto& slot : slots_) {
+    if (slot->tryReap()) onAgentEnding(*slot, "agent exited: " + slot->exitInfo().text());
   }
 }
 
+// The agent exited, or its event pipe ended: the slot drains, and the exit
+// is recorded once both have happened.
+void Supervisor::onAgentEnding(Slot& slot, std::string_view why) {
+  if (slot.state() == SlotState::Starting || slot.state() == SlotState::Running) {
+    slot.transition(SlotState::Draining, why);
+  }
+  maybeFinished(slot);
+}
+
 // An agent is done when it has exited AND its event pipe is drained: every
-// event it wrote before it died is logged before its exit is.
-void Supervisor::maybeFinished(AgentProc& agent) {
-  if (!agent.eof || !agent.reaped || agent.pid <= 0) return;
-  ExitInfo exit = decodeWaitStatus(agent.waitStatus);
+// event it wrote before it died is logged before its exit is. Then the slot
+// is finished (the run is ending), restarts or is given up.
+void Supervisor::maybeFinished(Slot& slot) {
+  if (slot.state() != SlotState::Draining || !slot.exitedAndDrained()) return;
+  ExitInfo exit = slot.exitInfo();
   bool expected = shuttingDown_ && !killed_;
-  std::string lastState(stateName(model_.stateBeforeExit(agent.id)));
+  std::string lastState(stateName(model_.stateBeforeExit(slot.id())));
   bool crashed = !expected || !exit.clean();
-  Json j = lineHead(wallNs(), agent.id, agent.host, crashed ? "agent_crashed" : "agent_exited");
+  Json j = lineHead(wallNs(), slot.id(), slot.host(), crashed ? "agent_crashed" : "agent_exited");
   j["detail"] = exit.text();
   j["success"] = !crashed;
-  j["pid"] = agent.pid;
+  j["pid"] = slot.pid();
   j["exit_code"] = exit.signaled ? Json(nullptr) : Json(exit.code);
   j["signal"] = exit.signaled ? Json(exit.signal) : Json(nullptr);
   j["signal_name"] = exit.signaled ? Json(exit.signalName()) : Json(nullptr);
   j["core_dumped"] = exit.coreDumped;
-  j["uptime_ms"] = monoMs() - agent.startedMono;
+  j["uptime_ms"] = slot.uptimeMs(monoMs());
   if (crashed) j["last_state"] = lastState;
-  pid_t pid = agent.pid;
-  agent.pid = -1;
-  agent.commandFd.reset();
-  agent.events.reset();
+  pid_t pid = slot.pid();
+  slot.detach();
   if (crashed && !shuttingDown_) {
-    spdlog::warn("session {:02}: agent pid {} crashed with {} (session was {})", agent.id, pid, exit.text(),
+    spdlog::warn("session {:02}: agent pid {} crashed with {} (session was {})", slot.id(), pid, exit.text(),
                  lastState);
-    onCrash(agent, exit, std::move(j));
+    RestartDecision d = slot.onCrash(monoMs());
+    j["crashes_in_window"] = d.crashesInWindow;
+    j["restart_in_ms"] = d.giveUp ? Json(nullptr) : Json(d.delayMs);
+    log_.write(j);
+    if (d.giveUp) {
+      giveUp(slot, std::to_string(d.crashesInWindow) + " crashes within " +
+                       std::to_string(options_.restartWindowSecs) + " s (--restart-max " +
+                       std::to_string(options_.restartMax) + ")");
+      return;
+    }
+    spdlog::info("session {:02}: restarting its agent in {} ms", slot.id(), d.delayMs);
+    slot.scheduleRestart(d.delayMs, [this, &slot] {
+      if (!shuttingDown_) restart(slot);
+    });
     return;
   }
   if (crashed) j["restart_in_ms"] = nullptr;  // the run is ending: no restart
   log_.write(j);
-  if (crashed) spdlog::warn("session {:02}: agent pid {} ended with {}", agent.id, pid, exit.text());
+  if (crashed) spdlog::warn("session {:02}: agent pid {} ended with {}", slot.id(), pid, exit.text());
+  slot.transition(SlotState::Finished, exit.text());
   if (shuttingDown_ && allFinished()) io_.stop();
 }
 
-void Supervisor::onCrash(AgentProc& agent, const ExitInfo& /*exit*/, Json line) {
-  RestartDecision d = agent.policy.onCrash(monoMs(), agent.startedMono);
-  line["crashes_in_window"] = d.crashesInWindow;
-  line["restart_in_ms"] = d.giveUp ? Json(nullptr) : Json(d.delayMs);
-  log_.write(line);
-  if (d.giveUp) {
-    giveUp(agent, std::to_string(d.crashesInWindow) + " crashes within " + std::to_string(options_.restartWindowSecs) +
-                      " s (--restart-max " + std::to_string(options_.restartMax) + ")");
-    return;
-  }
-  spdlog::info("session {:02}: restarting its agent in {} ms", agent.id, d.delayMs);
-  agent.restartTimer->expires_after(std::chrono::milliseconds(d.delayMs));
-  agent.restartTimer->async_wait([this, &agent](const boost::system::error_code& ec) {
-    if (ec || shuttingDown_) return;
-    restart(agent);
-  });
-}
-
-void Supervisor::restart(AgentProc& agent) {
-  ++agent.restarts;
+void Supervisor::restart(Slot& slot) {
+  slot.countRestart();
   try {
-    spawn(agent);
+    spawn(slot);
   } catch (const std::exception& e) {
     // The binary went away or the system refuses: retrying cannot help.
-    giveUp(agent, std::string("cannot start the agent ") + agentPath_ + ": " + e.what());
+    giveUp(slot, std::string("cannot start the agent ") + agentPath_ + ": " + e.what());
   }
 }
 
-void Supervisor::giveUp(AgentProc& agent, const std::string& reason) {
-  agent.gaveUp = true;
-  Json j = lineHead(wallNs(), agent.id, agent.host, "agent_gave_up");
+void Supervisor::giveUp(Slot& slot, const std::string& reason) {
+  slot.transition(SlotState::GaveUp, reason);
+  Json j = lineHead(wallNs(), slot.id(), slot.host(), "agent_gave_up");
   j["detail"] = reason + std::string(GAVE_UP_DETAIL_SUFFIX);
   j["success"] = false;
-  j["crashes"] = model_.session(agent.id).crashes;
-  j["restarts"] = agent.restarts;
+  j["crashes"] = model_.session(slot.id()).crashes;
+  j["restarts"] = slot.restarts();
   log_.write(j);
-  spdlog::error("session {:02}: given up: {}; not restarted", agent.id, reason);
+  spdlog::error("session {:02}: given up: {}; not restarted", slot.id(), reason);
 }
 
 bool Supervisor::allFinished() const {
-  for (const auto& a : agents_) {
-    if (a->pid > 0) return false;
-  }
-  return true;
+  return std::all_of(slots_.begin(), slots_.end(), [](const auto& slot) { return slot->ended(); });
 }
 
-void Supervisor::sendCommand(AgentProc& agent, bool shutdown) {
-  if (!agent.commandFd) return;
+void Supervisor::sendCommand(Slot& slot, bool shutdown) {
   capnp::MallocMessageBuilder message;
   auto cmd = message.initRoot<wire::Command>();
   if (shutdown) cmd.setShutdown();
   else cmd.setDropConnection();
-  writeFrame(agent.commandFd.get(), message);
+  slot.send(message);
 }
 
 void Supervisor::beginShutdown(const std::string& why) {
   if (shuttingDown_) return;
   shuttingDown_ = true;
-  spdlog::info("stopping: {}; closing {} sessions", why, agents_.size());
+  spdlog::info("stopping: {}; closing {} sessions", why, slots_.size());
   durationTimer_.cancel();
   for (auto& t : faultTimers_) t->cancel();
   // The figures describe the run, not the closing of its sessions.
   sampleTimer_.cancel();
-  for (auto& a : agents_) {
-    if (a->restartTimer) a->restartTimer->cancel();
-    sendCommand(*a, true);
+  for (auto& slot : slots_) {
+    slot->cancelRestart();
+    sendCommand(*slot, true);
+    switch (slot->state()) {
+      case SlotState::Starting:
+      case SlotState::Running: slot->transition(SlotState::Draining, "stopping: " + why); break;
+      case SlotState::Restarting: slot->transition(SlotState::Finished, "the run is ending: no restart"); break;
+      case SlotState::Draining:
+      case SlotState::GaveUp:
+      case SlotState::Finished: break;
+    }
   }
   if (allFinished()) {
     io_.stop();
@@ -287,18 +279,37 @@ void Supervisor::beginShutdown(const std::string& why) {
 
 void Supervisor::killRemaining() {
   killed_ = true;
-  for (auto& a : agents_) {
-    if (a->pid > 0 && !a->reaped) {
-      spdlog::warn("session {:02}: agent pid {} did not stop within {} s; killing it", a->id, a->pid,
-                   options_.shutdownTimeoutSecs);
-      ::kill(a->pid, SIGKILL);
-    }
+  for (auto& slot : slots_) {
+    if (!slot->agentRunning()) continue;
+    spdlog::warn("session {:02}: agent pid {} did not stop within {} s; killing it", slot->id(), slot->pid(),
+                 options_.shutdownTimeoutSecs);
+    slot->killAgent();
+    onAgentEnding(*slot, "killed");
   }
   // A killed agent's pipe reaches EOF at once; this is only a backstop.
-  shutdownTimer_.expires_after(std::chrono::seconds(2));
+  shutdownTimer_.expires_after(KILLED_PIPES_BACKSTOP);
   shutdownTimer_.async_wait([this](const boost::system::error_code& ec) {
     if (!ec) io_.stop();
   });
+}
+
+// After the loop: an agent still unrecorded (the backstop stopped the loop)
+// is killed and reaped if need be, what its pipe still holds is logged, then
+// its exit.
+void Supervisor::recordRemaining() {
+  for (auto& slot : slots_) {
+    if (slot->pid() <= 0) continue;
+    slot->killAgent();
+    boost::system::error_code ec;
+    if (auto* events = slot->events()) events->non_blocking(true, ec);
+    while (auto* events = slot->events()) {
+      size_t n = events->read_some(asio::buffer(slot->readBuffer()), ec);
+      if (ec || n == 0) break;
+      onEventBytes(*slot, n);
+    }
+    slot->pipeEnded();
+    onAgentEnding(*slot, "the run ended");
+  }
 }
 
 void Supervisor::armSignals() {
@@ -329,11 +340,11 @@ void Supervisor::armSampling() {
 void Supervisor::sampleResources() {
   std::vector<TaggedReading> readings;
   if (auto self = readProc(::getpid())) readings.push_back({*self, std::nullopt});
-  for (const auto& a : agents_) {
-    if (a->pid <= 0 || a->reaped) continue;
+  for (const auto& slot : slots_) {
+    if (!slot->agentRunning()) continue;
     // An agent that died since the last SIGCHLD is a zombie and reads as
     // gone: it is simply not in this tick.
-    if (auto r = readProc(a->pid)) readings.push_back({*r, a->id});
+    if (auto r = readProc(slot->pid())) readings.push_back({*r, slot->id()});
   }
   Json j = lineHead(wallNs(), std::nullopt, "", "resource_sample");
   j.update(resources_->addTick(monoMs(), readings));
@@ -382,8 +393,8 @@ void Supervisor::armDrop(size_t index, std::chrono::seconds after) {
     if (ec || shuttingDown_) return;
     const DropSpec& drop = options_.drops[index];
     spdlog::info("injecting a drop ({})", drop.text());
-    for (auto& a : agents_) {
-      if (drop.appliesTo(a->id)) sendCommand(*a, false);
+    for (auto& slot : slots_) {
+      if (drop.appliesTo(slot->id())) sendCommand(*slot, false);
     }
     if (drop.everySecs > 0) armDrop(index, std::chrono::seconds(drop.everySecs));
   });
@@ -450,18 +461,17 @@ Json Supervisor::run() {
     else stdin_.reset();
   }
 
+  RestartConfig restart{.minDelayMs = options_.restartMinDelayMs,
+                        .maxDelayMs = options_.restartMaxDelayMs,
+                        .stableUptimeMs = options_.restartStableUptimeMs,
+                        .maxCrashes = options_.restartMax,
+                        .windowMs = int64_t{options_.restartWindowSecs} * 1000};
   for (uint32_t i = 0; i < options_.slots.size(); ++i) {
-    auto agent = std::make_unique<AgentProc>();
-    agent->id = i;
-    agent->host = options_.slots[i].text();
-    agent->policy = RestartPolicy(RestartConfig{.maxCrashes = options_.restartMax,
-                                                .windowMs = int64_t{options_.restartWindowSecs} * 1000});
-    agent->restartTimer = std::make_unique<asio::steady_timer>(io_);
-    agents_.push_back(std::move(agent));
+    slots_.push_back(std::make_unique<Slot>(i, options_.slots[i].text(), restart, io_));
   }
-  for (auto& a : agents_) spawn(*a);
+  for (auto& slot : slots_) spawn(*slot);
   spdlog::info("started {} session agents; running for {} s (q + Enter, SIGINT or SIGTERM stops early)",
-               agents_.size(), options_.durationSecs);
+               slots_.size(), options_.durationSecs);
 
   armSampling();
   durationTimer_.expires_after(std::chrono::seconds(options_.durationSecs));
@@ -477,29 +487,7 @@ Json Supervisor::run() {
     faultTimers_.push_back(std::move(timer));
   }
   io_.run();
-  // Anything still unreaped (backstop path) is killed and reaped here.
-  for (auto& a : agents_) {
-    if (a->pid > 0 && !a->reaped) {
-      ::kill(a->pid, SIGKILL);
-      ::waitpid(a->pid, &a->waitStatus, 0);
-      a->reaped = true;
-    }
-    if (a->pid > 0) {
-      // Drain what the pipe still holds, then record the exit.
-      if (a->events) {
-        boost::system::error_code ec;
-        a->events->non_blocking(true, ec);
-        for (;;) {
-          size_t n = a->events->read_some(asio::buffer(a->buf), ec);
-          if (ec || n == 0) break;
-          onEventBytes(*a, n);
-          if (!a->events) break;
-        }
-      }
-      a->eof = true;
-      maybeFinished(*a);
-    }
-  }
+  recordRemaining();
   if (stdin_) stdin_.reset();
   reapFaults(true);
   double secs = static_cast<double>(monoMs() - startMono_) / 1000.0;

@@ -11,12 +11,12 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
-#include "shared/fd.h"
-#include "shared/frame.h"
 #include "shared/token_bucket.h"
 #include "supervisor/run/faults.h"
+#include "supervisor/run/slot.h"
 #include "supervisor/cli.h"
 #include "supervisor/run/jsonl_log.h"
 #include "supervisor/run/resource_stats.h"
@@ -41,37 +41,19 @@ class Supervisor {
   std::vector<pid_t> agentPids() const;
 
  private:
-  struct AgentProc {
-    uint32_t id = 0;
-    std::string host;
-    pid_t pid = -1;
-    UniqueFd commandFd;
-    std::unique_ptr<boost::asio::posix::stream_descriptor> events;
-    FrameReader reader;
-    std::array<char, 65536> buf{};
-    bool eof = true;
-    bool reaped = true;
-    int waitStatus = 0;
-    // Supervision.
-    int64_t startedMono = 0;
-    uint32_t restarts = 0;          // how many times this slot was started again
-    bool connectedSinceSpawn = false;
-    bool gaveUp = false;
-    RestartPolicy policy;
-    std::unique_ptr<boost::asio::steady_timer> restartTimer;
-  };
-
-  void spawn(AgentProc& agent);
-  void armRead(AgentProc& agent);
-  void onEventBytes(AgentProc& agent, size_t n);
+  // A slot's life, driven from the loop (slot.h has its states).
+  void spawn(Slot& slot);
+  void armRead(Slot& slot);
+  void onEventBytes(Slot& slot, size_t n);
   void reapChildren();
-  void maybeFinished(AgentProc& agent);
-  void onCrash(AgentProc& agent, const ExitInfo& exit, Json line);
-  void restart(AgentProc& agent);
-  void giveUp(AgentProc& agent, const std::string& reason);
-  void sendCommand(AgentProc& agent, bool shutdown);
+  void onAgentEnding(Slot& slot, std::string_view why);
+  void maybeFinished(Slot& slot);
+  void restart(Slot& slot);
+  void giveUp(Slot& slot, const std::string& reason);
+  void sendCommand(Slot& slot, bool shutdown);
   void beginShutdown(const std::string& why);
   void killRemaining();
+  void recordRemaining();
   void armSignals();
   void armStdin();
   void armDrop(size_t index, std::chrono::seconds after);
@@ -100,7 +82,8 @@ class Supervisor {
   std::unique_ptr<boost::asio::posix::stream_descriptor> stdin_;
   std::array<char, 256> stdinBuf_{};
   std::string stdinLine_;
-  std::vector<std::unique_ptr<AgentProc>> agents_;
+  // After io_: they use it.
+  std::vector<std::unique_ptr<Slot>> slots_;
   bool shuttingDown_ = false;
   bool killed_ = false;
   int64_t startMono_ = 0;

@@ -30,6 +30,27 @@ std::vector<Json> ofSession(const std::vector<Json>& lines, const std::string& e
 
 bool isAgent(pid_t pid) { return cmdlineOf(pid).find("sshsoak-agent") != std::string::npos; }
 
+std::vector<pid_t> agentsOf(pid_t soak) {
+  std::vector<pid_t> agents;
+  for (pid_t k : childrenOf(soak)) {
+    if (isAgent(k)) agents.push_back(k);
+  }
+  return agents;
+}
+
+// Every agent ended killed: agent_crashed with SIGKILL and no restart.
+void expectAllKilled(const std::vector<Json>& lines, size_t agents) {
+  auto crashed = linesOf(lines, "agent_crashed");
+  ASSERT_EQ(crashed.size(), agents);
+  for (const auto& c : crashed) {
+    EXPECT_EQ(c["signal_name"], "SIGKILL") << c.dump();
+    EXPECT_EQ(c["restart_in_ms"], nullptr) << c.dump();
+    EXPECT_EQ(c["success"], false) << c.dump();
+  }
+  EXPECT_TRUE(linesOf(lines, "agent_exited").empty());
+  EXPECT_EQ(linesOf(lines, "summary").at(0)["abnormal_ends"], agents);
+}
+
 }  // namespace
 
 TEST_F(SshdTest, SigkilledAgentIsRecordedRestartedAndFailsTheVerdict) {
@@ -213,4 +234,40 @@ TEST_F(SshdTest, AgentsAreNamedForPsTopAndPidstat) {
   EXPECT_EQ(soak.wait(30), exit_code::PASSED) << soak.err();
   // comm (top, pidstat) is at most 15 characters: "soak-agent-NN".
   EXPECT_EQ(comms, (std::set<std::string>{"soak-agent-00", "soak-agent-01"}));
+}
+
+TEST_F(SshdTest, AgentsThatDoNotStopAreKilledAfterTheShutdownTimeout) {
+  SoakProcess soak(soakArgs({"--sessions", "2", "--duration-secs", "120", "--shutdown-timeout-secs", "1"}));
+  ASSERT_TRUE(waitForLog([](const auto& l) { return linesOf(l, "connected").size() == 2; }, 30)) << soak.err();
+  auto agents = agentsOf(soak.pid());
+  ASSERT_EQ(agents.size(), 2u);
+  // Stopped agents cannot obey the shutdown command; SIGKILL still works.
+  for (pid_t p : agents) ::kill(p, SIGSTOP);
+  int64_t sentMs = monoMs();
+  ::kill(soak.pid(), SIGTERM);
+  EXPECT_EQ(soak.wait(20), exit_code::CRITERIA_FAILED) << soak.err();
+  EXPECT_GE(monoMs() - sentMs, 1000) << "killed before --shutdown-timeout-secs";
+  expectAllKilled(readJsonl(logPath_), 2);
+  EXPECT_NE(soak.err().find("did not stop within 1 s; killing it"), std::string::npos) << soak.err();
+  for (pid_t p : agents) EXPECT_FALSE(isAgent(p)) << "agent " << p << " outlived the run";
+}
+
+TEST_F(SshdTest, ASecondSignalKillsTheAgentsAtOnce) {
+  SoakProcess soak(soakArgs({"--sessions", "2", "--duration-secs", "120", "--shutdown-timeout-secs", "60"}));
+  ASSERT_TRUE(waitForLog([](const auto& l) { return linesOf(l, "connected").size() == 2; }, 30)) << soak.err();
+  auto agents = agentsOf(soak.pid());
+  ASSERT_EQ(agents.size(), 2u);
+  for (pid_t p : agents) ::kill(p, SIGSTOP);
+  ::kill(soak.pid(), SIGINT);
+  int64_t deadline = monoMs() + 10000;
+  while (soak.err().find("stopping: SIGINT") == std::string::npos && monoMs() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_NE(soak.err().find("stopping: SIGINT"), std::string::npos) << soak.err();
+  ::kill(soak.pid(), SIGINT);
+  // Well before the 60 s shutdown timeout.
+  EXPECT_EQ(soak.wait(20), exit_code::CRITERIA_FAILED) << soak.err();
+  expectAllKilled(readJsonl(logPath_), 2);
+  EXPECT_NE(soak.err().find("second SIGINT: killing the agents now"), std::string::npos) << soak.err();
+  for (pid_t p : agents) EXPECT_FALSE(isAgent(p)) << "agent " << p << " outlived the run";
 }

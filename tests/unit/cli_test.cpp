@@ -24,7 +24,7 @@ class CliTest : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
-  std::variant<Options, ParseFailure> run(std::vector<std::string> args) {
+  Result<Options, UsageError> run(std::vector<std::string> args) {
     args.insert(args.begin(), "sshsoak");
     std::vector<const char*> argv;
     for (auto& a : args) argv.push_back(a.c_str());
@@ -39,10 +39,10 @@ class CliTest : public ::testing::Test {
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }
-  ParseFailure failure(std::vector<std::string> args) {
+  UsageError failure(std::vector<std::string> args) {
     auto r = run(std::move(args));
-    EXPECT_TRUE(std::holds_alternative<ParseFailure>(r));
-    return std::holds_alternative<ParseFailure>(r) ? std::get<ParseFailure>(r) : ParseFailure{-1, ""};
+    EXPECT_FALSE(r.ok());
+    return !r.ok() ? r.error() : UsageError{-1, ""};
   }
 
   std::filesystem::path dir_;
@@ -53,8 +53,8 @@ class CliTest : public ::testing::Test {
 
 TEST_F(CliTest, PredecessorDefaults) {
   auto r = run(base());
-  ASSERT_TRUE(std::holds_alternative<Options>(r)) << std::get<ParseFailure>(r).message;
-  const auto& o = std::get<Options>(r);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  const auto& o = r.value();
   EXPECT_EQ(o.durationSecs, 1800u);
   EXPECT_EQ(o.pollIntervalSecs, 5u);
   EXPECT_EQ(o.intensity, wire::Intensity::MEDIUM);
@@ -73,14 +73,14 @@ TEST_F(CliTest, DefaultLogPathIsThePredecessors) {
   std::filesystem::current_path(dir_);
   auto r = run(args);
   std::filesystem::current_path(cwd);
-  ASSERT_TRUE(std::holds_alternative<Options>(r));
-  EXPECT_EQ(std::get<Options>(r).logPath, "spike2_results.jsonl");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.value().logPath, "spike2_results.jsonl");
 }
 
 TEST_F(CliTest, TargetsAreRepeatedToFillSessions) {
   auto r = run(with({"--targets", "a:22,b:2200,[::1]:2201", "--sessions", "7"}));
-  ASSERT_TRUE(std::holds_alternative<Options>(r)) << std::get<ParseFailure>(r).message;
-  const auto& o = std::get<Options>(r);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  const auto& o = r.value();
   ASSERT_EQ(o.slots.size(), 7u);
   EXPECT_EQ(o.slots[0].text(), "a:22");
   EXPECT_EQ(o.slots[1].text(), "b:2200");
@@ -91,8 +91,8 @@ TEST_F(CliTest, TargetsAreRepeatedToFillSessions) {
 
 TEST_F(CliTest, TargetWithoutPortIs22) {
   auto r = run(with({"--targets", "example"}));
-  ASSERT_TRUE(std::holds_alternative<Options>(r));
-  EXPECT_EQ(std::get<Options>(r).slots[0].port, 22);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.value().slots[0].port, 22);
 }
 
 TEST_F(CliTest, AllFlagsParse) {
@@ -100,8 +100,8 @@ TEST_F(CliTest, AllFlagsParse) {
                      "high", "--disconnect-after-secs", "30", "--max-reconnect-attempts", "5",
                      "--reconnect-timeout-secs", "9", "--host-key-policy", "off", "--keepalive-interval-secs", "2",
                      "--keepalive-count-max", "4"}));
-  ASSERT_TRUE(std::holds_alternative<Options>(r)) << std::get<ParseFailure>(r).message;
-  const auto& o = std::get<Options>(r);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  const auto& o = r.value();
   EXPECT_EQ(o.durationSecs, 60u);
   EXPECT_EQ(o.intensity, wire::Intensity::HIGH);
   EXPECT_EQ(*o.disconnectAfterSecs, 30u);
@@ -115,14 +115,14 @@ TEST_F(CliTest, PassphraseFromFileAndEnv) {
   auto file = (dir_ / "pass").string();
   std::ofstream(file) << "from-file\nignored\n";
   auto r = run(with({"--passphrase-file", file}));
-  ASSERT_TRUE(std::holds_alternative<Options>(r));
-  EXPECT_EQ(std::get<Options>(r).passphrase, "from-file");
-  EXPECT_FALSE(std::get<Options>(r).passphraseOnCommandLine);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.value().passphrase, "from-file");
+  EXPECT_FALSE(r.value().passphraseOnCommandLine);
 
   r = run(with({"--passphrase-env", "SOAK_PASS"}));
-  ASSERT_TRUE(std::holds_alternative<Options>(r));
-  EXPECT_EQ(std::get<Options>(r).passphrase, "s3cret");
-  EXPECT_EQ(std::get<Options>(r).passphraseEnvName, "SOAK_PASS");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.value().passphrase, "s3cret");
+  EXPECT_EQ(r.value().passphraseEnvName, "SOAK_PASS");
 
   auto f = failure(with({"--passphrase-env", "NOPE_NOT_SET"}));
   EXPECT_EQ(f.exitCode, exit_code::BAD_INPUT);
@@ -133,8 +133,8 @@ TEST_F(CliTest, PassphraseFromFileAndEnv) {
 
 TEST_F(CliTest, EmbeddedDefaultNeedsNoArguments) {
   auto r = run({"--log-path", log_});
-  ASSERT_TRUE(std::holds_alternative<Options>(r));
-  EXPECT_TRUE(std::get<Options>(r).embeddedDefault());
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r.value().embeddedDefault());
 }
 
 TEST_F(CliTest, HelpListsEveryPredecessorFlag) {
@@ -183,8 +183,8 @@ TEST_F(CliTest, BadInputIsNamedWithADistinctExitCode) {
 
 TEST_F(CliTest, SupervisionAndVerdictDefaultsFollowTheDesign) {
   auto r = run(base());
-  ASSERT_TRUE(std::holds_alternative<Options>(r)) << std::get<ParseFailure>(r).message;
-  const auto& o = std::get<Options>(r);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  const auto& o = r.value();
   EXPECT_EQ(o.restartMax, 5u);
   EXPECT_EQ(o.restartWindowSecs, 60u);
   EXPECT_EQ(o.sampleIntervalSecs, 1u);
@@ -202,8 +202,8 @@ TEST_F(CliTest, SupervisionAndVerdictFlags) {
                      "--max-abnormal-ends", "1", "--min-reconnect-rate-pct", "95.5", "--max-reconnect-p95-ms",
                      "5000", "--max-memory-mb", "64", "--max-cpu-pct", "2.5", "--sessions", "4",
                      "--crash-session-for-testing", "3"}));
-  ASSERT_TRUE(std::holds_alternative<Options>(r)) << std::get<ParseFailure>(r).message;
-  const auto& o = std::get<Options>(r);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  const auto& o = r.value();
   EXPECT_EQ(o.restartMax, 3u);
   EXPECT_EQ(o.restartWindowSecs, 10u);
   EXPECT_EQ(o.sampleIntervalSecs, 2u);
@@ -224,4 +224,39 @@ TEST_F(CliTest, SupervisionAndVerdictFlags) {
   f = failure(with({"--pid-file", "/no/such/dir/x.pid"}));
   EXPECT_EQ(f.exitCode, exit_code::BAD_INPUT);
   EXPECT_NE(f.message.find("/no/such/dir"), std::string::npos) << f.message;
+}
+
+TEST_F(CliTest, DropsAndFaultCommandsParse) {
+  auto r = run(with({"--disconnect-after-secs", "10", "--drop", "30", "--drop", "20/60@0,2-3", "--fault-cmd",
+                     "45:tc qdisc add dev lo root netem loss 100%", "--sessions", "4"}));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  const auto& o = r.value();
+  ASSERT_EQ(o.drops.size(), 3u);
+  EXPECT_EQ(o.drops[0].text(), "at 10 s, all sessions");
+  EXPECT_EQ(o.drops[1].text(), "at 30 s, all sessions");
+  EXPECT_EQ(o.drops[2].text(), "at 20 s, every 60 s, sessions 0 2 3");
+  ASSERT_EQ(o.faultCommands.size(), 1u);
+  EXPECT_EQ(o.faultCommands[0].atSecs, 45u);
+  EXPECT_EQ(o.faultCommands[0].command, "tc qdisc add dev lo root netem loss 100%");
+}
+
+TEST_F(CliTest, BadDropsAndFaultCommandsAreNamed) {
+  std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--drop", "30x"}, "--drop '30x': expected AT[/EVERY][@SESSIONS]"},
+      {{"--drop", "5@"}, "--drop '5@': no sessions after '@'"},
+      {{"--drop", "5/0"}, "--drop '5/0': the period after '/' must be a whole number of seconds >= 1"},
+      {{"--drop", "5@3-1"}, "--drop '5@3-1': bad session range '3-1'"},
+      {{"--drop", "5@x"}, "--drop '5@x': bad session id 'x'"},
+      {{"--drop", "5@12"}, "--drop at 5 s, sessions 12: session 12 does not exist (sessions are 0-9)"},
+      {{"--fault-cmd", "5"}, "--fault-cmd '5': expected AT:COMMAND"},
+      {{"--fault-cmd", "5: "}, "--fault-cmd '5: ': empty command"},
+      {{"--targets", "[::1"}, "--targets '[::1': missing ']'"},
+      {{"--targets", "[::1]x"}, "--targets '[::1]x': expected ':' after ']'"},
+      {{"--targets", "a:b:c"}, "--targets 'a:b:c': write IPv6 addresses as [addr]:port"},
+  };
+  for (const auto& [args, mentions] : cases) {
+    auto f = failure(with(args));
+    EXPECT_EQ(f.exitCode, exit_code::USAGE) << f.message;
+    EXPECT_NE(f.message.find(mentions), std::string::npos) << "message: " << f.message;
+  }
 }
