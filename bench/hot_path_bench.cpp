@@ -21,6 +21,7 @@
 #include "shared/token_bucket.h"
 #include "supervisor/run/jsonl_log.h"
 #include "supervisor/analysis/run_model.h"
+#include "supervisor/run/slot.h"
 
 namespace {
 
@@ -67,7 +68,7 @@ struct Stream {
   }
 };
 
-constexpr size_t CHUNK = 65536;  // Supervisor::AgentProc::buf
+constexpr size_t CHUNK = Slot::READ_CHUNK_BYTES;  // what the supervisor reads per call
 constexpr size_t EVENTS_PER_ITER = 1024;
 
 void BM_FrameDecode(benchmark::State& state) {

@@ -30,8 +30,8 @@ AgentSettings AgentSettings::fromWire(wire::AgentConfig::Reader c) {
   s.keepaliveIntervalMs = std::max(c.getKeepaliveIntervalMs(), MIN_KEEPALIVE_INTERVAL_MS);
   s.keepaliveCountMax = std::max(c.getKeepaliveCountMax(), MIN_KEEPALIVE_COUNT_MAX);
   s.tokenBucketName = c.getTokenBucketName();
-  if (c.getBackoffBaseMs() > 0) s.backoff.baseNs = int64_t{c.getBackoffBaseMs()} * 1'000'000;
-  if (c.getBackoffCapMs() > 0) s.backoff.capNs = int64_t{c.getBackoffCapMs()} * 1'000'000;
+  s.backoff.baseNs = int64_t{std::max(c.getBackoffBaseMs(), MIN_BACKOFF_BASE_MS)} * 1'000'000;
+  s.backoff.capNs = std::max(int64_t{c.getBackoffCapMs()} * 1'000'000, s.backoff.baseNs);
   for (auto spec : c.getWorkloads()) s.workloads.push_back(workloadSpecFromWire(spec));
   return s;
 }

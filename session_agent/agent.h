@@ -36,7 +36,7 @@ struct AgentSettings {
   uint32_t keepaliveIntervalMs{};
   uint32_t keepaliveCountMax{};
   std::string tokenBucketName;  // empty: no shared bucket (tests)
-  BackoffConfig backoff;        // the wire's; backoff.h's constants if it sends 0
+  BackoffConfig backoff;        // the wire's, floored
   std::vector<WorkloadSpec> workloads;
 
   static AgentSettings fromWire(wire::AgentConfig::Reader config);
@@ -47,6 +47,7 @@ struct AgentSettings {
 constexpr uint32_t MIN_RECONNECT_TIMEOUT_MS = 100;
 constexpr uint32_t MIN_KEEPALIVE_INTERVAL_MS = 100;
 constexpr uint32_t MIN_KEEPALIVE_COUNT_MAX = 1;
+constexpr uint32_t MIN_BACKOFF_BASE_MS = 1;
 
 // The first exec of every connection: the session is usable once its
 // output, PROBE_REPLY, comes back.

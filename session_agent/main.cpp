@@ -14,13 +14,12 @@
 
 #include "session_agent/agent.h"
 #include "session_agent/describe.h"
+#include "shared/agent_fds.h"
 #include "shared/fd.h"
 #include "shared/frame.h"
 
 namespace {
 
-constexpr int EVENT_FD = 3;
-constexpr int COMMAND_FD = 4;
 constexpr int EXIT_USAGE = 100;
 constexpr int EXIT_SYSTEM = 111;
 
@@ -40,7 +39,7 @@ int main(int argc, char** argv) {
     std::printf("%s\n", json->c_str());
     return std::fflush(stdout) == 0 ? 0 : EXIT_SYSTEM;
   }
-  if (!isOpen(EVENT_FD) || !isOpen(COMMAND_FD)) {
+  if (!isOpen(AGENT_EVENT_FD) || !isOpen(AGENT_COMMAND_FD)) {
     std::fprintf(stderr,
                  "sshsoak-agent: this program is started by sshsoak, which passes it an event "
                  "pipe on fd 3 and a command pipe on fd 4; run sshsoak instead\n");
@@ -60,7 +59,7 @@ int main(int argc, char** argv) {
     std::optional<kj::Array<capnp::word>> words;
     char buf[4096];
     while (!(words = reader.next())) {
-      ssize_t n = ::read(COMMAND_FD, buf, sizeof buf);
+      ssize_t n = ::read(AGENT_COMMAND_FD, buf, sizeof buf);
       if (n == 0) return EXIT_USAGE;  // the supervisor went away before configuring us
       if (n < 0) {
         if (errno == EINTR) continue;
@@ -74,7 +73,7 @@ int main(int argc, char** argv) {
     // earlier, our parent is no longer the one that configured us.
     if (config.getSupervisorPid() != 0 && ::getppid() != config.getSupervisorPid()) return EXIT_SYSTEM;
     if (config.getCrashForTesting()) std::abort();
-    agent::Agent agent(agent::AgentSettings::fromWire(config), EVENT_FD, COMMAND_FD);
+    agent::Agent agent(agent::AgentSettings::fromWire(config), AGENT_EVENT_FD, AGENT_COMMAND_FD);
     return agent.run();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "sshsoak-agent: internal error: %s\n", e.what());

@@ -27,7 +27,8 @@ def measure(cfg, env):
 
 
 def storm_sshsoak(cfg, sshd, workdir, n, rate=None, burst=None):
-    # Connecting takes tokens too (5/s by default): the drop comes after the ramp.
+    # Connecting takes tokens too: the drop comes after the ramp, sized at 5/s
+    # (half the default --token-rate) to leave a margin.
     at = int(n / (rate or 5.0)) + 6
     extra = ["--drop", str(at)]
     if rate:

@@ -13,15 +13,11 @@
 
 namespace sshsoak {
 
-// Defaults sized against the 15 s "reconnect p95" criterion and the
-// predecessor's --max-reconnect-attempts 3: attempts 0, 1, 2 wait at most
-// 0.5 s, 1 s, 2 s, so jitter alone never eats most of the budget.
-inline constexpr int64_t BACKOFF_DEFAULT_BASE_NS = 500'000'000;   // 0.5 s
-inline constexpr int64_t BACKOFF_DEFAULT_CAP_NS = 8'000'000'000;  // 8 s
-
+// The values come from sshsoak's --backoff-base-ms / --backoff-cap-ms
+// (supervisor/cli.h holds their defaults, the one place for them).
 struct BackoffConfig {
-  int64_t baseNs = BACKOFF_DEFAULT_BASE_NS;
-  int64_t capNs = BACKOFF_DEFAULT_CAP_NS;
+  int64_t baseNs = 0;
+  int64_t capNs = 0;
 };
 
 // A seed that differs between agents started in the same instant: getrandom()

@@ -10,6 +10,7 @@
 #include <cstdio>
 
 #include "events.capnp.h"
+#include "shared/agent_fds.h"
 #include "shared/clock.h"
 #include "shared/event_codec.h"
 #include "shared/spawn.h"
@@ -24,8 +25,6 @@ namespace sshsoak {
 
 namespace {
 
-constexpr int AGENT_EVENT_FD = 3;
-constexpr int AGENT_COMMAND_FD = 4;
 // After killing the agents left at the end, how long their pipes get to
 // reach EOF before the loop stops anyway.
 constexpr std::chrono::seconds KILLED_PIPES_BACKSTOP{2};

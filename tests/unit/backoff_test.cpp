@@ -36,12 +36,12 @@ TEST(Backoff, LargeAttemptsSaturateAtCapWithoutOverflow) {
   EXPECT_EQ(b.ceilingNs(34), 500 * MS * (int64_t{1} << 34));
   EXPECT_EQ(b.ceilingNs(35), max);
 
-  Backoff d({}, 3);  // defaults
-  EXPECT_EQ(d.ceilingNs(0), BACKOFF_DEFAULT_BASE_NS);
-  EXPECT_EQ(d.ceilingNs(std::numeric_limits<uint32_t>::max()), BACKOFF_DEFAULT_CAP_NS);
+  Backoff d({500 * MS, 8000 * MS}, 3);  // sshsoak's defaults
+  EXPECT_EQ(d.ceilingNs(0), 500 * MS);
+  EXPECT_EQ(d.ceilingNs(std::numeric_limits<uint32_t>::max()), 8000 * MS);
   const int64_t v = d.nextDelayNs(std::numeric_limits<uint32_t>::max());
   EXPECT_GE(v, 0);
-  EXPECT_LE(v, BACKOFF_DEFAULT_CAP_NS);
+  EXPECT_LE(v, 8000 * MS);
 }
 
 TEST(Backoff, DrawsStayInRangeAndCoverIt) {
@@ -83,7 +83,7 @@ TEST(Backoff, SessionSeedsDifferBetweenSessionsAndCalls) {
   // Agents started in the same instant must not draw the same delays.
   EXPECT_NE(makeBackoffSeed(1), makeBackoffSeed(2));
   EXPECT_NE(makeBackoffSeed(1), makeBackoffSeed(1));
-  auto s1 = Backoff::forSession({}, 1), s2 = Backoff::forSession({}, 2);
+  auto s1 = Backoff::forSession({500 * MS, 8000 * MS}, 1), s2 = Backoff::forSession({500 * MS, 8000 * MS}, 2);
   std::vector<int64_t> v1, v2;
   for (int i = 0; i < 20; ++i) {
     v1.push_back(s1.nextDelayNs(4));
