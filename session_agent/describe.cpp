@@ -7,7 +7,7 @@
 
 #include "session_agent/agent.h"
 #include "session_agent/workloads/pty_stream.h"
-#include "shared/event_codec.h"
+#include "shared/wire_names.h"
 
 namespace sshsoak::agent {
 

@@ -1,6 +1,6 @@
 #include "session_agent/event_sink.h"
 
-#include "shared/event_codec.h"
+#include "shared/wire_names.h"
 
 namespace sshsoak::agent {
 

@@ -27,7 +27,7 @@
 #include "supervisor/analysis/percentiles_cmd.h"
 #include "supervisor/analysis/report.h"
 #include "supervisor/run/status_line.h"
-#include "shared/event_codec.h"
+#include "shared/wire_names.h"
 #include "shared/clock.h"
 
 namespace fs = std::filesystem;

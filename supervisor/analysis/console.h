@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <string>
 
-#include "supervisor/run/jsonl_log.h"
+#include "supervisor/log_line.h"
 
 namespace sshsoak {
 

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "shared/result.h"
-#include "supervisor/run/jsonl_log.h"
+#include "supervisor/log_line.h"
 
 namespace sshsoak {
 

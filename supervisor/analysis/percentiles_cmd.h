@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "supervisor/run/jsonl_log.h"
+#include "supervisor/log_line.h"
 
 namespace sshsoak::percentiles_cmd {
 

@@ -8,7 +8,7 @@
 #include <unordered_map>
 
 #include "shared/clock.h"
-#include "shared/event_codec.h"
+#include "shared/wire_names.h"
 #include "supervisor/analysis/jsonl_reader.h"
 #include "supervisor/analysis/stats.h"
 
@@ -18,7 +18,7 @@ namespace {
 
 using W = wire::Event::Which;
 
-// The agents' events by their log names (event_codec's names, the one list).
+// The agents' events by their log names (wire_names.h, the one list).
 std::optional<W> agentEventOf(const std::string& name) {
   static const std::unordered_map<std::string, W> byName = [] {
     std::unordered_map<std::string, W> m;

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "supervisor/analysis/verdict.h"
-#include "supervisor/run/jsonl_log.h"
+#include "supervisor/log_line.h"
 
 namespace sshsoak {
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "supervisor/run/jsonl_log.h"
+#include "supervisor/log_line.h"
 
 namespace sshsoak {
 

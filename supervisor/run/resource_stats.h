@@ -11,7 +11,7 @@
 #include <optional>
 #include <vector>
 
-#include "supervisor/run/jsonl_log.h"
+#include "supervisor/log_line.h"
 #include "supervisor/run/proc_sample.h"
 
 namespace sshsoak {

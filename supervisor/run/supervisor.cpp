@@ -12,7 +12,7 @@
 #include "events.capnp.h"
 #include "shared/agent_fds.h"
 #include "shared/clock.h"
-#include "shared/event_codec.h"
+#include "shared/wire_names.h"
 #include "shared/spawn.h"
 #include "supervisor/run/agent_config.h"
 #include "supervisor/run/status_line.h"

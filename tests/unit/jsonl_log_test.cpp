@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "shared/clock.h"
-#include "shared/event_codec.h"
+#include "shared/wire_names.h"
 
 using namespace sshsoak;
 

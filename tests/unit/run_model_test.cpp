@@ -1,4 +1,5 @@
 #include "supervisor/analysis/run_model.h"
+#include "supervisor/run/jsonl_log.h"
 
 #include <capnp/message.h>
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-#include "shared/event_codec.h"
+#include "shared/wire_names.h"
 
 namespace sshsoak {
 
