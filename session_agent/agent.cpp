@@ -313,8 +313,10 @@ void Agent::sessionLoop() {
     bool progressed = true;
     while (progressed && state_ == SessionState::READY) {
       progressed = false;
+      // A fresh clock per pass: what the step reads is stamped with it.
+      int64_t stepNow = monoMs();
       for (auto& w : workloads_) {
-        StepResult r = w->step();
+        StepResult r = w->step(stepNow);
         progressed = progressed || r.progressed;
         if (r.lost) {
           loseSession(r.lost->cause, r.lost->message);

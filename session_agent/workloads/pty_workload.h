@@ -25,9 +25,12 @@ class PtyWorkload final : public Workload {
 
   void start(const WorkloadContext& context, int64_t nowMs) override;
   void onTurn(int64_t nowMs) override;
-  StepResult step() override;
-  std::optional<SessionLost> afterWait(int64_t) override { return std::nullopt; }
+  StepResult step(int64_t nowMs) override;
+  // The setup deadline: a PTY not streaming in time is replaced, the
+  // session kept.
+  std::optional<SessionLost> afterWait(int64_t nowMs) override;
   bool wantsRead() const override { return pty_ != nullptr; }
+  // Setting up sends requests (open, pty-req, exec); streaming only reads.
   bool wantsWrite() const override { return pty_ != nullptr && !pty_->streaming(); }
   int64_t nextWakeMs() const override;
   bool hasBufferedData() const override { return pty_ != nullptr && pty_->hasBufferedData(); }
@@ -36,13 +39,13 @@ class PtyWorkload final : public Workload {
 
  private:
   void open(int64_t nowMs);
-  // Reports a failed channel (pty_error) and schedules the next one.
-  void replace(wire::FailureCategory category, const std::string& message, int libssh2Error);
+  // Drops the failed channel (reported already) and schedules the next one.
+  void drop(int64_t nowMs);
 
   PtySpec spec_;
   std::optional<WorkloadContext> context_;
   std::unique_ptr<PtyStream> pty_;
-  int64_t startedMs_ = 0;  // when pty_ was opened: its setup deadline runs from here
+  int64_t setupDeadlineMs_ = 0;  // pty_ not streaming by then: replaced
   int64_t retryMs_ = 0;    // no pty_: when to open the next one
 };
 

@@ -16,10 +16,6 @@ namespace sshsoak::agent {
 
 using WorkloadSpec = std::variant<PtySpec, ExecPollSpec>;
 
-// Floor for every interval from the wire: a zero or tiny one would make a
-// workload spin.
-constexpr uint32_t MIN_WORKLOAD_INTERVAL_MS = 100;
-
 // Throws std::invalid_argument on a spec this agent does not know (a newer
 // supervisor) or cannot run.
 WorkloadSpec workloadSpecFromWire(wire::WorkloadSpec::Reader spec);
