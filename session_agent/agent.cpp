@@ -69,7 +69,7 @@ Agent::Agent(AgentSettings settings, int eventFd, int commandFd)
       trace_(std::getenv("SSHSOAK_AGENT_TRACE") != nullptr),
       backoff_(Backoff::forSession(settings_.backoff, settings_.sessionId)) {
   setNonBlocking(commandFd_);
-  for (const auto& spec : settings_.workloads) workloads_.push_back(makeWorkload(spec));
+  for (const auto& spec : settings_.workloads) workloads_.push_back(spec.make());
 }
 
 void Agent::transition(SessionState next, std::string_view why) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <stdexcept>
 
 #include "session_agent/event_sink.h"
 #include "session_agent/ssh/connection.h"
@@ -17,6 +18,19 @@ std::string fmtPct(double v) {
 }
 
 }  // namespace
+
+ExecPollSpec ExecPollSpec::fromWire(wire::ExecPollWorkloadSpec::Reader spec) {
+  ExecPollSpec s{std::max(spec.getIntervalMs(), MIN_WORKLOAD_INTERVAL_MS), {}};
+  for (auto command : spec.getCommands()) s.commands.emplace_back(command.cStr());
+  if (s.commands.empty()) s.commands = pollCommands();
+  // The event's figures are parsed from the outputs by position.
+  if (s.commands.size() != pollCommands().size()) {
+    throw std::invalid_argument("execPoll workload: " + std::to_string(s.commands.size()) +
+                                " commands; it parses exactly " + std::to_string(pollCommands().size()) +
+                                " outputs (/proc/stat, /proc/meminfo, df)");
+  }
+  return s;
+}
 
 void ExecPollWorkload::start(const WorkloadContext& context, int64_t nowMs) {
   context_.emplace(context);

@@ -27,10 +27,16 @@ inline const std::vector<std::string>& pollCommands() {
 struct ExecPollSpec {
   uint32_t intervalMs = 0;
   std::vector<std::string> commands;  // as pollCommands(): stat, meminfo, df outputs
+
+  // The interval floored at MIN_WORKLOAD_INTERVAL_MS, no commands meaning
+  // pollCommands(); throws std::invalid_argument on commands whose outputs
+  // it cannot parse.
+  static ExecPollSpec fromWire(wire::ExecPollWorkloadSpec::Reader spec);
 };
 
 class ExecPollWorkload final : public Workload {
  public:
+  using Spec = ExecPollSpec;
   explicit ExecPollWorkload(ExecPollSpec spec) : spec_(std::move(spec)) {}
 
   void start(const WorkloadContext& context, int64_t nowMs) override;

@@ -1,11 +1,17 @@
 #include "session_agent/workloads/pty_workload.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "session_agent/event_sink.h"
 #include "session_agent/ssh/connection.h"
 
 namespace sshsoak::agent {
+
+PtySpec PtySpec::fromWire(wire::PtyWorkloadSpec::Reader spec) {
+  return PtySpec{spec.getIntensity(), spec.getIntervalMs(),
+                 std::max(spec.getRetryIntervalMs(), MIN_WORKLOAD_INTERVAL_MS)};
+}
 
 void PtyWorkload::start(const WorkloadContext& context, int64_t nowMs) {
   context_.emplace(context);

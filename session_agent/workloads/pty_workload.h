@@ -17,10 +17,15 @@ struct PtySpec {
   wire::Intensity intensity = wire::Intensity::MEDIUM;
   uint32_t pauseMs = 0;  // the remote sleep between bursts
   uint32_t retryMs = 0;  // after a failed channel, before the next one
+
+  // The retry floored at MIN_WORKLOAD_INTERVAL_MS; the pause is kept (no
+  // pause between bursts is a valid load).
+  static PtySpec fromWire(wire::PtyWorkloadSpec::Reader spec);
 };
 
 class PtyWorkload final : public Workload {
  public:
+  using Spec = PtySpec;
   explicit PtyWorkload(PtySpec spec) : spec_(spec) {}
 
   void start(const WorkloadContext& context, int64_t nowMs) override;
