@@ -28,11 +28,13 @@
 //   2. its spec on the wire: a ChurnWorkloadSpec struct and a member of
 //      the WorkloadSpec union in schemas/events.capnp;
 //   3. its one registry entry: the include and one `case` line in
-//      workloadSpecFromWire() in workloads/registry.cpp (the build fails
-//      with -Wswitch until it is there);
+//      workloadSpecFromWire() in workloads/registry.cpp (until it is there
+//      -Wswitch warns, and fails a -DSSHSOAK_WERROR=ON build);
 //   4. its source line, workloads/churn.cpp, in session_agent/CMakeLists.txt;
-//   5. to run it: a workloads[] entry in supervisor/run/agent_config.cpp
-//      (from the CLI's options).
+//   5. to run it: one more workloads[] entry (and count) in
+//      supervisor/run/agent_config.cpp, filled from the CLI's options.
+// Its tests mirror its files: tests/unit/churn_test.cpp, and a registry case
+// in tests/unit/registry_test.cpp.
 // An exec-based workload runs its commands with ExecRound (exec_round.h).
 #pragma once
 
