@@ -35,7 +35,10 @@ class PtyWorkload final : public Workload {
   // session kept.
   std::optional<SessionLost> afterWait(int64_t nowMs) override;
   bool wantsRead() const override { return pty_ != nullptr; }
-  // Setting up sends requests (open, pty-req, exec); streaming only reads.
+  // Setting up sends requests (open, pty-req, exec). Streaming sends only
+  // small window adjusts, which libssh2 retries on the next read (at the
+  // latest on the keepalive's wake-up); a PTY open for the whole session
+  // must not keep the loop watching a stale block direction (workload.h).
   bool wantsWrite() const override { return pty_ != nullptr && !pty_->streaming(); }
   int64_t nextWakeMs() const override;
   bool hasBufferedData() const override { return pty_ != nullptr && pty_->hasBufferedData(); }
