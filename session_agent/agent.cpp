@@ -69,7 +69,7 @@ Agent::Agent(AgentSettings settings, int eventFd, int commandFd)
       trace_(std::getenv("SSHSOAK_AGENT_TRACE") != nullptr),
       backoff_(Backoff::forSession(settings_.backoff, settings_.sessionId)) {
   setNonBlocking(commandFd_);
-  for (const auto& spec : settings_.workloads) workloads_.push_back(makeWorkload(spec));
+  for (const auto& spec : settings_.workloads) workloads_.push_back(spec.make());
 }
 
 void Agent::transition(SessionState next, std::string_view why) {
@@ -313,8 +313,10 @@ void Agent::sessionLoop() {
     bool progressed = true;
     while (progressed && state_ == SessionState::READY) {
       progressed = false;
+      // A fresh clock per pass: what the step reads is stamped with it.
+      int64_t stepNow = monoMs();
       for (auto& w : workloads_) {
-        StepResult r = w->step();
+        StepResult r = w->step(stepNow);
         progressed = progressed || r.progressed;
         if (r.lost) {
           loseSession(r.lost->cause, r.lost->message);

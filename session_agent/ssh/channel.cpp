@@ -10,9 +10,10 @@ int Channel::open(LIBSSH2_SESSION* session) {
   return channel_ != nullptr ? 0 : libssh2_session_last_errno(session);
 }
 
-const SshError& Channel::fail(const std::string& what, int libssh2Error) {
+ChannelStatus Channel::fail(const std::string& what, int libssh2Error) {
   failure_ = SshError{wire::FailureCategory::CHANNEL, libssh2Failure(session_, what), libssh2Error};
-  return failure_;
+  failed_ = true;
+  return ChannelStatus::Failed;
 }
 
 void Channel::closeNow() noexcept {

@@ -1,8 +1,9 @@
 // One SSH channel of a connection: a move-only owner of a LIBSSH2_CHANNEL*
 // with the few things every user of a channel does the same way (open
 // without blocking, drain stdout and stderr, ask libssh2 whether it already
-// holds data, record a failure, close without waiting). ExecTask and
-// PtyStream are state machines on top of it.
+// holds data, record a failure, close without waiting), and the step of a
+// non-blocking state machine on it (advance(), status()). ExecTask and
+// PtyStream are such state machines.
 #pragma once
 
 #include <libssh2.h>
@@ -15,17 +16,22 @@
 
 namespace sshsoak::agent {
 
+// Where a state machine on a channel stands after a step: Running (call
+// again when the socket is ready), Done, or Failed (see Channel::failure()).
+enum class ChannelStatus { Running, Done, Failed };
+
 class Channel {
  public:
   Channel() = default;
   Channel(Channel&& other) noexcept
       : session_(std::exchange(other.session_, nullptr)), channel_(std::exchange(other.channel_, nullptr)),
-        failure_(std::move(other.failure_)) {}
+        failure_(std::move(other.failure_)), failed_(other.failed_) {}
   Channel& operator=(Channel&& other) noexcept {
     if (this != &other) {
       session_ = std::exchange(other.session_, nullptr);
       channel_ = std::exchange(other.channel_, nullptr);
       failure_ = std::move(other.failure_);
+      failed_ = other.failed_;
     }
     return *this;
   }
@@ -44,6 +50,23 @@ class Channel {
   int open(LIBSSH2_SESSION* session);
   bool isOpen() const { return channel_ != nullptr; }
   LIBSSH2_CHANNEL* get() const { return channel_; }
+  // One try at running a command on the open channel: 0, EAGAIN or an error.
+  int exec(const std::string& command) { return libssh2_channel_exec(channel_, command.c_str()); }
+
+  // The one step of every state on a non-blocking libssh2 call: given the
+  // call's code, true once it is done (0: progressed is set, go to the next
+  // state); false while it would block (EAGAIN) or when it failed, recorded
+  // as fail(what, rc). Either way status() then says what to return.
+  bool advance(int rc, const std::string& what, bool& progressed) {
+    if (rc == 0) {
+      progressed = true;
+      return true;
+    }
+    if (rc != LIBSSH2_ERROR_EAGAIN) fail(what, rc);
+    return false;
+  }
+  // Failed once fail() was called, else Running.
+  ChannelStatus status() const { return failed_ ? ChannelStatus::Failed : ChannelStatus::Running; }
 
   // Reads one stream (0 stdout, 1 stderr) until libssh2 has nothing more,
   // passing each chunk to sink(const char*, size_t); sets progressed when
@@ -72,8 +95,9 @@ class Channel {
   }
 
   // Records a failed libssh2 call as "what: libssh2's last error" with its
-  // code (category CHANNEL); returns it.
-  const SshError& fail(const std::string& what, int libssh2Error);
+  // code (category CHANNEL); the channel's state machine is over.
+  ChannelStatus fail(const std::string& what, int libssh2Error);
+  bool failed() const { return failed_; }
   const SshError& failure() const { return failure_; }
 
   // Sends the channel close and frees it, one try each, never a wait: if
@@ -86,6 +110,7 @@ class Channel {
   LIBSSH2_SESSION* session_ = nullptr;
   LIBSSH2_CHANNEL* channel_ = nullptr;
   SshError failure_;
+  bool failed_ = false;
   // Scratch for read(); any size works (libssh2 keeps what does not fit
   // for the next call). 16 KiB, as bench/ssh_client_bench.cpp's copy of
   // this loop.

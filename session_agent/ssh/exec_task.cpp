@@ -4,31 +4,22 @@
 
 namespace sshsoak::agent {
 
-ExecTask::Status ExecTask::fail(const std::string& what, int rc) {
-  channel_.fail(what, rc);
-  state_ = State::Failed;
-  return Status::Failed;
-}
-
 ExecTask::Status ExecTask::step(LIBSSH2_SESSION* session, bool& progressed) {
+  if (channel_.failed()) return Status::Failed;
   for (;;) {
     switch (state_) {
-      case State::Open: {
-        int rc = channel_.open(session);
-        if (rc == LIBSSH2_ERROR_EAGAIN) return Status::Running;
-        if (rc != 0) return fail("cannot open an exec channel", rc);
-        progressed = true;
+      case State::Open:
+        if (!channel_.advance(channel_.open(session), "cannot open an exec channel", progressed)) {
+          return channel_.status();
+        }
         state_ = State::Exec;
         break;
-      }
-      case State::Exec: {
-        int rc = libssh2_channel_exec(channel_.get(), command_.c_str());
-        if (rc == LIBSSH2_ERROR_EAGAIN) return Status::Running;
-        if (rc != 0) return fail("exec '" + command_ + "' refused", rc);
-        progressed = true;
+      case State::Exec:
+        if (!channel_.advance(channel_.exec(command_), "exec '" + command_ + "' refused", progressed)) {
+          return channel_.status();
+        }
         state_ = State::Read;
         break;
-      }
       case State::Read: {
         bool wouldBlock = false;
         int rc = channel_.read(
@@ -39,12 +30,12 @@ ExecTask::Status ExecTask::step(LIBSSH2_SESSION* session, bool& progressed) {
             },
             progressed);
         if (rc == LIBSSH2_ERROR_EAGAIN) wouldBlock = true;
-        else if (rc < 0) return fail("reading the output of '" + command_ + "'", rc);
+        else if (rc < 0) return channel_.fail("reading the output of '" + command_ + "'", rc);
         // stderr must be drained too, or its window fills and the server
         // stops (login-shell noise such as pyenv's lands there).
         rc = channel_.read(1, [&](const char*, size_t n) { stderrBytes_ += n; }, progressed);
         if (rc == LIBSSH2_ERROR_EAGAIN) wouldBlock = true;
-        else if (rc < 0) return fail("reading the errors of '" + command_ + "'", rc);
+        else if (rc < 0) return channel_.fail("reading the errors of '" + command_ + "'", rc);
         if (!libssh2_channel_eof(channel_.get())) {
           if (wouldBlock) return Status::Running;
           continue;
@@ -53,24 +44,22 @@ ExecTask::Status ExecTask::step(LIBSSH2_SESSION* session, bool& progressed) {
         state_ = State::Close;
         break;
       }
-      case State::Close: {
-        int rc = libssh2_channel_close(channel_.get());
-        if (rc == LIBSSH2_ERROR_EAGAIN) return Status::Running;
-        if (rc != 0) return fail("closing the channel of '" + command_ + "'", rc);
-        progressed = true;
+      case State::Close:
+        if (!channel_.advance(libssh2_channel_close(channel_.get()), "closing the channel of '" + command_ + "'",
+                              progressed)) {
+          return channel_.status();
+        }
         state_ = State::WaitClosed;
         break;
-      }
-      case State::WaitClosed: {
+      case State::WaitClosed:
         // The exit status arrives before the server's close; wait for it.
-        int rc = libssh2_channel_wait_closed(channel_.get());
-        if (rc == LIBSSH2_ERROR_EAGAIN) return Status::Running;
-        if (rc != 0) return fail("closing the channel of '" + command_ + "'", rc);
+        if (!channel_.advance(libssh2_channel_wait_closed(channel_.get()),
+                              "closing the channel of '" + command_ + "'", progressed)) {
+          return channel_.status();
+        }
         exitStatus_ = libssh2_channel_get_exit_status(channel_.get());
-        progressed = true;
         state_ = State::Free;
         break;
-      }
       case State::Free: {
         if (channel_.free() == LIBSSH2_ERROR_EAGAIN) return Status::Running;
         progressed = true;
@@ -79,8 +68,6 @@ ExecTask::Status ExecTask::step(LIBSSH2_SESSION* session, bool& progressed) {
       }
       case State::Done:
         return Status::Done;
-      case State::Failed:
-        return Status::Failed;
     }
   }
 }

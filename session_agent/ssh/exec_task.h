@@ -13,7 +13,7 @@ namespace sshsoak::agent {
 
 class ExecTask {
  public:
-  enum class Status { Running, Done, Failed };
+  using Status = ChannelStatus;
 
   explicit ExecTask(std::string command, size_t maxOutputBytes = 1u << 20)
       : command_(std::move(command)), maxOutputBytes_(maxOutputBytes) {}
@@ -30,17 +30,24 @@ class ExecTask {
   const std::string& command() const { return command_; }
   const std::string& output() const { return stdout_; }
   size_t stderrBytes() const { return stderrBytes_; }
+  // The command's exit status, read once the server closed the channel: set
+  // only on the way to Status::Done. -1 while running and after
+  // Status::Failed (never reached), so -1 means "no status", not a code.
+  // After Done it is libssh2's answer, which is 0 also when the server sent
+  // no exit-status (a command killed by a signal sends exit-signal instead).
   int exitStatus() const { return exitStatus_; }
   // Data for this channel already inside libssh2 (see Channel).
-  bool hasBufferedData() const { return state_ == State::Read && channel_.hasBufferedData(); }
+  bool hasBufferedData() const {
+    return state_ == State::Read && !channel_.failed() && channel_.hasBufferedData();
+  }
   // After Status::Failed: what failed, with libssh2's words and code.
   const SshError& failure() const { return channel_.failure(); }
   const std::string& error() const { return channel_.failure().message; }
   int libssh2Error() const { return channel_.failure().libssh2Error; }
 
  private:
-  enum class State { Open, Exec, Read, Close, WaitClosed, Free, Done, Failed };
-  Status fail(const std::string& what, int rc);
+  // Once the channel failed, step() answers Failed whatever the state.
+  enum class State { Open, Exec, Read, Close, WaitClosed, Free, Done };
 
   std::string command_;
   size_t maxOutputBytes_;

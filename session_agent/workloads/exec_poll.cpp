@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <stdexcept>
 
 #include "session_agent/event_sink.h"
 #include "session_agent/ssh/connection.h"
-#include "shared/clock.h"
 
 namespace sshsoak::agent {
 
@@ -19,6 +19,19 @@ std::string fmtPct(double v) {
 
 }  // namespace
 
+ExecPollSpec ExecPollSpec::fromWire(wire::ExecPollWorkloadSpec::Reader spec) {
+  ExecPollSpec s{std::max(spec.getIntervalMs(), MIN_WORKLOAD_INTERVAL_MS), {}};
+  for (auto command : spec.getCommands()) s.commands.emplace_back(command.cStr());
+  if (s.commands.empty()) s.commands = pollCommands();
+  // The event's figures are parsed from the outputs by position.
+  if (s.commands.size() != pollCommands().size()) {
+    throw std::invalid_argument("execPoll workload: " + std::to_string(s.commands.size()) +
+                                " commands; it parses exactly " + std::to_string(pollCommands().size()) +
+                                " outputs (/proc/stat, /proc/meminfo, df)");
+  }
+  return s;
+}
+
 void ExecPollWorkload::start(const WorkloadContext& context, int64_t nowMs) {
   context_.emplace(context);
   nextPollMs_ = nowMs + spec_.intervalMs;
@@ -26,53 +39,42 @@ void ExecPollWorkload::start(const WorkloadContext& context, int64_t nowMs) {
 
 void ExecPollWorkload::onTurn(int64_t nowMs) {
   if (round_ || nowMs < nextPollMs_) return;
-  round_.emplace();
-  for (const auto& cmd : spec_.commands) round_->tasks.push_back(std::make_unique<ExecTask>(cmd));
-  round_->startMs = monoMs();
-  round_->deadlineMs = round_->startMs + context_->stepTimeoutMs;
+  round_.emplace(spec_.commands, nowMs, context_->stepTimeoutMs);
 }
 
-StepResult ExecPollWorkload::step() {
+StepResult ExecPollWorkload::step(int64_t nowMs) {
   StepResult result;
   if (!round_) return result;
-  auto& task = *round_->tasks[round_->current];
-  auto status = task.step(context_->conn.session(), result.progressed);
-  if (status == ExecTask::Status::Running) return result;
-  if (status == ExecTask::Status::Failed) {
-    const SshError& failure = task.failure();
-    if (auto cause = context_->conn.transportFailure(failure.libssh2Error)) {
-      result.lost = SessionLost{*cause, failure.message};
-      return result;
-    }
-    context_->events.emit([&](wire::Event::Builder e) {
-      context_->events.failure(e, e.initExecPollError(), wire::FailureCategory::CHANNEL, failure.message,
-                               failure.libssh2Error);
-    });
-    round_.reset();
-    nextPollMs_ = monoMs() + spec_.intervalMs;
-    return result;
+  switch (round_->step(context_->conn.session(), result.progressed)) {
+    case ExecRound::Status::Running:
+      break;
+    case ExecRound::Status::Failed:
+      result.lost = context_->channelFailed(round_->failure(), &wire::Event::Builder::initExecPollError);
+      if (!result.lost) {
+        round_.reset();
+        nextPollMs_ = nowMs + spec_.intervalMs;
+      }
+      break;
+    case ExecRound::Status::Done:
+      finishRound(nowMs);
+      break;
   }
-  result.progressed = true;
-  if (++round_->current < round_->tasks.size()) return result;
-  finishRound();
   return result;
 }
 
 std::optional<SessionLost> ExecPollWorkload::afterWait(int64_t nowMs) {
-  if (!round_ || nowMs < round_->deadlineMs) return std::nullopt;
-  context_->events.emit([&](wire::Event::Builder e) {
-    context_->events.failure(e, e.initExecPollError(), wire::FailureCategory::TIMEOUT,
-                             "exec poll did not finish within " + std::to_string(context_->stepTimeoutMs) + " ms");
-  });
+  if (!round_ || !round_->timedOut(nowMs)) return std::nullopt;
+  context_->reportError(&wire::Event::Builder::initExecPollError, wire::FailureCategory::TIMEOUT,
+                        "exec poll did not finish within " + std::to_string(context_->stepTimeoutMs) + " ms");
   return SessionLost{wire::DisconnectCause::SILENCE, "exec poll timed out"};
 }
 
-void ExecPollWorkload::finishRound() {
-  const auto& t = round_->tasks;
-  uint32_t rttMs = static_cast<uint32_t>(monoMs() - round_->startMs);
-  auto cpu = parseProcStat(t[0]->output());
-  auto mem = parseMemUsedPct(t[1]->output());
-  auto disk = parseDfUsedPct(t[2]->output());
+void ExecPollWorkload::finishRound(int64_t nowMs) {
+  const ExecRound& round = *round_;
+  uint32_t rttMs = static_cast<uint32_t>(nowMs - round.startMs());
+  auto cpu = parseProcStat(round.output(0));
+  auto mem = parseMemUsedPct(round.output(1));
+  auto disk = parseDfUsedPct(round.output(2));
   const SshError* problem = !cpu ? &cpu.error() : !mem ? &mem.error() : !disk ? &disk.error() : nullptr;
   if (problem != nullptr) {
     context_->events.emit([&](wire::Event::Builder e) {
@@ -84,7 +86,7 @@ void ExecPollWorkload::finishRound() {
     lastCpu_ = *cpu;
     double memPct = *mem, diskPct = *disk;
     uint32_t bytes = 0;
-    for (const auto& task : t) bytes += static_cast<uint32_t>(task->output().size());
+    for (size_t i = 0; i < round.size(); ++i) bytes += static_cast<uint32_t>(round.output(i).size());
     context_->events.emit([&](wire::Event::Builder e) {
       auto p = e.initExecPoll();
       p.setRttMs(rttMs);
@@ -99,7 +101,7 @@ void ExecPollWorkload::finishRound() {
     });
   }
   round_.reset();
-  nextPollMs_ = std::max(nextPollMs_ + spec_.intervalMs, monoMs());
+  nextPollMs_ = std::max(nextPollMs_ + spec_.intervalMs, nowMs);
 }
 
 void ExecPollWorkload::abandon() {

@@ -7,12 +7,11 @@
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "session_agent/ssh/exec_task.h"
+#include "session_agent/workloads/exec_round.h"
 #include "session_agent/workloads/poll_parsers.h"
 #include "session_agent/workloads/workload.h"
 
@@ -28,39 +27,39 @@ inline const std::vector<std::string>& pollCommands() {
 struct ExecPollSpec {
   uint32_t intervalMs = 0;
   std::vector<std::string> commands;  // as pollCommands(): stat, meminfo, df outputs
+
+  // The interval floored at MIN_WORKLOAD_INTERVAL_MS, no commands meaning
+  // pollCommands(); throws std::invalid_argument on commands whose outputs
+  // it cannot parse.
+  static ExecPollSpec fromWire(wire::ExecPollWorkloadSpec::Reader spec);
 };
 
 class ExecPollWorkload final : public Workload {
  public:
+  using Spec = ExecPollSpec;
   explicit ExecPollWorkload(ExecPollSpec spec) : spec_(std::move(spec)) {}
 
   void start(const WorkloadContext& context, int64_t nowMs) override;
   void onTurn(int64_t nowMs) override;
-  StepResult step() override;
+  StepResult step(int64_t nowMs) override;
+  // The round's deadline: a round that does not finish loses the session.
   std::optional<SessionLost> afterWait(int64_t nowMs) override;
   bool wantsRead() const override { return round_.has_value(); }
+  // A round sends all along: opens, execs, window adjusts, closes.
   bool wantsWrite() const override { return round_.has_value(); }
   // The next round's start matters only while no round is running: a round
   // stalled on a dead link would otherwise make the loop spin.
-  int64_t nextWakeMs() const override { return round_ ? round_->deadlineMs : nextPollMs_; }
-  bool hasBufferedData() const override {
-    return round_ && round_->tasks[round_->current]->hasBufferedData();
-  }
+  int64_t nextWakeMs() const override { return round_ ? round_->deadlineMs() : nextPollMs_; }
+  bool hasBufferedData() const override { return round_ && round_->hasBufferedData(); }
   void abandon() override;
   void close() override { abandon(); }
 
  private:
-  struct Round {
-    std::vector<std::unique_ptr<ExecTask>> tasks;
-    size_t current = 0;
-    int64_t startMs = 0;
-    int64_t deadlineMs = 0;
-  };
-  void finishRound();
+  void finishRound(int64_t nowMs);
 
   ExecPollSpec spec_;
   std::optional<WorkloadContext> context_;
-  std::optional<Round> round_;
+  std::optional<ExecRound> round_;
   int64_t nextPollMs_ = 0;
   // The previous /proc/stat sample, across reconnects: busy CPU is the
   // share between two samples.

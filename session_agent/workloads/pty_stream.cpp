@@ -83,41 +83,31 @@ void PtyCycleParser::line(std::string_view text, int64_t nowMs, std::vector<PtyC
   current_.bytes += rawBytes;
 }
 
-PtyStream::Status PtyStream::fail(const std::string& what, int rc) {
-  channel_.fail(what, rc);
-  state_ = State::Failed;
-  return Status::Failed;
-}
-
 PtyStream::Status PtyStream::step(LIBSSH2_SESSION* session, int64_t nowMs, bool& progressed,
                                   std::vector<PtyCycleResult>& cycles) {
+  if (channel_.failed()) return Status::Failed;
   for (;;) {
     switch (state_) {
-      case State::Open: {
-        int rc = channel_.open(session);
-        if (rc == LIBSSH2_ERROR_EAGAIN) return Status::Running;
-        if (rc != 0) return fail("cannot open the PTY channel", rc);
-        progressed = true;
+      case State::Open:
+        if (!channel_.advance(channel_.open(session), "cannot open the PTY channel", progressed)) {
+          return channel_.status();
+        }
         state_ = State::RequestPty;
         break;
-      }
-      case State::RequestPty: {
-        int rc = libssh2_channel_request_pty_ex(channel_.get(), "xterm", 5, nullptr, 0, 80, 24, 0, 0);
-        if (rc == LIBSSH2_ERROR_EAGAIN) return Status::Running;
-        if (rc != 0) return fail("the server refused a PTY", rc);
-        progressed = true;
+      case State::RequestPty:
+        if (!channel_.advance(libssh2_channel_request_pty_ex(channel_.get(), "xterm", 5, nullptr, 0, 80, 24, 0, 0),
+                              "the server refused a PTY", progressed)) {
+          return channel_.status();
+        }
         state_ = State::Exec;
         break;
-      }
-      case State::Exec: {
-        std::string cmd = ptyCommand(intensity_, pauseMs_);
-        int rc = libssh2_channel_exec(channel_.get(), cmd.c_str());
-        if (rc == LIBSSH2_ERROR_EAGAIN) return Status::Running;
-        if (rc != 0) return fail("the server refused the PTY command", rc);
-        progressed = true;
+      case State::Exec:
+        if (!channel_.advance(channel_.exec(ptyCommand(intensity_, pauseMs_)), "the server refused the PTY command",
+                              progressed)) {
+          return channel_.status();
+        }
         state_ = State::Streaming;
         break;
-      }
       case State::Streaming: {
         int rc = channel_.read(
             0,
@@ -126,19 +116,17 @@ PtyStream::Status PtyStream::step(LIBSSH2_SESSION* session, int64_t nowMs, bool&
               cycles.insert(cycles.end(), done.begin(), done.end());
             },
             progressed);
-        if (rc < 0 && rc != LIBSSH2_ERROR_EAGAIN) return fail("reading the PTY", rc);
+        if (rc < 0 && rc != LIBSSH2_ERROR_EAGAIN) return channel_.fail("reading the PTY", rc);
         // A PTY merges stderr, but drain the stream anyway; its errors
         // show on stdout first.
         (void)channel_.read(1, [](const char*, size_t) {}, progressed);
         if (libssh2_channel_eof(channel_.get())) {
-          return fail("the remote PTY loop ended (exit status " +
-                          std::to_string(libssh2_channel_get_exit_status(channel_.get())) + ")",
-                      0);
+          return channel_.fail("the remote PTY loop ended (exit status " +
+                                   std::to_string(libssh2_channel_get_exit_status(channel_.get())) + ")",
+                               0);
         }
         return Status::Running;
       }
-      case State::Failed:
-        return Status::Failed;
     }
   }
 }

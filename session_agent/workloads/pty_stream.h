@@ -45,7 +45,8 @@ class PtyCycleParser {
 
 class PtyStream {
  public:
-  enum class Status { Running, Failed };
+  // Never Done: the stream runs until it fails or is closed.
+  using Status = ChannelStatus;
 
   PtyStream(wire::Intensity intensity, uint32_t pauseMs) : intensity_(intensity), pauseMs_(pauseMs) {}
   PtyStream(const PtyStream&) = delete;
@@ -56,17 +57,17 @@ class PtyStream {
 
   // Advances without blocking; appends completed cycles to `cycles`.
   Status step(LIBSSH2_SESSION* session, int64_t nowMs, bool& progressed, std::vector<PtyCycleResult>& cycles);
-  bool streaming() const { return state_ == State::Streaming; }
+  bool streaming() const { return state_ == State::Streaming && !channel_.failed(); }
   // Data for this channel already inside libssh2 (see Channel).
-  bool hasBufferedData() const { return state_ == State::Streaming && channel_.hasBufferedData(); }
+  bool hasBufferedData() const { return streaming() && channel_.hasBufferedData(); }
   // After Status::Failed: what failed, with libssh2's words and code.
   const SshError& failure() const { return channel_.failure(); }
   // Sends the channel close, once, best effort, without waiting.
   void close() { channel_.closeNow(); }
 
  private:
-  enum class State { Open, RequestPty, Exec, Streaming, Failed };
-  Status fail(const std::string& what, int rc);
+  // Once the channel failed, step() answers Failed whatever the state.
+  enum class State { Open, RequestPty, Exec, Streaming };
 
   wire::Intensity intensity_;
   uint32_t pauseMs_;

@@ -1,12 +1,17 @@
 #include "session_agent/workloads/pty_workload.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "session_agent/event_sink.h"
 #include "session_agent/ssh/connection.h"
-#include "shared/clock.h"
 
 namespace sshsoak::agent {
+
+PtySpec PtySpec::fromWire(wire::PtyWorkloadSpec::Reader spec) {
+  return PtySpec{spec.getIntensity(), spec.getIntervalMs(),
+                 std::max(spec.getRetryIntervalMs(), MIN_WORKLOAD_INTERVAL_MS)};
+}
 
 void PtyWorkload::start(const WorkloadContext& context, int64_t nowMs) {
   context_.emplace(context);
@@ -15,18 +20,18 @@ void PtyWorkload::start(const WorkloadContext& context, int64_t nowMs) {
 
 void PtyWorkload::open(int64_t nowMs) {
   pty_ = std::make_unique<PtyStream>(spec_.intensity, spec_.pauseMs);
-  startedMs_ = nowMs;
+  setupDeadlineMs_ = nowMs + context_->stepTimeoutMs;
 }
 
 void PtyWorkload::onTurn(int64_t nowMs) {
   if (!pty_ && nowMs >= retryMs_) open(nowMs);
 }
 
-StepResult PtyWorkload::step() {
+StepResult PtyWorkload::step(int64_t nowMs) {
   StepResult result;
   if (!pty_) return result;
   std::vector<PtyCycleResult> cycles;
-  auto status = pty_->step(context_->conn.session(), monoMs(), result.progressed, cycles);
+  auto status = pty_->step(context_->conn.session(), nowMs, result.progressed, cycles);
   uint32_t expected = expectedPtyLines(spec_.intensity);
   for (const auto& c : cycles) {
     context_->events.emit([&](wire::Event::Builder e) {
@@ -42,37 +47,33 @@ StepResult PtyWorkload::step() {
                   " bytes=" + std::to_string(c.bytes) + " ms=" + std::to_string(c.ms));
     });
   }
-  if (status != PtyStream::Status::Failed) {
-    // Setting the PTY up (open, pty-req, exec) has a deadline too: a server
-    // that answers keepalives but never this would otherwise stall it.
-    if (!pty_->streaming() && monoMs() - startedMs_ > context_->stepTimeoutMs) {
-      replace(wire::FailureCategory::TIMEOUT,
-              "the PTY channel was not streaming within " + std::to_string(context_->stepTimeoutMs) + " ms", 0);
-    }
-    return result;
-  }
-  const SshError& failure = pty_->failure();
-  if (auto cause = context_->conn.transportFailure(failure.libssh2Error)) {
-    result.lost = SessionLost{*cause, failure.message};
-    return result;
-  }
-  replace(wire::FailureCategory::CHANNEL, failure.message, failure.libssh2Error);
+  if (status != PtyStream::Status::Failed) return result;
+  result.lost = context_->channelFailed(pty_->failure(), &wire::Event::Builder::initPtyError);
+  if (!result.lost) drop(nowMs);
   return result;
 }
 
-void PtyWorkload::replace(wire::FailureCategory category, const std::string& message, int libssh2Error) {
-  context_->events.emit([&](wire::Event::Builder e) {
-    context_->events.failure(e, e.initPtyError(), category, message, libssh2Error);
-  });
+std::optional<SessionLost> PtyWorkload::afterWait(int64_t nowMs) {
+  // Setting the PTY up (open, pty-req, exec) has a deadline too: a server
+  // that answers keepalives but never this would otherwise stall it.
+  if (pty_ && !pty_->streaming() && nowMs >= setupDeadlineMs_) {
+    context_->reportError(&wire::Event::Builder::initPtyError, wire::FailureCategory::TIMEOUT,
+                          "the PTY channel was not streaming within " + std::to_string(context_->stepTimeoutMs) +
+                              " ms");
+    drop(nowMs);
+  }
+  return std::nullopt;
+}
+
+void PtyWorkload::drop(int64_t nowMs) {
   pty_->close();
   pty_.reset();
-  retryMs_ = monoMs() + spec_.retryMs;  // try again, not in a tight loop
+  retryMs_ = nowMs + spec_.retryMs;  // try again, not in a tight loop
 }
 
 int64_t PtyWorkload::nextWakeMs() const {
   if (!pty_) return retryMs_;
-  // One past the setup deadline, so that step() finds it passed.
-  if (!pty_->streaming()) return startedMs_ + context_->stepTimeoutMs + 1;
+  if (!pty_->streaming()) return setupDeadlineMs_;
   return NO_WAKE_MS;
 }
 

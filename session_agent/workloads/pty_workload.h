@@ -17,17 +17,28 @@ struct PtySpec {
   wire::Intensity intensity = wire::Intensity::MEDIUM;
   uint32_t pauseMs = 0;  // the remote sleep between bursts
   uint32_t retryMs = 0;  // after a failed channel, before the next one
+
+  // The retry floored at MIN_WORKLOAD_INTERVAL_MS; the pause is kept (no
+  // pause between bursts is a valid load).
+  static PtySpec fromWire(wire::PtyWorkloadSpec::Reader spec);
 };
 
 class PtyWorkload final : public Workload {
  public:
+  using Spec = PtySpec;
   explicit PtyWorkload(PtySpec spec) : spec_(spec) {}
 
   void start(const WorkloadContext& context, int64_t nowMs) override;
   void onTurn(int64_t nowMs) override;
-  StepResult step() override;
-  std::optional<SessionLost> afterWait(int64_t) override { return std::nullopt; }
+  StepResult step(int64_t nowMs) override;
+  // The setup deadline: a PTY not streaming in time is replaced, the
+  // session kept.
+  std::optional<SessionLost> afterWait(int64_t nowMs) override;
   bool wantsRead() const override { return pty_ != nullptr; }
+  // Setting up sends requests (open, pty-req, exec). Streaming sends only
+  // small window adjusts, which libssh2 retries on the next read (at the
+  // latest on the keepalive's wake-up); a PTY open for the whole session
+  // must not keep the loop watching a stale block direction (workload.h).
   bool wantsWrite() const override { return pty_ != nullptr && !pty_->streaming(); }
   int64_t nextWakeMs() const override;
   bool hasBufferedData() const override { return pty_ != nullptr && pty_->hasBufferedData(); }
@@ -36,13 +47,13 @@ class PtyWorkload final : public Workload {
 
  private:
   void open(int64_t nowMs);
-  // Reports a failed channel (pty_error) and schedules the next one.
-  void replace(wire::FailureCategory category, const std::string& message, int libssh2Error);
+  // Drops the failed channel (reported already) and schedules the next one.
+  void drop(int64_t nowMs);
 
   PtySpec spec_;
   std::optional<WorkloadContext> context_;
   std::unique_ptr<PtyStream> pty_;
-  int64_t startedMs_ = 0;  // when pty_ was opened: its setup deadline runs from here
+  int64_t setupDeadlineMs_ = 0;  // pty_ not streaming by then: replaced
   int64_t retryMs_ = 0;    // no pty_: when to open the next one
 };
 

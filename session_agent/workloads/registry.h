@@ -1,29 +1,46 @@
-// The one registration point of the workloads: the spec of each (as the
-// supervisor sends it in AgentConfig.workloads) and the factory that makes
-// it. A new workload adds its spec to WorkloadSpec and one case to each
-// function below.
+// The one registration point of the workloads (how to add one: workload.h,
+// "Adding a workload"). The supervisor sends a list of wire specs
+// (AgentConfig.workloads); each becomes a WorkloadSpec: the workload's own
+// Spec, decoded by its Spec::fromWire, kept with the factory of that
+// workload. Nothing here names a workload: the list is in registry.cpp.
 #pragma once
 
+#include <any>
 #include <memory>
-#include <variant>
 
 #include "events.capnp.h"
-#include "session_agent/workloads/exec_poll.h"
-#include "session_agent/workloads/pty_workload.h"
 #include "session_agent/workloads/workload.h"
 
 namespace sshsoak::agent {
 
-using WorkloadSpec = std::variant<PtySpec, ExecPollSpec>;
+class WorkloadSpec {
+ public:
+  // W is a Workload with `using Spec = ...;` and a constructor from it.
+  template <typename W>
+  static WorkloadSpec of(typename W::Spec spec) {
+    WorkloadSpec s;
+    s.spec_ = std::move(spec);
+    s.make_ = [](const std::any& held) -> std::unique_ptr<Workload> {
+      return std::make_unique<W>(std::any_cast<const typename W::Spec&>(held));
+    };
+    return s;
+  }
 
-// Floor for every interval from the wire: a zero or tiny one would make a
-// workload spin.
-constexpr uint32_t MIN_WORKLOAD_INTERVAL_MS = 100;
+  // The spec if it is a Spec (e.g. PtySpec), else nullptr.
+  template <typename Spec>
+  const Spec* get() const {
+    return std::any_cast<Spec>(&spec_);
+  }
+  std::unique_ptr<Workload> make() const { return make_(spec_); }
+
+ private:
+  WorkloadSpec() = default;
+  std::any spec_;
+  std::unique_ptr<Workload> (*make_)(const std::any&) = nullptr;
+};
 
 // Throws std::invalid_argument on a spec this agent does not know (a newer
 // supervisor) or cannot run.
 WorkloadSpec workloadSpecFromWire(wire::WorkloadSpec::Reader spec);
-
-std::unique_ptr<Workload> makeWorkload(const WorkloadSpec& spec);
 
 }  // namespace sshsoak::agent

@@ -5,17 +5,37 @@
 // silence, transport errors, injected drops) and the one poll() that sleeps
 // until the socket, a command or the earliest wake-up of anyone.
 //
-// One turn of the loop, in order:
+// One turn of the loop, in order (nowMs is monoMs(), read by the loop):
 //   onTurn(now)           begin what is due (a poll round, a PTY retry)
-//   step() ...            repeated while anyone progressed: libssh2 may
+//   step(now) ...         repeated while anyone progressed: libssh2 may
 //                         buffer data for one channel while reading another
 //   hasBufferedData()     if anyone's data waits inside libssh2, no sleep
 //   wantsRead/Write, nextWakeMs   shape the poll() that sleeps
-//   afterWait(now)        own deadlines, checked once the sleep ended
+//   afterWait(now)        deadlines, checked once the sleep ended
+// Deadlines belong to afterWait() alone, so that one timeout is checked in
+// one place whatever the loop did before; nextWakeMs() returns the deadline
+// itself, and afterWait() finds it passed when nowMs >= it.
 // A workload that finds the connection itself gone reports SessionLost;
-// the loop then calls abandon() on everyone. Adding a workload: its files
-// in workloads/, one entry in workloads/registry.{h,cpp}, and its spec in
-// schemas/events.capnp (WorkloadSpec).
+// the loop then calls abandon() on everyone. A channel failure is triaged in
+// one place, WorkloadContext::channelFailed().
+//
+// Adding a workload (say "churn"):
+//   1. its files: workloads/churn.{h,cpp}, a class ChurnWorkload deriving
+//      from Workload, with `using Spec = ChurnSpec;` and
+//      `static ChurnSpec ChurnSpec::fromWire(wire::ChurnWorkloadSpec::Reader)`
+//      (floor intervals at MIN_WORKLOAD_INTERVAL_MS; throw
+//      std::invalid_argument on a spec it cannot run);
+//   2. its spec on the wire: a ChurnWorkloadSpec struct and a member of
+//      the WorkloadSpec union in schemas/events.capnp;
+//   3. its one registry entry: the include and one `case` line in
+//      workloadSpecFromWire() in workloads/registry.cpp (until it is there
+//      -Wswitch warns, and fails a -DSSHSOAK_WERROR=ON build);
+//   4. its source line, workloads/churn.cpp, in session_agent/CMakeLists.txt;
+//   5. to run it: one more workloads[] entry (and count) in
+//      supervisor/run/agent_config.cpp, filled from the CLI's options.
+// Its tests mirror its files: tests/unit/churn_test.cpp, and a registry case
+// in tests/unit/registry_test.cpp.
+// An exec-based workload runs its commands with ExecRound (exec_round.h).
 #pragma once
 
 #include <cstdint>
@@ -24,11 +44,24 @@
 #include <string>
 
 #include "events.capnp.h"
+#include "session_agent/ssh/error.h"
 
 namespace sshsoak::agent {
 
 class EventSink;
 class SshConnection;
+
+// Floor for every interval from the wire: a zero or tiny one would make a
+// workload spin.
+constexpr uint32_t MIN_WORKLOAD_INTERVAL_MS = 100;
+
+struct SessionLost {
+  wire::DisconnectCause cause;
+  std::string message;
+};
+
+// A workload's own error event, e.g. &wire::Event::Builder::initPtyError.
+using ErrorEvent = wire::Failure::Builder (wire::Event::Builder::*)();
 
 // What the loop hands a workload when a session becomes usable; valid until
 // abandon() or close().
@@ -38,11 +71,16 @@ struct WorkloadContext {
   // The budget of one unit of work (an exec round, a PTY setup): the CLI's
   // --reconnect-timeout-secs, as for establishing a session.
   uint32_t stepTimeoutMs;
-};
 
-struct SessionLost {
-  wire::DisconnectCause cause;
-  std::string message;
+  // A channel of the workload failed. If that is the connection itself
+  // going away, returns the SessionLost for the loop (no event: the loop
+  // reports the disconnect). Otherwise reports it as the workload's
+  // errorEvent (category CHANNEL) and returns nothing: the caller drops the
+  // channel and tries again later.
+  std::optional<SessionLost> channelFailed(const SshError& failure, ErrorEvent errorEvent) const;
+  // Emits the workload's errorEvent.
+  void reportError(ErrorEvent errorEvent, wire::FailureCategory category, const std::string& message,
+                   int libssh2Error = 0) const;
 };
 
 struct StepResult {
@@ -60,16 +98,22 @@ class Workload {
   virtual void start(const WorkloadContext& context, int64_t nowMs) = 0;
   // Time: a loop turn begins; start what is due at nowMs.
   virtual void onTurn(int64_t nowMs) = 0;
-  // Readiness: advance every channel as far as it goes without blocking.
-  virtual StepResult step() = 0;
-  // Time: the loop's sleep ended; check own deadlines.
+  // Readiness: advance every channel as far as it goes without blocking;
+  // nowMs stamps what arrived (a PTY burst's end, an exec round's finish).
+  virtual StepResult step(int64_t nowMs) = 0;
+  // Time: the loop's sleep ended; the one place to check own deadlines (a
+  // deadline passed may lose the session or just be reported).
   virtual std::optional<SessionLost> afterWait(int64_t nowMs) = 0;
 
   // A channel is open: libssh2 is called every turn and consumes whatever
   // the socket brings, so the loop watches it for input.
   virtual bool wantsRead() const = 0;
-  // Requests are being sent: the loop watches for output room when libssh2
-  // is blocked on it.
+  // libssh2 may have to send for this workload now (a channel being opened,
+  // a request, window adjusts and closes of an exec channel): the loop then
+  // watches for output room, and only while libssh2 says it is blocked on
+  // sending. False while idle or merely streaming, so that a stale block
+  // direction (libssh2's last call's) cannot make the loop wait for POLLOUT,
+  // which is nearly always ready, and spin.
   virtual bool wantsWrite() const = 0;
   // The next time this workload must run even if the socket stays quiet
   // (NO_WAKE_MS: none).

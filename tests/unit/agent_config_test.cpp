@@ -7,9 +7,9 @@
 #include <capnp/serialize.h>
 #include <gtest/gtest.h>
 
-#include <variant>
-
 #include "session_agent/agent.h"
+#include "session_agent/workloads/exec_poll.h"
+#include "session_agent/workloads/pty_workload.h"
 
 using namespace sshsoak;
 
@@ -52,12 +52,12 @@ TEST(AgentConfig, TheCliDefaultsAreWhatTheAgentRunsWith) {
 
   // The PTY stream first, then the exec polls: the order they are stepped in.
   ASSERT_EQ(s.workloads.size(), 2u);
-  const auto* pty = std::get_if<agent::PtySpec>(&s.workloads[0]);
+  const auto* pty = s.workloads[0].get<agent::PtySpec>();
   ASSERT_NE(pty, nullptr);
   EXPECT_EQ(pty->intensity, o.intensity);
   EXPECT_EQ(pty->pauseMs, 1000u);
   EXPECT_EQ(pty->retryMs, o.pollIntervalSecs * 1000);
-  const auto* poll = std::get_if<agent::ExecPollSpec>(&s.workloads[1]);
+  const auto* poll = s.workloads[1].get<agent::ExecPollSpec>();
   ASSERT_NE(poll, nullptr);
   EXPECT_EQ(poll->intervalMs, o.pollIntervalSecs * 1000);
   EXPECT_EQ(poll->commands, agent::pollCommands());
@@ -70,9 +70,12 @@ TEST(AgentConfig, FlagsReachTheWorkloads) {
   o.pollIntervalSecs = 2;
   agent::AgentSettings s = throughTheWire(o, 0);
   ASSERT_EQ(s.workloads.size(), 2u);
-  auto pty = std::get<agent::PtySpec>(s.workloads[0]);
-  EXPECT_EQ(pty.intensity, wire::Intensity::HIGH);
-  EXPECT_EQ(pty.pauseMs, 250u);
-  EXPECT_EQ(pty.retryMs, 2000u);
-  EXPECT_EQ(std::get<agent::ExecPollSpec>(s.workloads[1]).intervalMs, 2000u);
+  const auto* pty = s.workloads[0].get<agent::PtySpec>();
+  ASSERT_NE(pty, nullptr);
+  EXPECT_EQ(pty->intensity, wire::Intensity::HIGH);
+  EXPECT_EQ(pty->pauseMs, 250u);
+  EXPECT_EQ(pty->retryMs, 2000u);
+  const auto* poll = s.workloads[1].get<agent::ExecPollSpec>();
+  ASSERT_NE(poll, nullptr);
+  EXPECT_EQ(poll->intervalMs, 2000u);
 }

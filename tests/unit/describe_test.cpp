@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "session_agent/agent.h"
+#include "session_agent/workloads/exec_poll.h"
 #include "session_agent/workloads/pty_stream.h"
 
 using namespace sshsoak;

@@ -7,6 +7,9 @@
 
 #include <stdexcept>
 
+#include "session_agent/workloads/exec_poll.h"
+#include "session_agent/workloads/pty_workload.h"
+
 using namespace sshsoak;
 using namespace sshsoak::agent;
 
@@ -14,10 +17,12 @@ TEST(WorkloadRegistry, ExecPollDefaultsToTheStandardRoundAndFloorsItsInterval) {
   capnp::MallocMessageBuilder message;
   auto spec = message.initRoot<wire::WorkloadSpec>();
   spec.initExecPoll().setIntervalMs(0);
-  auto s = std::get<ExecPollSpec>(workloadSpecFromWire(spec.asReader()));
-  EXPECT_EQ(s.intervalMs, MIN_WORKLOAD_INTERVAL_MS);
-  EXPECT_EQ(s.commands, pollCommands());
-  EXPECT_NE(makeWorkload(s), nullptr);
+  WorkloadSpec w = workloadSpecFromWire(spec.asReader());
+  const auto* s = w.get<ExecPollSpec>();
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->intervalMs, MIN_WORKLOAD_INTERVAL_MS);
+  EXPECT_EQ(s->commands, pollCommands());
+  EXPECT_NE(w.make(), nullptr);
 }
 
 TEST(WorkloadRegistry, ExecPollWithCommandsItCannotParseIsRefused) {
@@ -35,11 +40,13 @@ TEST(WorkloadRegistry, PtyKeepsItsPauseAndFloorsItsRetry) {
   pty.setIntensity(wire::Intensity::LOW);
   pty.setIntervalMs(0);  // no pause between bursts is a valid load
   pty.setRetryIntervalMs(5);
-  auto s = std::get<PtySpec>(workloadSpecFromWire(spec.asReader()));
-  EXPECT_EQ(s.intensity, wire::Intensity::LOW);
-  EXPECT_EQ(s.pauseMs, 0u);
-  EXPECT_EQ(s.retryMs, MIN_WORKLOAD_INTERVAL_MS);
-  auto w = makeWorkload(s);
+  WorkloadSpec made = workloadSpecFromWire(spec.asReader());
+  const auto* s = made.get<PtySpec>();
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->intensity, wire::Intensity::LOW);
+  EXPECT_EQ(s->pauseMs, 0u);
+  EXPECT_EQ(s->retryMs, MIN_WORKLOAD_INTERVAL_MS);
+  auto w = made.make();
   ASSERT_NE(w, nullptr);
   // Before any session: nothing open, nothing to read or send.
   EXPECT_FALSE(w->wantsRead());
