@@ -138,8 +138,15 @@ void Supervisor::onEventBytes(Slot& slot, size_t n) {
           spdlog::warn("session {:02} {} {}: {}", slot.id(), eventName(event.which()), slot.host(),
                        std::string(event.getDetail()));
           break;
-        default:
+        // Every event is named here (no default): a new one is a -Wswitch
+        // warning until someone decides how loud it is on the console.
+        case W::STARTED:
+        case W::DISCONNECT_INJECTED:
+        case W::EXEC_POLL:
+        case W::PTY_CYCLE:
+        case W::STOPPED:
           spdlog::debug("session {:02} {}", slot.id(), eventName(event.which()));
+          break;
       }
     }
   } catch (const std::exception& e) {
