@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <limits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -55,7 +56,7 @@ bool transitionAllowed(SessionState from, SessionState to) {
     case S::CONNECTING: return to == S::READY || to == S::BACKING_OFF || to == S::MANUAL;
     case S::BACKING_OFF: return to == S::CONNECTING;
     case S::READY: return to == S::LOST;
-    case S::LOST: return to == S::BACKING_OFF;
+    case S::LOST: return to == S::BACKING_OFF || to == S::MANUAL;  // MANUAL: no attempt allowed
     case S::MANUAL:
     case S::CLOSING: return false;
   }
@@ -133,7 +134,14 @@ void Agent::beginConnectPhase(bool reconnect, int64_t detectMs) {
   phase_.reconnect = reconnect;
   phase_.detectMs = detectMs;
   // The first connect gets one try plus the same retries a reconnect gets.
-  phase_.maxAttempts = settings_.maxReconnectAttempts + (reconnect ? 0 : 1);
+  // 64 bits: --max-reconnect-attempts 4294967295 must not wrap to 0 here.
+  phase_.maxAttempts = std::min<uint64_t>(uint64_t{settings_.maxReconnectAttempts} + (reconnect ? 0 : 1),
+                                          std::numeric_limits<uint32_t>::max());
+  // --max-reconnect-attempts 0: a lost session is not reconnected at all.
+  if (phase_.maxAttempts == 0) {
+    giveUpAttempts();
+    return;
+  }
   // Full jitter before every reconnect attempt, the first included: ten
   // sessions that lost the same link must not come back in lock step.
   if (reconnect) transition(SessionState::BACKING_OFF, "reconnect");
@@ -216,6 +224,10 @@ void Agent::connectAttempt() {
     transition(SessionState::BACKING_OFF, "attempt failed");
     return;
   }
+  giveUpAttempts();
+}
+
+void Agent::giveUpAttempts() {
   events_.emit([&](wire::Event::Builder e) {
     events_.failure(e, e.initManualReconnect(), wire::FailureCategory::OTHER,
                     "gave up after " + std::to_string(phase_.maxAttempts) + " attempts: manual reconnect required");

@@ -92,6 +92,8 @@ class Agent {
   void backOff();
   // CONNECTING: one attempt; then READY, BACKING_OFF (retry) or MANUAL.
   void connectAttempt();
+  // Retries used up (or none allowed): manual_reconnect_required, then MANUAL.
+  void giveUpAttempts();
   // One connect + auth + first exec within --reconnect-timeout-secs.
   Status<SshError> establish();
   // Sleeps in poll on the command pipe; false if told to stop meanwhile.

@@ -86,9 +86,13 @@ bool Slot::tryReap() {
   return true;
 }
 
+void Slot::sendKill() {
+  if (agentRunning()) ::kill(pid_, SIGKILL);
+}
+
 void Slot::killAgent() {
   if (!agentRunning()) return;
-  ::kill(pid_, SIGKILL);
+  sendKill();
   int status = 0;
   pid_t r;
   do {

@@ -1,7 +1,7 @@
 // One session slot of the run: the agent process that serves it, that
 // agent's two pipes, its restart policy and its state. The state changes in
 // one place, Slot::transition, which logs every change; an agent is killed in
-// one place, Slot::killAgent. The Supervisor drives the slots from its event
+// one place, Slot (sendKill, killAgent). The Supervisor drives the slots from its event
 // loop (docs/design.md, "Supervision").
 #pragma once
 
@@ -80,8 +80,11 @@ class Slot {
   bool agentRunning() const { return pid_ > 0 && !reaped_; }
   // waitpid(WNOHANG): true when the agent has just been reaped.
   bool tryReap();
-  // The one place an agent is killed: SIGKILL, then waitpid until it is
-  // reaped (a SIGKILLed process goes at once). No-op when none is running.
+  // The one place an agent is killed. sendKill: SIGKILL to a running agent,
+  // nothing more (it is reaped on SIGCHLD, like any exit). killAgent:
+  // SIGKILL, then waitpid until it is reaped (a SIGKILLed process goes at
+  // once). Both are no-ops when none is running.
+  void sendKill();
   void killAgent();
   // Reaped and its event pipe drained: its exit can be recorded.
   bool exitedAndDrained() const { return pid_ > 0 && reaped_ && eof_; }

@@ -289,8 +289,10 @@ void Supervisor::killRemaining() {
     if (!slot->agentRunning()) continue;
     spdlog::warn("session {:02}: agent pid {} did not stop within {} s; killing it", slot->id(), slot->pid(),
                  options_.shutdownTimeoutSecs);
-    slot->killAgent();
-    onAgentEnding(*slot, "killed");
+    // SIGKILL only: every agent left is signalled at once and reaped on
+    // SIGCHLD as it dies. Reaping each before signalling the next would let
+    // a later agent finish its clean stop meanwhile and be logged as killed.
+    slot->sendKill();
   }
   // A killed agent's pipe reaches EOF at once; this is only a backstop.
   shutdownTimer_.expires_after(KILLED_PIPES_BACKSTOP);

@@ -157,6 +157,25 @@ TEST_F(SshdTest, F4AuthFailureIsReportedOnceAndNeverRetried) {
   EXPECT_TRUE(linesOf(lines, "reconnected").empty());
 }
 
+// --max-reconnect-attempts 0: a lost session is not reconnected at all; it
+// goes straight to manual_reconnect_required, with no attempt, jitter or token.
+TEST_F(SshdTest, ZeroReconnectAttemptsMeansALostSessionIsNotReconnected) {
+  SoakProcess soak(soakArgs({"--sessions", "2", "--duration-secs", "60", "--drop", "2", "--max-reconnect-attempts", "0"}));
+  ASSERT_TRUE(waitForLog([](const auto& l) { return sessionsWith(l, "manual_reconnect_required").size() == 2; }, 30))
+      << soak.err();
+  std::this_thread::sleep_for(std::chrono::seconds(1));  // time for any (wrong) attempt to show
+  ::kill(soak.pid(), SIGTERM);
+  EXPECT_EQ(soak.wait(30), exit_code::CRITERIA_FAILED);
+  auto lines = readJsonl(logPath_);
+  EXPECT_TRUE(linesOf(lines, "reconnected").empty());
+  EXPECT_TRUE(linesOf(lines, "reconnect_failed").empty());
+  for (const auto& m : linesOf(lines, "manual_reconnect_required")) {
+    EXPECT_EQ(m["attempt"], 0);
+    EXPECT_NE(m["detail"].get<std::string>().find("gave up after 0 attempts"), std::string::npos) << m.dump();
+  }
+  EXPECT_EQ(linesOf(lines, "summary").at(0)["abnormal_ends"], 2);
+}
+
 // F5: all sessions dropped at once. Jitter and the shared token bucket
 // spread the attempts: grants stay within burst + rate x t, and sshd's
 // MaxStartups never has to refuse anyone.

@@ -14,6 +14,7 @@ TEST(SessionState, TheDocumentedPathsAreAllowed) {
   EXPECT_TRUE(transitionAllowed(S::BACKING_OFF, S::CONNECTING));
   EXPECT_TRUE(transitionAllowed(S::READY, S::LOST));
   EXPECT_TRUE(transitionAllowed(S::LOST, S::BACKING_OFF));  // every reconnect starts with jitter
+  EXPECT_TRUE(transitionAllowed(S::LOST, S::MANUAL));       // --max-reconnect-attempts 0
   for (S from : {S::CONNECTING, S::READY, S::LOST, S::BACKING_OFF, S::MANUAL}) {
     EXPECT_TRUE(transitionAllowed(from, S::CLOSING)) << stateName(from);
   }
