@@ -240,7 +240,11 @@ TEST(EmbeddedDefault, RunsAgainstAPrivateSshdWithNoArguments) {
   std::string sshdDir;
   {
     // A short run's CPU mean is mostly its connects: not what this tests.
-    SoakProcess soak({"--duration-secs", "4", "--log-path", dir + "/run.jsonl", "--max-cpu-pct", "50"});
+    std::vector<std::string> args = {"--duration-secs", "4", "--log-path", dir + "/run.jsonl", "--max-cpu-pct", "50"};
+#ifdef SSHSOAK_TESTS_UNDER_ASAN
+    args.insert(args.end(), {"--max-memory-mb", "400"});  // as in SshdTest::soakArgs
+#endif
+    SoakProcess soak(args);
     EXPECT_EQ(soak.wait(60), exit_code::PASSED) << soak.err() << soak.out();
     std::string err = soak.err();
     EXPECT_NE(err.find("THROWAWAY"), std::string::npos);
