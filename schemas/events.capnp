@@ -58,6 +58,8 @@ struct WorkloadSpec {
   union {
     pty @0 :PtyWorkloadSpec;
     execPoll @1 :ExecPollWorkloadSpec;
+    churn @2 :ChurnWorkloadSpec;        # replaces the session: connections back to back
+    transfer @3 :TransferWorkloadSpec;
   }
 }
 
@@ -72,6 +74,50 @@ struct PtyWorkloadSpec {
 struct ExecPollWorkloadSpec {
   intervalMs @0 :UInt32;        # from one round's start to the next
   commands @1 :List(Text);      # empty: the agent's standard round (pollCommands())
+}
+
+# --workload churn: the agent holds no long-lived session; it opens
+# connections back to back on an open-loop schedule shared by every agent
+# of the run (agent k of n takes every n-th intended start, offset by k),
+# so a connection's latency counts from when it should have started.
+struct ChurnWorkloadSpec {
+  rateStartPerSec @0 :Float64;  # the whole run's target; 0: as fast as the server takes them
+  rateEndPerSec @1 :Float64;    # == rateStartPerSec: no ramp
+  rampMs @2 :UInt32;            # the ramp's length; 0: no ramp
+  rampSteps @3 :UInt32;         # the target rises in this many equal steps over rampMs
+  agents @4 :UInt32;            # the run's agents that share the rate
+  agentIndex @5 :UInt32;        # this agent's place among them (its session id)
+  scheduleStartNs @6 :Int64;    # CLOCK_REALTIME when the run's schedule began; an agent
+                                # that joins later (a restart) takes its first intended
+                                # start at or after its own start, never a backlog
+  command @7 :Text;             # exec'd on each connection; empty: no channel at all
+  reportIntervalMs @8 :UInt32;  # one churnStats per interval
+  logEachConnection @9 :Bool;   # also one churnConnection per connection
+  connectTimeoutMs @10 :UInt32; # one connection, TCP to close
+}
+
+enum TransferDirection {
+  up @0;    # agent -> server
+  down @1;  # server -> agent
+}
+
+# --workload transfer: rounds of bulk data on one long-lived session, each
+# verified end to end by SHA-256. With both directions, rounds alternate
+# (up, down, up, ...), so each round's rate and CPU are its own.
+struct TransferWorkloadSpec {
+  up @0 :Bool;
+  down @1 :Bool;
+  bytesPerRound @2 :UInt64;
+  # Remote commands, "{bytes}" replaced by bytesPerRound. Up: reads stdin to
+  # EOF, prints the SHA-256 of what it read (sha256sum's format) on stdout.
+  # Down: writes the data on stdout and its SHA-256 on stderr. The agent
+  # takes the last 64-hex-digit word it sees (shell noise is ignored).
+  upCommand @3 :Text;
+  downCommand @4 :Text;
+  windowBytes @5 :UInt32;       # the channel's receive window we ask for
+  writeBytes @6 :UInt32;        # the size of each write we hand libssh2
+  stallMs @7 :UInt32;           # no progress this long is a stall (reported, not a failure)
+  pauseMs @8 :UInt32;           # between rounds
 }
 
 struct Command {
@@ -134,6 +180,78 @@ struct PtyCycle {
   ms @2 :UInt32;            # first byte of the burst to its end marker
   cycle @3 :UInt32;         # the remote loop's counter
   expectedLines @4 :UInt32;
+  echoUs @5 :List(UInt32);  # keystroke echo: one character written to the PTY until it came back
+}
+
+# A latency histogram (shared/histogram.h): HdrHistogram's counts-array
+# layout (lowest 1, 2 significant digits: 256 sub-buckets), values in
+# microseconds, sent sparse: the indices with a non-zero count.
+struct Histogram {
+  name @0 :Text;             # what it measures, e.g. "total", "kex"
+  indices @1 :List(UInt32);
+  counts @2 :List(UInt64);   # counts[i] at indices[i]
+}
+
+# Failures of one kind in a churn interval.
+struct FailureCount {
+  kind @0 :Text;     # refused, reset_before_banner, timeout_<phase>, kex, auth, exec, other
+  count @1 :UInt32;
+  example @2 :Text;  # the first message of this kind in the interval
+}
+
+# One churn interval of one agent: what it attempted, how long each phase
+# took (histograms of this interval only; the reader merges them), what failed.
+struct ChurnStats {
+  intervalMs @0 :UInt32;
+  targetPerSec @1 :Float64;   # the run-wide target at the interval's end (0: unpaced)
+  attempted @2 :UInt32;       # connections started in the interval
+  succeeded @3 :UInt32;
+  failed @4 :UInt32;
+  histograms @5 :List(Histogram);  # "tcp", "kex", "auth", "exec", "close", "total" (from the intended start), "service" (from the actual start)
+  failures @6 :List(FailureCount);
+  behindMs @7 :UInt32;        # how late the agent's next intended start is (0: on schedule)
+  cpuMs @8 :UInt32;           # the agent's CPU time in the interval
+}
+
+# --log-each-connection: one line per connection (µs; 0: the phase was not reached).
+struct ChurnConnection {
+  lagUs @0 :UInt64;           # actual start - intended start
+  tcpUs @1 :UInt64;
+  kexUs @2 :UInt64;
+  authUs @3 :UInt64;
+  execUs @4 :UInt64;
+  closeUs @5 :UInt64;
+  totalUs @6 :UInt64;         # from the intended start
+  failureKind @7 :Text;       # empty: it succeeded
+  message @8 :Text;
+}
+
+struct TransferRound {
+  direction @0 :TransferDirection;
+  round @1 :UInt32;           # the session's round counter, from 1
+  bytes @2 :UInt64;
+  ms @3 :UInt32;              # the channel's open to the remote checksum's arrival
+  mbPerSec @4 :Float64;       # MB = 10^6 bytes
+  cpuMs @5 :UInt32;           # the agent's CPU time during the round
+  windowBytes @6 :UInt32;
+  writeBytes @7 :UInt32;
+  sha256 @8 :Text;            # both ends agreed on it
+  stalledMs @9 :UInt32;       # time spent in stalls in this round
+}
+
+struct TransferCorrupt {
+  direction @0 :TransferDirection;
+  round @1 :UInt32;
+  bytes @2 :UInt64;
+  localSha256 @3 :Text;       # what the agent sent or received
+  remoteSha256 @4 :Text;      # what the server computed ("" if it sent none)
+}
+
+struct TransferStall {
+  direction @0 :TransferDirection;
+  round @1 :UInt32;
+  stalledMs @2 :UInt32;       # how long nothing moved (reported once it moves again, or at the round's end)
+  bufferedBytes @3 :UInt64;   # what the agent held meanwhile (bounded by one write)
 }
 
 struct Disconnected {
@@ -169,6 +287,12 @@ struct Event {
     authFailed @17 :Failure;         # F4: never retried
     manualReconnect @18 :Failure;    # retries exhausted: needs a user
     stopped @19 :Void;               # clean close after a shutdown command
+    churnStats @22 :ChurnStats;
+    churnConnection @23 :ChurnConnection;
+    transferRound @24 :TransferRound;
+    transferCorrupt @25 :TransferCorrupt;
+    transferStall @26 :TransferStall;
+    transferError @27 :Failure;
   }
   tokenGrantedNs @20 :Int64;  # connect attempts: CLOCK_REALTIME of the token grant (0: none)
   backoffMs @21 :Int64 = -1;  # connect attempts: the jitter waited before it

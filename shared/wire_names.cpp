@@ -19,6 +19,12 @@ std::string_view eventName(wire::Event::Which which) {
     case W::AUTH_FAILED: return "auth_failed";
     case W::MANUAL_RECONNECT: return "manual_reconnect_required";
     case W::STOPPED: return "agent_stopped";
+    case W::CHURN_STATS: return "churn_stats";
+    case W::CHURN_CONNECTION: return "churn_connection";
+    case W::TRANSFER_ROUND: return "transfer_round";
+    case W::TRANSFER_CORRUPT: return "transfer_corrupt";
+    case W::TRANSFER_STALL: return "transfer_stall";
+    case W::TRANSFER_ERROR: return "transfer_error";
   }
   return "unknown";
 }
@@ -60,6 +66,10 @@ std::string_view intensityName(wire::Intensity intensity) {
     case wire::Intensity::HIGH: return "high";
   }
   return "medium";
+}
+
+std::string_view directionName(wire::TransferDirection direction) {
+  return direction == wire::TransferDirection::UP ? "up" : "down";
 }
 
 std::string_view hostKeyPolicyName(wire::HostKeyPolicy policy) {

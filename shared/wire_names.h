@@ -13,5 +13,6 @@ std::string_view categoryName(wire::FailureCategory category);
 std::string_view causeName(wire::DisconnectCause cause);
 std::string_view intensityName(wire::Intensity intensity);
 std::string_view hostKeyPolicyName(wire::HostKeyPolicy policy);
+std::string_view directionName(wire::TransferDirection direction);
 
 }  // namespace sshsoak

@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -37,6 +38,9 @@ struct Flags {
   uint32_t crashSession = 0;
   std::vector<std::string> dropTexts;
   std::vector<std::string> faultTexts;
+  std::string workload = "pty";
+  std::string churnRate = "100";
+  std::string transferDirection = "both";
   CLI::Option* targetsOpt = nullptr;
   CLI::Option* passphraseOpt = nullptr;
   CLI::Option* disconnectOpt = nullptr;
@@ -159,6 +163,41 @@ void addVerdictFlags(CLI::App& app, Options& o) {
                  "Verdict: mean CPU of supervisor + agents after warm-up must stay below this (% of one core)");
 }
 
+void addWorkloadFlags(CLI::App& app, Options& o, Flags& f) {
+  app.add_option("--workload", f.workload,
+                 "What each agent does: pty (a long-lived session: PTY stream + exec polls), churn "
+                 "(connections back to back), transfer (bulk data, SHA-256 checked)");
+  app.add_option("--churn-rate", f.churnRate,
+                 "churn: connections per second for the whole run (0: as fast as the server takes them), "
+                 "or a ramp A..B/Ts, e.g. 10..500/60s");
+  app.add_option("--churn-ramp-steps", o.churnRampSteps, "churn: the ramp rises in this many equal steps");
+  app.add_option("--churn-command", o.churnCommand,
+                 "churn: the command each connection runs ('' : none, connect + auth + close only)");
+  app.add_option("--churn-report-secs", o.churnReportSecs, "churn: each agent reports its histograms this often");
+  app.add_flag("--log-each-connection", o.logEachConnection, "churn: also log one line per connection");
+  app.add_option("--transfer-direction", f.transferDirection, "transfer: up | down | both (rounds alternate)");
+  app.add_option("--transfer-mb", o.transferMb, "transfer: MB (10^6 bytes) per round");
+  app.add_option("--transfer-up-cmd", o.transferUpCommand,
+                 "transfer: remote command that reads stdin and prints its SHA-256 ({bytes}: the round's size)");
+  app.add_option("--transfer-down-cmd", o.transferDownCommand,
+                 "transfer: remote command that writes {bytes} bytes on stdout and their SHA-256 on stderr");
+  app.add_option("--transfer-window-kb", o.transferWindowKb, "transfer: the channel receive window to ask for");
+  app.add_option("--transfer-write-kb", o.transferWriteKb, "transfer: the size of each write handed to libssh2");
+  app.add_option("--transfer-stall-secs", o.transferStallSecs,
+                 "transfer: no progress this long is reported as a stall (not a failure)");
+  app.add_option("--transfer-pause-ms", o.transferPauseMs, "transfer: pause between rounds");
+}
+
+void addWorkloadVerdictFlags(CLI::App& app, Options& o) {
+  app.add_option("--min-conn-rate", o.minConnRatePerSec,
+                 "Verdict (churn): least achieved connections per second over the run");
+  app.add_option("--max-conn-failures", o.maxConnFailures, "Verdict (churn): most failed connections allowed");
+  app.add_option("--max-connect-p99-ms", o.maxConnectP99Ms,
+                 "Verdict (churn): highest p99 connection time, from each connection's intended start");
+  app.add_option("--min-throughput-mbps", o.minThroughputMbPerSec,
+                 "Verdict (transfer): least aggregate MB/s (10^6 bytes) over all sessions");
+}
+
 void defineFlags(CLI::App& app, Options& o, Flags& f) {
   app.option_defaults()->always_capture_default()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.get_formatter()->column_width(36);
@@ -168,6 +207,8 @@ void defineFlags(CLI::App& app, Options& o, Flags& f) {
   addRunFlags(app, o, f);
   addSupervisionFlags(app, o);
   addVerdictFlags(app, o);
+  addWorkloadFlags(app, o, f);
+  addWorkloadVerdictFlags(app, o);
   app.add_option("--pid-file", o.pidFile, "Write the supervisor's PID here at start; removed at exit");
 }
 
@@ -246,6 +287,38 @@ Result<DropSpec, UsageError> parseDropSpec(const std::string& text) {
     for (uint32_t s = lo; s <= hi; ++s) d.sessions.push_back(s);
   }
   return d;
+}
+
+// "R" or "A..B/Ts".
+Result<ChurnRate, UsageError> parseChurnRate(const std::string& text) {
+  auto bad = [&]() {
+    return usage("--churn-rate '" + text + "': expected connections per second (e.g. 100; 0 = as fast as the "
+                 "server takes them) or a ramp A..B/Ts (e.g. 10..500/60s)");
+  };
+  auto rateOf = [](std::string_view s, double& out) {
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    return !s.empty() && ec == std::errc() && p == s.data() + s.size() && out >= 0 && out <= 1e6;
+  };
+  ChurnRate r;
+  std::string_view t = text;
+  auto dots = t.find("..");
+  if (dots == std::string_view::npos) {
+    if (!rateOf(t, r.startPerSec)) return bad();
+    r.endPerSec = r.startPerSec;
+    return r;
+  }
+  auto slash = t.find('/', dots);
+  if (slash == std::string_view::npos) return bad();
+  std::string_view secs = t.substr(slash + 1);
+  if (secs.ends_with('s')) secs.remove_suffix(1);
+  if (!rateOf(t.substr(0, dots), r.startPerSec) || !rateOf(t.substr(dots + 2, slash - dots - 2), r.endPerSec) ||
+      !number(secs, r.rampSecs) || r.rampSecs == 0) {
+    return bad();
+  }
+  if (r.startPerSec == 0 || r.endPerSec == 0) {
+    return usage("--churn-rate '" + text + "': a ramp's rates must be above 0 (0 means unpaced)");
+  }
+  return r;
 }
 
 // "AT:COMMAND".
@@ -455,6 +528,41 @@ Check checkOutputs(Options& o, const Flags& /*f*/) {
   return Ok{};
 }
 
+Check readWorkload(Options& o, const Flags& f) {
+  if (f.workload == "pty") o.workload = WorkloadKind::PTY;
+  else if (f.workload == "churn") o.workload = WorkloadKind::CHURN;
+  else if (f.workload == "transfer") o.workload = WorkloadKind::TRANSFER;
+  else return usage("--workload '" + f.workload + "' is not one of pty, churn, transfer");
+  auto rate = parseChurnRate(f.churnRate);
+  if (!rate) return fail(std::move(rate.error()));
+  o.churnRate = *rate;
+  if (o.churnRampSteps == 0) return usage("--churn-ramp-steps must be at least 1");
+  if (o.churnReportSecs == 0) return usage("--churn-report-secs must be at least 1");
+  if (f.transferDirection == "up") o.transferDown = false;
+  else if (f.transferDirection == "down") o.transferUp = false;
+  else if (f.transferDirection != "both") {
+    return usage("--transfer-direction '" + f.transferDirection + "' is not one of up, down, both");
+  }
+  if (o.transferMb == 0) return usage("--transfer-mb must be at least 1");
+  if (o.transferMb > 1000000) return usage("--transfer-mb must be at most 1000000 (1 TB a round)");
+  if (o.transferWindowKb < 32 || o.transferWindowKb > 1024 * 1024) {
+    return usage("--transfer-window-kb must be from 32 to 1048576");
+  }
+  if (o.transferWriteKb == 0 || o.transferWriteKb > 16 * 1024) {
+    return usage("--transfer-write-kb must be from 1 to 16384");
+  }
+  if (o.transferStallSecs == 0) return usage("--transfer-stall-secs must be at least 1");
+  if (o.transferUp && o.transferUpCommand.find_first_not_of(" \t") == std::string::npos) {
+    return usage("--transfer-up-cmd is empty: give a command that prints the SHA-256 of its stdin");
+  }
+  if (o.transferDown && o.transferDownCommand.find("{bytes}") == std::string::npos) {
+    return usage("--transfer-down-cmd must contain {bytes} (the size it must send)");
+  }
+  if (o.minConnRatePerSec < 0) return usage("--min-conn-rate must be 0 or more");
+  if (o.minThroughputMbPerSec < 0) return usage("--min-throughput-mbps must be 0 or more");
+  return Ok{};
+}
+
 // Session numbers named by --drop and --crash-session-for-testing exist.
 Check checkSessionRefs(Options& o, const Flags& f) {
   for (const auto& d : o.drops) {
@@ -489,6 +597,35 @@ std::vector<Target> fillSlots(const Options& o) {
 
 }  // namespace
 
+std::string_view workloadName(WorkloadKind kind) {
+  switch (kind) {
+    case WorkloadKind::PTY: return "pty";
+    case WorkloadKind::CHURN: return "churn";
+    case WorkloadKind::TRANSFER: return "transfer";
+  }
+  return "pty";
+}
+
+double ChurnRate::targetAt(int64_t ms, uint32_t steps) const {
+  if (!ramp() || ms >= int64_t{rampSecs} * 1000) return endPerSec;
+  if (ms <= 0 || steps <= 1) return startPerSec;
+  // Step k of `steps` (k = 0 .. steps-1) holds start + k/(steps-1) of the rise.
+  auto stepMs = static_cast<double>(rampSecs) * 1000.0 / steps;
+  auto k = static_cast<uint32_t>(static_cast<double>(ms) / stepMs);
+  if (k >= steps) k = steps - 1;
+  return startPerSec + (endPerSec - startPerSec) * k / (steps - 1);
+}
+
+std::string ChurnRate::text() const {
+  auto num = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", v);
+    return std::string(buf);
+  };
+  if (!ramp()) return num(startPerSec);
+  return num(startPerSec) + ".." + num(endPerSec) + "/" + std::to_string(rampSecs) + "s";
+}
+
 std::string Target::text() const {
   bool v6 = host.find(':') != std::string::npos;
   return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
@@ -514,9 +651,11 @@ Result<Options, UsageError> parse(int argc, const char* const* argv, EnvReader e
   }
   o.durationGiven = app.count("--duration-secs") > 0;
   o.passphraseOnCommandLine = f.passphraseOpt->count() > 0;
+  o.maxCpuPctGiven = app.count("--max-cpu-pct") > 0;
 
   using Step = Check (*)(Options&, const Flags&);
-  for (Step step : {readTargets, readTimings, readFaultPlan, readPacing, readChoices, readLimits, readSessionCount,
+  for (Step step : {readTargets, readTimings, readFaultPlan, readPacing, readChoices, readLimits, readWorkload,
+                    readSessionCount,
                     readCredentials, readKnownHosts, checkOutputs, checkSessionRefs, checkPidFile}) {
     if (auto ok = step(o, f); !ok) return fail(std::move(ok.error()));
   }

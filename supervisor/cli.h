@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "events.capnp.h"
@@ -21,6 +22,23 @@ struct Target {
   std::string host;
   uint16_t port = 22;
   std::string text() const;  // "host:port", "[v6]:port"
+};
+
+// --workload: what every agent does. Pty is the long-lived session with a
+// PTY stream and exec polls (the predecessor's, the default).
+enum class WorkloadKind { PTY, CHURN, TRANSFER };
+std::string_view workloadName(WorkloadKind kind);
+
+// --churn-rate: "R" (constant) or "A..B/Ts" (a ramp from A to B over T
+// seconds, in --churn-ramp-steps equal steps, then B to the end).
+struct ChurnRate {
+  double startPerSec = 0;  // 0: as fast as the server takes them
+  double endPerSec = 0;
+  uint32_t rampSecs = 0;  // 0: constant
+  bool ramp() const { return rampSecs > 0; }
+  // The run-wide target t ms after the schedule began.
+  double targetAt(int64_t ms, uint32_t steps) const;
+  std::string text() const;  // as the flag takes it
 };
 
 struct Options {
@@ -80,6 +98,31 @@ struct Options {
   double maxMemoryMb = 200.0;  // peak total PSS of supervisor + agents, strictly below
   double maxCpuPct = 5.0;      // mean total CPU of supervisor + agents after warm-up, % of one core, strictly below
   std::string pidFile;
+
+  // --workload and its own flags (docs/reference.md, "Workloads").
+  WorkloadKind workload = WorkloadKind::PTY;
+  ChurnRate churnRate{100, 100, 0};
+  uint32_t churnRampSteps = 10;
+  std::string churnCommand = "true";  // empty: no channel, connect + auth + close only
+  uint32_t churnReportSecs = 1;
+  bool logEachConnection = false;
+  bool transferUp = true;
+  bool transferDown = true;
+  uint32_t transferMb = 64;  // per round, MB = 10^6 bytes
+  std::string transferUpCommand = "sha256sum";
+  std::string transferDownCommand = "exec 3>&1; head -c {bytes} /dev/urandom | tee /dev/fd/3 | sha256sum >&2";
+  uint32_t transferWindowKb = 2048;
+  uint32_t transferWriteKb = 256;
+  uint32_t transferStallSecs = 2;
+  uint32_t transferPauseMs = 0;
+  // The workloads' verdict criteria (defaults from the stress guide).
+  double minConnRatePerSec = 100;
+  uint32_t maxConnFailures = 0;
+  uint32_t maxConnectP99Ms = 1000;
+  double minThroughputMbPerSec = 50;
+  // --max-cpu-pct judges the load workloads (churn, transfer) only when
+  // given: their CPU is what they measure, not a harness cost.
+  bool maxCpuPctGiven = false;
 
   bool embeddedDefault() const { return targets.empty(); }
 };

@@ -29,7 +29,50 @@ void putConnected(Json& j, wire::Connected::Reader c) {
   if (c.getHostKeyAdded()) j["hostkey_added"] = true;
 }
 
+void putHistograms(Json& j, capnp::List<wire::Histogram>::Reader list) {
+  Json all = Json::object();
+  for (auto h : list) {
+    LatencyHistogram hist;
+    auto indices = h.getIndices();
+    auto counts = h.getCounts();
+    for (unsigned i = 0; i < indices.size() && i < counts.size(); ++i) hist.addAtIndex(indices[i], counts[i]);
+    all[std::string(h.getName())] = histogramJson(hist);
+  }
+  j["latency_us"] = std::move(all);
+}
+
 }  // namespace
+
+Json histogramJson(const LatencyHistogram& h) {
+  Json j;
+  j["n"] = h.count();
+  j["p50"] = h.valueAtPercentile(50);
+  j["p90"] = h.valueAtPercentile(90);
+  j["p99"] = h.valueAtPercentile(99);
+  j["p999"] = h.valueAtPercentile(99.9);
+  j["max"] = h.max();
+  Json counts = Json::array();
+  h.forEachNonZero([&](size_t i, uint64_t c) {
+    counts.push_back(i);
+    counts.push_back(c);
+  });
+  j["counts"] = std::move(counts);
+  return j;
+}
+
+bool addHistogramJson(const Json& j, LatencyHistogram& h) {
+  if (!j.is_object()) return false;
+  auto it = j.find("counts");
+  if (it == j.end() || !it->is_array() || it->size() % 2 != 0) return false;
+  for (const auto& v : *it) {
+    if (!v.is_number_unsigned()) return false;
+  }
+  for (size_t i = 0; i + 1 < it->size(); i += 2) {
+    if ((*it)[i].get<uint64_t>() >= LatencyHistogram::COUNTS_LENGTH) return false;
+  }
+  for (size_t i = 0; i + 1 < it->size(); i += 2) h.addAtIndex((*it)[i].get<size_t>(), (*it)[i + 1].get<uint64_t>());
+  return true;
+}
 
 Json lineHead(int64_t ns, std::optional<uint32_t> sessionId, const std::string& host,
               std::string_view event) {
@@ -90,8 +133,77 @@ Json eventToJson(wire::Event::Reader e, const std::string& host) {
       j["ms"] = p.getMs();
       j["cycle"] = p.getCycle();
       j["expected_lines"] = p.getExpectedLines();
+      if (p.hasEchoUs() && p.getEchoUs().size() > 0) {
+        Json echo = Json::array();
+        for (uint32_t us : p.getEchoUs()) echo.push_back(us);
+        j["echo_us"] = std::move(echo);
+      }
       break;
     }
+    case W::CHURN_STATS: {
+      auto c = e.getChurnStats();
+      j["interval_ms"] = c.getIntervalMs();
+      j["target_per_sec"] = round1(c.getTargetPerSec());
+      j["attempted"] = c.getAttempted();
+      j["succeeded"] = c.getSucceeded();
+      j["failed"] = c.getFailed();
+      j["behind_ms"] = c.getBehindMs();
+      j["cpu_ms"] = c.getCpuMs();
+      putHistograms(j, c.getHistograms());
+      Json failures = Json::object();
+      for (auto f : c.getFailures()) {
+        failures[std::string(f.getKind())] = Json{{"count", f.getCount()}, {"example", std::string(f.getExample())}};
+      }
+      j["failures"] = std::move(failures);
+      break;
+    }
+    case W::CHURN_CONNECTION: {
+      auto c = e.getChurnConnection();
+      j["lag_us"] = c.getLagUs();
+      j["tcp_us"] = c.getTcpUs();
+      j["kex_us"] = c.getKexUs();
+      j["auth_us"] = c.getAuthUs();
+      j["exec_us"] = c.getExecUs();
+      j["close_us"] = c.getCloseUs();
+      j["total_us"] = c.getTotalUs();
+      if (c.getFailureKind().size() > 0) {
+        j["failure_kind"] = std::string(c.getFailureKind());
+        j["message"] = std::string(c.getMessage());
+      }
+      break;
+    }
+    case W::TRANSFER_ROUND: {
+      auto t = e.getTransferRound();
+      j["direction"] = std::string(directionName(t.getDirection()));
+      j["round"] = t.getRound();
+      j["bytes"] = t.getBytes();
+      j["ms"] = t.getMs();
+      j["mb_per_sec"] = round1(t.getMbPerSec());
+      j["cpu_ms"] = t.getCpuMs();
+      j["window_bytes"] = t.getWindowBytes();
+      j["write_bytes"] = t.getWriteBytes();
+      j["sha256"] = std::string(t.getSha256());
+      j["stalled_ms"] = t.getStalledMs();
+      break;
+    }
+    case W::TRANSFER_CORRUPT: {
+      auto t = e.getTransferCorrupt();
+      j["direction"] = std::string(directionName(t.getDirection()));
+      j["round"] = t.getRound();
+      j["bytes"] = t.getBytes();
+      j["local_sha256"] = std::string(t.getLocalSha256());
+      j["remote_sha256"] = std::string(t.getRemoteSha256());
+      break;
+    }
+    case W::TRANSFER_STALL: {
+      auto t = e.getTransferStall();
+      j["direction"] = std::string(directionName(t.getDirection()));
+      j["round"] = t.getRound();
+      j["stalled_ms"] = t.getStalledMs();
+      j["buffered_bytes"] = t.getBufferedBytes();
+      break;
+    }
+    case W::TRANSFER_ERROR: putFailure(j, e.getTransferError()); break;
     case W::DISCONNECT_INJECTED:
     case W::STOPPED:
       break;

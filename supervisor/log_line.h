@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "events.capnp.h"
+#include "shared/histogram.h"
 
 namespace sshsoak {
 
@@ -22,6 +23,16 @@ Json lineHead(int64_t wallNs, std::optional<uint32_t> sessionId, const std::stri
 
 // An agent's event as a log line.
 Json eventToJson(wire::Event::Reader event, const std::string& host);
+
+// A histogram in a log line: its count and percentiles for people and grep
+// (p50, p90, p99, p999, max: HdrHistogram's figures, same unit as the
+// values), and "counts", the non-zero entries of its counts array as a flat
+// [index, count, index, count, ...] list, which readers merge.
+Json histogramJson(const LatencyHistogram& h);
+// Adds a histogramJson's "counts" to h. False (h unchanged) if they are
+// malformed: not an array of pairs of non-negative integers, or an index
+// out of range.
+bool addHistogramJson(const Json& j, LatencyHistogram& h);
 
 // agent_gave_up's detail is the reason followed by this; the run model
 // takes the reason back from it.

@@ -111,6 +111,19 @@ Json runStartedLine(const cli::Options& o, const std::string& id, bool embedded)
   j["max_reconnect_attempts"] = o.maxReconnectAttempts;
   j["reconnect_timeout_secs"] = o.reconnectTimeoutSecs;
   j["host_key_policy"] = std::string(hostKeyPolicyName(o.hostKeyPolicy));
+  j["workload"] = std::string(cli::workloadName(o.workload));
+  switch (o.workload) {
+    case cli::WorkloadKind::CHURN:
+      j["churn_rate"] = o.churnRate.text();
+      j["churn_ramp_steps"] = o.churnRampSteps;
+      j["churn_command"] = o.churnCommand;
+      break;
+    case cli::WorkloadKind::TRANSFER:
+      j["transfer_direction"] = o.transferUp && o.transferDown ? "both" : o.transferUp ? "up" : "down";
+      j["transfer_mb"] = o.transferMb;
+      break;
+    case cli::WorkloadKind::PTY: break;
+  }
   Json drops = Json::array();
   for (const auto& d : o.drops) drops.push_back(d.text());
   j["drops"] = drops;

@@ -25,6 +25,10 @@ WorkloadSpec workloadSpecFromWire(wire::WorkloadSpec::Reader spec) {
   switch (spec.which()) {
     case wire::WorkloadSpec::PTY: return entry<PtyWorkload>(spec.getPty());
     case wire::WorkloadSpec::EXEC_POLL: return entry<ExecPollWorkload>(spec.getExecPoll());
+    // TODO(issue 12): being built on branches issue12-churn and issue12-transfer.
+    case wire::WorkloadSpec::CHURN:
+    case wire::WorkloadSpec::TRANSFER:
+      break;
   }
   throw std::invalid_argument("unknown workload kind " + std::to_string(static_cast<int>(spec.which())) +
                               " (a newer sshsoak than this agent?)");

@@ -179,6 +179,14 @@ void RunModel::onLine(const Json& line) {
       s.state = SessionState::MANUAL_RECONNECT_REQUIRED;
       break;
     case W::STOPPED: break;
+    // TODO(issue 12): the workloads' figures.
+    case W::CHURN_STATS:
+    case W::CHURN_CONNECTION:
+    case W::TRANSFER_ROUND:
+    case W::TRANSFER_CORRUPT:
+    case W::TRANSFER_STALL:
+    case W::TRANSFER_ERROR:
+      break;
   }
 }
 

@@ -25,7 +25,12 @@ Thresholds thresholdsOf(const cli::Options& o) {
                     .minReconnectRatePct = o.minReconnectRatePct,
                     .maxReconnectP95Ms = o.maxReconnectP95Ms,
                     .maxMemoryMb = o.maxMemoryMb,
-                    .maxCpuPct = o.maxCpuPct};
+                    .maxCpuPct = o.maxCpuPct,
+                    .judgeCpu = o.workload == cli::WorkloadKind::PTY || o.maxCpuPctGiven,
+                    .minConnRatePerSec = o.minConnRatePerSec,
+                    .maxConnFailures = o.maxConnFailures,
+                    .maxConnectP99Ms = o.maxConnectP99Ms,
+                    .minThroughputMbPerSec = o.minThroughputMbPerSec};
 }
 
 std::vector<Criterion> evaluate(const VerdictInputs& in, const Thresholds& t) {

@@ -24,6 +24,12 @@ struct Thresholds {
   uint32_t maxReconnectP95Ms;
   double maxMemoryMb;
   double maxCpuPct;
+  bool judgeCpu = true;  // false: the load workloads without an explicit --max-cpu-pct
+  // The workloads' own criteria (churn, transfer); used on runs of that workload.
+  double minConnRatePerSec = 0;
+  uint32_t maxConnFailures = 0;
+  uint32_t maxConnectP99Ms = 0;
+  double minThroughputMbPerSec = 0;
 };
 Thresholds thresholdsOf(const cli::Options& options);
 

@@ -5,7 +5,7 @@
 namespace sshsoak {
 
 void fillAgentConfig(wire::AgentConfig::Builder c, const cli::Options& options, uint32_t sessionId,
-                     const std::string& bucketName) {
+                     const std::string& bucketName, int64_t scheduleStartNs) {
   const auto& slot = options.slots[sessionId];
   uint32_t pollIntervalMs = options.pollIntervalSecs * 1000;
   uint32_t reconnectTimeoutMs = options.reconnectTimeoutSecs * 1000;
@@ -27,6 +27,37 @@ void fillAgentConfig(wire::AgentConfig::Builder c, const cli::Options& options, 
   c.setBackoffBaseMs(options.backoffBaseMs);
   c.setBackoffCapMs(options.backoffCapMs);
 
+  switch (options.workload) {
+    case cli::WorkloadKind::CHURN: {
+      auto churn = c.initWorkloads(1)[0].initChurn();
+      churn.setRateStartPerSec(options.churnRate.startPerSec);
+      churn.setRateEndPerSec(options.churnRate.endPerSec);
+      churn.setRampMs(options.churnRate.rampSecs * 1000);
+      churn.setRampSteps(options.churnRampSteps);
+      churn.setAgents(static_cast<uint32_t>(options.slots.size()));
+      churn.setAgentIndex(sessionId);
+      churn.setScheduleStartNs(scheduleStartNs);
+      churn.setCommand(options.churnCommand);
+      churn.setReportIntervalMs(options.churnReportSecs * 1000);
+      churn.setLogEachConnection(options.logEachConnection);
+      churn.setConnectTimeoutMs(reconnectTimeoutMs);
+      return;
+    }
+    case cli::WorkloadKind::TRANSFER: {
+      auto transfer = c.initWorkloads(1)[0].initTransfer();
+      transfer.setUp(options.transferUp);
+      transfer.setDown(options.transferDown);
+      transfer.setBytesPerRound(uint64_t{options.transferMb} * 1000 * 1000);
+      transfer.setUpCommand(options.transferUpCommand);
+      transfer.setDownCommand(options.transferDownCommand);
+      transfer.setWindowBytes(options.transferWindowKb * 1024);
+      transfer.setWriteBytes(options.transferWriteKb * 1024);
+      transfer.setStallMs(options.transferStallSecs * 1000);
+      transfer.setPauseMs(options.transferPauseMs);
+      return;
+    }
+    case cli::WorkloadKind::PTY: break;
+  }
   // Side by side on every session, stepped in this order: the PTY stream,
   // then the exec polls.
   auto workloads = c.initWorkloads(2);

@@ -12,8 +12,10 @@
 namespace sshsoak {
 
 // Fills the configuration of the agent for slot sessionId. bucketName: the
-// run's shared token bucket (shm name), empty for none.
+// run's shared token bucket (shm name), empty for none. scheduleStartNs:
+// CLOCK_REALTIME when the run began, the origin of the churn schedule that
+// every agent shares (a restarted agent joins it where it stands).
 void fillAgentConfig(wire::AgentConfig::Builder config, const cli::Options& options, uint32_t sessionId,
-                     const std::string& bucketName);
+                     const std::string& bucketName, int64_t scheduleStartNs = 0);
 
 }  // namespace sshsoak

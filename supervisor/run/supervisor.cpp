@@ -82,7 +82,8 @@ void Supervisor::spawn(Slot& slot) {
   slot.attach(pid, std::move(commands.writeEnd), std::move(eventStream));
 
   capnp::MallocMessageBuilder message;
-  fillAgentConfig(message.initRoot<wire::AgentConfig>(), options_, slot.id(), bucket_ ? bucket_->name() : "");
+  fillAgentConfig(message.initRoot<wire::AgentConfig>(), options_, slot.id(), bucket_ ? bucket_->name() : "",
+                  startWallNs_);
   slot.send(message);  // an agent dead already shows as EOF + exit
   armRead(slot);
 }
@@ -135,6 +136,8 @@ void Supervisor::onEventBytes(Slot& slot, size_t n) {
         case W::PTY_ERROR:
         case W::AUTH_FAILED:
         case W::MANUAL_RECONNECT:
+        case W::TRANSFER_CORRUPT:
+        case W::TRANSFER_ERROR:
           spdlog::warn("session {:02} {} {}: {}", slot.id(), eventName(event.which()), slot.host(),
                        std::string(event.getDetail()));
           break;
@@ -145,6 +148,10 @@ void Supervisor::onEventBytes(Slot& slot, size_t n) {
         case W::EXEC_POLL:
         case W::PTY_CYCLE:
         case W::STOPPED:
+        case W::CHURN_STATS:
+        case W::CHURN_CONNECTION:
+        case W::TRANSFER_ROUND:
+        case W::TRANSFER_STALL:
           spdlog::debug("session {:02} {}", slot.id(), eventName(event.which()));
           break;
       }
@@ -450,6 +457,7 @@ void Supervisor::reapFaults(bool killAll) {
 
 Json Supervisor::run() {
   startMono_ = monoMs();
+  startWallNs_ = wallNs();
   // Segments of runs that died without cleaning up (SIGKILL) go first.
   for (const auto& stale : TokenBucketSegment::removeStale()) spdlog::info("removed stale shared memory {}", stale);
   bucket_.emplace(TokenBucketSegment::create(TokenBucketSegment::makeName(), options_.tokenRatePerSec,

@@ -87,6 +87,7 @@ class Supervisor {
   bool shuttingDown_ = false;
   bool killed_ = false;
   int64_t startMono_ = 0;
+  int64_t startWallNs_ = 0;  // the churn schedule's origin
 };
 
 }  // namespace sshsoak
