@@ -14,6 +14,7 @@
 #include <fstream>
 #include <string_view>
 
+#include "shared/churn_schedule.h"
 #include "supervisor/exit_codes.h"
 
 namespace sshsoak::cli {
@@ -607,13 +608,7 @@ std::string_view workloadName(WorkloadKind kind) {
 }
 
 double ChurnRate::targetAt(int64_t ms, uint32_t steps) const {
-  if (!ramp() || ms >= int64_t{rampSecs} * 1000) return endPerSec;
-  if (ms <= 0 || steps <= 1) return startPerSec;
-  // Step k of `steps` (k = 0 .. steps-1) holds start + k/(steps-1) of the rise.
-  auto stepMs = static_cast<double>(rampSecs) * 1000.0 / steps;
-  auto k = static_cast<uint32_t>(static_cast<double>(ms) / stepMs);
-  if (k >= steps) k = steps - 1;
-  return startPerSec + (endPerSec - startPerSec) * k / (steps - 1);
+  return ChurnRamp{startPerSec, endPerSec, int64_t{rampSecs} * 1000, steps}.targetAt(ms);
 }
 
 std::string ChurnRate::text() const {
