@@ -21,13 +21,27 @@ namespace {
 
 using Cat = wire::FailureCategory;
 
-int remainingMs(int64_t deadlineMs) {
-  int64_t left = deadlineMs - monoMs();
-  return left <= 0 ? 0 : static_cast<int>(left);
+// poll(2) until something is ready or deadlineMs passes (then 0), calling
+// the ticker whenever it falls due meanwhile. EINTR is retried.
+int pollUntil(pollfd* fds, nfds_t count, int64_t deadlineMs, WaitTicker* ticker) {
+  for (;;) {
+    int64_t now = monoMs();
+    if (ticker != nullptr && ticker->dueMs <= now) {
+      ticker->tick(now);
+      continue;
+    }
+    int64_t until = ticker != nullptr ? std::min(deadlineMs, ticker->dueMs) : deadlineMs;
+    int timeout = static_cast<int>(std::clamp<int64_t>(until - now, 0, 60'000));
+    int n = ::poll(fds, count, timeout);
+    if (n < 0 && errno == EINTR) continue;
+    if (n != 0 || monoMs() >= deadlineMs) return n;
+  }
 }
 
+uint32_t usSince(int64_t startNs) { return static_cast<uint32_t>(std::max<int64_t>(monoNs() - startNs, 0) / 1000); }
+
 // Non-blocking TCP connect to one address, bounded by the deadline.
-Result<UniqueFd, SshError> connectTcp(const addrinfo* ai, int64_t deadlineMs, int cancelFd) {
+Result<UniqueFd, SshError> connectTcp(const addrinfo* ai, int64_t deadlineMs, int cancelFd, WaitTicker* ticker) {
   UniqueFd fd(::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
                        ai->ai_protocol));
   if (!fd) return fail(SshError{Cat::SOCKET, std::string("socket: ") + std::strerror(errno)});
@@ -40,8 +54,7 @@ Result<UniqueFd, SshError> connectTcp(const addrinfo* ai, int64_t deadlineMs, in
   }
   for (;;) {
     pollfd pfds[2] = {{fd.get(), POLLOUT, 0}, {cancelFd, POLLIN, 0}};
-    int n = ::poll(pfds, cancelFd >= 0 ? 2 : 1, remainingMs(deadlineMs));
-    if (n < 0 && errno == EINTR) continue;
+    int n = pollUntil(pfds, cancelFd >= 0 ? 2 : 1, deadlineMs, ticker);
     if (n == 0) return fail(SshError{Cat::TIMEOUT, "TCP connect did not complete before the deadline"});
     if (cancelFd >= 0 && pfds[1].revents != 0) return fail(SshError::cancel());
     if (pfds[0].revents != 0) break;
@@ -119,10 +132,21 @@ ssize_t SshConnection::recvHook(libssh2_socket_t sock, void* buffer, size_t leng
 }
 
 Result<std::unique_ptr<SshConnection>, SshError> SshConnection::open(const ConnectSettings& settings,
-                                                                     int64_t deadlineMs, int cancelFd) {
+                                                                     int64_t deadlineMs, int cancelFd,
+                                                                     OpenTimings* timings, WaitTicker* ticker) {
   initLibssh2();
   int64_t startMs = monoMs();
+  int64_t phaseNs = monoNs();
+  OpenTimings unused;
+  OpenTimings& t = timings != nullptr ? *timings : unused;
+  t = OpenTimings{};
   std::unique_ptr<SshConnection> conn(new SshConnection());
+  conn->ticker_ = ticker;
+  // On a failure past TCP: did the server close or reset the link?
+  auto peerGone = [&] {
+    t.peerGone = conn->peerClosed_ || conn->lastRecvErrno_ == ECONNRESET;
+    return t.peerGone;
+  };
 
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
@@ -137,7 +161,7 @@ Result<std::unique_ptr<SshConnection>, SshError> SshConnection::open(const Conne
   }
   SshError lastTcpError{Cat::SOCKET, "no address"};
   for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-    auto r = connectTcp(ai, deadlineMs, cancelFd);
+    auto r = connectTcp(ai, deadlineMs, cancelFd, ticker);
     if (r) {
       conn->socket_ = std::move(r).value();
       break;
@@ -147,6 +171,9 @@ Result<std::unique_ptr<SshConnection>, SshError> SshConnection::open(const Conne
   }
   ::freeaddrinfo(res);
   if (!conn->socket_) return fail(lastTcpError);
+  t.tcpUs = usSince(phaseNs);
+  t.reached = OpenPhase::KEX;
+  phaseNs = monoNs();
 
   conn->session_ = libssh2_session_init_ex(nullptr, nullptr, nullptr, conn.get());
   if (conn->session_ == nullptr) return fail(SshError{Cat::OTHER, "libssh2_session_init failed"});
@@ -163,7 +190,7 @@ Result<std::unique_ptr<SshConnection>, SshError> SshConnection::open(const Conne
   int rc = d.rc;
   if (rc != 0) {
     std::string msg = conn->lastError();
-    if (conn->peerClosed_ || conn->lastRecvErrno_ == ECONNRESET) {
+    if (peerGone()) {
       msg += " (the server closed the connection before key exchange: sshd's MaxStartups "
              "refuses new connections when too many are unauthenticated)";
     }
@@ -175,12 +202,21 @@ Result<std::unique_ptr<SshConnection>, SshError> SshConnection::open(const Conne
   conn->cipher = methodOf(s, LIBSSH2_METHOD_CRYPT_CS);
   conn->mac = methodOf(s, LIBSSH2_METHOD_MAC_CS);
 
+  t.reached = OpenPhase::HOSTKEY;
   if (auto hostKey = conn->checkHostKey(settings); !hostKey) return fail(hostKey.error());
+  t.kexUs = usSince(phaseNs);
+  t.reached = OpenPhase::AUTH;
+  phaseNs = monoNs();
 
   int64_t authStart = monoMs();
   const char* pass = settings.passphrase.empty() ? nullptr : settings.passphrase.c_str();
   d = conn->drive(
       [&] {
+        if (!settings.privateKey.empty()) {
+          return libssh2_userauth_publickey_frommemory(s, settings.user.c_str(), settings.user.size(), nullptr, 0,
+                                                       settings.privateKey.data(), settings.privateKey.size(),
+                                                       pass);
+        }
         return libssh2_userauth_publickey_fromfile_ex(
             s, settings.user.c_str(), static_cast<unsigned>(settings.user.size()), nullptr,
             settings.keyPath.c_str(), pass);
@@ -203,9 +239,11 @@ Result<std::unique_ptr<SshConnection>, SshError> SshConnection::open(const Conne
             "refuses; use an ed25519 key";
       return fail(SshError{Cat::AUTH, msg, rc});
     }
-    return fail(SshError{conn->peerClosed_ ? Cat::SOCKET : Cat::PROTOCOL, msg, rc});
+    return fail(SshError{peerGone() ? Cat::SOCKET : Cat::PROTOCOL, msg, rc});
   }
   conn->authMs = static_cast<uint32_t>(monoMs() - authStart);
+  t.authUs = usSince(phaseNs);
+  t.reached = OpenPhase::DONE;
   return conn;
 }
 
@@ -216,6 +254,8 @@ Status<SshError> SshConnection::checkHostKey(const ConnectSettings& settings) {
   int keyType = 0;
   const char* key = libssh2_session_hostkey(session_, &keyLen, &keyType);
   if (key == nullptr) return fail(SshError{Cat::HOSTKEY, "the server sent no host key"});
+  hostKey.assign(key, keyLen);
+  if (!settings.trustedHostKey.empty() && settings.trustedHostKey == hostKey) return Ok{};
 
   // accept-new appends to a file that every agent of the run shares: one
   // writer at a time, and a re-read under the lock so that ten agents meeting
@@ -303,14 +343,11 @@ Wait SshConnection::waitSocket(int64_t deadlineMs, int cancelFd) const {
   if (dirs & LIBSSH2_SESSION_BLOCK_INBOUND) events |= POLLIN;
   if (dirs & LIBSSH2_SESSION_BLOCK_OUTBOUND) events |= POLLOUT;
   if (events == 0) events = POLLIN;
-  for (;;) {
-    pollfd pfds[2] = {{socket_.get(), events, 0}, {cancelFd, POLLIN, 0}};
-    int n = ::poll(pfds, cancelFd >= 0 ? 2 : 1, remainingMs(deadlineMs));
-    if (n < 0 && errno == EINTR) continue;
-    if (n == 0) return Wait::TIMEOUT;
-    if (cancelFd >= 0 && pfds[1].revents != 0) return Wait::CANCELLED;
-    return Wait::READY;
-  }
+  pollfd pfds[2] = {{socket_.get(), events, 0}, {cancelFd, POLLIN, 0}};
+  int n = pollUntil(pfds, cancelFd >= 0 ? 2 : 1, deadlineMs, ticker_);
+  if (n == 0) return Wait::TIMEOUT;
+  if (cancelFd >= 0 && pfds[1].revents != 0) return Wait::CANCELLED;
+  return Wait::READY;
 }
 
 void SshConnection::closeGracefully(int64_t deadlineMs) {

@@ -6,6 +6,7 @@
 #include <libssh2.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,6 +26,38 @@ struct ConnectSettings {
   std::string passphrase;
   std::string knownHostsPath;
   wire::HostKeyPolicy hostKeyPolicy = wire::HostKeyPolicy::ACCEPT_NEW;
+  // For callers that connect again and again (churn), what the first
+  // connection learnt, so that each one costs the client little CPU:
+  // non-empty privateKey is the key file's contents, read once, used
+  // instead of reading keyPath at every authentication; non-empty
+  // trustedHostKey is a raw host key (SshConnection::hostKey) that this
+  // process already checked against knownHostsPath: a server presenting
+  // exactly it is accepted without reading the file (and taking its lock)
+  // again; any other key gets the full check.
+  std::string privateKey;
+  std::string trustedHostKey;
+};
+
+// How far open() got and how long each of its phases took, for callers
+// that time every phase (churn). On failure, `reached` is the phase that
+// failed.
+enum class OpenPhase { TCP, KEX, HOSTKEY, AUTH, DONE };
+struct OpenTimings {
+  OpenPhase reached = OpenPhase::TCP;
+  uint32_t tcpUs = 0;   // resolve + TCP connect
+  uint32_t kexUs = 0;   // SSH banner + key exchange + host-key check
+  uint32_t authUs = 0;
+  // On failure: the server closed or reset the connection (in the TCP and
+  // key-exchange phases that is sshd refusing it: MaxStartups, a restart).
+  bool peerGone = false;
+};
+
+// Work a caller must do on time while a wait of this connection blocks it
+// (churn's interval reports): a wait that reaches dueMs calls tick(now),
+// which must move dueMs on, then goes on waiting.
+struct WaitTicker {
+  int64_t dueMs = 0;
+  std::function<void(int64_t nowMs)> tick;
 };
 
 // How a wait on the socket ended. Kept apart from libssh2's codes: a
@@ -47,9 +80,13 @@ class SshConnection {
  public:
   // TCP connect, key exchange, host-key check, public-key auth; all before
   // deadlineMs (CLOCK_MONOTONIC). Gives up early if cancelFd turns readable
-  // (then the error is SshError::cancel()).
+  // (then the error is SshError::cancel()). timings, if given, is filled
+  // as it goes; ticker, if given, is kept by the connection for every
+  // later wait too (it must outlive it).
   static Result<std::unique_ptr<SshConnection>, SshError> open(const ConnectSettings& settings,
-                                                               int64_t deadlineMs, int cancelFd);
+                                                               int64_t deadlineMs, int cancelFd,
+                                                               OpenTimings* timings = nullptr,
+                                                               WaitTicker* ticker = nullptr);
 
   ~SshConnection();
   SshConnection(const SshConnection&) = delete;
@@ -104,6 +141,8 @@ class SshConnection {
   uint32_t handshakeMs = 0;
   uint32_t authMs = 0;
   bool hostKeyAdded = false;
+  std::string hostKey;  // the server's raw host key, as checked
+
 
  private:
   SshConnection() = default;
@@ -117,6 +156,7 @@ class SshConnection {
   int64_t lastRecvMs_ = 0;
   int lastRecvErrno_ = 0;
   bool peerClosed_ = false;
+  WaitTicker* ticker_ = nullptr;
 };
 
 // Once per process, before any session.
