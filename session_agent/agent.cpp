@@ -11,6 +11,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "session_agent/workloads/churn.h"
 #include "shared/clock.h"
 #include "shared/fd.h"
 
@@ -70,7 +71,9 @@ Agent::Agent(AgentSettings settings, int eventFd, int commandFd)
       trace_(std::getenv("SSHSOAK_AGENT_TRACE") != nullptr),
       backoff_(Backoff::forSession(settings_.backoff, settings_.sessionId)) {
   setNonBlocking(commandFd_);
-  for (const auto& spec : settings_.workloads) workloads_.push_back(spec.make());
+  for (const auto& spec : settings_.workloads) {
+    if (!spec.sessionless()) workloads_.push_back(spec.make());
+  }
 }
 
 void Agent::transition(SessionState next, std::string_view why) {
@@ -93,6 +96,10 @@ int Agent::run() {
     started.setVersion("0.1.0");
     e.setSuccess(true);
   });
+  // Churn holds no session: its own loop, instead of the session's.
+  for (const auto& spec : settings_.workloads) {
+    if (const auto* churn = spec.get<ChurnSpec>()) return runChurn(*churn);
+  }
   if (!settings_.tokenBucketName.empty()) bucket_.emplace(TokenBucket::open(settings_.tokenBucketName));
   beginConnectPhase(false, monoMs());
   for (;;) {
@@ -127,6 +134,18 @@ int Agent::run() {
         return 0;
     }
   }
+}
+
+int Agent::runChurn(const ChurnSpec& spec) {
+  ChurnRunner runner(spec, settings_.connect, events_,
+                     CommandPipe{commandFd_, [this] { readCommands(); }, stopRequested_, dropRequested_});
+  runner.run();
+  transition(SessionState::CLOSING, "told to stop");
+  events_.emit([](wire::Event::Builder e) {
+    e.setStopped();
+    e.setSuccess(true);
+  });
+  return 0;
 }
 
 void Agent::beginConnectPhase(bool reconnect, int64_t detectMs) {

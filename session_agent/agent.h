@@ -26,6 +26,8 @@
 
 namespace sshsoak::agent {
 
+struct ChurnSpec;
+
 // Filled from the supervisor's AgentConfig only: every default is the
 // command line's (supervisor/cli.h), none lives here.
 struct AgentSettings {
@@ -112,6 +114,9 @@ class Agent {
   void loseSession(wire::DisconnectCause cause, const std::string& message);
   void closeSession();
   void waitForShutdown();
+  // --workload churn: connections back to back (workloads/churn.h) until
+  // told to stop; returns the exit code.
+  int runChurn(const ChurnSpec& spec);
 
   AgentSettings settings_;
   EventSink events_;

@@ -183,7 +183,9 @@ int runMain(int argc, char** argv) {
   std::unique_ptr<LocalSshd> sshd;
   if (options.embeddedDefault()) {
     try {
-      sshd = std::make_unique<LocalSshd>();
+      LocalSshdOptions sshdOptions;
+      if (options.workload == cli::WorkloadKind::CHURN) sshdOptions.extraConfig = CHURN_SSHD_CONFIG;
+      sshd = std::make_unique<LocalSshd>(sshdOptions);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "sshsoak: cannot start the private sshd: %s\n", e.what());
       return exit_code::SYSTEM;

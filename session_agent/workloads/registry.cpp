@@ -3,6 +3,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "session_agent/workloads/churn.h"
 #include "session_agent/workloads/exec_poll.h"
 #include "session_agent/workloads/pty_workload.h"
 
@@ -25,8 +26,8 @@ WorkloadSpec workloadSpecFromWire(wire::WorkloadSpec::Reader spec) {
   switch (spec.which()) {
     case wire::WorkloadSpec::PTY: return entry<PtyWorkload>(spec.getPty());
     case wire::WorkloadSpec::EXEC_POLL: return entry<ExecPollWorkload>(spec.getExecPoll());
-    // TODO(issue 12): being built on branches issue12-churn and issue12-transfer.
-    case wire::WorkloadSpec::CHURN:
+    case wire::WorkloadSpec::CHURN: return WorkloadSpec::sessionless(ChurnSpec::fromWire(spec.getChurn()));
+    // TODO(issue 12): being built on branch issue12-transfer.
     case wire::WorkloadSpec::TRANSFER:
       break;
   }

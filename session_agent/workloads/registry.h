@@ -26,12 +26,23 @@ class WorkloadSpec {
     return s;
   }
 
+  // A workload that replaces the session loop (churn holds no long-lived
+  // session): only its spec is kept, the agent runs it itself (Agent::run),
+  // and make() returns nullptr.
+  template <typename Spec>
+  static WorkloadSpec sessionless(Spec spec) {
+    WorkloadSpec s;
+    s.spec_ = std::move(spec);
+    return s;
+  }
+  bool sessionless() const { return make_ == nullptr; }
+
   // The spec if it is a Spec (e.g. PtySpec), else nullptr.
   template <typename Spec>
   const Spec* get() const {
     return std::any_cast<Spec>(&spec_);
   }
-  std::unique_ptr<Workload> make() const { return make_(spec_); }
+  std::unique_ptr<Workload> make() const { return make_ != nullptr ? make_(spec_) : nullptr; }
 
  private:
   WorkloadSpec() = default;

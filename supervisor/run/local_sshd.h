@@ -18,6 +18,13 @@ struct LocalSshdOptions {
   bool dieWithParent = true;   // the sshd dies if we do
 };
 
+// sshd_config lines the embedded default adds for --workload churn.
+// OpenSSH's default MaxStartups, 10:30:100, starts dropping new connections
+// at random once 10 are unauthenticated, which a churn above ~100/s on a
+// loaded machine reaches: the embedded server would measure its own limit
+// instead of the client. A server of yours keeps its own settings.
+inline constexpr const char* CHURN_SSHD_CONFIG = "MaxStartups 200:30:400";
+
 class LocalSshd {
  public:
   // Creates a temp dir with host and client ed25519 keys, authorized_keys
