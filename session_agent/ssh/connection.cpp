@@ -210,12 +210,21 @@ Result<std::unique_ptr<SshConnection>, SshError> SshConnection::open(const Conne
 
   int64_t authStart = monoMs();
   const char* pass = settings.passphrase.empty() ? nullptr : settings.passphrase.c_str();
+  void* signer = const_cast<ClientKey*>(settings.key.get());
   d = conn->drive(
       [&] {
-        if (!settings.privateKey.empty()) {
-          return libssh2_userauth_publickey_frommemory(s, settings.user.c_str(), settings.user.size(), nullptr, 0,
-                                                       settings.privateKey.data(), settings.privateKey.size(),
-                                                       pass);
+        if (settings.key && settings.key->canSign()) {
+          const std::string& blob = settings.key->publicBlob();
+          return libssh2_userauth_publickey(s, settings.user.c_str(),
+                                            reinterpret_cast<const unsigned char*>(blob.data()), blob.size(),
+                                            &ClientKey::signCallback, &signer);
+        }
+        if (settings.key) {
+          const std::string& pub = settings.key->publicKeyLine();
+          const std::string& text = settings.key->fileText();
+          return libssh2_userauth_publickey_frommemory(s, settings.user.c_str(), settings.user.size(),
+                                                       pub.empty() ? nullptr : pub.data(), pub.size(), text.data(),
+                                                       text.size(), pass);
         }
         return libssh2_userauth_publickey_fromfile_ex(
             s, settings.user.c_str(), static_cast<unsigned>(settings.user.size()), nullptr,

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "events.capnp.h"
+#include "session_agent/ssh/client_key.h"
 #include "session_agent/ssh/error.h"
 #include "shared/fd.h"
 #include "shared/result.h"
@@ -28,13 +29,13 @@ struct ConnectSettings {
   wire::HostKeyPolicy hostKeyPolicy = wire::HostKeyPolicy::ACCEPT_NEW;
   // For callers that connect again and again (churn), what the first
   // connection learnt, so that each one costs the client little CPU:
-  // non-empty privateKey is the key file's contents, read once, used
-  // instead of reading keyPath at every authentication; non-empty
-  // trustedHostKey is a raw host key (SshConnection::hostKey) that this
-  // process already checked against knownHostsPath: a server presenting
-  // exactly it is accepted without reading the file (and taking its lock)
-  // again; any other key gets the full check.
-  std::string privateKey;
+  // key, if set, is the key file read and parsed once (ssh/client_key.h),
+  // used instead of reading keyPath at every authentication;
+  // trustedHostKey, if not empty, is a raw host key (SshConnection::hostKey)
+  // this process already checked against knownHostsPath: a server
+  // presenting exactly it is accepted without reading the file (and taking
+  // its lock) again; any other key gets the full check.
+  std::shared_ptr<const ClientKey> key;
   std::string trustedHostKey;
 };
 

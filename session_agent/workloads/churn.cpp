@@ -38,9 +38,9 @@ int64_t saturatingAdd(int64_t a, int64_t b) {
   return a + b;
 }
 
-std::string readWholeFile(const std::string& path) {
+std::optional<std::string> readWholeFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return "";
+  if (!in) return std::nullopt;
   std::ostringstream out;
   out << in.rdbuf();
   return out.str();
@@ -261,7 +261,9 @@ void ChurnRunner::run() {
   if (!spec_.unpaced()) schedule_.joinAt(nowNs - originNs_);
   // Read once, not at every authentication (client CPU per connection).
   // Unreadable: left to libssh2, whose failure then names the file.
-  if (connect_.privateKey.empty()) connect_.privateKey = readWholeFile(connect_.keyPath);
+  if (!connect_.key) {
+    if (auto text = readWholeFile(connect_.keyPath)) connect_.key = ClientKey::load(std::move(*text));
+  }
   lastReportMs_ = monoMs();
   reportedCpuNs_ = processCpuNs();
   ticker_.dueMs = lastReportMs_ + spec_.reportIntervalMs;
