@@ -143,8 +143,11 @@ Result<std::unique_ptr<SshConnection>, SshError> SshConnection::open(const Conne
   std::unique_ptr<SshConnection> conn(new SshConnection());
   conn->ticker_ = ticker;
   // On a failure past TCP: did the server close or reset the link?
-  auto peerGone = [&] {
-    t.peerGone = conn->peerClosed_ || conn->lastRecvErrno_ == ECONNRESET;
+  // A send that failed counts too: our banner goes out first, and a server
+  // that already closed answers it with a reset.
+  auto peerGone = [&](int rc) {
+    t.peerGone = conn->peerClosed_ || conn->lastRecvErrno_ == ECONNRESET || rc == LIBSSH2_ERROR_SOCKET_SEND ||
+                 rc == LIBSSH2_ERROR_SOCKET_DISCONNECT;
     return t.peerGone;
   };
 
@@ -190,7 +193,7 @@ Result<std::unique_ptr<SshConnection>, SshError> SshConnection::open(const Conne
   int rc = d.rc;
   if (rc != 0) {
     std::string msg = conn->lastError();
-    if (peerGone()) {
+    if (peerGone(rc)) {
       msg += " (the server closed the connection before key exchange: sshd's MaxStartups "
              "refuses new connections when too many are unauthenticated)";
     }
@@ -248,7 +251,7 @@ Result<std::unique_ptr<SshConnection>, SshError> SshConnection::open(const Conne
             "refuses; use an ed25519 key";
       return fail(SshError{Cat::AUTH, msg, rc});
     }
-    return fail(SshError{peerGone() ? Cat::SOCKET : Cat::PROTOCOL, msg, rc});
+    return fail(SshError{peerGone(0) ? Cat::SOCKET : Cat::PROTOCOL, msg, rc});
   }
   conn->authMs = static_cast<uint32_t>(monoMs() - authStart);
   t.authUs = usSince(phaseNs);
