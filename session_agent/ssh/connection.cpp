@@ -239,6 +239,12 @@ Result<std::unique_ptr<SshConnection>, SshError> SshConnection::open(const Conne
   rc = d.rc;
   if (rc != 0) {
     std::string msg = conn->lastError();
+    // libssh2 1.10 reports a link lost while it waits for the server's
+    // answer as AUTHENTICATION_FAILED ("Waiting for publickey USERAUTH
+    // response"): a server that went away has refused nothing.
+    if (peerGone(rc)) {
+      return fail(SshError{Cat::SOCKET, msg + " (the server closed the connection during authentication)", rc});
+    }
     if (rc == LIBSSH2_ERROR_FILE) {
       return fail(SshError{Cat::AUTH,
                            "cannot use key " + settings.keyPath + ": " + msg +
@@ -251,7 +257,7 @@ Result<std::unique_ptr<SshConnection>, SshError> SshConnection::open(const Conne
             "refuses; use an ed25519 key";
       return fail(SshError{Cat::AUTH, msg, rc});
     }
-    return fail(SshError{peerGone(0) ? Cat::SOCKET : Cat::PROTOCOL, msg, rc});
+    return fail(SshError{Cat::PROTOCOL, msg, rc});
   }
   conn->authMs = static_cast<uint32_t>(monoMs() - authStart);
   t.authUs = usSince(phaseNs);
