@@ -201,8 +201,10 @@ int runMain(int argc, char** argv) {
     // A short run, enough to see every part work.
     if (!options.durationGiven) options.durationSecs = options.embeddedDurationSecs;
     // The first experience shows the reconnect path too, unless the user
-    // planned faults.
-    if (options.drops.empty() && options.faultCommands.empty() && options.durationSecs >= DEMO_DROP_MIN_RUN_SECS) {
+    // planned faults. Churn holds no session to reconnect: a drop there is
+    // only a failed connection, which its verdict counts against the run.
+    if (options.drops.empty() && options.faultCommands.empty() && options.durationSecs >= DEMO_DROP_MIN_RUN_SECS &&
+        options.workload != cli::WorkloadKind::CHURN) {
       options.drops.push_back(DropSpec{demoDropAtSecs(options.durationSecs), 0, {}});
       spdlog::info("the demo drops every session at {} s to show the reconnect path", options.drops[0].atSecs);
     }
