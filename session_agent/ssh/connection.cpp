@@ -38,7 +38,10 @@ int pollUntil(pollfd* fds, nfds_t count, int64_t deadlineMs, WaitTicker* ticker)
   }
 }
 
-uint32_t usSince(int64_t startNs) { return static_cast<uint32_t>(std::max<int64_t>(monoNs() - startNs, 0) / 1000); }
+// A finished phase is at least 1 µs, so that 0 keeps meaning "not reached".
+uint32_t usSince(int64_t startNs) {
+  return static_cast<uint32_t>(std::max<int64_t>((monoNs() - startNs + 999) / 1000, 1));
+}
 
 // Non-blocking TCP connect to one address, bounded by the deadline.
 Result<UniqueFd, SshError> connectTcp(const addrinfo* ai, int64_t deadlineMs, int cancelFd, WaitTicker* ticker) {
