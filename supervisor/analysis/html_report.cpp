@@ -249,9 +249,9 @@ std::string logHistogram(const std::string& title, const std::vector<std::pair<s
     }
     std::string color = palette[k % 7];
     s += "<path d='" + d + "' fill='none' stroke='" + color + "' stroke-width='1.5'><title>" + esc(hists[k].first) +
-         "</title></path><text x='" + num(LEFT + 8 + 110.0 * static_cast<double>(k)) + "' y='14' font-size='11' fill='" +
-         color + "'>" + esc(hists[k].first) + " (p99 " + num(static_cast<double>(hists[k].second->valueAtPercentile(99)) / 1000, 2) +
-         " ms)</text>";
+         "</title></path><text x='" + num(LEFT + 8 + 125.0 * static_cast<double>(k)) + "' y='14' font-size='11' fill='" +
+         color + "'>" + esc(hists[k].first) + " p99 " + num(static_cast<double>(hists[k].second->valueAtPercentile(99)) / 1000, 2) +
+         " ms</text>";
   }
   return s + "</svg>";
 }
@@ -322,14 +322,14 @@ std::string workloadSection(const Run& run, double span) {
         s += "<h3>Churn: ramp</h3><table><tr><th>step</th><th>target conn/s</th><th>achieved conn/s</th><th>failed</th>"
              "<th>p99 total ms</th></tr>";
         for (auto& st : w["ramp"]["steps"]) {
-          auto f = [](const Json& v) { return v.is_number() ? num(v.get<double>()) : std::string("n/a"); };
+          auto f = [](const Json& v) { return v.is_number() ? figureText(v.get<double>()) : std::string("n/a"); };
           s += "<tr><td>" + f(st["step"]) + "</td><td>" + f(st["target_per_sec"]) + "</td><td>" +
                f(st["achieved_per_sec"]) + "</td><td>" + f(st["failed"]) + "</td><td>" + f(st["p99_total_ms"]) + "</td></tr>";
         }
         Json& bp = w["ramp"]["breaking_point"];
         s += "</table><p>Breaking point: <b>" +
              (bp.is_object() ? "step " + std::to_string(bp["step"].get<int>()) + " (target " +
-                                   num(bp["target_per_sec"].get<double>()) + " conn/s): " + esc(bp.value("reason", ""))
+                                   figureText(bp["target_per_sec"].get<double>()) + " conn/s): " + esc(bp.value("reason", ""))
                              : std::string("not reached")) +
              "</b></p>";
       }
@@ -347,7 +347,14 @@ std::string workloadSection(const Run& run, double span) {
       if (t.directions.count("down")) series.emplace_back("down MB/s", t.series.ratePoints(1, 1e-6));
       s += chart("transfer rate", series, span, thresholdOf(run, "throughput_mbps"), "MB/s");
       s += "<h3>Transfer: MB/s per session</h3>" + sessionBars(t);
-      if (t.firstCorrupt) s += "<p><b>First corrupt round:</b> " + esc(t.firstCorrupt->dump()) + "</p>";
+      if (t.firstCorrupt) {
+        Json c = *t.firstCorrupt;
+        auto text = [&](const char* k) { return c[k].is_string() ? c[k].get<std::string>() : c[k].dump(); };
+        s += "<p><b>First corrupt round:</b> session " + esc(text("session_id")) + ", " + esc(text("direction")) +
+             " round " + esc(text("round")) + " (" + esc(text("bytes")) +
+             " bytes): SHA-256 here <code style='word-break:break-all'>" + esc(text("local_sha256")) +
+             "</code>, at the server <code style='word-break:break-all'>" + esc(text("remote_sha256")) + "</code></p>";
+      }
       if (t.errors) s += "<p><b>First error:</b> " + esc(t.firstError) + "</p>";
       return s;
     }

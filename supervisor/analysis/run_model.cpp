@@ -203,6 +203,11 @@ void RunModel::onLine(const Json& line) {
   }
 }
 
+void RunModel::configureWorkload(const cli::Options& o, int64_t startNs) {
+  workload_.configure(o.workload, o.churnRate, o.churnRampSteps, o.maxConnFailures, o.maxConnectP99Ms, startNs);
+  for (auto& [id, s] : sessions_) s.holdsNoSession = o.workload == cli::WorkloadKind::CHURN;
+}
+
 SessionState RunModel::stateBeforeExit(uint32_t id) const {
   SessionState state = session(id).state;
   return state == SessionState::CRASHED ? SessionState::RESTARTING : state;

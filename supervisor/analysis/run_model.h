@@ -84,6 +84,9 @@ class RunModel {
   explicit RunModel(const std::vector<std::string>& hosts = {});
 
   void onLine(const Json& line);
+  // The live run's model starts after run_started is written: the run tells
+  // it what that line says (the workload and its schedule, started at startNs).
+  void configureWorkload(const cli::Options& options, int64_t startNs);
 
   size_t sessionCount() const { return sessions_.size(); }
   const SessionModel& session(uint32_t id) const { return sessions_.at(id); }

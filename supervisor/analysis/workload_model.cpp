@@ -41,6 +41,7 @@ constexpr double RAMP_REACHED_FRACTION = 0.9;
 double& BoundedSeries::slot(int64_t tMs, size_t ch) {
   if (isMax_.size() != channels_) isMax_.assign(channels_, 0);
   if (tMs < 0) tMs = 0;
+  endMs_ = std::max(endMs_, tMs + 1);
   auto bucket = static_cast<size_t>(tMs / widthMs_);
   while (bucket >= MAX_POINTS) {
     // Coarsen: neighbours merge, the width doubles.
@@ -87,7 +88,14 @@ void BoundedSeries::addSpread(int64_t fromMs, int64_t toMs, size_t ch, double v)
 std::vector<std::pair<double, double>> BoundedSeries::ratePoints(size_t ch, double scale) const {
   std::vector<std::pair<double, double>> pts;
   double w = static_cast<double>(widthMs_) / 1000.0;
-  for (size_t b = 0; b < size(); ++b) pts.emplace_back((static_cast<double>(b) + 0.5) * w, at(b, ch) * scale / w);
+  for (size_t b = 0; b < size(); ++b) {
+    // The last bucket is only partly over: its rate is over the part covered.
+    double covered = b + 1 == size() ? std::min(w, static_cast<double>(endMs_) / 1000.0 - static_cast<double>(b) * w) : w;
+    // A sliver (reports that end a little after a bucket starts) is no rate.
+    if (b > 0 && b + 1 == size() && covered < w / 2) break;
+    if (covered <= 0) covered = w;
+    pts.emplace_back((static_cast<double>(b) + 0.5) * w, at(b, ch) * scale / covered);
+  }
   return pts;
 }
 
@@ -192,20 +200,36 @@ void WorkloadModel::onLine(const Json& line, const std::string& event, int64_t n
 }
 
 void WorkloadModel::onRunStarted(const Json& line, int64_t ns) {
-  startNs_ = ns;
   std::string name = textField(line, "workload");
-  kind_ = name == "churn" ? cli::WorkloadKind::CHURN
-          : name == "transfer" ? cli::WorkloadKind::TRANSFER
-                               : cli::WorkloadKind::PTY;  // absent: a log from before workloads
+  auto kind = name == "churn"      ? cli::WorkloadKind::CHURN
+              : name == "transfer" ? cli::WorkloadKind::TRANSFER
+                                   : cli::WorkloadKind::PTY;  // absent: a log from before workloads
+  std::optional<cli::ChurnRate> rate;
+  if (auto r = cli::parseChurnRate(textField(line, "churn_rate"))) rate = *r;
+  cli::Options defaults;
+  auto steps = line.contains("churn_ramp_steps") ? static_cast<uint32_t>(uintOf(line, "churn_ramp_steps"))
+                                                 : defaults.churnRampSteps;
+  auto failures = line.contains("max_conn_failures") ? static_cast<uint32_t>(uintOf(line, "max_conn_failures"))
+                                                     : defaults.maxConnFailures;
+  auto p99 = line.contains("max_connect_p99_ms") ? static_cast<uint32_t>(uintOf(line, "max_connect_p99_ms"))
+                                                 : defaults.maxConnectP99Ms;
+  configure(kind, rate, steps, failures, p99, ns);
+}
+
+void WorkloadModel::configure(cli::WorkloadKind kind, std::optional<cli::ChurnRate> rate, uint32_t rampSteps,
+                              uint32_t maxConnFailures, uint32_t maxConnectP99Ms, int64_t startNs) {
+  kind_ = kind;
+  startNs_ = startNs;
   if (kind_ != cli::WorkloadKind::CHURN) return;
-  if (auto rate = cli::parseChurnRate(textField(line, "churn_rate"))) churnRate_ = *rate;
-  if (uint64_t steps = uintOf(line, "churn_ramp_steps"); steps > 0) rampSteps_ = static_cast<uint32_t>(steps);
-  if (line.contains("max_conn_failures")) maxConnFailures_ = static_cast<uint32_t>(uintOf(line, "max_conn_failures"));
-  if (line.contains("max_connect_p99_ms")) maxConnectP99Ms_ = static_cast<uint32_t>(uintOf(line, "max_connect_p99_ms"));
+  churnRate_ = rate;
+  rampSteps_ = std::max<uint32_t>(1, rampSteps);
+  maxConnFailures_ = maxConnFailures;
+  maxConnectP99Ms_ = maxConnectP99Ms;
+  churn_.steps.clear();
   if (churnRate_ && churnRate_->ramp()) {
     churn_.steps.resize(rampSteps_);
+    double stepMs = static_cast<double>(churnRate_->rampSecs) * 1000.0 / rampSteps_;
     for (uint32_t k = 0; k < rampSteps_; ++k) {
-      double stepMs = static_cast<double>(churnRate_->rampSecs) * 1000.0 / rampSteps_;
       churn_.steps[k].targetPerSec = churnRate_->targetAt(static_cast<int64_t>(std::ceil(stepMs * k)), rampSteps_);
     }
   }

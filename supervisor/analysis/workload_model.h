@@ -51,6 +51,7 @@ class BoundedSeries {
   size_t channels_;
   int64_t widthMs_;
   std::vector<double> buckets_;  // size() x channels_, row-major
+  int64_t endMs_ = 0;            // the latest time added: the last bucket's rate is over what it covers
 };
 
 struct PhaseFigures {  // one latency histogram as the summary shows it, ms
@@ -131,6 +132,11 @@ struct BreakingPoint {
 class WorkloadModel {
  public:
   void onLine(const Json& line, const std::string& event, int64_t ns, std::optional<uint32_t> session);
+  // What run_started says, for a reader that never sees that line (the live
+  // run's model starts after it is written): the workload, its churn
+  // schedule and the ramp's limits; startNs: when the schedule began.
+  void configure(cli::WorkloadKind kind, std::optional<cli::ChurnRate> rate, uint32_t rampSteps,
+                 uint32_t maxConnFailures, uint32_t maxConnectP99Ms, int64_t startNs);
 
   cli::WorkloadKind kind() const { return kind_; }
   const std::optional<cli::ChurnRate>& churnRate() const { return churnRate_; }

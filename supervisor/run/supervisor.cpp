@@ -459,6 +459,7 @@ void Supervisor::reapFaults(bool killAll) {
 Json Supervisor::run() {
   startMono_ = monoMs();
   startWallNs_ = wallNs();
+  model_.configureWorkload(options_, startWallNs_);
   // Segments of runs that died without cleaning up (SIGKILL) go first.
   for (const auto& stale : TokenBucketSegment::removeStale()) spdlog::info("removed stale shared memory {}", stale);
   bucket_.emplace(TokenBucketSegment::create(TokenBucketSegment::makeName(), options_.tokenRatePerSec,

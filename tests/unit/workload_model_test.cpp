@@ -405,6 +405,33 @@ TEST(WorkloadModel, ChurnStatusLineIsTheLastIntervalsRateAgainstTheTarget) {
   EXPECT_EQ(model.workloadStatus(), "churn 98/100 conn/s, p99 12 ms, 0 failed");
 }
 
+TEST(WorkloadModel, TheLiveRunsModelLearnsTheWorkloadFromTheOptions) {
+  // The live model never sees run_started: the supervisor tells it.
+  cli::Options o;
+  o.workload = cli::WorkloadKind::CHURN;
+  o.churnRate = cli::ChurnRate{10, 20, 20};
+  o.churnRampSteps = 2;
+  RunModel model({"h:22", "h:22"});
+  model.configureWorkload(o, T0);
+  Interval in;
+  in.attempted = in.succeeded = 10;
+  in.target = 10;
+  in.totalUs = {1000};
+  model.onLine(churnStats(0, T0 + SEC, in));
+  Json s = model.summary(T0 + 2 * SEC, 2, 3);
+  EXPECT_EQ(s["workload"]["target"], "10..20/20s");
+  EXPECT_EQ(s["workload"]["ramp"]["steps"].size(), 2u);
+  EXPECT_EQ(s["abnormal_ends"], 0);  // session 1 never reported: no session to lose
+
+  cli::Options t;
+  t.workload = cli::WorkloadKind::TRANSFER;
+  RunModel transfer({"h:22"});
+  transfer.configureWorkload(t, T0);
+  auto v = evaluate(transfer.verdictInputs(), thresholdsOf(t));
+  EXPECT_EQ(criterion(v, "throughput_mbps").result, Verdict::NA);  // no round completed
+  EXPECT_EQ(criterion(v, "corrupt_rounds").result, Verdict::PASS);
+}
+
 TEST(WorkloadVerdict, ALowConstantTargetIsJudgedAgainstItselfUnlessMinConnRateIsGiven) {
   cli::Options o;
   o.workload = cli::WorkloadKind::CHURN;
