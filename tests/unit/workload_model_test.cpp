@@ -354,6 +354,11 @@ TEST(WorkloadModel, EchoLatencyMergesEveryCyclesValues) {
   EXPECT_DOUBLE_EQ(w["echo"]["p99_ms"].get<double>(),
                    std::round(static_cast<double>(all.valueAtPercentile(99)) / 10.0) / 100.0);
   EXPECT_DOUBLE_EQ(w["echo"]["max_ms"].get<double>(), std::round(static_cast<double>(all.max()) / 10.0) / 100.0);
+  EXPECT_EQ(model.workloadStatus().rfind("echo p99 ", 0), 0u);
+  // The table and the HTML show it.
+  std::string md = report::workloadMarkdown("r1", w);
+  EXPECT_NE(md.find("**Keystroke echo r1**"), std::string::npos) << md;
+  EXPECT_NE(md.find("| echo | 90 |"), std::string::npos) << md;
 }
 
 TEST(WorkloadModel, APtyRunsSummaryIsUnchangedButForTheWorkloadObject) {
