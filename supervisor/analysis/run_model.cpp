@@ -349,7 +349,6 @@ VerdictInputs RunModel::verdictInputs() const {
   if (auto it = c.phases.find("total"); it != c.phases.end() && !it->second.empty()) {
     in.connectP99Ms = figuresOf(it->second).p99Ms;
   }
-  if (workload_.churnRate()) in.churnTargetPerSec = workload_.churnRate()->endPerSec;
   const TransferFigures& t = workload_.transfer();
   if (auto mbps = t.aggregateMbPerSec()) in.throughputMbPerSec = std::round(*mbps * 10.0) / 10.0;
   in.corruptRounds = t.corruptRounds;

@@ -18,8 +18,6 @@ Verdict judge(std::optional<double> measured, double threshold, const std::strin
   return ok ? Verdict::PASS : Verdict::FAIL;
 }
 
-}  // namespace
-
 // The --min-conn-rate that judges a run: the flag's when given; otherwise
 // the default (100/s), lowered to 95 % of a constant target below it, so that
 // a run asking for 20/s is judged on reaching 20/s, not failed by construction.
@@ -28,6 +26,8 @@ double minConnRateOf(const cli::Options& o) {
   if (o.minConnRateGiven || r.ramp() || r.endPerSec <= 0) return o.minConnRatePerSec;
   return std::min(o.minConnRatePerSec, std::round(r.endPerSec * 0.95 * 10.0) / 10.0);
 }
+
+}  // namespace
 
 Thresholds thresholdsOf(const cli::Options& o) {
   return Thresholds{.maxAbnormalEnds = o.maxAbnormalEnds,

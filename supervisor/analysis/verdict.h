@@ -46,7 +46,6 @@ struct VerdictInputs {
   uint64_t connAttempted = 0;
   uint64_t connFailures = 0;
   std::optional<double> connectP99Ms;  // "total": from each connection's intended start
-  std::optional<double> churnTargetPerSec;  // the constant target (a ramp's end); 0: unpaced
   std::optional<double> throughputMbPerSec;  // all sessions' bytes over the transfer span
   uint64_t corruptRounds = 0;
 };

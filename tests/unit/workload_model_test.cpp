@@ -564,3 +564,20 @@ TEST(WorkloadOutput, ConsoleSummaryPrintsTheWorkloadSection) {
   EXPECT_NE(text.find("breaking point        step 3"), std::string::npos) << text;
   EXPECT_NE(text.find("reset_before_banner"), std::string::npos) << text;
 }
+
+TEST(WorkloadOutput, HtmlShowsTheEchoLatencyOfAPtyRun) {
+  std::vector<Json> lines = {runStarted("pty", Json::object(), 1),
+                             eventLine(0, T0 + SEC, [](wire::Event::Builder e) { e.initConnected(); })};
+  for (uint32_t cycle = 1; cycle <= 5; ++cycle) {
+    lines.push_back(eventLine(0, T0 + (1 + cycle) * SEC, [&](wire::Event::Builder e) {
+      auto p = e.initPtyCycle();
+      p.setCycle(cycle);
+      auto l = p.initEchoUs(2);
+      l.set(0, 400 * cycle);
+      l.set(1, 2000);
+    }));
+  }
+  std::string html = report::renderHtml({runOf(lines)});
+  EXPECT_NE(html.find("<h3>Keystroke echo latency</h3>"), std::string::npos);
+  EXPECT_NE(html.find("aria-label='echo latency'"), std::string::npos);
+}
