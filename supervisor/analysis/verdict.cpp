@@ -79,7 +79,9 @@ std::vector<Criterion> evaluate(const VerdictInputs& in, const Thresholds& t) {
                       " run: its CPU is the load (--max-cpu-pct judges it)";
   }
   if (in.workload == cli::WorkloadKind::CHURN) {
-    add("conn_rate_per_sec", "achieved connection rate", in.connRatePerSec, t.minConnRatePerSec, ">=", "conn/s",
+    // No report at all is the workload not working, not nothing to judge: 0.
+    add("conn_rate_per_sec", "achieved connection rate", in.connRatePerSec.value_or(0.0), t.minConnRatePerSec, ">=",
+        "conn/s",
         !in.connRatePerSec     ? "no churn report in the log"
         : in.connRateFromRamp ? "ramp: the highest step rate achieved before the breaking point"
                               : "successful connections over the churn span");
@@ -89,7 +91,8 @@ std::vector<Criterion> evaluate(const VerdictInputs& in, const Thresholds& t) {
         in.connectP99Ms ? "TCP to close, from each connection's intended start" : "no connection timed");
   }
   if (in.workload == cli::WorkloadKind::TRANSFER) {
-    add("throughput_mbps", "aggregate throughput", in.throughputMbPerSec, t.minThroughputMbPerSec, ">=", "MB/s",
+    add("throughput_mbps", "aggregate throughput", in.throughputMbPerSec.value_or(0.0), t.minThroughputMbPerSec, ">=",
+        "MB/s",
         in.throughputMbPerSec ? "all sessions' bytes over the transfer span (MB = 10^6 bytes)" : "no round completed");
     add("corrupt_rounds", "corrupt rounds", double(in.corruptRounds), 0, "<=", "",
         "rounds whose SHA-256 differed between the ends");

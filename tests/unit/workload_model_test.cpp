@@ -433,7 +433,9 @@ TEST(WorkloadModel, TheLiveRunsModelLearnsTheWorkloadFromTheOptions) {
   RunModel transfer({"h:22"});
   transfer.configureWorkload(t, T0);
   auto v = evaluate(transfer.verdictInputs(), thresholdsOf(t));
-  EXPECT_EQ(criterion(v, "throughput_mbps").result, Verdict::NA);  // no round completed
+  // No round completed: the workload did not work, which is no pass.
+  EXPECT_EQ(criterion(v, "throughput_mbps").result, Verdict::FAIL);
+  EXPECT_EQ(criterion(v, "throughput_mbps").note, "no round completed");
   EXPECT_EQ(criterion(v, "corrupt_rounds").result, Verdict::PASS);
 }
 
