@@ -123,6 +123,13 @@ double ChurnFigures::Step::achievedPerSec() const {
   return toMs > fromMs ? static_cast<double>(succeeded) * 1000.0 / static_cast<double>(toMs - fromMs) : 0.0;
 }
 
+std::optional<double> ChurnFigures::Step::p99TotalMs() const {
+  if (totalCounts.empty()) return std::nullopt;
+  LatencyHistogram h;
+  for (const auto& [i, c] : totalCounts) h.addAtIndex(i, c);
+  return usToMs(h.valueAtPercentile(99));
+}
+
 double ChurnFigures::spanSecs() const {
   return firstStartNs && lastEndNs ? static_cast<double>(*lastEndNs - *firstStartNs) / 1e9 : 0.0;
 }
@@ -283,7 +290,10 @@ void WorkloadModel::onChurnStats(const Json& line, int64_t ns) {
     step.attempted += attempted;
     step.succeeded += succeeded;
     step.failed += failed;
-    if (hists.is_object() && hists.contains("total")) addHistogramJson(hists["total"], step.total);
+    if (hists.is_object() && hists.contains("total")) {
+      LatencyHistogram h;
+      if (addHistogramJson(hists["total"], h)) h.forEachNonZero([&](size_t i, uint64_t c) { step.totalCounts[i] += c; });
+    }
   }
 
   // The status line's window: the reports of the last few seconds.
@@ -337,9 +347,8 @@ std::optional<BreakingPoint> WorkloadModel::breakingPoint() const {
                     maxConnFailures_);
       return BreakingPoint{k, s.targetPerSec, buf};
     }
-    double p99 = usToMs(s.total.valueAtPercentile(99));
-    if (!s.total.empty() && p99 > maxConnectP99Ms_) {
-      std::snprintf(buf, sizeof buf, "p99 connect %s ms > %u ms", figureText(p99).c_str(), maxConnectP99Ms_);
+    if (auto p99 = s.p99TotalMs(); p99 && *p99 > maxConnectP99Ms_) {
+      std::snprintf(buf, sizeof buf, "p99 connect %s ms > %u ms", figureText(*p99).c_str(), maxConnectP99Ms_);
       return BreakingPoint{k, s.targetPerSec, buf};
     }
     double achieved = s.achievedPerSec();
@@ -409,7 +418,7 @@ Json WorkloadModel::json() const {
                                {"achieved_per_sec", s.seen ? Json(round1(s.achievedPerSec())) : Json(nullptr)},
                                {"attempted", s.attempted},
                                {"failed", s.failed},
-                               {"p99_total_ms", s.total.empty() ? Json(nullptr) : Json(usToMs(s.total.valueAtPercentile(99)))}});
+                               {"p99_total_ms", s.p99TotalMs() ? Json(*s.p99TotalMs()) : Json(nullptr)}});
         }
         Json ramp;
         ramp["steps"] = std::move(steps);

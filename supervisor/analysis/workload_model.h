@@ -84,8 +84,11 @@ struct ChurnFigures {
     uint64_t attempted = 0, succeeded = 0, failed = 0;
     int64_t fromMs = 0, toMs = 0;  // the step's time that the reports covered, from the schedule's start
     bool seen = false;
-    LatencyHistogram total;
+    // The step's "total" histogram, sparse: a ramp may have many steps, and
+    // a full counts array is 31 KB.
+    std::map<size_t, uint64_t> totalCounts;
     double achievedPerSec() const;
+    std::optional<double> p99TotalMs() const;
   };
   std::vector<Step> steps;
 
