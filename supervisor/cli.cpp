@@ -290,38 +290,6 @@ Result<DropSpec, UsageError> parseDropSpec(const std::string& text) {
   return d;
 }
 
-// "R" or "A..B/Ts".
-Result<ChurnRate, UsageError> parseChurnRate(const std::string& text) {
-  auto bad = [&]() {
-    return usage("--churn-rate '" + text + "': expected connections per second (e.g. 100; 0 = as fast as the "
-                 "server takes them) or a ramp A..B/Ts (e.g. 10..500/60s)");
-  };
-  auto rateOf = [](std::string_view s, double& out) {
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-    return !s.empty() && ec == std::errc() && p == s.data() + s.size() && out >= 0 && out <= 1e6;
-  };
-  ChurnRate r;
-  std::string_view t = text;
-  auto dots = t.find("..");
-  if (dots == std::string_view::npos) {
-    if (!rateOf(t, r.startPerSec)) return bad();
-    r.endPerSec = r.startPerSec;
-    return r;
-  }
-  auto slash = t.find('/', dots);
-  if (slash == std::string_view::npos) return bad();
-  std::string_view secs = t.substr(slash + 1);
-  if (secs.ends_with('s')) secs.remove_suffix(1);
-  if (!rateOf(t.substr(0, dots), r.startPerSec) || !rateOf(t.substr(dots + 2, slash - dots - 2), r.endPerSec) ||
-      !number(secs, r.rampSecs) || r.rampSecs == 0) {
-    return bad();
-  }
-  if (r.startPerSec == 0 || r.endPerSec == 0) {
-    return usage("--churn-rate '" + text + "': a ramp's rates must be above 0 (0 means unpaced)");
-  }
-  return r;
-}
-
 // "AT:COMMAND".
 Result<FaultCommand, UsageError> parseFaultCommand(const std::string& text) {
   auto bad = [&](const std::string& why) { return usage("--fault-cmd '" + text + "': " + why); };
@@ -598,6 +566,38 @@ std::vector<Target> fillSlots(const Options& o) {
 
 }  // namespace
 
+// "R" or "A..B/Ts".
+Result<ChurnRate, UsageError> parseChurnRate(const std::string& text) {
+  auto bad = [&]() {
+    return usage("--churn-rate '" + text + "': expected connections per second (e.g. 100; 0 = as fast as the "
+                 "server takes them) or a ramp A..B/Ts (e.g. 10..500/60s)");
+  };
+  auto rateOf = [](std::string_view s, double& out) {
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    return !s.empty() && ec == std::errc() && p == s.data() + s.size() && out >= 0 && out <= 1e6;
+  };
+  ChurnRate r;
+  std::string_view t = text;
+  auto dots = t.find("..");
+  if (dots == std::string_view::npos) {
+    if (!rateOf(t, r.startPerSec)) return bad();
+    r.endPerSec = r.startPerSec;
+    return r;
+  }
+  auto slash = t.find('/', dots);
+  if (slash == std::string_view::npos) return bad();
+  std::string_view secs = t.substr(slash + 1);
+  if (secs.ends_with('s')) secs.remove_suffix(1);
+  if (!rateOf(t.substr(0, dots), r.startPerSec) || !rateOf(t.substr(dots + 2, slash - dots - 2), r.endPerSec) ||
+      !number(secs, r.rampSecs) || r.rampSecs == 0) {
+    return bad();
+  }
+  if (r.startPerSec == 0 || r.endPerSec == 0) {
+    return usage("--churn-rate '" + text + "': a ramp's rates must be above 0 (0 means unpaced)");
+  }
+  return r;
+}
+
 std::string_view workloadName(WorkloadKind kind) {
   switch (kind) {
     case WorkloadKind::PTY: return "pty";
@@ -647,6 +647,7 @@ Result<Options, UsageError> parse(int argc, const char* const* argv, EnvReader e
   o.durationGiven = app.count("--duration-secs") > 0;
   o.passphraseOnCommandLine = f.passphraseOpt->count() > 0;
   o.maxCpuPctGiven = app.count("--max-cpu-pct") > 0;
+  o.minConnRateGiven = app.count("--min-conn-rate") > 0;
 
   using Step = Check (*)(Options&, const Flags&);
   for (Step step : {readTargets, readTimings, readFaultPlan, readPacing, readChoices, readLimits, readWorkload,

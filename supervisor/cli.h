@@ -123,6 +123,7 @@ struct Options {
   // --max-cpu-pct judges the load workloads (churn, transfer) only when
   // given: their CPU is what they measure, not a harness cost.
   bool maxCpuPctGiven = false;
+  bool minConnRateGiven = false;  // without it a constant --churn-rate below 100 judges against 95 % of itself
 
   bool embeddedDefault() const { return targets.empty(); }
 };
@@ -140,5 +141,7 @@ struct UsageError {
 // env: reads environment variables (for --passphrase-env); injectable for tests.
 using EnvReader = std::optional<std::string> (*)(const std::string& name);
 Result<Options, UsageError> parse(int argc, const char* const* argv, EnvReader env = nullptr);
+// --churn-rate's text ("R" or "A..B/Ts"); the analysis reads run_started's churn_rate with it.
+Result<ChurnRate, UsageError> parseChurnRate(const std::string& text);
 
 }  // namespace sshsoak::cli

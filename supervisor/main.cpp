@@ -117,6 +117,9 @@ Json runStartedLine(const cli::Options& o, const std::string& id, bool embedded)
       j["churn_rate"] = o.churnRate.text();
       j["churn_ramp_steps"] = o.churnRampSteps;
       j["churn_command"] = o.churnCommand;
+      // A ramp's breaking point is judged against these (workload_model.cpp).
+      j["max_conn_failures"] = o.maxConnFailures;
+      j["max_connect_p99_ms"] = o.maxConnectP99Ms;
       break;
     case cli::WorkloadKind::TRANSFER:
       j["transfer_direction"] = o.transferUp && o.transferDown ? "both" : o.transferUp ? "up" : "down";

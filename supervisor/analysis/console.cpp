@@ -1,8 +1,92 @@
 #include "supervisor/analysis/console.h"
 
+#include "supervisor/analysis/report.h"
 #include "supervisor/analysis/stats.h"
 
 namespace sshsoak {
+
+namespace {
+
+std::string fig(const Json& v) { return v.is_number() ? figureText(v.get<double>()) : "n/a"; }
+
+// The workload's figures (the summary's "workload" object): nothing for a
+// PTY run that measured no echo, so older runs print as they did.
+void printWorkload(std::FILE* out, Json w) {
+  if (!w.is_object()) return;
+  std::string name = w.value("name", "pty");
+  auto lat = [&](const char* label, Json h) {
+    std::fprintf(out, "  %-8s n %-8s p50 %s  p90 %s  p99 %s  p99.9 %s  max %s ms\n", label, fig(h["n"]).c_str(),
+                 fig(h["p50_ms"]).c_str(), fig(h["p90_ms"]).c_str(), fig(h["p99_ms"]).c_str(),
+                 h.contains("p999_ms") ? fig(h["p999_ms"]).c_str() : "-", fig(h["max_ms"]).c_str());
+  };
+  if (name == "pty") {
+    if (!w.contains("echo") || w["echo"].is_null()) return;
+    std::fprintf(out, "keystroke echo        ");
+    Json& e = w["echo"];
+    std::fprintf(out, "n %s, p50 %s ms, p90 %s ms, p99 %s ms, max %s ms\n", fig(e["n"]).c_str(),
+                 fig(e["p50_ms"]).c_str(), fig(e["p90_ms"]).c_str(), fig(e["p99_ms"]).c_str(), fig(e["max_ms"]).c_str());
+    return;
+  }
+  if (name == "churn") {
+    std::fprintf(out, "\n== churn (target %s conn/s) ==\n",
+                 w["target"].is_string() ? w["target"].get<std::string>().c_str() : "?");
+    std::fprintf(out, "connections           %s attempted, %s succeeded, %s failed over %s s\n",
+                 fig(w["attempted"]).c_str(), fig(w["succeeded"]).c_str(), fig(w["failed"]).c_str(),
+                 fig(w["span_secs"]).c_str());
+    std::fprintf(out, "achieved              %s conn/s; client CPU %s ms per connection; schedule behind at most %s ms\n",
+                 fig(w["achieved_per_sec"]).c_str(), fig(w["cpu_ms_per_conn"]).c_str(), fig(w["max_behind_ms"]).c_str());
+    std::fprintf(out, "phases (ms)\n");
+    for (const auto& phase : report::phaseOrder(w["phases"])) lat(phase.c_str(), w["phases"][phase]);
+    for (auto& [kind, f] : w["failures"].items()) {
+      std::fprintf(out, "  failed %-16s %s  e.g. %s\n", kind.c_str(), fig(f["count"]).c_str(),
+                   f.value("example", "").c_str());
+    }
+    if (w.contains("ramp")) {
+      Json& r = w["ramp"];
+      std::fprintf(out, "ramp                  step  target  achieved  failed  p99 total ms\n");
+      for (auto& st : r["steps"]) {
+        std::fprintf(out, "                      %4s  %6s  %8s  %6s  %s\n", fig(st["step"]).c_str(),
+                     fig(st["target_per_sec"]).c_str(), fig(st["achieved_per_sec"]).c_str(), fig(st["failed"]).c_str(),
+                     fig(st["p99_total_ms"]).c_str());
+      }
+      Json& bp = r["breaking_point"];
+      if (bp.is_object()) {
+        std::fprintf(out, "breaking point        step %s (target %s conn/s): %s\n", fig(bp["step"]).c_str(),
+                     fig(bp["target_per_sec"]).c_str(), bp.value("reason", "").c_str());
+      } else {
+        std::fprintf(out, "breaking point        not reached\n");
+      }
+    }
+    return;
+  }
+  if (name == "transfer") {
+    std::fprintf(out, "\n== transfer ==\n");
+    std::fprintf(out, "aggregate             %s MB/s (%s rounds, %s bytes over %s s)\n",
+                 fig(w["aggregate_mb_per_sec"]).c_str(), fig(w["rounds"]).c_str(), fig(w["bytes"]).c_str(),
+                 fig(w["span_secs"]).c_str());
+    for (auto& [dir, d] : w["directions"].items()) {
+      std::fprintf(out,
+                   "  %-4s %s rounds, MB/s per round p50 %s (min %s, max %s), aggregate %s MB/s, client CPU %s s/GB, "
+                   "window %s B, writes %s B\n",
+                   dir.c_str(), fig(d["rounds"]).c_str(), fig(d["mb_per_sec_p50"]).c_str(),
+                   fig(d["mb_per_sec_min"]).c_str(), fig(d["mb_per_sec_max"]).c_str(),
+                   fig(d["aggregate_mb_per_sec"]).c_str(), fig(d["cpu_secs_per_gb"]).c_str(),
+                   fig(d["window_bytes"]).c_str(), fig(d["write_bytes"]).c_str());
+    }
+    if (Json& p = w["per_session_mb_per_sec"]; p.is_object()) {
+      std::fprintf(out, "per session           MB/s min %s, median %s, max %s (%s sessions)\n", fig(p["min"]).c_str(),
+                   fig(p["median"]).c_str(), fig(p["max"]).c_str(), fig(p["sessions"]).c_str());
+    }
+    std::fprintf(out, "corrupt rounds        %s%s\n", fig(w["corrupt_rounds"]).c_str(),
+                 w["first_corrupt"].is_object() ? ("  first: " + w["first_corrupt"].dump()).c_str() : "");
+    std::fprintf(out, "stalls                %s (total %s ms, max %s ms); errors %s%s\n",
+                 fig(w["stalls"]["count"]).c_str(), fig(w["stalls"]["total_ms"]).c_str(),
+                 fig(w["stalls"]["max_ms"]).c_str(), fig(w["errors"]["count"]).c_str(),
+                 w["errors"]["first"].is_string() ? ("  first: " + w["errors"]["first"].get<std::string>()).c_str() : "");
+  }
+}
+
+}  // namespace
 
 // By value: the non-const operator[] reads a missing field as null.
 void printSummary(std::FILE* out, Json s, const std::string& logPath) {
@@ -16,6 +100,7 @@ void printSummary(std::FILE* out, Json s, const std::string& logPath) {
                val(s["reconnects"]).c_str(), val(s["interrupts"]).c_str(),
                val(s["global_reconnect_rate_pct"]).c_str(), val(s["global_reconnect_p50_ms"]).c_str(),
                val(s["global_reconnect_p95_ms"]).c_str());
+  printWorkload(out, s["workload"]);
   for (const auto& p : s["per_session"]) {
     if (!p["abnormal_end"].is_null()) {
       std::fprintf(out, "  session %02d %s: %s\n", p["session_id"].get<int>(), p["host"].get<std::string>().c_str(),

@@ -197,6 +197,171 @@ std::optional<double> thresholdOf(const Run& run, const std::string& criterion) 
   return std::nullopt;
 }
 
+// Latency histograms on a log-scale time axis, one line per histogram: the
+// share of its values in each of 10 bins per decade, from 10 µs up.
+std::string logHistogram(const std::string& title, const std::vector<std::pair<std::string, const LatencyHistogram*>>& hists) {
+  constexpr int BINS_PER_DECADE = 10;
+  uint64_t maxUs = 10;
+  for (const auto& [name, h] : hists) maxUs = std::max(maxUs, h->max());
+  double lo = 1.0;  // log10(10 µs)
+  double hi = std::max(lo + 1, std::ceil(std::log10(static_cast<double>(maxUs))));
+  auto bins = static_cast<size_t>((hi - lo) * BINS_PER_DECADE);
+  auto binOf = [&](uint64_t us) {
+    double l = std::log10(std::max<double>(1.0, static_cast<double>(us)));
+    double b = std::floor((l - lo) * BINS_PER_DECADE);
+    return static_cast<size_t>(std::clamp(b, 0.0, static_cast<double>(bins - 1)));
+  };
+  std::vector<std::vector<double>> shares;
+  double maxShare = 0;
+  for (const auto& [name, h] : hists) {
+    std::vector<double> v(bins, 0.0);
+    h->forEachNonZero([&](size_t i, uint64_t c) { v[binOf(LatencyHistogram::highestEquivalent(i))] += static_cast<double>(c); });
+    for (auto& x : v) {
+      x = h->count() ? 100.0 * x / static_cast<double>(h->count()) : 0;
+      maxShare = std::max(maxShare, x);
+    }
+    shares.push_back(std::move(v));
+  }
+  double h = 220, top = 24, bottom = 190;
+  auto x = [&](double b) { return LEFT + (WIDTH - LEFT - RIGHT) * b / static_cast<double>(bins); };
+  auto y = [&](double v) { return bottom - (bottom - top) * v / std::max(1.0, maxShare * 1.1); };
+  static const char* palette[] = {"#2d6cdf", "#2e9e5b", "#e67e22", "#8e44ad", "#16a085", "#d63031", "#7f8c8d"};
+  std::string s = "<svg xmlns='http://www.w3.org/2000/svg' width='" + num(WIDTH, 0) + "' height='" + num(h, 0) +
+                  "' role='img' aria-label='" + esc(title) + "'>";
+  s += "<line x1='" + num(LEFT) + "' x2='" + num(WIDTH - RIGHT) + "' y1='" + num(bottom) + "' y2='" + num(bottom) +
+       "' stroke='#555'/><line x1='" + num(LEFT) + "' x2='" + num(LEFT) + "' y1='" + num(top) + "' y2='" + num(bottom) +
+       "' stroke='#555'/>";
+  for (double d = lo; d <= hi + 1e-9; d += 1) {
+    double xv = x((d - lo) * BINS_PER_DECADE);
+    double ms = std::pow(10.0, d) / 1000.0;
+    s += "<line x1='" + num(xv) + "' x2='" + num(xv) + "' y1='" + num(top) + "' y2='" + num(bottom) +
+         "' stroke='#eee'/><text x='" + num(xv) + "' y='" + num(bottom + 14) + "' font-size='10' text-anchor='middle'>" +
+         (ms < 1 ? num(ms, ms < 0.1 ? 2 : 1) : num(ms, 0)) + " ms</text>";
+  }
+  s += "<text x='" + num(LEFT - 4) + "' y='" + num(top + 4) + "' font-size='10' text-anchor='end'>" +
+       num(maxShare * 1.1, 0) + " %</text><text x='" + num(LEFT - 4) + "' y='" + num(bottom) +
+       "' font-size='10' text-anchor='end'>0</text>";
+  for (size_t k = 0; k < hists.size(); ++k) {
+    std::string d;
+    for (size_t b = 0; b < bins; ++b) {
+      d += (d.empty() ? "M" : " L") + num(x(static_cast<double>(b))) + "," + num(y(shares[k][b])) + " L" +
+           num(x(static_cast<double>(b + 1))) + "," + num(y(shares[k][b]));
+    }
+    std::string color = palette[k % 7];
+    s += "<path d='" + d + "' fill='none' stroke='" + color + "' stroke-width='1.5'><title>" + esc(hists[k].first) +
+         "</title></path><text x='" + num(LEFT + 8 + 125.0 * static_cast<double>(k)) + "' y='14' font-size='11' fill='" +
+         color + "'>" + esc(hists[k].first) + " p99 " + num(static_cast<double>(hists[k].second->valueAtPercentile(99)) / 1000, 2) +
+         " ms</text>";
+  }
+  return s + "</svg>";
+}
+
+// One bar per session: its MB/s over its own rounds' span.
+std::string sessionBars(const TransferFigures& t) {
+  std::vector<std::pair<uint32_t, double>> rows;
+  double maxV = 1;
+  for (const auto& [id, se] : t.sessions) {
+    if (se.lastEndNs <= se.firstStartNs) continue;
+    double v = static_cast<double>(se.bytes) / 1e6 / (static_cast<double>(se.lastEndNs - se.firstStartNs) / 1e9);
+    rows.emplace_back(id, v);
+    maxV = std::max(maxV, v);
+  }
+  if (rows.empty()) return "<p>No completed rounds.</p>";
+  double rowH = 16, h = 10 + rowH * static_cast<double>(rows.size());
+  std::string s = "<svg xmlns='http://www.w3.org/2000/svg' width='" + num(WIDTH, 0) + "' height='" + num(h, 0) +
+                  "' role='img' aria-label='MB/s per session'>";
+  double y = 4;
+  for (const auto& [id, v] : rows) {
+    double w = (WIDTH - LEFT - RIGHT - 80) * v / maxV;
+    s += "<text x='4' y='" + num(y + 11, 0) + "' font-size='11'>session " + std::to_string(id) + "</text><rect x='" +
+         num(LEFT) + "' y='" + num(y) + "' width='" + num(std::max(1.0, w)) + "' height='" + num(rowH - 4) +
+         "' fill='#2d6cdf'/><text x='" + num(LEFT + w + 4) + "' y='" + num(y + 11, 0) + "' font-size='11'>" + num(v) +
+         " MB/s</text>";
+    y += rowH;
+  }
+  return s + "</svg>";
+}
+
+std::string workloadSection(const Run& run, double span) {
+  RunModel model;
+  for (const auto& l : run.lines) model.onLine(l);
+  const WorkloadModel& wm = model.workload();
+  std::string s;
+  switch (wm.kind()) {
+    case cli::WorkloadKind::PTY:
+      if (wm.echo().empty()) return "";
+      return "<h3>Keystroke echo latency</h3>" + logHistogram("echo latency", {{"echo", &wm.echo()}});
+    case cli::WorkloadKind::CHURN: {
+      const ChurnFigures& c = wm.churn();
+      Json w = run.workload;
+      s += "<h3>Churn: connections per second</h3><p>" + std::to_string(c.attempted) + " attempted, " +
+           std::to_string(c.succeeded) + " succeeded, " + std::to_string(c.failed) + " failed; achieved " +
+           (w["achieved_per_sec"].is_number() ? num(w["achieved_per_sec"].get<double>()) : "n/a") +
+           " conn/s; client CPU " + (w["cpu_ms_per_conn"].is_number() ? num(w["cpu_ms_per_conn"].get<double>(), 2) : "n/a") +
+           " ms per connection</p>";
+      s += chart("churn rate",
+                 {{"achieved conn/s", c.series.ratePoints(0)}, {"target conn/s", c.series.valuePoints(2)},
+                  {"failed /s", c.series.ratePoints(1)}},
+                 span, thresholdOf(run, "conn_rate_per_sec"), "conn/s");
+      std::vector<std::pair<std::string, const LatencyHistogram*>> phases;
+      for (const char* p : CHURN_PHASES) {
+        if (auto it = c.phases.find(p); it != c.phases.end() && !it->second.empty()) phases.emplace_back(p, &it->second);
+      }
+      if (!phases.empty()) s += "<h3>Churn: phase latency (log scale)</h3>" + logHistogram("phase latency", phases);
+      s += "<h3>Churn: failures by category</h3>";
+      if (c.failures.empty()) {
+        s += "<p>No failed connections.</p>";
+      } else {
+        s += "<table><tr><th>category</th><th>count</th><th>first example</th></tr>";
+        for (const auto& [kind, f] : c.failures) {
+          s += "<tr><td>" + esc(kind) + "</td><td>" + std::to_string(f.count) + "</td><td>" + esc(f.example) + "</td></tr>";
+        }
+        s += "</table>";
+      }
+      if (w.contains("ramp")) {
+        s += "<h3>Churn: ramp</h3><table><tr><th>step</th><th>target conn/s</th><th>achieved conn/s</th><th>failed</th>"
+             "<th>p99 total ms</th></tr>";
+        for (auto& st : w["ramp"]["steps"]) {
+          auto f = [](const Json& v) { return v.is_number() ? figureText(v.get<double>()) : std::string("n/a"); };
+          s += "<tr><td>" + f(st["step"]) + "</td><td>" + f(st["target_per_sec"]) + "</td><td>" +
+               f(st["achieved_per_sec"]) + "</td><td>" + f(st["failed"]) + "</td><td>" + f(st["p99_total_ms"]) + "</td></tr>";
+        }
+        Json& bp = w["ramp"]["breaking_point"];
+        s += "</table><p>Breaking point: <b>" +
+             (bp.is_object() ? "step " + std::to_string(bp["step"].get<int>()) + " (target " +
+                                   figureText(bp["target_per_sec"].get<double>()) + " conn/s): " + esc(bp.value("reason", ""))
+                             : std::string("not reached")) +
+             "</b></p>";
+      }
+      return s;
+    }
+    case cli::WorkloadKind::TRANSFER: {
+      const TransferFigures& t = wm.transfer();
+      Json w = run.workload;
+      s += "<h3>Transfer: MB/s over time</h3><p>aggregate " +
+           (w["aggregate_mb_per_sec"].is_number() ? num(w["aggregate_mb_per_sec"].get<double>()) : "n/a") + " MB/s; " +
+           std::to_string(t.corruptRounds) + " corrupt rounds; " + std::to_string(t.stalls) + " stalls; " +
+           std::to_string(t.errors) + " errors</p>";
+      std::vector<std::pair<std::string, std::vector<std::pair<double, double>>>> series;
+      if (t.directions.count("up")) series.emplace_back("up MB/s", t.series.ratePoints(0, 1e-6));
+      if (t.directions.count("down")) series.emplace_back("down MB/s", t.series.ratePoints(1, 1e-6));
+      s += chart("transfer rate", series, span, thresholdOf(run, "throughput_mbps"), "MB/s");
+      s += "<h3>Transfer: MB/s per session</h3>" + sessionBars(t);
+      if (t.firstCorrupt) {
+        Json c = *t.firstCorrupt;
+        auto text = [&](const char* k) { return c[k].is_string() ? c[k].get<std::string>() : c[k].dump(); };
+        s += "<p><b>First corrupt round:</b> session " + esc(text("session_id")) + ", " + esc(text("direction")) +
+             " round " + esc(text("round")) + " (" + esc(text("bytes")) +
+             " bytes): SHA-256 here <code style='word-break:break-all'>" + esc(text("local_sha256")) +
+             "</code>, at the server <code style='word-break:break-all'>" + esc(text("remote_sha256")) + "</code></p>";
+      }
+      if (t.errors) s += "<p><b>First error:</b> " + esc(t.firstError) + "</p>";
+      return s;
+    }
+  }
+  return s;
+}
+
 std::string runSection(const Run& run) {
   int64_t t0 = run.lines.empty() ? 0 : tsNs(run.lines.front());
   double span = std::max(1.0, run.lines.empty() ? 1.0 : static_cast<double>(tsNs(run.lines.back()) - t0) / 1e9);
@@ -234,6 +399,7 @@ std::string runSection(const Run& run) {
   } else {
     s += "<p>No resource samples in this log.</p>";
   }
+  s += workloadSection(run, span);
   s += "<h3>Reconnect time (detection to usable)</h3>" + histogram(run.reconnectMs);
   s += "<h3>Verdict</h3>";
   if (run.verdict.is_array()) {

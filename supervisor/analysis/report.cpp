@@ -95,6 +95,7 @@ void derive(Run& run) {
   run.recovered = model.reconnects();
   run.reconnectMs = model.reconnectMs();
   run.durationSecs = model.spanSecs();
+  run.workload = model.workload().json();
   const Json* summary = model.summaryLine() ? &*model.summaryLine() : nullptr;
   std::vector<std::string> notes;
   if (summary != nullptr) {
@@ -194,6 +195,7 @@ std::string markdown(const Input& input) {
         std::to_string(failedRuns) + " of " + std::to_string(input.runs.size()) + " runs with failed criteria or incomplete");
   }
   for (const auto& r : input.runs) {
+    out += workloadMarkdown(r.runId, r.workload);
     out += "\n**Verdict " + r.runId + "**";
     if (!r.verdict.is_array()) {
       out += ": no verdict in this log" + std::string(r.complete ? "" : " (incomplete run)") + "\n";
@@ -207,6 +209,89 @@ std::string markdown(const Input& input) {
              " | " + c.value("comparison", "") + " " + (field(c, "threshold").is_number() ? figureText(field(c, "threshold").get<double>()) : "?") +
              (unit.empty() ? "" : " " + unit) + " | " + c.value("result", "?") + " |\n";
     }
+  }
+  return out;
+}
+
+std::vector<std::string> phaseOrder(const Json& phases) {
+  std::vector<std::string> order;
+  if (!phases.is_object()) return order;
+  for (const char* p : CHURN_PHASES) {
+    if (phases.contains(p)) order.emplace_back(p);
+  }
+  for (const auto& [name, h] : phases.items()) {
+    if (std::find(order.begin(), order.end(), name) == order.end()) order.push_back(name);
+  }
+  return order;
+}
+
+std::string workloadMarkdown(const std::string& runId, const Json& workload) {
+  Json w = workload;  // operator[] reads a missing field as null
+  if (!w.is_object()) return "";
+  auto fig = [](const Json& v) { return v.is_number() ? figureText(v.get<double>()) : std::string("n/a"); };
+  std::string name = w.value("name", "pty");
+  std::string out;
+  auto latencyTable = [&](std::vector<std::pair<std::string, Json>> rows) {
+    out += "\n| latency (ms) | n | p50 | p90 | p99 | p99.9 | max |\n|---|---:|---:|---:|---:|---:|---:|\n";
+    for (auto& [label, h] : rows) {
+      out += "| " + label + " | " + fig(h["n"]) + " | " + fig(h["p50_ms"]) + " | " + fig(h["p90_ms"]) + " | " +
+             fig(h["p99_ms"]) + " | " + fig(h["p999_ms"]) + " | " + fig(h["max_ms"]) + " |\n";
+    }
+  };
+  if (name == "pty") {
+    if (w["echo"].is_null()) return "";
+    out += "\n**Keystroke echo " + runId + "**\n";
+    latencyTable({{"echo", w["echo"]}});
+    return out;
+  }
+  if (name == "churn") {
+    out += "\n**Churn " + runId + "** (target " + (w["target"].is_string() ? w["target"].get<std::string>() : "?") +
+           " conn/s)\n\n| attempted | succeeded | failed | achieved conn/s | client CPU ms/conn | max behind ms |\n"
+           "|---:|---:|---:|---:|---:|---:|\n| " +
+           fig(w["attempted"]) + " | " + fig(w["succeeded"]) + " | " + fig(w["failed"]) + " | " +
+           fig(w["achieved_per_sec"]) + " | " + fig(w["cpu_ms_per_conn"]) + " | " + fig(w["max_behind_ms"]) + " |\n";
+    std::vector<std::pair<std::string, Json>> rows;
+    for (const auto& phase : phaseOrder(w["phases"])) rows.emplace_back(phase, w["phases"][phase]);
+    if (!rows.empty()) latencyTable(rows);
+    if (!w["failures"].empty()) {
+      out += "\n| failure | count | first example |\n|---|---:|---|\n";
+      for (auto& [kind, f] : w["failures"].items()) {
+        out += "| " + kind + " | " + fig(f["count"]) + " | " + f.value("example", "") + " |\n";
+      }
+    }
+    if (w.contains("ramp")) {
+      Json& r = w["ramp"];
+      out += "\n| ramp step | target conn/s | achieved conn/s | failed | p99 total ms |\n|---:|---:|---:|---:|---:|\n";
+      for (auto& st : r["steps"]) {
+        out += "| " + fig(st["step"]) + " | " + fig(st["target_per_sec"]) + " | " + fig(st["achieved_per_sec"]) + " | " +
+               fig(st["failed"]) + " | " + fig(st["p99_total_ms"]) + " |\n";
+      }
+      Json& bp = r["breaking_point"];
+      out += "\nBreaking point: " +
+             (bp.is_object() ? "step " + fig(bp["step"]) + " (target " + fig(bp["target_per_sec"]) +
+                                   " conn/s): " + bp.value("reason", "")
+                             : std::string("not reached")) +
+             "\n";
+    }
+    return out;
+  }
+  if (name == "transfer") {
+    out += "\n**Transfer " + runId + "**: aggregate " + fig(w["aggregate_mb_per_sec"]) + " MB/s, " + fig(w["rounds"]) +
+           " rounds, " + fig(w["corrupt_rounds"]) + " corrupt, " + fig(w["stalls"]["count"]) + " stalls (max " +
+           fig(w["stalls"]["max_ms"]) + " ms), " + fig(w["errors"]["count"]) + " errors\n";
+    out += "\n| direction | rounds | MB/s per round p50 (min-max) | aggregate MB/s | client CPU s/GB | window | write |\n"
+           "|---|---:|---|---:|---:|---:|---:|\n";
+    for (auto& [dir, d] : w["directions"].items()) {
+      out += "| " + dir + " | " + fig(d["rounds"]) + " | " + fig(d["mb_per_sec_p50"]) + " (" + fig(d["mb_per_sec_min"]) +
+             "-" + fig(d["mb_per_sec_max"]) + ") | " + fig(d["aggregate_mb_per_sec"]) + " | " + fig(d["cpu_secs_per_gb"]) +
+             " | " + fig(d["window_bytes"]) + " B | " + fig(d["write_bytes"]) + " B |\n";
+    }
+    if (Json& p = w["per_session_mb_per_sec"]; p.is_object()) {
+      out += "\nPer session MB/s: min " + fig(p["min"]) + ", median " + fig(p["median"]) + ", max " + fig(p["max"]) + " (" +
+             fig(p["sessions"]) + " sessions)\n";
+    }
+    if (w["first_corrupt"].is_object()) out += "\nFirst corrupt round: `" + w["first_corrupt"].dump() + "`\n";
+    if (w["errors"]["first"].is_string()) out += "\nFirst error: " + w["errors"]["first"].get<std::string>() + "\n";
   }
   return out;
 }

@@ -33,6 +33,7 @@ struct Run {
   std::optional<double> memPeakMb;  // total PSS, as the verdict judges
   std::string notes;                 // failed criteria, incompleteness
   Json verdict;                      // the summary's list, or null
+  Json workload;                     // the run model's "workload" object (workload_model.h)
 };
 
 struct Input {
@@ -47,6 +48,10 @@ std::vector<Run> splitRuns(const std::string& source, const std::vector<Json>& l
 void derive(Run& run);
 
 std::string markdown(const Input& input);
+// The summary's churn phases in reading order (tcp ... total, service, then any other).
+std::vector<std::string> phaseOrder(const Json& phases);
+// The workload's figures as Markdown; "" for a PTY run without echo figures.
+std::string workloadMarkdown(const std::string& runId, const Json& workload);
 std::string formatDuration(double secs);
 
 // The `report` subcommand; returns the exit code.

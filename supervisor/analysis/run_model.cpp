@@ -67,6 +67,7 @@ std::string SessionModel::abnormalReason() const {
   if (gaveUp) return "given up after " + std::to_string(crashes) + " agent crashes (" + gaveUpReason + ")";
   if (crashed() && lastExit) return "agent ended with " + *lastExit;
   if (crashed()) return "agent ended unexpectedly";
+  if (holdsNoSession) return crashes > 0 ? std::to_string(crashes) + " agent crash(es), restarted and recovered" : "";
   if (connects == 0) return "never connected" + (lastError.empty() ? "" : " (" + lastError + ")");
   if (!up()) return "session lost without recovery" + (lastError.empty() ? "" : " (" + lastError + ")");
   if (crashes > 0) return std::to_string(crashes) + " agent crash(es), restarted and recovered";
@@ -79,7 +80,10 @@ RunModel::RunModel(const std::vector<std::string>& hosts) {
 
 SessionModel& RunModel::sessionFor(uint32_t id) {
   auto [it, added] = sessions_.try_emplace(id);
-  if (added) it->second.id = id;
+  if (added) {
+    it->second.id = id;
+    it->second.holdsNoSession = workload_.kind() == cli::WorkloadKind::CHURN;
+  }
   return it->second;
 }
 
@@ -104,7 +108,12 @@ void RunModel::onLine(const Json& line) {
   }
 
   auto id = countOf(line, "session_id");
-  if (!id || *id > UINT32_MAX) return;
+  bool hasId = id && *id <= UINT32_MAX;
+  workload_.onLine(line, event, ns, hasId ? std::optional<uint32_t>(static_cast<uint32_t>(*id)) : std::nullopt);
+  if (event == "run_started" && workload_.kind() == cli::WorkloadKind::CHURN) {
+    for (auto& [sid, sm] : sessions_) sm.holdsNoSession = true;
+  }
+  if (!hasId) return;
   SessionModel& s = sessionFor(static_cast<uint32_t>(*id));
   if (field(line, "host").is_string()) s.host = field(line, "host").get<std::string>();
 
@@ -179,8 +188,12 @@ void RunModel::onLine(const Json& line) {
       s.state = SessionState::MANUAL_RECONNECT_REQUIRED;
       break;
     case W::STOPPED: break;
-    // TODO(issue 12): the workloads' figures.
+    // The workloads' figures are the WorkloadModel's (above). A churn
+    // agent that reports is working: its slot counts as up.
     case W::CHURN_STATS:
+      s.holdsNoSession = true;
+      if (s.state == SessionState::CONNECTING || s.state == SessionState::RESTARTING) s.state = SessionState::CONNECTED;
+      break;
     case W::CHURN_CONNECTION:
     case W::TRANSFER_ROUND:
     case W::TRANSFER_CORRUPT:
@@ -188,6 +201,11 @@ void RunModel::onLine(const Json& line) {
     case W::TRANSFER_ERROR:
       break;
   }
+}
+
+void RunModel::configureWorkload(const cli::Options& o, int64_t startNs) {
+  workload_.configure(o.workload, o.churnRate, o.churnRampSteps, o.maxConnFailures, o.maxConnectP99Ms, startNs);
+  for (auto& [id, s] : sessions_) s.holdsNoSession = o.workload == cli::WorkloadKind::CHURN;
 }
 
 SessionState RunModel::stateBeforeExit(uint32_t id) const {
@@ -215,7 +233,7 @@ uint32_t RunModel::abnormalEnds() const {
     // (restart never connected) is one more.
     n += s.crashes;
     bool endedByCrash = s.crashed() || s.gaveUp;
-    if (!endedByCrash && (s.connects == 0 || !s.up())) ++n;
+    if (!endedByCrash && !s.holdsNoSession && (s.connects == 0 || !s.up())) ++n;
   }
   return n;
 }
@@ -312,6 +330,7 @@ Json RunModel::summary(int64_t ns, double durationSecs, uint64_t linesLogged) co
           : Json(std::round(100.0 * opened / static_cast<double>(sessions_.size()) / hours) / 100.0);
   j["events_logged"] = linesLogged;
   j["per_session"] = std::move(perSession);
+  j["workload"] = workload_.json();
   return j;
 }
 
@@ -321,6 +340,18 @@ VerdictInputs RunModel::verdictInputs() const {
   in.interrupts = interrupts();
   in.reconnects = reconnects();
   in.reconnectP95Ms = percentile(reconnectMs(), 0.95);
+  in.workload = workload_.kind();
+  const ChurnFigures& c = workload_.churn();
+  in.connRatePerSec = workload_.connRatePerSec();
+  in.connRateFromRamp = !c.steps.empty();
+  in.connAttempted = c.attempted;
+  in.connFailures = c.failed;
+  if (auto it = c.phases.find("total"); it != c.phases.end() && !it->second.empty()) {
+    in.connectP99Ms = figuresOf(it->second).p99Ms;
+  }
+  const TransferFigures& t = workload_.transfer();
+  if (auto mbps = t.aggregateMbPerSec()) in.throughputMbPerSec = std::round(*mbps * 10.0) / 10.0;
+  in.corruptRounds = t.corruptRounds;
   return in;
 }
 

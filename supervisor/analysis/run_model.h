@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "supervisor/analysis/verdict.h"
+#include "supervisor/analysis/workload_model.h"
 #include "supervisor/log_line.h"
 
 namespace sshsoak {
@@ -64,6 +65,9 @@ struct SessionModel {
   uint32_t restarts = 0;
   bool gaveUp = false;  // crash loop: the slot is not restarted any more
   std::string gaveUpReason;
+  // A churn agent holds no session: it never logs "connected", and only a
+  // crash or giving up ends it abnormally.
+  bool holdsNoSession = false;
 
   bool up() const { return state == SessionState::CONNECTED; }
   // The slot's last agent ended other than by a clean shutdown.
@@ -80,6 +84,9 @@ class RunModel {
   explicit RunModel(const std::vector<std::string>& hosts = {});
 
   void onLine(const Json& line);
+  // The live run's model starts after run_started is written: the run tells
+  // it what that line says (the workload and its schedule, started at startNs).
+  void configureWorkload(const cli::Options& options, int64_t startNs);
 
   size_t sessionCount() const { return sessions_.size(); }
   const SessionModel& session(uint32_t id) const { return sessions_.at(id); }
@@ -127,6 +134,10 @@ class RunModel {
   std::string topology() const;
   // From the first line's timestamp to the last's.
   double spanSecs() const;
+  // What the workload measured (churn, transfer, echo): the summary's
+  // "workload" object, the verdict's workload criteria, the status line's part.
+  const WorkloadModel& workload() const { return workload_; }
+  std::string workloadStatus() const { return workload_.statusText(); }
   // The run's summary line once it has been seen.
   const std::optional<Json>& summaryLine() const { return summaryLine_; }
 
@@ -141,6 +152,7 @@ class RunModel {
   std::optional<int64_t> firstNs_;
   int64_t lastNs_ = 0;
   std::optional<Json> summaryLine_;
+  WorkloadModel workload_;
 };
 
 }  // namespace sshsoak

@@ -1,10 +1,10 @@
 #include "supervisor/analysis/verdict.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
 #include "supervisor/analysis/stats.h"
-#include "supervisor/cli.h"
 
 namespace sshsoak {
 
@@ -18,6 +18,15 @@ Verdict judge(std::optional<double> measured, double threshold, const std::strin
   return ok ? Verdict::PASS : Verdict::FAIL;
 }
 
+// The --min-conn-rate that judges a run: the flag's when given; otherwise
+// the default (100/s), lowered to 95 % of a constant target below it, so that
+// a run asking for 20/s is judged on reaching 20/s, not failed by construction.
+double minConnRateOf(const cli::Options& o) {
+  const auto& r = o.churnRate;
+  if (o.minConnRateGiven || r.ramp() || r.endPerSec <= 0) return o.minConnRatePerSec;
+  return std::min(o.minConnRatePerSec, std::round(r.endPerSec * 0.95 * 10.0) / 10.0);
+}
+
 }  // namespace
 
 Thresholds thresholdsOf(const cli::Options& o) {
@@ -27,7 +36,7 @@ Thresholds thresholdsOf(const cli::Options& o) {
                     .maxMemoryMb = o.maxMemoryMb,
                     .maxCpuPct = o.maxCpuPct,
                     .judgeCpu = o.workload == cli::WorkloadKind::PTY || o.maxCpuPctGiven,
-                    .minConnRatePerSec = o.minConnRatePerSec,
+                    .minConnRatePerSec = minConnRateOf(o),
                     .maxConnFailures = o.maxConnFailures,
                     .maxConnectP99Ms = o.maxConnectP99Ms,
                     .minThroughputMbPerSec = o.minThroughputMbPerSec};
@@ -63,6 +72,31 @@ std::vector<Criterion> evaluate(const VerdictInputs& in, const Thresholds& t) {
   add("cpu_pct", "harness CPU (mean)", cpu, t.maxCpuPct, "<", "% of one core",
       cpu ? "mean of supervisor + agents after the " + figureText(in.warmupSecs) + " s warm-up"
           : "no sample interval after the warm-up (run too short for a steady-state figure)");
+  if (!t.judgeCpu) {
+    // The load workloads' CPU is the load itself, not a harness cost.
+    out.back().result = Verdict::NA;
+    out.back().note = "not judged on a " + std::string(cli::workloadName(in.workload)) +
+                      " run: its CPU is the load (--max-cpu-pct judges it)";
+  }
+  if (in.workload == cli::WorkloadKind::CHURN) {
+    // No report at all is the workload not working, not nothing to judge: 0.
+    add("conn_rate_per_sec", "achieved connection rate", in.connRatePerSec.value_or(0.0), t.minConnRatePerSec, ">=",
+        "conn/s",
+        !in.connRatePerSec     ? "no churn report in the log"
+        : in.connRateFromRamp ? "ramp: the highest step rate achieved before the breaking point"
+                              : "successful connections over the churn span");
+    add("conn_failures", "failed connections", double(in.connFailures), t.maxConnFailures, "<=", "",
+        std::to_string(in.connFailures) + " of " + std::to_string(in.connAttempted) + " attempted");
+    add("connect_p99_ms", "connection time p99", in.connectP99Ms, t.maxConnectP99Ms, "<=", "ms",
+        in.connectP99Ms ? "TCP to close, from each connection's intended start" : "no connection timed");
+  }
+  if (in.workload == cli::WorkloadKind::TRANSFER) {
+    add("throughput_mbps", "aggregate throughput", in.throughputMbPerSec.value_or(0.0), t.minThroughputMbPerSec, ">=",
+        "MB/s",
+        in.throughputMbPerSec ? "all sessions' bytes over the transfer span (MB = 10^6 bytes)" : "no round completed");
+    add("corrupt_rounds", "corrupt rounds", double(in.corruptRounds), 0, "<=", "",
+        "rounds whose SHA-256 differed between the ends");
+  }
   return out;
 }
 

@@ -8,13 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "supervisor/cli.h"
 #include "supervisor/log_line.h"
 
 namespace sshsoak {
-
-namespace cli {
-struct Options;
-}
 
 // The limits the criteria judge against. Their defaults live in one place,
 // cli::Options (the --max-... and --min-... flags).
@@ -42,6 +39,15 @@ struct VerdictInputs {
   std::optional<uint64_t> peakTotalRssKb;  // reported beside PSS, not judged
   std::optional<double> meanTotalCpuPct;  // steady state: ticks after warm-up
   double warmupSecs = 0;
+  // The workload's own (workload_model.h); judged on runs of that workload.
+  cli::WorkloadKind workload = cli::WorkloadKind::PTY;
+  std::optional<double> connRatePerSec;  // achieved; a ramp's: the best step before the breaking point
+  bool connRateFromRamp = false;
+  uint64_t connAttempted = 0;
+  uint64_t connFailures = 0;
+  std::optional<double> connectP99Ms;  // "total": from each connection's intended start
+  std::optional<double> throughputMbPerSec;  // all sessions' bytes over the transfer span
+  uint64_t corruptRounds = 0;
 };
 
 // A criterion's outcome; n/a: nothing to measure.

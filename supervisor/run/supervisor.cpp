@@ -381,7 +381,8 @@ std::string Supervisor::statusText(const Json& total) const {
                 p.sessions, p.reconnecting, p.manual, p.reconnects,
                 p.reconnectP95Ms ? (std::to_string(*p.reconnectP95Ms) + " ms").c_str() : "n/a",
                 total.value("rss_kb", 0.0) / 1024.0, total.value("pss_kb", 0.0) / 1024.0, total.value("cpu_pct", 0.0));
-  return buf;
+  std::string workload = model_.workloadStatus();
+  return workload.empty() ? std::string(buf) : std::string(buf) + " | " + workload;
 }
 
 void Supervisor::armStdin() {
@@ -458,6 +459,7 @@ void Supervisor::reapFaults(bool killAll) {
 Json Supervisor::run() {
   startMono_ = monoMs();
   startWallNs_ = wallNs();
+  model_.configureWorkload(options_, startWallNs_);
   // Segments of runs that died without cleaning up (SIGKILL) go first.
   for (const auto& stale : TokenBucketSegment::removeStale()) spdlog::info("removed stale shared memory {}", stale);
   bucket_.emplace(TokenBucketSegment::create(TokenBucketSegment::makeName(), options_.tokenRatePerSec,

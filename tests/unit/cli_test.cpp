@@ -260,3 +260,25 @@ TEST_F(CliTest, BadDropsAndFaultCommandsAreNamed) {
     EXPECT_NE(f.message.find(mentions), std::string::npos) << "message: " << f.message;
   }
 }
+
+TEST_F(CliTest, MinConnRateGivenIsRecordedSoALowChurnTargetIsJudgedAgainstItself) {
+  auto given = base();
+  for (const char* a : {"--workload", "churn", "--churn-rate", "20", "--min-conn-rate", "15"}) given.push_back(a);
+  auto r = run(given);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_TRUE(r.value().minConnRateGiven);
+  EXPECT_DOUBLE_EQ(r.value().minConnRatePerSec, 15.0);
+  auto plain = base();
+  for (const char* a : {"--workload", "churn", "--churn-rate", "20"}) plain.push_back(a);
+  auto p = run(plain);
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_FALSE(p.value().minConnRateGiven);
+}
+
+TEST_F(CliTest, ChurnRateTextRoundTripsThroughTheSharedParser) {
+  auto r = parseChurnRate("10..500/60s");
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r.value().ramp());
+  EXPECT_EQ(r.value().text(), "10..500/60s");
+  EXPECT_FALSE(parseChurnRate("fast").ok());
+}

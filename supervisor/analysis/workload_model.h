@@ -1,0 +1,192 @@
+// What each workload measured (churn, transfer, the PTY's keystroke echo),
+// learned from the JSONL lines the agents' events become (log_line.cpp).
+// RunModel feeds it every line; the summary's "workload" object, the
+// verdict's workload criteria, the live status line, the console, the
+// result table and the HTML all read their figures from here.
+//
+// Nothing here grows with run time: latencies merge into fixed-size
+// histograms (shared/histogram.h), time series coarsen when full, and what
+// grows does so with the run's sessions or ramp steps, never its events.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "shared/histogram.h"
+#include "supervisor/cli.h"
+#include "supervisor/log_line.h"
+
+namespace sshsoak {
+
+// A time series of sums in equal buckets from the run's start, at most
+// MAX_POINTS of them: when full, the bucket width doubles and neighbours
+// merge, so a week-long run's chart has as many points as a minute's.
+class BoundedSeries {
+ public:
+  static constexpr size_t MAX_POINTS = 1000;
+  explicit BoundedSeries(size_t channels, int64_t widthMs = 1000) : channels_(channels), widthMs_(widthMs) {}
+
+  // Adds v to channel ch at t ms after the run's start.
+  void add(int64_t tMs, size_t ch, double v);
+  // Adds v spread evenly over [fromMs, toMs).
+  void addSpread(int64_t fromMs, int64_t toMs, size_t ch, double v);
+  // Keeps the largest value seen in the bucket (a target, a maximum).
+  void max(int64_t tMs, size_t ch, double v);
+
+  int64_t widthMs() const { return widthMs_; }
+  size_t size() const { return buckets_.size() / channels_; }
+  double at(size_t bucket, size_t ch) const { return buckets_[bucket * channels_ + ch]; }
+  // Per channel: (bucket midpoint in s, sum / bucket width in s), the
+  // points of a rate chart; buckets after the last with data are left out.
+  std::vector<std::pair<double, double>> ratePoints(size_t ch, double scale = 1.0) const;
+  std::vector<std::pair<double, double>> valuePoints(size_t ch) const;
+
+ private:
+  double& slot(int64_t tMs, size_t ch);
+  std::vector<uint8_t> isMax_;
+  size_t channels_;
+  int64_t widthMs_;
+  std::vector<double> buckets_;  // size() x channels_, row-major
+  int64_t endMs_ = 0;            // the latest time added: the last bucket's rate is over what it covers
+};
+
+struct PhaseFigures {  // one latency histogram as the summary shows it, ms
+  uint64_t n = 0;
+  double p50Ms = 0, p90Ms = 0, p99Ms = 0, p999Ms = 0, maxMs = 0;
+};
+PhaseFigures figuresOf(const LatencyHistogram& h);
+Json figuresJson(const LatencyHistogram& h);
+
+// The churn phases in the order people read them (ChurnStats.histograms).
+inline const char* const CHURN_PHASES[] = {"tcp", "kex", "auth", "exec", "close", "total", "service"};
+
+struct ChurnFigures {
+  uint64_t attempted = 0, succeeded = 0, failed = 0;
+  uint64_t cpuMs = 0;
+  uint32_t maxBehindMs = 0;
+  uint64_t connectionLines = 0;  // --log-each-connection lines (already in the histograms)
+  std::optional<int64_t> firstStartNs, lastEndNs;  // the churn span: intervals' starts and ends
+  std::map<std::string, LatencyHistogram> phases;
+  struct Failure {
+    uint64_t count = 0;
+    std::string example;
+  };
+  std::map<std::string, Failure> failures;
+  BoundedSeries series{3};  // 0 succeeded, 1 failed (sums), 2 target (max)
+
+  // A ramp's steps (cli::ChurnRate::targetAt defines them).
+  struct Step {
+    double targetPerSec = 0;
+    uint64_t attempted = 0, succeeded = 0, failed = 0;
+    int64_t fromMs = 0, toMs = 0;  // the step's time that the reports covered, from the schedule's start
+    bool seen = false;
+    // The step's "total" histogram, sparse: a ramp may have many steps, and
+    // a full counts array is 31 KB.
+    std::map<size_t, uint64_t> totalCounts;
+    double achievedPerSec() const;
+    std::optional<double> p99TotalMs() const;
+  };
+  std::vector<Step> steps;
+
+  double spanSecs() const;
+  std::optional<double> achievedPerSec() const;  // succeeded over the churn span
+};
+
+struct TransferFigures {
+  struct Direction {
+    uint64_t rounds = 0, bytes = 0, cpuMs = 0, ms = 0;
+    LatencyHistogram roundRate;  // MB/s per round, in units of 0.01 MB/s
+    double minMbPerSec = 0, maxMbPerSec = 0;
+    uint32_t windowBytes = 0, writeBytes = 0;  // the last round's
+    std::optional<int64_t> firstStartNs, lastEndNs;
+  };
+  std::map<std::string, Direction> directions;  // "up", "down"
+  uint64_t corruptRounds = 0;
+  std::optional<Json> firstCorrupt;
+  uint64_t stalls = 0, stalledMs = 0, maxStallMs = 0;
+  uint64_t errors = 0;
+  std::string firstError;
+  struct Session {
+    uint64_t bytes = 0;
+    int64_t firstStartNs = 0, lastEndNs = 0;
+  };
+  std::map<uint32_t, Session> sessions;
+  BoundedSeries series{2};  // bytes: 0 up, 1 down
+  std::optional<int64_t> firstStartNs, lastEndNs;
+
+  uint64_t bytes() const;
+  double spanSecs() const;
+  std::optional<double> aggregateMbPerSec() const;
+  std::vector<double> sessionMbPerSec() const;  // one per session that moved bytes, sorted
+};
+
+// Where a ramp broke: the first step whose failures, p99 or achieved rate
+// crossed its limit.
+struct BreakingPoint {
+  size_t step = 0;
+  double targetPerSec = 0;
+  std::string reason;
+};
+
+class WorkloadModel {
+ public:
+  void onLine(const Json& line, const std::string& event, int64_t ns, std::optional<uint32_t> session);
+  // What run_started says, for a reader that never sees that line (the live
+  // run's model starts after it is written): the workload, its churn
+  // schedule and the ramp's limits; startNs: when the schedule began.
+  void configure(cli::WorkloadKind kind, std::optional<cli::ChurnRate> rate, uint32_t rampSteps,
+                 uint32_t maxConnFailures, uint32_t maxConnectP99Ms, int64_t startNs);
+
+  cli::WorkloadKind kind() const { return kind_; }
+  const std::optional<cli::ChurnRate>& churnRate() const { return churnRate_; }
+  const ChurnFigures& churn() const { return churn_; }
+  const TransferFigures& transfer() const { return transfer_; }
+  const LatencyHistogram& echo() const { return echo_; }
+  int64_t startNs() const { return startNs_.value_or(0); }
+
+  std::optional<BreakingPoint> breakingPoint() const;
+  // The churn verdict's conn_rate: the run's achieved rate, or on a ramp
+  // the highest step rate achieved before the breaking point.
+  std::optional<double> connRatePerSec() const;
+
+  // The summary's "workload" object.
+  Json json() const;
+  // The live status line's part ("" for a PTY run without figures yet).
+  std::string statusText() const;
+
+ private:
+  void onRunStarted(const Json& line, int64_t ns);
+  void onChurnStats(const Json& line, int64_t ns);
+  void onTransferRound(const Json& line, int64_t ns, std::optional<uint32_t> session);
+
+  cli::WorkloadKind kind_ = cli::WorkloadKind::PTY;
+  std::optional<cli::ChurnRate> churnRate_;
+  uint32_t rampSteps_ = 10;
+  uint32_t maxConnFailures_ = 0;  // the breaking point's limits: run_started's, else the flags' defaults
+  uint32_t maxConnectP99Ms_ = 1000;
+  std::optional<int64_t> startNs_;
+  ChurnFigures churn_;
+  TransferFigures transfer_;
+  LatencyHistogram echo_;
+
+  // The last few seconds of reports for the live status line, pruned by time.
+  struct RecentChurn {
+    int64_t ns;
+    uint32_t intervalMs;
+    uint64_t succeeded;
+    double target;
+    Json counts;  // the "total" histogram's sparse counts
+  };
+  std::deque<RecentChurn> recentChurn_;
+  struct RecentRound {
+    int64_t startNs, endNs;
+    uint64_t bytes;
+  };
+  std::deque<RecentRound> recentRounds_;
+};
+
+}  // namespace sshsoak
