@@ -5,6 +5,7 @@
 
 #include "session_agent/workloads/exec_poll.h"
 #include "session_agent/workloads/pty_workload.h"
+#include "session_agent/workloads/transfer.h"
 
 namespace sshsoak::agent {
 
@@ -25,9 +26,9 @@ WorkloadSpec workloadSpecFromWire(wire::WorkloadSpec::Reader spec) {
   switch (spec.which()) {
     case wire::WorkloadSpec::PTY: return entry<PtyWorkload>(spec.getPty());
     case wire::WorkloadSpec::EXEC_POLL: return entry<ExecPollWorkload>(spec.getExecPoll());
-    // TODO(issue 12): being built on branches issue12-churn and issue12-transfer.
+    case wire::WorkloadSpec::TRANSFER: return entry<TransferWorkload>(spec.getTransfer());
+    // TODO(issue 12): being built on branch issue12-churn.
     case wire::WorkloadSpec::CHURN:
-    case wire::WorkloadSpec::TRANSFER:
       break;
   }
   throw std::invalid_argument("unknown workload kind " + std::to_string(static_cast<int>(spec.which())) +
