@@ -296,3 +296,34 @@ TEST_F(Transfer, ADroppedConnectionReconnectsAndTheRoundsGoOn) {
   EXPECT_GT(all.size(), linesAfter(lines, "disconnect_injected", 1, "transfer_round").size());
   EXPECT_TRUE(linesOf(lines, "agent_crashed").empty());
 }
+
+TEST_F(Transfer, ARoundWithoutProgressIsGivenUpAndTheSessionKept) {
+  // The first round's command never reads; later ones do. With a 1 s stall
+  // and a 2 s step timeout the round is given up after max(2, 10 x 1) s.
+  std::string flag = workDir_ + "/stalled-once";
+  std::string up = "if [ -e " + flag + " ]; then sha256sum; else touch " + flag + "; sleep 12; fi";
+  SoakProcess soak(transferArgs({"--sessions", "1", "--duration-secs", "60", "--transfer-mb", "16",
+                                 "--transfer-direction", "up", "--transfer-up-cmd", up, "--transfer-stall-secs", "1",
+                                 "--reconnect-timeout-secs", "2"}),
+                   /*stdinPipe=*/true);
+  ASSERT_TRUE(waitForLog([](const auto& l) { return !linesOf(l, "transfer_round").empty(); }, 40)) << soak.err();
+  soak.writeStdin("q\n");
+  EXPECT_EQ(soak.wait(30), exit_code::PASSED) << soak.err();
+
+  auto lines = readJsonl(logPath_);
+  auto errors = linesOf(lines, "transfer_error");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0]["category"], "timeout") << errors[0].dump();
+  EXPECT_NE(errors[0]["message"].get<std::string>().find("no progress for 10000 ms"), std::string::npos)
+      << errors[0].dump();
+  // The stall was reported when the round ended, before its error.
+  auto stalls = linesOf(lines, "transfer_stall");
+  ASSERT_EQ(stalls.size(), 1u);
+  EXPECT_GE(stalls[0]["stalled_ms"].get<int64_t>(), 10000) << stalls[0].dump();
+  // Only the channel was dropped: the same session goes on with round 2.
+  EXPECT_TRUE(linesOf(lines, "disconnected").empty());
+  EXPECT_EQ(linesOf(lines, "connected").size(), 1u);
+  auto rounds = linesOf(lines, "transfer_round");
+  expectCleanRounds(rounds, 16'000'000);
+  EXPECT_EQ(rounds.at(0)["round"], 2);
+}
