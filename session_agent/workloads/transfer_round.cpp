@@ -1,6 +1,7 @@
 #include "session_agent/workloads/transfer_round.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "shared/clock.h"
 
