@@ -15,7 +15,8 @@
 //   - no progress at all for giveUpMs() (max(step timeout, 10 x stallMs)):
 //     transfer_error (timeout); the channel is dropped, the session kept.
 // The agent's memory is one buffer of writeBytes, reused by every round,
-// plus what libssh2 holds (at most the window).
+// plus what libssh2 holds (down: at most the window plus one read, as
+// libssh2 1.10 tops the window up to its initial size plus the read's).
 #pragma once
 
 #include <cstdint>
@@ -91,8 +92,8 @@ class TransferWorkload final : public Workload {
   // The round failed or was given up (reported already): its channel is
   // closed in the background (closing_), the next round scheduled.
   void drop(int64_t nowMs);
-  // One try at finishing closing_'s close; gives it up to the session's
-  // free after the step timeout.
+  // One try at finishing closing_'s close (afterWait leaves it to the
+  // session's free once the step timeout has passed).
   void stepClosing(bool& progressed);
   void reportStall(const StallReport& stall);
 
