@@ -204,7 +204,9 @@ TransferRound::Status TransferRound::step(LIBSSH2_SESSION* session, int64_t nowM
         // A command that stops reading early (or never ran) ends its side
         // while bytes are still to go: nobody would ever take them.
         if (moved_ < plan_.bytes && remoteEof()) {
-          std::string tail = stderrTail_.empty() ? "" : " (its stderr ends: " + stderrTail_ + ")";
+          auto last = stderrTail_.find_last_not_of(" \t\r\n");
+          std::string tail =
+              last == std::string::npos ? "" : " (its stderr ends: " + stderrTail_.substr(0, last + 1) + ")";
           return fail(SshError{wire::FailureCategory::CHANNEL,
                                "'" + plan_.command + "' ended after " + std::to_string(moved_) + " of " +
                                    std::to_string(plan_.bytes) +

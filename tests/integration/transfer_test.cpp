@@ -8,7 +8,6 @@
 
 #include <chrono>
 #include <fstream>
-#include <map>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -327,4 +326,30 @@ TEST_F(Transfer, ARoundWithoutProgressIsGivenUpAndTheSessionKept) {
   auto rounds = linesOf(lines, "transfer_round");
   expectCleanRounds(rounds, 16'000'000);
   EXPECT_EQ(rounds.at(0)["round"], 2);
+}
+
+TEST_F(Transfer, AnUpCommandThatStopsReadingIsAnErrorRetriedAfterAPause) {
+  auto r = runSoak(transferArgs({"--sessions", "1", "--duration-secs", "3", "--transfer-mb", "8",
+                                 "--transfer-direction", "up", "--transfer-up-cmd",
+                                 "head -c 1000 >/dev/null; echo 'no more' >&2"}),
+                   60);
+  auto errors = linesOf(r.lines, "transfer_error");
+  ASSERT_GE(errors.size(), 2u) << r.err;
+  int64_t previousNs = 0;
+  for (const auto& e : errors) {
+    EXPECT_EQ(e["category"], "channel") << e.dump();
+    auto message = e["message"].get<std::string>();
+    EXPECT_NE(message.find("must read its stdin to EOF"), std::string::npos) << message;
+    EXPECT_NE(message.find("its stderr ends: no more)"), std::string::npos) << message;
+    // Not retried in a tight loop.
+    int64_t ns = parseIsoTimestamp(e["ts"].get<std::string>());
+    if (previousNs != 0) {
+      EXPECT_GE(ns - previousNs, 900'000'000) << e.dump();
+    }
+    previousNs = ns;
+  }
+  // The channel's failure, not the session's.
+  EXPECT_TRUE(linesOf(r.lines, "disconnected").empty());
+  EXPECT_TRUE(linesOf(r.lines, "transfer_corrupt").empty());
+  EXPECT_TRUE(linesOf(r.lines, "transfer_round").empty());
 }
