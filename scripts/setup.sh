@@ -8,7 +8,7 @@ PACKAGES=(
   # build
   g++ cmake make pkg-config
   # libraries (see CMakeLists.txt for why each is there)
-  libssh2-1-dev libboost-dev libboost-filesystem-dev libboost-system-dev
+  libssh2-1-dev libssl-dev libboost-dev libboost-filesystem-dev libboost-system-dev
   capnproto libcapnp-dev libspdlog-dev libfmt-dev
   nlohmann-json3-dev libcli11-dev
   # tests and benchmarks

@@ -15,6 +15,7 @@ static int64_t readClock(clockid_t id) {
 
 int64_t monoNs() { return readClock(CLOCK_MONOTONIC); }
 int64_t wallNs() { return readClock(CLOCK_REALTIME); }
+int64_t processCpuNs() { return readClock(CLOCK_PROCESS_CPUTIME_ID); }
 
 std::string isoTimestamp(int64_t ns) {
   time_t secs = static_cast<time_t>(ns / 1'000'000'000);

@@ -10,6 +10,8 @@ namespace sshsoak {
 int64_t monoNs();
 inline int64_t monoMs() { return monoNs() / 1'000'000; }
 int64_t wallNs();
+// CPU time this process has used so far (CLOCK_PROCESS_CPUTIME_ID).
+int64_t processCpuNs();
 
 // "2026-02-07T12:00:00.123456+00:00": the predecessor's `ts` format (UTC,
 // microseconds, numeric offset).

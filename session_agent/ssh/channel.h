@@ -9,6 +9,7 @@
 #include <libssh2.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <utility>
 
@@ -48,6 +49,9 @@ class Channel {
   // One try at opening a "session" channel: 0 once open, EAGAIN (call
   // again), or libssh2's error code.
   int open(LIBSSH2_SESSION* session);
+  // The same, asking for a receive window of windowBytes instead of
+  // libssh2's 2 MiB (what the server may send before we read).
+  int open(LIBSSH2_SESSION* session, uint32_t windowBytes);
   bool isOpen() const { return channel_ != nullptr; }
   LIBSSH2_CHANNEL* get() const { return channel_; }
   // One try at running a command on the open channel: 0, EAGAIN or an error.

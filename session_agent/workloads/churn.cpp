@@ -238,12 +238,6 @@ void fillChurnConnection(wire::ChurnConnection::Builder out, const ChurnConnecti
   }
 }
 
-int64_t processCpuNs() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
-
 ChurnRunner::ChurnRunner(ChurnSpec spec, ConnectSettings connect, EventSink& events, CommandPipe commands)
     : spec_(std::move(spec)),
       connect_(std::move(connect)),

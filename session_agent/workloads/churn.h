@@ -162,9 +162,6 @@ class ChurnIntervalStats {
 // --log-each-connection's line.
 void fillChurnConnection(wire::ChurnConnection::Builder out, const ChurnConnectionResult& connection);
 
-// CPU time this process used so far (CLOCK_PROCESS_CPUTIME_ID), ns.
-int64_t processCpuNs();
-
 // What the runner needs of the agent's command pipe (Agent owns it).
 struct CommandPipe {
   int fd;                     // readable when a command or EOF waits

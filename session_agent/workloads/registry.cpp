@@ -6,6 +6,7 @@
 #include "session_agent/workloads/churn.h"
 #include "session_agent/workloads/exec_poll.h"
 #include "session_agent/workloads/pty_workload.h"
+#include "session_agent/workloads/transfer.h"
 
 namespace sshsoak::agent {
 
@@ -27,9 +28,7 @@ WorkloadSpec workloadSpecFromWire(wire::WorkloadSpec::Reader spec) {
     case wire::WorkloadSpec::PTY: return entry<PtyWorkload>(spec.getPty());
     case wire::WorkloadSpec::EXEC_POLL: return entry<ExecPollWorkload>(spec.getExecPoll());
     case wire::WorkloadSpec::CHURN: return WorkloadSpec::sessionless(ChurnSpec::fromWire(spec.getChurn()));
-    // TODO(issue 12): being built on branch issue12-transfer.
-    case wire::WorkloadSpec::TRANSFER:
-      break;
+    case wire::WorkloadSpec::TRANSFER: return entry<TransferWorkload>(spec.getTransfer());
   }
   throw std::invalid_argument("unknown workload kind " + std::to_string(static_cast<int>(spec.which())) +
                               " (a newer sshsoak than this agent?)");

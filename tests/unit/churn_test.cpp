@@ -3,6 +3,7 @@
 // statistics it reports. The network side runs in
 // tests/integration/churn_test.cpp against a real sshd.
 #include "session_agent/workloads/churn.h"
+#include "shared/clock.h"
 
 #include <capnp/message.h>
 #include <gtest/gtest.h>

@@ -9,6 +9,7 @@
 
 #include "session_agent/workloads/exec_poll.h"
 #include "session_agent/workloads/pty_workload.h"
+#include "session_agent/workloads/transfer.h"
 
 using namespace sshsoak;
 using namespace sshsoak::agent;
@@ -49,6 +50,32 @@ TEST(WorkloadRegistry, PtyKeepsItsPauseAndFloorsItsRetry) {
   auto w = made.make();
   ASSERT_NE(w, nullptr);
   // Before any session: nothing open, nothing to read or send.
+  EXPECT_FALSE(w->wantsRead());
+  EXPECT_FALSE(w->wantsWrite());
+  EXPECT_FALSE(w->hasBufferedData());
+}
+
+TEST(WorkloadRegistry, TransferDecodesItsSpecAndIsIdleBeforeASession) {
+  capnp::MallocMessageBuilder message;
+  auto spec = message.initRoot<wire::WorkloadSpec>();
+  auto transfer = spec.initTransfer();
+  transfer.setUp(true);
+  transfer.setDown(false);
+  transfer.setBytesPerRound(1000);
+  transfer.setUpCommand("sha256sum");
+  transfer.setDownCommand("head -c {bytes} /dev/zero");
+  transfer.setWindowBytes(1 << 20);
+  transfer.setWriteBytes(4096);
+  transfer.setStallMs(1000);
+  WorkloadSpec made = workloadSpecFromWire(spec.asReader());
+  const auto* s = made.get<TransferSpec>();
+  ASSERT_NE(s, nullptr);
+  EXPECT_TRUE(s->up);
+  EXPECT_FALSE(s->down);
+  EXPECT_EQ(s->bytesPerRound, 1000u);
+  EXPECT_EQ(s->windowBytes, 1u << 20);
+  auto w = made.make();
+  ASSERT_NE(w, nullptr);
   EXPECT_FALSE(w->wantsRead());
   EXPECT_FALSE(w->wantsWrite());
   EXPECT_FALSE(w->hasBufferedData());
