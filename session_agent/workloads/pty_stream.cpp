@@ -24,6 +24,22 @@ uint32_t expectedPtyLines(wire::Intensity intensity) {
   return 20;
 }
 
+std::string ptyTerminalModes() {
+  // RFC 4254 8 opcodes.
+  constexpr uint8_t TTY_OP_END = 0, VERASE = 3, ICANON = 51, ECHO = 53, ECHOE = 54;
+  std::string modes;
+  auto put = [&](uint8_t opcode, uint32_t value) {
+    modes.push_back(static_cast<char>(opcode));
+    for (int shift = 24; shift >= 0; shift -= 8) modes.push_back(static_cast<char>((value >> shift) & 0xff));
+  };
+  put(VERASE, static_cast<uint8_t>(ECHO_ERASE));
+  put(ICANON, 1);
+  put(ECHO, 1);
+  put(ECHOE, 1);
+  modes.push_back(static_cast<char>(TTY_OP_END));
+  return modes;
+}
+
 std::string ptyCommand(wire::Intensity intensity, uint32_t pauseMs) {
   std::string burst;
   switch (intensity) {
@@ -140,13 +156,16 @@ PtyStream::Status PtyStream::step(LIBSSH2_SESSION* session, int64_t nowMs, bool&
         }
         state_ = State::RequestPty;
         break;
-      case State::RequestPty:
-        if (!channel_.advance(libssh2_channel_request_pty_ex(channel_.get(), "xterm", 5, nullptr, 0, 80, 24, 0, 0),
+      case State::RequestPty: {
+        static const std::string modes = ptyTerminalModes();
+        if (!channel_.advance(libssh2_channel_request_pty_ex(channel_.get(), "xterm", 5, modes.data(),
+                                                             static_cast<unsigned>(modes.size()), 80, 24, 0, 0),
                               "the server refused a PTY", progressed)) {
           return channel_.status();
         }
         state_ = State::Exec;
         break;
+      }
       case State::Exec:
         if (!channel_.advance(channel_.exec(ptyCommand(intensity_, pauseMs_)), "the server refused the PTY command",
                               progressed)) {

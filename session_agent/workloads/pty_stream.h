@@ -52,6 +52,12 @@ struct PtyCycleResult {
   std::vector<uint32_t> echoUs;
 };
 
+// The terminal modes of the pty-req (RFC 4254 8: opcode, uint32 value,
+// TTY_OP_END): canonical input with echo and erase echo, and DEL as the
+// erase character, so that the echo probe behaves the same on any server,
+// not only where these are the kernel's defaults (Linux). Exposed for tests.
+std::string ptyTerminalModes();
+
 // The remote command for an intensity and pause; exposed for tests.
 std::string ptyCommand(wire::Intensity intensity, uint32_t pauseMs);
 uint32_t expectedPtyLines(wire::Intensity intensity);

@@ -177,3 +177,15 @@ TEST(EchoProbeSchedule, SpreadsThreeKeysOverThePauseAfterABurst) {
   s.cycleEnded(30'000, 0);
   EXPECT_EQ(s.dueMs(), 30'000);
 }
+
+TEST(PtyTerminalModes, AskForEchoAndDelAsErase) {
+  // RFC 4254 8: VERASE (3) = 0x7f, ICANON (51), ECHO (53), ECHOE (54) = 1, TTY_OP_END.
+  const std::string expected("\x03\x00\x00\x00\x7f"
+                             "\x33\x00\x00\x00\x01"
+                             "\x35\x00\x00\x00\x01"
+                             "\x36\x00\x00\x00\x01"
+                             "\x00",
+                             21);
+  EXPECT_EQ(ptyTerminalModes(), expected);
+  EXPECT_EQ(static_cast<unsigned char>(ECHO_ERASE), 0x7fu);
+}
