@@ -127,6 +127,7 @@ def churn_rows(c, row):
         row("", "p99 ms total / service", f"{lat(s, 'total')} / {lat(s, 'service')}", "-", "", "")
         row("", "client CPU ms/conn", f"{s['agent_cpu_ms_per_conn']} (tree {cpu})", "-", "<= 2",
             ok(cpu is not None and cpu <= 2))
+        row("", "sshd CPU ms/conn", f"{s['sshd_cpu_ms_per_conn']}", "-", "", "")
         row("", "saturation", s["saturation"], "-", "", "")
 
 
