@@ -184,6 +184,33 @@ TEST_F(SshdTest, PtyCyclesCarryKeystrokeEchoLatency) {
   }
 }
 
+TEST_F(SshdTest, AKeyNeverEchoedIsReportedOnceAndTheStreamGoesOn) {
+  // A remote tty with echo off (as a login script might leave it): the
+  // keys never come back. One pty_error per channel after the budget
+  // (--reconnect-timeout-secs), no samples invented, the bursts unharmed.
+  sshd_ = std::make_unique<LocalSshd>(
+      LocalSshdOptions{.extraConfig = "ForceCommand stty -echo 2>/dev/null; eval \"$SSH_ORIGINAL_COMMAND\"\n"});
+  auto r = runSoak(soakArgs({"--sessions", "2", "--duration-secs", "5", "--pty-interval-secs", "0.2",
+                             "--poll-interval-secs", "1", "--reconnect-timeout-secs", "2"}));
+  EXPECT_EQ(r.exitCode, exit_code::PASSED) << r.err;
+  auto cycles = linesOf(r.lines, "pty_cycle");
+  EXPECT_GE(cycles.size(), 10u);
+  for (const auto& c : cycles) {
+    EXPECT_EQ(c["lines"], 20) << c.dump();
+    EXPECT_FALSE(c.contains("echo_us")) << c.dump();
+  }
+  auto errors = linesOf(r.lines, "pty_error");
+  ASSERT_EQ(errors.size(), 2u) << r.err;
+  std::set<int> sessions;
+  for (const auto& e : errors) {
+    EXPECT_EQ(e["category"], "timeout") << e.dump();
+    EXPECT_NE(e["message"].get<std::string>().find("keystroke echo"), std::string::npos) << e.dump();
+    sessions.insert(e["session_id"].get<int>());
+  }
+  EXPECT_EQ(sessions.size(), 2u);
+  EXPECT_TRUE(linesOf(r.lines, "disconnected").empty());
+}
+
 TEST_F(SshdTest, AgentRssStaysFlatOverHundredsOfHighIntensityCycles) {
   SoakProcess soak(soakArgs({"--sessions", "1", "--duration-secs", "600", "--intensity", "high",
                              "--pty-interval-secs", "0", "--poll-interval-secs", "1", "--keepalive-interval-secs", "1"}));
