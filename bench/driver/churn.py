@@ -21,6 +21,7 @@ exactly (hdr.py). Its client CPU is given twice: what the agents report
 (cpu_ms, their own getrusage) and the whole tree from /proc (supervisor +
 agents), the way every other case measures a side.
 """
+import resource
 import threading
 import time
 from datetime import datetime
@@ -127,7 +128,7 @@ def per_conn(ms, n):
     return round(ms / n, 3) if n else None
 
 
-def saturation(cfg, busy_cores, sshd_pct, client_pct):
+def saturation(cfg, busy_cores, sshd_pct, client_pct, driver_pct=0.0):
     """Who used the machine: "saturated by sshd (sshd 1.60 cores, client
     0.20, other 0.15, machine 1.95/2)" once it is >= 90 % busy, else "not
     saturated (...)". "other" is everything else running meanwhile (on a
@@ -135,7 +136,9 @@ def saturation(cfg, busy_cores, sshd_pct, client_pct):
     largest share, so a busy neighbour is not blamed on sshd."""
     nproc = cfg.nproc
     shares = {"sshd": sshd_pct / 100, "client": client_pct / 100}
-    shares["other"] = max(0.0, busy_cores - shares["sshd"] - shares["client"])
+    if driver_pct:
+        shares["driver"] = driver_pct / 100  # this script starting the OpenSSH clients
+    shares["other"] = max(0.0, busy_cores - sum(shares.values()))
     who = ", ".join(f"{k} {v:.2f}" for k, v in shares.items()) + f"; machine {busy_cores:.2f}/{nproc} cores"
     if busy_cores >= 0.9 * nproc:
         return f"saturated by {max(shares, key=shares.get)} ({who})"
@@ -168,6 +171,7 @@ def churn_openssh(cfg, sshd, c, window):
                 else:
                     failures.append(rc)
 
+    me0 = resource.getrusage(resource.RUSAGE_SELF)
     with Window(side, sample_secs=5.0) as w, Window(sshd_side, sample_secs=5.0) as ws, MachineCpu() as m:
         deadline[0] = time.monotonic() + window
         threads = [threading.Thread(target=loop, daemon=True) for _ in range(c)]
@@ -175,6 +179,7 @@ def churn_openssh(cfg, sshd, c, window):
             t.start()
         for t in threads:
             t.join(window + 90)
+    me1 = resource.getrusage(resource.RUSAGE_SELF)
     tree = w.result()
     # The window ends when the last ssh started before the deadline exited.
     secs = tree["secs"]
@@ -186,5 +191,7 @@ def churn_openssh(cfg, sshd, c, window):
            "sshd_cpu_pct": ws.result()["cpu_pct"], "machine_busy_cores": m.busy_cores(),
            "sshd_cpu_ms_per_conn": per_conn(ws.result()["cpu_pct"] * 10 * secs, n),
            "latency_ms": {"ssh_true_wall": {"n": len(walls), "p50": p50, "p99": p99, "max": pmax}}}
-    res["saturation"] = saturation(cfg, res["machine_busy_cores"], res["sshd_cpu_pct"], res["client_cpu_pct"])
+    res["driver_cpu_pct"] = round(100 * (me1.ru_utime + me1.ru_stime - me0.ru_utime - me0.ru_stime) / secs, 3)
+    res["saturation"] = saturation(cfg, res["machine_busy_cores"], res["sshd_cpu_pct"], res["client_cpu_pct"],
+                                   res["driver_cpu_pct"])
     return res
