@@ -9,6 +9,9 @@
 #
 #   --quick   10 s windows, N=10 only, 1 repetition (about 3 minutes): to try it
 #   full      60 s windows, N up to 200, 3 repetitions (see docs/benchmarks.md)
+#   issue 12: --only churn,transfer,memory (connection churn and bulk transfer
+#             against OpenSSH, agents' memory per workload); --memory-secs 600
+#             for the 10-minute memory target
 #
 # Environment: BUILD_DIR (default build/), SKIP_BUILD=1 to use it as it is.
 # Needs root for sshd (as the integration tests do). Touches nothing but its

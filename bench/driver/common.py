@@ -155,6 +155,51 @@ class Window:
         return r
 
 
+class MachineCpu:
+    """The whole machine's CPU over a window, from /proc/stat: busy =
+    everything but idle and iowait, in cores (2.0 = both cores of a 2-core
+    machine busy), so that a bench can say whether it saturated the machine
+    and who did (the sides' own CPU beside it)."""
+
+    @staticmethod
+    def _read():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        idle = v[3] + (v[4] if len(v) > 4 else 0)
+        return sum(v[:8]) - idle, time.monotonic()
+
+    def __enter__(self):
+        self.b0, self.t0 = self._read()
+        return self
+
+    def __exit__(self, *exc):
+        self.b1, self.t1 = self._read()
+
+    def busy_cores(self):
+        return round((self.b1 - self.b0) / TICK / (self.t1 - self.t0), 3)
+
+
+def run_timed(argv, side=None, timeout=120.0, stdin=None):
+    """Runs argv to its end, blocking in wait4 (no polling delay in the
+    measured time): (exit code, wall seconds, CPU seconds of it and its
+    reaped children). Killed by PID after timeout (a watchdog timer), and
+    then reported as exit code -9. stdin: a file to read from (default none)."""
+    t0 = time.monotonic()
+    p = subprocess.Popen(argv, stdin=stdin if stdin is not None else subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    timer = threading.Timer(timeout, lambda: os.kill(p.pid, signal.SIGKILL))
+    timer.start()
+    try:
+        _, status, ru = os.wait4(p.pid, 0)
+    finally:
+        timer.cancel()
+    p.returncode = os.waitstatus_to_exitcode(status)
+    secs = time.monotonic() - t0
+    if side is not None:
+        side.add_rusage(ru)
+    return p.returncode, secs, ru.ru_utime + ru.ru_stime
+
+
 def wait_rusage(proc, side=None, timeout=120.0, what="child"):
     """Reaps a Popen child with wait4, charging its CPU to side. A child that
     outlives timeout is SIGKILLed and reported: every load here is bounded."""

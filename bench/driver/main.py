@@ -10,7 +10,7 @@ import tempfile
 import time
 import types
 
-from . import footprint, handshake, micro, report, scale, storm, throughput
+from . import churn, footprint, handshake, memory, micro, report, scale, storm, throughput, transfer
 from .common import LIVE, Sshd, log, machine_info, stop_pids
 
 # Each case: name -> measure(cfg, env), env.sshd being the shared default sshd
@@ -23,6 +23,9 @@ CASES = {
     "workload": footprint.measure_workload,
     "storm": storm.measure,
     "scale": scale.measure,
+    "churn": churn.measure,
+    "transfer": transfer.measure,
+    "memory": memory.measure,
 }
 ALL = list(CASES)
 
@@ -47,6 +50,10 @@ def parse_args():
     ap.add_argument("--out", default="bench-results.json")
     ap.add_argument("--scale-ns", default=None, help="session counts of the scale case (10,50,100,200)")
     ap.add_argument("--workdir", default=None, help="keep logs here (default: a temp dir, removed)")
+    ap.add_argument("--churn-sustained-secs", type=int, default=None,
+                    help="length of the sustained churn run at 100/s (60; --quick 10)")
+    ap.add_argument("--memory-secs", type=int, default=None,
+                    help="length of each memory run, one per workload (60; --quick 20; 600 is the issue's 10 minutes)")
     cfg = ap.parse_args()
     quick = cfg.quick
     cfg.reps = cfg.reps or (1 if quick else 3)
@@ -61,6 +68,22 @@ def parse_args():
     cfg.hs_ref_count = 20 if quick else 30
     cfg.tp_bytes = (256 << 20) if quick else (1 << 30)
     cfg.micro_min_time = 0.1 if quick else 0.5
+    cfg.nproc = os.cpu_count()
+    # churn (issue 12): unpaced at these concurrencies, both sides; then
+    # sshsoak alone at (rate, concurrency) for the sustained window.
+    cfg.churn_cs = [4] if quick else [1, 4, 16]
+    cfg.churn_window = 8 if quick else 20
+    cfg.churn_sustained = (100, 16)
+    cfg.churn_sustained_secs = cfg.churn_sustained_secs or (10 if quick else 60)
+    cfg.churn_max_per_loop = 5000  # bound of each OpenSSH loop, besides the window
+    # transfer: 1 and 10 sessions, each direction; OpenSSH moves
+    # transfer_ref_bytes split over the same number of streams.
+    cfg.transfer_ns = [1, 10]
+    cfg.transfer_window = 8 if quick else 20
+    cfg.transfer_mb = 16 if quick else 64
+    cfg.transfer_ref_bytes = (256 << 20) if quick else (1 << 30)
+    cfg.memory_secs = cfg.memory_secs or (20 if quick else 60)
+    cfg.memory_workloads = list(memory.WORKLOADS)
     cfg.cases = [c.strip() for c in cfg.only.split(",") if c.strip()]
     for c in cfg.cases:
         if c not in CASES:

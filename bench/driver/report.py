@@ -99,10 +99,70 @@ def micro_rows(micro, row):
         row("micro", name, f"{v['items_per_s']:,}/s ({v['ns_per_item']} ns)", "-", "", "")
 
 
+def churn_rows(c, row):
+    def lat(side, name):
+        return (side.get("latency_ms", {}).get(name) or {}).get("p99")
+
+    for n, v in c.get("max", {}).items():
+        s, o = v["sshsoak"], v["openssh"]
+        row(f"churn C={n} unpaced", "connections/s", f"{s['conn_per_s']}", f"{o['conn_per_s']}", "", "")
+        row("", "client CPU ms/conn", f"{s['agent_cpu_ms_per_conn']} (tree {s['client_tree_cpu_ms_per_conn']})",
+            f"{o['client_cpu_ms_per_conn']} (c25519)", "<= 2", ok(s["client_tree_cpu_ms_per_conn"] is not None and
+                                                                  s["client_tree_cpu_ms_per_conn"] <= 2))
+        row("", "p99 ms (total / ssh wall)", f"{lat(s, 'total')}", f"{lat(o, 'ssh_true_wall')}", "", "")
+        row("", "failed", f"{s['failed']}", f"{o['failed']}", "0", ok(s["failed"] == 0))
+        row("", "sshd CPU ms/conn", f"{s['sshd_cpu_ms_per_conn']}", f"{o['sshd_cpu_ms_per_conn']}", "", "")
+        row("", "saturation", s["saturation"], o["saturation"], "", "")
+    s = c.get("sustained")
+    if s:
+        target = s["target_per_s"]
+        rate_ok = s["conn_per_s"] >= 0.99 * target and s["failed"] == 0
+        cpu = s["client_tree_cpu_ms_per_conn"]
+        sat_ok = s["saturation"].startswith("saturated by sshd") and cpu is not None and cpu <= 2
+        row(f"churn {target}/s x{s['window_s']:.0f}s C={s['sessions']}", "connections/s achieved",
+            f"{s['conn_per_s']} (behind max {s['behind_ms_max']} ms)", "-",
+            f">= {target}, 0 failed; or sshd saturates and <= 2 ms/conn", ok(rate_ok or sat_ok))
+        kinds = ", ".join(f"{k} {f['count']}" for k, f in s["failures"].items()) or "none"
+        row("", "failed (by kind)", f"{s['failed']} ({kinds})", "-", "0", ok(s["failed"] == 0))
+        row("", "p99 ms total / service", f"{lat(s, 'total')} / {lat(s, 'service')}", "-", "", "")
+        row("", "client CPU ms/conn", f"{s['agent_cpu_ms_per_conn']} (tree {cpu})", "-", "<= 2",
+            ok(cpu is not None and cpu <= 2))
+        row("", "sshd CPU ms/conn", f"{s['sshd_cpu_ms_per_conn']}", "-", "", "")
+        row("", "saturation", s["saturation"], "-", "", "")
+
+
+def transfer_rows(t, row):
+    for key, v in t.items():
+        s, same, chan = v["sshsoak"], v["openssh_same_command"], v["openssh_channel_only"]
+        n = s["sessions"]
+        if n == 1:
+            target, good = ">= 0.9x same cmd", s["mb_per_s"] >= 0.9 * same["mb_per_s"]
+        else:
+            target, good = ">= 50 aggregate", s["mb_per_s"] >= 50
+        row(f"transfer {key}", f"MB/s ({v['cipher_args']})",
+            f"{s['mb_per_s']} [{s['mb_per_s_session_min']}-{s['mb_per_s_session_max']}]",
+            f"same cmd {same['mb_per_s']} / channel {chan['mb_per_s']}", target, ok(good))
+        row("", "ratio to same cmd", f"{s['mb_per_s'] / same['mb_per_s']:.2f}x" if same["mb_per_s"] else "-", "", "", "")
+        row("", "client CPU s/GB", f"{s['agent_cpu_s_per_gb']} (tree {s['client_tree_cpu_s_per_gb']})",
+            f"{same['client_cpu_s_per_gb']} / {chan['client_cpu_s_per_gb']}", "<= OpenSSH same cmd",
+            ok(s["client_tree_cpu_s_per_gb"] is not None and same["client_cpu_s_per_gb"] is not None and
+               s["client_tree_cpu_s_per_gb"] <= same["client_cpu_s_per_gb"]))
+        row("", "corrupt rounds / stalls", f"{s['corrupt_rounds']} / {s['stalls']}", "", "0 corrupt",
+            ok(s["corrupt_rounds"] == 0))
+
+
+def memory_rows(m, row):
+    for name, v in m.items():
+        slope = v["rss_slope_mb_per_h_max"]
+        row(f"memory {name} x{v['sessions']} {v['secs']}s", "RSS slope MB/h (worst agent)", f"{slope}", "-", "< 1",
+            ok(slope is not None and slope < 1) if v["secs"] >= 600 else "")
+        row("", "PSS slope MB/h / end RSS MB", f"{v['pss_slope_mb_per_h_max']} / {v['rss_end_mb_max']}", "-", "", "")
+
+
 # The table's order (not the order the cases run in).
 ROWS = [("footprint", footprint_rows), ("workload", workload_rows), ("storm", storm_rows),
         ("handshake", handshake_rows), ("throughput", throughput_rows), ("scale", scale_rows),
-        ("micro", micro_rows)]
+        ("micro", micro_rows), ("churn", churn_rows), ("transfer", transfer_rows), ("memory", memory_rows)]
 
 
 def render_table(r):

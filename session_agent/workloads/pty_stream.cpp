@@ -1,7 +1,10 @@
 #include "session_agent/workloads/pty_stream.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
+
+#include "shared/clock.h"
 
 namespace sshsoak::agent {
 
@@ -19,6 +22,22 @@ uint32_t expectedPtyLines(wire::Intensity intensity) {
     case wire::Intensity::HIGH: return 200;
   }
   return 20;
+}
+
+std::string ptyTerminalModes() {
+  // RFC 4254 8 opcodes.
+  constexpr uint8_t TTY_OP_END = 0, VERASE = 3, ICANON = 51, ECHO = 53, ECHOE = 54;
+  std::string modes;
+  auto put = [&](uint8_t opcode, uint32_t value) {
+    modes.push_back(static_cast<char>(opcode));
+    for (int shift = 24; shift >= 0; shift -= 8) modes.push_back(static_cast<char>((value >> shift) & 0xff));
+  };
+  put(VERASE, static_cast<uint8_t>(ECHO_ERASE));
+  put(ICANON, 1);
+  put(ECHO, 1);
+  put(ECHOE, 1);
+  modes.push_back(static_cast<char>(TTY_OP_END));
+  return modes;
 }
 
 std::string ptyCommand(wire::Intensity intensity, uint32_t pauseMs) {
@@ -41,20 +60,61 @@ std::string ptyCommand(wire::Intensity intensity, uint32_t pauseMs) {
          "; echo \"" + std::string(END_MARK) + "$n\"; sleep " + pause + "; done'";
 }
 
-std::vector<PtyCycleResult> PtyCycleParser::feed(const char* data, size_t len, int64_t nowMs) {
+std::vector<PtyCycleResult> PtyCycleParser::feed(const char* data, size_t len, int64_t nowMs, int64_t nowUs) {
   std::vector<PtyCycleResult> out;
-  size_t start = 0;
   for (size_t i = 0; i < len; ++i) {
-    if (data[i] != '\n') continue;
-    partial_.append(data + start, i - start);
+    char c = data[i];
+    // The probe's echo can land anywhere, even inside a line if the loop
+    // was printing (a pause of 0): it is never part of the output.
+    if (c == ECHO_PROBE) {
+      echoed(nowUs);
+      continue;
+    }
+    // The erase's echo "\b \b", possibly split across reads. The tty
+    // writes it in one go, so other output does not come between.
+    if (eraseSeen_ == 1 && c == ' ') {
+      eraseSeen_ = 2;
+      continue;
+    }
+    if (eraseSeen_ == 2 && c == '\b') {
+      eraseSeen_ = 0;
+      continue;
+    }
+    if (eraseSeen_ != 0) flushErase();
+    if (c == '\b') {
+      eraseSeen_ = 1;
+      continue;
+    }
+    byte(c, nowMs, out);
+  }
+  return out;
+}
+
+void PtyCycleParser::byte(char c, int64_t nowMs, std::vector<PtyCycleResult>& out) {
+  if (c == '\n') {
     line(partial_, nowMs, out);
     partial_.clear();
-    start = i + 1;
+    return;
   }
-  partial_.append(data + start, len - start);
+  partial_.push_back(c);
   // A line without a newline this long is not ours; do not grow forever.
   if (partial_.size() > 64 * 1024) partial_.clear();
-  return out;
+}
+
+void PtyCycleParser::flushErase() {
+  partial_.push_back('\b');
+  if (eraseSeen_ == 2) partial_.push_back(' ');
+  eraseSeen_ = 0;
+}
+
+void PtyCycleParser::echoed(int64_t nowUs) {
+  if (probeSentUs_ < 0) {
+    ++strayEchoes_;
+    return;
+  }
+  int64_t us = std::clamp<int64_t>(nowUs - probeSentUs_, 0, UINT32_MAX);
+  probeSentUs_ = -1;
+  if (echoUs_.size() < MAX_ECHO_SAMPLES_PER_CYCLE) echoUs_.push_back(static_cast<uint32_t>(us));
 }
 
 void PtyCycleParser::line(std::string_view text, int64_t nowMs, std::vector<PtyCycleResult>& out) {
@@ -67,7 +127,7 @@ void PtyCycleParser::line(std::string_view text, int64_t nowMs, std::vector<PtyC
   };
   if (text.substr(0, BEGIN_MARK.size()) == BEGIN_MARK) {
     inCycle_ = true;
-    current_ = PtyCycleResult{};
+    current_ = PtyCycleResult{};  // echo samples stay in echoUs_ until the end
     current_.cycle = number(text.substr(BEGIN_MARK.size()));
     startMs_ = nowMs;
     return;
@@ -75,7 +135,9 @@ void PtyCycleParser::line(std::string_view text, int64_t nowMs, std::vector<PtyC
   if (!inCycle_) return;  // before the first marker: login noise
   if (text.substr(0, END_MARK.size()) == END_MARK) {
     current_.ms = static_cast<uint32_t>(nowMs - startMs_);
-    out.push_back(current_);
+    current_.echoUs = std::move(echoUs_);
+    echoUs_.clear();
+    out.push_back(std::move(current_));
     inCycle_ = false;
     return;
   }
@@ -94,13 +156,16 @@ PtyStream::Status PtyStream::step(LIBSSH2_SESSION* session, int64_t nowMs, bool&
         }
         state_ = State::RequestPty;
         break;
-      case State::RequestPty:
-        if (!channel_.advance(libssh2_channel_request_pty_ex(channel_.get(), "xterm", 5, nullptr, 0, 80, 24, 0, 0),
+      case State::RequestPty: {
+        static const std::string modes = ptyTerminalModes();
+        if (!channel_.advance(libssh2_channel_request_pty_ex(channel_.get(), "xterm", 5, modes.data(),
+                                                             static_cast<unsigned>(modes.size()), 80, 24, 0, 0),
                               "the server refused a PTY", progressed)) {
           return channel_.status();
         }
         state_ = State::Exec;
         break;
+      }
       case State::Exec:
         if (!channel_.advance(channel_.exec(ptyCommand(intensity_, pauseMs_)), "the server refused the PTY command",
                               progressed)) {
@@ -112,8 +177,13 @@ PtyStream::Status PtyStream::step(LIBSSH2_SESSION* session, int64_t nowMs, bool&
         int rc = channel_.read(
             0,
             [&](const char* data, size_t n) {
-              auto done = parser_.feed(data, n, nowMs);
-              cycles.insert(cycles.end(), done.begin(), done.end());
+              // A fresh clock per chunk: echoes are a few hundred µs on
+              // loopback, below the loop's ms stamp.
+              auto done = parser_.feed(data, n, nowMs, monoNs() / 1000);
+              for (auto& c : done) {
+                schedule_.cycleEnded(nowMs, pauseMs_);
+                cycles.push_back(std::move(c));
+              }
             },
             progressed);
         if (rc < 0 && rc != LIBSSH2_ERROR_EAGAIN) return channel_.fail("reading the PTY", rc);
@@ -125,10 +195,50 @@ PtyStream::Status PtyStream::step(LIBSSH2_SESSION* session, int64_t nowMs, bool&
                                    std::to_string(libssh2_channel_get_exit_status(channel_.get())) + ")",
                                0);
         }
-        return Status::Running;
+        return typeProbe(nowMs, progressed);
       }
     }
   }
+}
+
+PtyStream::Status PtyStream::typeProbe(int64_t nowMs, bool& progressed) {
+  if (probeWritten_ == PROBE_BYTES) {
+    if (nextProbeMs() > nowMs) return Status::Running;
+    // The key is pressed now; a write libssh2 has to finish later is part
+    // of the lag the user sees.
+    parser_.probeSent(monoNs() / 1000);
+    schedule_.typed();
+    probeWritten_ = 0;
+  }
+  static constexpr char PROBE[PROBE_BYTES] = {ECHO_PROBE, ECHO_ERASE};
+  while (probeWritten_ < PROBE_BYTES) {
+    // libssh2 1.10: EAGAIN means "call again with the same data"; 0 means
+    // no window yet.
+    ssize_t n = libssh2_channel_write(channel_.get(), PROBE + probeWritten_, PROBE_BYTES - probeWritten_);
+    if (n == LIBSSH2_ERROR_EAGAIN || n == 0) return Status::Running;
+    if (n < 0) return channel_.fail("typing a key into the PTY", static_cast<int>(n));
+    probeWritten_ += static_cast<size_t>(n);
+    // libssh2_channel_write reads the socket first: data for any channel
+    // may now wait inside libssh2, so the loop must step again.
+    progressed = true;
+  }
+  return Status::Running;
+}
+
+int64_t PtyStream::nextProbeMs() const {
+  if (!streaming() || !probing_ || parser_.probeInFlight()) return NO_WAKE_MS;
+  return schedule_.dueMs();
+}
+
+std::optional<int64_t> PtyStream::probeSentMs() const {
+  if (!probing_ || !parser_.probeInFlight()) return std::nullopt;
+  // From the µs clock to the loop's ms one (both monoNs).
+  return parser_.probeSentUs() / 1000;
+}
+
+void PtyStream::stopProbing() {
+  probing_ = false;
+  parser_.forgetProbe();
 }
 
 }  // namespace sshsoak::agent

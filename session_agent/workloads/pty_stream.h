@@ -4,10 +4,24 @@
 // session, as a terminal would, so the two are multiplexed on one
 // connection for real. Bursts are framed by marker lines, and each becomes
 // one pty_cycle event (bytes, lines, ms), not one event per line.
+//
+// Keystroke echo: in the pause after each burst the stream types
+// ECHO_PROBES_PER_CYCLE keys, one at a time, and times each until the
+// remote tty echoes it back (what a terminal user feels as lag). Nothing
+// on the remote side reads stdin, so the tty's canonical line buffer
+// (4 KB) would fill with the keys: each probe ECHO_PROBE is followed by the
+// erase character (VERASE, DEL by default), which takes it out again and
+// echoes "\b \b". The parser removes both echoes from the byte stream, so
+// a cycle's bytes and lines are the loop's output alone. ECHO_PROBE never
+// appears in that output (markers, "sshsoak pty line N", `yes`'s "y").
+// A probe's sample is taken whenever its echo comes back, however late, and
+// is reported with the next pty_cycle: dropping slow echoes would hide the
+// very stalls the figure is for. The loop itself never waits for an echo.
 #pragma once
 
 #include <libssh2.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -15,32 +29,104 @@
 
 #include "events.capnp.h"
 #include "session_agent/ssh/channel.h"
+#include "session_agent/workloads/workload.h"
 
 namespace sshsoak::agent {
+
+// The key typed to measure echo, and what erases it again (the tty's
+// default VERASE: sshd gets no terminal modes from us).
+constexpr char ECHO_PROBE = '~';
+constexpr char ECHO_ERASE = '\x7f';
+constexpr uint32_t ECHO_PROBES_PER_CYCLE = 3;
+// Samples carried by one pty_cycle at most; more are not kept (with one
+// probe in flight at a time and three per pause, only a stream of cycles
+// far apart could reach it).
+constexpr size_t MAX_ECHO_SAMPLES_PER_CYCLE = 16;
 
 struct PtyCycleResult {
   uint32_t cycle = 0;
   uint64_t bytes = 0;  // of the burst's lines, as received (CR LF included)
   uint32_t lines = 0;
   uint32_t ms = 0;
+  // Keystroke echo samples (µs) that came back since the previous cycle.
+  std::vector<uint32_t> echoUs;
 };
+
+// The terminal modes of the pty-req (RFC 4254 8: opcode, uint32 value,
+// TTY_OP_END): canonical input with echo and erase echo, and DEL as the
+// erase character, so that the echo probe behaves the same on any server,
+// not only where these are the kernel's defaults (Linux). Exposed for tests.
+std::string ptyTerminalModes();
 
 // The remote command for an intensity and pause; exposed for tests.
 std::string ptyCommand(wire::Intensity intensity, uint32_t pauseMs);
 uint32_t expectedPtyLines(wire::Intensity intensity);
 
-// Splits the PTY byte stream into cycles. Pure: fed bytes and a clock.
+// Splits the PTY byte stream into cycles and takes the keystroke echoes
+// out of it. Pure: fed bytes and a clock.
 class PtyCycleParser {
  public:
-  // Returns the cycles completed by these bytes.
-  std::vector<PtyCycleResult> feed(const char* data, size_t len, int64_t nowMs);
+  // Returns the cycles completed by these bytes; nowUs (same clock as
+  // probeSent's) stamps the echoes among them.
+  std::vector<PtyCycleResult> feed(const char* data, size_t len, int64_t nowMs, int64_t nowUs);
+  std::vector<PtyCycleResult> feed(const char* data, size_t len, int64_t nowMs) {
+    return feed(data, len, nowMs, nowMs * 1000);
+  }
+
+  // A probe was typed at sentUs; its echo, the next ECHO_PROBE in the
+  // stream, becomes a sample. One probe in flight at a time.
+  void probeSent(int64_t sentUs) { probeSentUs_ = sentUs; }
+  bool probeInFlight() const { return probeSentUs_ >= 0; }
+  int64_t probeSentUs() const { return probeSentUs_; }
+  // Gives up on the probe in flight: its echo, if it ever comes, is no
+  // sample (counted in strayEchoes()).
+  void forgetProbe() { probeSentUs_ = -1; }
+  // ECHO_PROBEs that came back with no probe in flight.
+  uint64_t strayEchoes() const { return strayEchoes_; }
 
  private:
   void line(std::string_view text, int64_t nowMs, std::vector<PtyCycleResult>& out);
+  void echoed(int64_t nowUs);
+  // A "\b" or "\b " that turned out not to be an erase echo is data.
+  void flushErase();
+  // One byte of the loop's own output.
+  void byte(char c, int64_t nowMs, std::vector<PtyCycleResult>& out);
+
   std::string partial_;
   bool inCycle_ = false;
   PtyCycleResult current_;
   int64_t startMs_ = 0;
+  int64_t probeSentUs_ = -1;
+  // Samples since the last cycle's end, moved into the next cycle.
+  std::vector<uint32_t> echoUs_;
+  uint64_t strayEchoes_ = 0;
+  // How much of an erase echo "\b \b" has been seen (0: none).
+  int eraseSeen_ = 0;
+};
+
+// When to type the next probe: ECHO_PROBES_PER_CYCLE of them spread evenly
+// over the remote loop's pause after a burst (at 1/4, 2/4, 3/4 of it), so
+// that no burst output runs at the same time. Pure.
+class EchoProbeSchedule {
+ public:
+  // A burst ended at nowMs; the remote loop now sleeps pauseMs. Probes of
+  // the previous pause not typed yet are dropped.
+  void cycleEnded(int64_t nowMs, uint32_t pauseMs) {
+    endMs_ = nowMs;
+    pauseMs_ = pauseMs;
+    next_ = 0;
+  }
+  // When the next probe is due; NO_WAKE_MS when none is left.
+  int64_t dueMs() const {
+    if (next_ >= ECHO_PROBES_PER_CYCLE) return NO_WAKE_MS;
+    return endMs_ + int64_t{pauseMs_} * (next_ + 1) / (ECHO_PROBES_PER_CYCLE + 1);
+  }
+  void typed() { ++next_; }
+
+ private:
+  int64_t endMs_ = 0;
+  uint32_t pauseMs_ = 0;
+  uint32_t next_ = ECHO_PROBES_PER_CYCLE;  // nothing before the first burst
 };
 
 class PtyStream {
@@ -65,15 +151,34 @@ class PtyStream {
   // Sends the channel close, once, best effort, without waiting.
   void close() { channel_.closeNow(); }
 
+  // Keystroke echo. A probe's bytes are being written (libssh2 was
+  // blocked): the loop must watch for output room.
+  bool probeWriting() const { return streaming() && probeWritten_ < PROBE_BYTES; }
+  // When the next probe is due (monoMs clock), NO_WAKE_MS if none.
+  int64_t nextProbeMs() const;
+  // The probe in flight was typed at this monoMs time; nullopt if none.
+  std::optional<int64_t> probeSentMs() const;
+  // No more probes on this channel: the one in flight never came back
+  // (the remote tty may not echo at all).
+  void stopProbing();
+
  private:
   // Once the channel failed, step() answers Failed whatever the state.
   enum class State { Open, RequestPty, Exec, Streaming };
+
+  // Types the due probe, or goes on with one half written.
+  Status typeProbe(int64_t nowMs, bool& progressed);
+
+  static constexpr size_t PROBE_BYTES = 2;  // ECHO_PROBE, ECHO_ERASE
 
   wire::Intensity intensity_;
   uint32_t pauseMs_;
   State state_ = State::Open;
   Channel channel_;
   PtyCycleParser parser_;
+  EchoProbeSchedule schedule_;
+  bool probing_ = true;
+  size_t probeWritten_ = PROBE_BYTES;  // < PROBE_BYTES: a write in progress
 };
 
 }  // namespace sshsoak::agent

@@ -41,6 +41,10 @@ StepResult PtyWorkload::step(int64_t nowMs) {
       p.setMs(c.ms);
       p.setCycle(c.cycle);
       p.setExpectedLines(expected);
+      if (!c.echoUs.empty()) {
+        auto echo = p.initEchoUs(static_cast<unsigned>(c.echoUs.size()));
+        for (unsigned i = 0; i < c.echoUs.size(); ++i) echo.set(i, c.echoUs[i]);
+      }
       e.setSuccess(c.lines == expected);
       e.setElapsedMs(c.ms);
       e.setDetail("lines=" + std::to_string(c.lines) + "/" + std::to_string(expected) +
@@ -61,6 +65,18 @@ std::optional<SessionLost> PtyWorkload::afterWait(int64_t nowMs) {
                           "the PTY channel was not streaming within " + std::to_string(context_->stepTimeoutMs) +
                               " ms");
     drop(nowMs);
+    return std::nullopt;
+  }
+  // A key whose echo has not come back within the same budget: the remote
+  // tty may not echo at all (stty -echo in a login script). Said once, and
+  // no more probes on this channel, so that a late echo cannot be taken
+  // for a later key's; the stream itself goes on.
+  if (auto sentMs = pty_ ? pty_->probeSentMs() : std::nullopt; sentMs && nowMs >= *sentMs + context_->stepTimeoutMs) {
+    context_->reportError(&wire::Event::Builder::initPtyError, wire::FailureCategory::TIMEOUT,
+                          "keystroke echo: a key typed into the PTY was not echoed within " +
+                              std::to_string(context_->stepTimeoutMs) +
+                              " ms; no more echo probes on this PTY channel (is echo off on the remote tty?)");
+    pty_->stopProbing();
   }
   return std::nullopt;
 }
@@ -74,7 +90,9 @@ void PtyWorkload::drop(int64_t nowMs) {
 int64_t PtyWorkload::nextWakeMs() const {
   if (!pty_) return retryMs_;
   if (!pty_->streaming()) return setupDeadlineMs_;
-  return NO_WAKE_MS;
+  int64_t wake = pty_->nextProbeMs();
+  if (auto sentMs = pty_->probeSentMs()) wake = std::min(wake, *sentMs + context_->stepTimeoutMs);
+  return wake;
 }
 
 void PtyWorkload::abandon() {

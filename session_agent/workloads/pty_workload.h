@@ -1,7 +1,10 @@
 // The PTY workload: one PtyStream per session, each burst one pty_cycle
 // event. A channel that fails, or is not streaming within the step timeout,
 // is reported (pty_error) and replaced after retryMs; a failure that is the
-// connection itself going away loses the session.
+// connection itself going away loses the session. Each cycle carries the
+// keystroke echo samples taken since the previous one (pty_stream.h); a
+// key not echoed within the step timeout is reported (pty_error) and ends
+// the probing on that channel, not the stream.
 #pragma once
 
 #include <cstdint>
@@ -37,9 +40,11 @@ class PtyWorkload final : public Workload {
   bool wantsRead() const override { return pty_ != nullptr; }
   // Setting up sends requests (open, pty-req, exec). Streaming sends only
   // small window adjusts, which libssh2 retries on the next read (at the
-  // latest on the keepalive's wake-up); a PTY open for the whole session
-  // must not keep the loop watching a stale block direction (workload.h).
-  bool wantsWrite() const override { return pty_ != nullptr && !pty_->streaming(); }
+  // latest on the keepalive's wake-up), and the echo probes' two bytes,
+  // watched only while libssh2 could not write them; a PTY open for the
+  // whole session must not keep the loop watching a stale block direction
+  // (workload.h).
+  bool wantsWrite() const override { return pty_ != nullptr && (!pty_->streaming() || pty_->probeWriting()); }
   int64_t nextWakeMs() const override;
   bool hasBufferedData() const override { return pty_ != nullptr && pty_->hasBufferedData(); }
   void abandon() override;

@@ -4,7 +4,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <map>
+#include <tuple>
 #include <thread>
 
 #include "netns.h"
@@ -139,6 +142,73 @@ TEST_F(SshdTest, EachIntensityYieldsItsLineCountPerCycle) {
     EXPECT_GE(linesOf(r.lines, "exec_poll").size(), 2u) << name;
     EXPECT_TRUE(linesOf(r.lines, "exec_poll_error").empty()) << name;
   }
+}
+
+TEST_F(SshdTest, PtyCyclesCarryKeystrokeEchoLatency) {
+  // A pause of 0.4 s: the keys go in between bursts. A pause of 0: they
+  // land while `yes` prints, and the line counts must not notice.
+  for (auto [pause, intensity, lines] :
+       std::vector<std::tuple<std::string, std::string, int>>{{"0.4", "medium", 20}, {"0", "high", 200}}) {
+    std::filesystem::remove(logPath_);
+    auto r = runSoak(soakArgs({"--sessions", "2", "--duration-secs", "4", "--intensity", intensity,
+                               "--pty-interval-secs", pause, "--poll-interval-secs", "1"}));
+    EXPECT_EQ(r.exitCode, exit_code::PASSED) << r.err;
+    auto cycles = linesOf(r.lines, "pty_cycle");
+    std::vector<uint32_t> echoUs;
+    size_t cyclesAfterFirst = 0;
+    for (const auto& c : cycles) {
+      EXPECT_EQ(c["lines"], lines) << pause << ": " << c.dump();
+      if (c["cycle"].get<int>() == 1) {
+        EXPECT_FALSE(c.contains("echo_us")) << "no key is typed before the first burst ended: " << c.dump();
+        continue;
+      }
+      ++cyclesAfterFirst;
+      if (!c.contains("echo_us")) continue;
+      EXPECT_LE(c["echo_us"].size(), agent::MAX_ECHO_SAMPLES_PER_CYCLE);
+      for (const auto& us : c["echo_us"]) echoUs.push_back(us.get<uint32_t>());
+    }
+    EXPECT_TRUE(linesOf(r.lines, "pty_error").empty()) << pause;
+    ASSERT_GE(cyclesAfterFirst, 4u) << pause;
+    // Three keys per pause; the last of a pause may come back with the
+    // cycle after, and the run's end cuts some off.
+    EXPECT_GE(echoUs.size(), cyclesAfterFirst) << pause;
+    ASSERT_FALSE(echoUs.empty()) << pause;
+    std::sort(echoUs.begin(), echoUs.end());
+    uint32_t p50 = echoUs[echoUs.size() / 2];
+    std::printf("pause %s s: %zu echo samples over %zu cycles, p50 %u us, max %u us\n", pause.c_str(),
+                echoUs.size(), cyclesAfterFirst, p50, echoUs.back());
+    EXPECT_GT(echoUs.front(), 0u) << pause;
+    // Loopback: a few hundred µs idle; the bound leaves room for a busy
+    // machine, not for a key that waited a pause (250 ms and more).
+    EXPECT_LT(p50, 50'000u) << pause;
+  }
+}
+
+TEST_F(SshdTest, AKeyNeverEchoedIsReportedOnceAndTheStreamGoesOn) {
+  // A remote tty with echo off (as a login script might leave it): the
+  // keys never come back. One pty_error per channel after the budget
+  // (--reconnect-timeout-secs), no samples invented, the bursts unharmed.
+  sshd_ = std::make_unique<LocalSshd>(
+      LocalSshdOptions{.extraConfig = "ForceCommand stty -echo 2>/dev/null; eval \"$SSH_ORIGINAL_COMMAND\"\n"});
+  auto r = runSoak(soakArgs({"--sessions", "2", "--duration-secs", "5", "--pty-interval-secs", "0.2",
+                             "--poll-interval-secs", "1", "--reconnect-timeout-secs", "2"}));
+  EXPECT_EQ(r.exitCode, exit_code::PASSED) << r.err;
+  auto cycles = linesOf(r.lines, "pty_cycle");
+  EXPECT_GE(cycles.size(), 10u);
+  for (const auto& c : cycles) {
+    EXPECT_EQ(c["lines"], 20) << c.dump();
+    EXPECT_FALSE(c.contains("echo_us")) << c.dump();
+  }
+  auto errors = linesOf(r.lines, "pty_error");
+  ASSERT_EQ(errors.size(), 2u) << r.err;
+  std::set<int> sessions;
+  for (const auto& e : errors) {
+    EXPECT_EQ(e["category"], "timeout") << e.dump();
+    EXPECT_NE(e["message"].get<std::string>().find("keystroke echo"), std::string::npos) << e.dump();
+    sessions.insert(e["session_id"].get<int>());
+  }
+  EXPECT_EQ(sessions.size(), 2u);
+  EXPECT_TRUE(linesOf(r.lines, "disconnected").empty());
 }
 
 TEST_F(SshdTest, AgentRssStaysFlatOverHundredsOfHighIntensityCycles) {

@@ -55,3 +55,137 @@ TEST(PtyCommand, MatchesTheIntensities) {
   EXPECT_NE(ptyCommand(wire::Intensity::LOW, 250).find("sleep 0.250"), std::string::npos);
   EXPECT_NE(ptyCommand(wire::Intensity::MEDIUM, 0).find("-lt 20"), std::string::npos);
 }
+
+namespace {
+
+std::string cycleText(int n, int lines) {
+  std::string s = "@@sshsoak-begin " + std::to_string(n) + "\r\n";
+  for (int i = 1; i <= lines; ++i) s += "sshsoak pty line " + std::to_string(i) + "\r\n";
+  return s + "@@sshsoak-end " + std::to_string(n) + "\r\n";
+}
+
+std::vector<PtyCycleResult> feedAll(PtyCycleParser& p, const std::string& s, int64_t nowMs, int64_t nowUs) {
+  return p.feed(s.data(), s.size(), nowMs, nowUs);
+}
+
+}  // namespace
+
+TEST(PtyCycleParser, EchoesAreTakenOutAndTimedIntoTheNextCycle) {
+  PtyCycleParser plain;
+  auto reference = feedAll(plain, cycleText(2, 3), 0, 0);
+  ASSERT_EQ(reference.size(), 1u);
+
+  PtyCycleParser p;
+  ASSERT_EQ(feedAll(p, cycleText(1, 3), 0, 0).size(), 1u);
+  // Two keys in the pause, each with its erase echo.
+  p.probeSent(1'000'000);
+  EXPECT_TRUE(p.probeInFlight());
+  EXPECT_TRUE(feedAll(p, "~\b \b", 1, 1'000'250).empty());
+  EXPECT_FALSE(p.probeInFlight());
+  p.probeSent(2'000'000);
+  EXPECT_TRUE(feedAll(p, "~", 2, 2'001'500).empty());
+  EXPECT_TRUE(feedAll(p, "\b \b", 2, 2'001'600).empty());
+  auto cycles = feedAll(p, cycleText(2, 3), 3, 3'000'000);
+  ASSERT_EQ(cycles.size(), 1u);
+  EXPECT_EQ(cycles[0].lines, reference[0].lines);
+  EXPECT_EQ(cycles[0].bytes, reference[0].bytes);
+  EXPECT_EQ(cycles[0].echoUs, (std::vector<uint32_t>{250, 1500}));
+  // Reported once: the next cycle starts without samples.
+  auto next = feedAll(p, cycleText(3, 3), 4, 4'000'000);
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_TRUE(next[0].echoUs.empty());
+}
+
+TEST(PtyCycleParser, AnEchoInsideABurstLeavesItsCountsAlone) {
+  // With no pause the loop prints while the key arrives: the echo lands in
+  // the middle of lines, and its erase echo splits across reads.
+  std::string stream = cycleText(1, 20);
+  std::string withEcho = stream;
+  withEcho.insert(60, "~");
+  withEcho.insert(100, "\b \b");
+  PtyCycleParser plain;
+  auto reference = feedAll(plain, stream, 0, 0);
+  PtyCycleParser p;
+  p.probeSent(0);
+  std::vector<PtyCycleResult> all;
+  for (size_t i = 0; i < withEcho.size(); i += 3) {
+    auto got = p.feed(withEcho.data() + i, std::min<size_t>(3, withEcho.size() - i), 0, static_cast<int64_t>(i));
+    all.insert(all.end(), got.begin(), got.end());
+  }
+  ASSERT_EQ(all.size(), 1u);
+  ASSERT_EQ(reference.size(), 1u);
+  EXPECT_EQ(all[0].lines, 20u);
+  EXPECT_EQ(all[0].bytes, reference[0].bytes);
+  EXPECT_EQ(all[0].echoUs, (std::vector<uint32_t>{60}));  // stamped by the chunk it came in
+}
+
+TEST(PtyCycleParser, ABackspaceThatIsNoEraseEchoIsData) {
+  PtyCycleParser p;
+  std::string s = "@@sshsoak-begin 1\r\nab\bc\r\nx\b y\r\n\b\b \b\r\n@@sshsoak-end 1\r\n";
+  auto got = feedAll(p, s, 0, 0);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].lines, 3u);
+  // "ab\bc\r\n" (6) + "x\b y\r\n" (6) + "\b\r\n" (3): one "\b \b" was an erase echo.
+  EXPECT_EQ(got[0].bytes, 15u);
+}
+
+TEST(PtyCycleParser, AnEchoWithNoKeyInFlightIsNoSample) {
+  PtyCycleParser p;
+  ASSERT_EQ(feedAll(p, cycleText(1, 1), 0, 0).size(), 1u);
+  EXPECT_TRUE(feedAll(p, "~\b \b", 1, 1000).empty());
+  EXPECT_EQ(p.strayEchoes(), 1u);
+  // Given up on (it never came back in time): its late echo is not taken
+  // for the time of a key typed since.
+  p.probeSent(2000);
+  p.forgetProbe();
+  EXPECT_FALSE(p.probeInFlight());
+  EXPECT_TRUE(feedAll(p, "~", 2, 9000).empty());
+  EXPECT_EQ(p.strayEchoes(), 2u);
+  auto got = feedAll(p, cycleText(2, 1), 3, 10000);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_TRUE(got[0].echoUs.empty());
+}
+
+TEST(PtyCycleParser, EchoSamplesPerCycleAreBounded) {
+  PtyCycleParser p;
+  for (int i = 0; i < 1000; ++i) {
+    p.probeSent(i * 100);
+    feedAll(p, "~\b \b", 0, i * 100 + 7);
+  }
+  auto got = feedAll(p, cycleText(1, 1), 0, 0);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].echoUs.size(), MAX_ECHO_SAMPLES_PER_CYCLE);
+  EXPECT_EQ(got[0].echoUs.front(), 7u);
+}
+
+TEST(EchoProbeSchedule, SpreadsThreeKeysOverThePauseAfterABurst) {
+  EchoProbeSchedule s;
+  EXPECT_EQ(s.dueMs(), NO_WAKE_MS);  // nothing before the first burst ended
+  s.cycleEnded(10'000, 1000);
+  std::vector<int64_t> due;
+  while (s.dueMs() != NO_WAKE_MS) {
+    due.push_back(s.dueMs());
+    s.typed();
+  }
+  EXPECT_EQ(due, (std::vector<int64_t>{10'250, 10'500, 10'750}));
+  // A burst that ends before the keys were typed starts the spread anew.
+  s.cycleEnded(20'000, 400);
+  s.typed();
+  s.cycleEnded(20'500, 400);
+  EXPECT_EQ(s.dueMs(), 20'600);
+  // No pause: the keys are due at once (and land among the output).
+  s.cycleEnded(30'000, 0);
+  EXPECT_EQ(s.dueMs(), 30'000);
+}
+
+TEST(PtyTerminalModes, AskForEchoAndDelAsErase) {
+  // RFC 4254 8: VERASE (3) = 0x7f, ICANON (51), ECHO (53), ECHOE (54) = 1, TTY_OP_END.
+  const std::string expected("\x03\x00\x00\x00\x7f"
+                             "\x33\x00\x00\x00\x01"
+                             "\x35\x00\x00\x00\x01"
+                             "\x36\x00\x00\x00\x01"
+                             "\x00",
+                             21);
+  EXPECT_EQ(ptyTerminalModes(), expected);
+  EXPECT_EQ(static_cast<unsigned char>(ECHO_ERASE), 0x7fu);
+}
