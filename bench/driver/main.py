@@ -54,6 +54,9 @@ def parse_args():
                     help="length of the sustained churn run at 100/s (60; --quick 10)")
     ap.add_argument("--memory-secs", type=int, default=None,
                     help="length of each memory run, one per workload (60; --quick 20; 600 is the issue's 10 minutes)")
+    ap.add_argument("--memory-workloads", default=None,
+                    help="the memory case's workloads, comma-separated (pty,churn,transfer); one each lets three "
+                         "10-minute runs go side by side in separate invocations")
     cfg = ap.parse_args()
     quick = cfg.quick
     cfg.reps = cfg.reps or (1 if quick else 3)
@@ -83,7 +86,10 @@ def parse_args():
     cfg.transfer_mb = 16 if quick else 64
     cfg.transfer_ref_bytes = (256 << 20) if quick else (1 << 30)
     cfg.memory_secs = cfg.memory_secs or (20 if quick else 60)
-    cfg.memory_workloads = list(memory.WORKLOADS)
+    cfg.memory_workloads = cfg.memory_workloads.split(",") if cfg.memory_workloads else list(memory.WORKLOADS)
+    unknown = [w for w in cfg.memory_workloads if w not in memory.WORKLOADS]
+    if unknown:
+        ap.error(f"--memory-workloads: unknown {','.join(unknown)} (known: {','.join(memory.WORKLOADS)})")
     cfg.cases = [c.strip() for c in cfg.only.split(",") if c.strip()]
     for c in cfg.cases:
         if c not in CASES:

@@ -22,9 +22,12 @@ Verdict judge(std::optional<double> measured, double threshold, const std::strin
 // the default (100/s), lowered to 95 % of a constant target below it, so that
 // a run asking for 20/s is judged on reaching 20/s, not failed by construction.
 double minConnRateOf(const cli::Options& o) {
+  // A target (or a ramp's top) below the flag's default would fail by
+  // construction: the run is judged against 95 % of what it asked for.
   const auto& r = o.churnRate;
-  if (o.minConnRateGiven || r.ramp() || r.endPerSec <= 0) return o.minConnRatePerSec;
-  return std::min(o.minConnRatePerSec, std::round(r.endPerSec * 0.95 * 10.0) / 10.0);
+  double top = std::max(r.startPerSec, r.endPerSec);
+  if (o.minConnRateGiven || top <= 0) return o.minConnRatePerSec;
+  return std::min(o.minConnRatePerSec, std::round(top * 0.95 * 10.0) / 10.0);
 }
 
 }  // namespace

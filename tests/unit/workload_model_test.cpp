@@ -439,13 +439,16 @@ TEST(WorkloadModel, TheLiveRunsModelLearnsTheWorkloadFromTheOptions) {
   EXPECT_EQ(criterion(v, "corrupt_rounds").result, Verdict::PASS);
 }
 
-TEST(WorkloadVerdict, ALowConstantTargetIsJudgedAgainstItselfUnlessMinConnRateIsGiven) {
+TEST(WorkloadVerdict, ALowTargetIsJudgedAgainstItselfUnlessMinConnRateIsGiven) {
   cli::Options o;
   o.workload = cli::WorkloadKind::CHURN;
   o.churnRate = cli::ChurnRate{20, 20, 0};
   EXPECT_DOUBLE_EQ(thresholdsOf(o).minConnRatePerSec, 19.0);  // 95 % of 20
   o.churnRate = cli::ChurnRate{500, 500, 0};
   EXPECT_DOUBLE_EQ(thresholdsOf(o).minConnRatePerSec, 100.0);
+  // A ramp: 95 % of its top.
+  o.churnRate = cli::ChurnRate{5, 60, 20};
+  EXPECT_DOUBLE_EQ(thresholdsOf(o).minConnRatePerSec, 57.0);
   o.churnRate = cli::ChurnRate{20, 20, 0};
   o.minConnRateGiven = true;
   o.minConnRatePerSec = 100;
