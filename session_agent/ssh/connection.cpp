@@ -190,7 +190,10 @@ Result<std::unique_ptr<SshConnection>, SshError> SshConnection::open(const Conne
 
   LIBSSH2_SESSION* s = conn->session_;
   int fd = conn->socket_.get();
+  conn->kexInFlight_ = true;
   Driven d = conn->drive([&] { return libssh2_session_handshake(s, fd); }, deadlineMs, cancelFd);
+  // Ended by libssh2 itself (done or failed): its exit path has run.
+  if (d.wait == Wait::READY) conn->kexInFlight_ = false;
   if (d.wait == Wait::TIMEOUT) return fail(SshError{Cat::TIMEOUT, "SSH key exchange did not finish before the deadline"});
   if (d.wait == Wait::CANCELLED) return fail(SshError::cancel());
   int rc = d.rc;
@@ -411,6 +414,13 @@ SshConnection::~SshConnection() {
     // Freeing may want to send channel closes. With the socket shut down any
     // send fails at once, so the bounded loop below cannot spin on EAGAIN.
     cut();
+    // libssh2 1.10 frees a key exchange's curve25519 key pair only on the
+    // exchange's own exit path, never in libssh2_session_free (libssh2#660):
+    // a session given up mid-kex (deadline, shutdown) leaked 64 bytes. One
+    // more call on the cut socket fails at once and takes that path.
+    for (int i = 0; kexInFlight_ && i < 10 && libssh2_session_handshake(session_, socket_.get()) == LIBSSH2_ERROR_EAGAIN;
+         ++i) {
+    }
     for (int i = 0; i < 100 && libssh2_session_free(session_) == LIBSSH2_ERROR_EAGAIN; ++i) {
     }
   }

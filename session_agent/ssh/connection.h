@@ -154,6 +154,7 @@ class SshConnection {
   UniqueFd socket_;
   LIBSSH2_SESSION* session_ = nullptr;
   bool cut_ = false;
+  bool kexInFlight_ = false;  // the handshake was left waiting (deadline, cancel)
   int64_t lastRecvMs_ = 0;
   int lastRecvErrno_ = 0;
   bool peerClosed_ = false;

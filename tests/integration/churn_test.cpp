@@ -62,7 +62,8 @@ uint64_t succeededAfter(const std::vector<Json>& lines, size_t from, int session
 }
 
 void expectCleanEnd(const std::vector<Json>& lines, int sessions) {
-  EXPECT_EQ(linesOf(lines, "agent_crashed").size(), 0u);
+  auto crashed = linesOf(lines, "agent_crashed");
+  EXPECT_EQ(crashed.size(), 0u) << (crashed.empty() ? "" : crashed.front().dump());
   EXPECT_EQ(linesOf(lines, "agent_stopped").size(), static_cast<size_t>(sessions));
   EXPECT_EQ(linesOf(lines, "agent_exited").size(), static_cast<size_t>(sessions));
   // The last partial interval is reported before agent_stopped.
