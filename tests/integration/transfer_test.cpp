@@ -151,7 +151,15 @@ TEST_F(Transfer, AFlippedByteIsCaughtInBothDirections) {
   auto r = runSoak(transferArgs({"--sessions", "1", "--duration-secs", "3", "--transfer-mb", "2",
                                  "--transfer-up-cmd", up, "--transfer-down-cmd", down}),
                    60);
-  EXPECT_TRUE(r.exitCode == exit_code::PASSED || r.exitCode == exit_code::CRITERIA_FAILED) << r.err;
+  // Corrupt rounds fail the run's verdict, end to end.
+  EXPECT_EQ(r.exitCode, exit_code::CRITERIA_FAILED) << r.err;
+  auto summary = linesOf(r.lines, "summary");
+  ASSERT_EQ(summary.size(), 1u) << r.err;
+  bool corruptCriterionFailed = false;
+  for (const auto& c : summary[0]["verdict"]) {
+    if (c["criterion"] == "corrupt_rounds") corruptCriterionFailed = c["result"] == "fail";
+  }
+  EXPECT_TRUE(corruptCriterionFailed) << summary[0]["verdict"].dump();
   EXPECT_TRUE(linesOf(r.lines, "transfer_round").empty());
   EXPECT_TRUE(linesOf(r.lines, "transfer_error").empty());
   auto corrupt = linesOf(r.lines, "transfer_corrupt");
