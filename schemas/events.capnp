@@ -60,6 +60,7 @@ struct WorkloadSpec {
     execPoll @1 :ExecPollWorkloadSpec;
     churn @2 :ChurnWorkloadSpec;        # replaces the session: connections back to back
     transfer @3 :TransferWorkloadSpec;
+    jobs @4 :JobsWorkloadSpec;          # replaces the session: a worker running jobs it is sent
   }
 }
 
@@ -120,10 +121,43 @@ struct TransferWorkloadSpec {
   pauseMs @8 :UInt32;           # between rounds
 }
 
+enum FailureStrategy {
+  continue @0;     # a failed command: go on with the next one
+  abortFirst @1;   # a failed command ends the job at once
+  abortAfterN @2;  # the job ends at its failureThreshold-th failed command
+}
+
+# --workload jobs: the agent is a worker. The supervisor owns the queue and
+# sends one Job at a time (Command.runJob); the worker answers each with
+# exactly one jobResult and is then idle again. Connections are the
+# worker's: with reuse, cached per target (user, host, port) and checked
+# for liveness before each reuse; without, opened and closed per job.
+struct JobsWorkloadSpec {
+  maxIdleMs @0 :UInt32;           # a cached connection unused this long is closed (0: never)
+  maxConnections @1 :UInt32;      # cached connections per worker; the least recently used goes first
+  failureStrategy @2 :FailureStrategy;
+  failureThreshold @3 :UInt32;    # abortAfterN's N (>= 1)
+  commandTimeoutMs @4 :UInt32;    # per command, unless the job says otherwise
+  connectTimeoutMs @5 :UInt32;    # one connection: TCP, key exchange, auth
+  livenessCheck @6 :Bool;         # a keepalive round trip before reusing a cached connection
+}
+
+struct Job {
+  id @0 :UInt64;                  # the supervisor's; unique in the run
+  host @1 :Text;
+  port @2 :UInt16;
+  user @3 :Text;
+  commands @4 :List(Text);        # run in order, one exec channel each
+  commandTimeoutMs @5 :UInt32;    # 0: the spec's
+  reuse @6 :Bool;                 # may use (and leave) a cached connection; false: its own, closed after
+  attempt @7 :UInt32;             # 1; 2 when a worker died with it in flight and it is run again
+}
+
 struct Command {
   union {
     shutdown @0 :Void;           # close the session cleanly, then exit 0
-    dropConnection @1 :Void;     # fault injection: shut the socket now
+    dropConnection @1 :Void;     # fault injection: shut the socket now (jobs: every cached connection)
+    runJob @2 :Job;              # jobs: run this; only sent to an idle worker
   }
 }
 
@@ -254,6 +288,51 @@ struct TransferStall {
   bufferedBytes @3 :UInt64;   # what the agent held meanwhile (bounded by one write)
 }
 
+enum JobOutcome {
+  done @0;       # every command ran and exited 0
+  failed @1;     # it ran to its end with a failed command (continue), or could not run at all
+  aborted @2;    # the failure strategy stopped it before its last command
+  cancelled @3;  # the run ended (shutdown) while it was running
+}
+
+# The one answer to a Job. Times in µs; 0: the step did not happen.
+struct JobResult {
+  jobId @0 :UInt64;
+  outcome @1 :JobOutcome;
+  attempt @2 :UInt32;
+  reused @3 :Bool;               # served by a cached connection (no connect)
+  connectUs @4 :UInt64;          # TCP + key exchange + auth of the connection it opened (0: reused)
+  livenessUs @5 :UInt64;         # the liveness check before reuse (every check of this job)
+  runUs @6 :UInt64;              # first channel open to the last command's end
+  commandsRun @7 :UInt32;        # commands started
+  commandsFailed @8 :UInt32;     # non-zero exit, timeout, channel failure
+  exitCodes @9 :List(Int32);     # one per command started; -1: no exit status (timeout, channel failure)
+  failureKind @10 :Text;         # "" when done; else the first failure's kind (docs/reference.md, "Jobs")
+  message @11 :Text;             # the first failure's words
+  deadReplaced @12 :UInt32;      # cached connections found dead for this job and replaced
+  connectionsOpened @13 :UInt32; # connections this job opened (0 or 1; 2 after a dead one mid-job)
+}
+
+enum JobCloseReason {
+  idle @0;      # unused for maxIdleMs
+  lru @1;       # the worker's maxConnections were reached: least recently used
+  dead @2;      # the liveness check (or a failed channel) found it gone
+  dropped @3;   # an injected drop (--drop) cut it
+  tainted @4;   # a command timed out on it: its channel state is unknown, not reused
+}
+
+# A cached connection the worker closed for a reason of its own (not the
+# per-job close of reuse off, not the end of the run).
+struct JobConnectionClosed {
+  host @0 :Text;
+  port @1 :UInt16;
+  user @2 :Text;
+  reason @3 :JobCloseReason;
+  ageMs @4 :UInt64;       # since it was opened
+  idleMs @5 :UInt64;      # since its last job ended
+  jobsServed @6 :UInt32;
+}
+
 struct Disconnected {
   cause @0 :DisconnectCause;
   silentMs @1 :UInt32;      # how long nothing had been received
@@ -293,6 +372,8 @@ struct Event {
     transferCorrupt @25 :TransferCorrupt;
     transferStall @26 :TransferStall;
     transferError @27 :Failure;
+    jobResult @28 :JobResult;
+    jobConnectionClosed @29 :JobConnectionClosed;
   }
   tokenGrantedNs @20 :Int64;  # connect attempts: CLOCK_REALTIME of the token grant (0: none)
   backoffMs @21 :Int64 = -1;  # connect attempts: the jitter waited before it

@@ -506,6 +506,7 @@ void Agent::readCommands() {
     switch (cmd.which()) {
       case wire::Command::SHUTDOWN: stopRequested_ = true; break;
       case wire::Command::DROP_CONNECTION: dropRequested_ = true; break;
+      case wire::Command::RUN_JOB: break;  // the jobs worker's (issue 13, being built)
     }
   }
 }

@@ -25,6 +25,8 @@ std::string_view eventName(wire::Event::Which which) {
     case W::TRANSFER_CORRUPT: return "transfer_corrupt";
     case W::TRANSFER_STALL: return "transfer_stall";
     case W::TRANSFER_ERROR: return "transfer_error";
+    case W::JOB_RESULT: return "job";
+    case W::JOB_CONNECTION_CLOSED: return "job_connection_closed";
   }
   return "unknown";
 }
@@ -70,6 +72,36 @@ std::string_view intensityName(wire::Intensity intensity) {
 
 std::string_view directionName(wire::TransferDirection direction) {
   return direction == wire::TransferDirection::UP ? "up" : "down";
+}
+
+std::string_view jobOutcomeName(wire::JobOutcome outcome) {
+  switch (outcome) {
+    case wire::JobOutcome::DONE: return "done";
+    case wire::JobOutcome::FAILED: return "failed";
+    case wire::JobOutcome::ABORTED: return "aborted";
+    case wire::JobOutcome::CANCELLED: return "cancelled";
+  }
+  return "failed";
+}
+
+std::string_view jobCloseReasonName(wire::JobCloseReason reason) {
+  switch (reason) {
+    case wire::JobCloseReason::IDLE: return "idle";
+    case wire::JobCloseReason::LRU: return "lru";
+    case wire::JobCloseReason::DEAD: return "dead";
+    case wire::JobCloseReason::DROPPED: return "dropped";
+    case wire::JobCloseReason::TAINTED: return "tainted";
+  }
+  return "dead";
+}
+
+std::string_view failureStrategyName(wire::FailureStrategy strategy) {
+  switch (strategy) {
+    case wire::FailureStrategy::CONTINUE: return "continue";
+    case wire::FailureStrategy::ABORT_FIRST: return "abort-first";
+    case wire::FailureStrategy::ABORT_AFTER_N: return "abort-after";
+  }
+  return "abort-first";
 }
 
 std::string_view hostKeyPolicyName(wire::HostKeyPolicy policy) {

@@ -14,5 +14,8 @@ std::string_view causeName(wire::DisconnectCause cause);
 std::string_view intensityName(wire::Intensity intensity);
 std::string_view hostKeyPolicyName(wire::HostKeyPolicy policy);
 std::string_view directionName(wire::TransferDirection direction);
+std::string_view jobOutcomeName(wire::JobOutcome outcome);          // done, failed, aborted, cancelled
+std::string_view jobCloseReasonName(wire::JobCloseReason reason);   // idle, lru, dead, dropped, tainted
+std::string_view failureStrategyName(wire::FailureStrategy strategy);  // continue, abort-first, abort-after
 
 }  // namespace sshsoak

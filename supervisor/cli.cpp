@@ -42,6 +42,10 @@ struct Flags {
   std::string workload = "pty";
   std::string churnRate = "100";
   std::string transferDirection = "both";
+  std::string jobCommands;
+  std::string reuse = "on";
+  std::string failureStrategy = "abort-first";
+  bool noLivenessCheck = false;
   CLI::Option* targetsOpt = nullptr;
   CLI::Option* passphraseOpt = nullptr;
   CLI::Option* disconnectOpt = nullptr;
@@ -187,6 +191,36 @@ void addWorkloadFlags(CLI::App& app, Options& o, Flags& f) {
   app.add_option("--transfer-stall-secs", o.transferStallSecs,
                  "transfer: no progress this long is reported as a stall (not a failure)");
   app.add_option("--transfer-pause-ms", o.transferPauseMs, "transfer: pause between rounds");
+  app.add_option("--jobs-file", o.jobsFile,
+                 "jobs: JSONL, one job a line: {\"commands\": [...], \"target\": \"user@host:port\", \"id\": ..., "
+                 "\"timeout_secs\": N} (default: generated jobs)");
+  app.add_flag("--skip-bad-jobs", o.skipBadJobs,
+               "jobs: leave out --jobs-file lines that are not valid jobs (logged) instead of refusing the run");
+  app.add_option("--job-rate", o.jobRatePerSec,
+                 "jobs: generated jobs per second, whole run (0: as fast as the workers take them)");
+  app.add_option("--job-count", o.jobCount, "jobs: generated jobs in all (0: until the run ends)");
+  app.add_option("--job-commands", f.jobCommands, "jobs: a generated job's commands, ';'-separated")
+      ->default_str("uname -n;date +%s;true");
+  app.add_option("--reuse", f.reuse, "jobs: on (cache connections per worker and target) | off (one per job)");
+  app.add_option("--max-idle-secs", o.maxIdleSecs, "jobs: close a cached connection unused this long (0: never)");
+  app.add_option("--max-connections-per-worker", o.maxConnectionsPerWorker,
+                 "jobs: cached connections per worker; the least recently used is closed first");
+  app.add_option("--failure-strategy", f.failureStrategy,
+                 "jobs: after a failed command: continue | abort-first | abort-after (N = --failure-threshold; "
+                 "or abort-after-N)");
+  app.add_option("--failure-threshold", o.failureThreshold, "jobs: abort-after's N");
+  app.add_option("--command-timeout-secs", o.commandTimeoutSecs, "jobs: deadline of one command");
+  app.add_flag("--no-liveness-check", f.noLivenessCheck,
+               "jobs: reuse a cached connection without a keepalive round trip first");
+  app.add_option("--job-report-secs", o.jobReportSecs, "jobs: per-worker rollup lines (job_stats) this often");
+  app.add_flag("--log-each-job", o.logEachJob, "jobs: a job line for every job (default: failures only)");
+  app.add_option("--max-job-queue", o.maxJobQueue, "jobs: generated jobs waiting beyond this are shed (counted)");
+  app.add_flag("--compare-reuse", o.compareReuse,
+               "jobs: run with reuse off, then on (half the time each, or the jobs file once each) and "
+               "print the A/B side by side");
+  app.add_option("--server-pid", o.serverPid,
+                 "jobs: pid of the target sshd's listener on this machine, to measure its CPU "
+                 "(automatic with the private sshd)");
 }
 
 void addWorkloadVerdictFlags(CLI::App& app, Options& o) {
@@ -197,6 +231,9 @@ void addWorkloadVerdictFlags(CLI::App& app, Options& o) {
                  "Verdict (churn): highest p99 connection time, from each connection's intended start");
   app.add_option("--min-throughput-mbps", o.minThroughputMbPerSec,
                  "Verdict (transfer): least aggregate MB/s (10^6 bytes) over all sessions");
+  app.add_option("--max-job-failures", o.maxJobFailures, "Verdict (jobs): most failed + aborted jobs allowed");
+  app.add_option("--max-job-p95-ms", o.maxJobP95Ms,
+                 "Verdict (jobs): highest p95 job latency (queue wait + connect + run)");
 }
 
 void defineFlags(CLI::App& app, Options& o, Flags& f) {
@@ -214,6 +251,8 @@ void defineFlags(CLI::App& app, Options& o, Flags& f) {
 }
 
 // ---- Flag values with a grammar of their own. Errors name the flag.
+
+}  // namespace
 
 // "host", "host:port", "[v6]:port".
 Result<Target, UsageError> parseTarget(std::string text) {
@@ -249,6 +288,8 @@ Result<Target, UsageError> parseTarget(std::string text) {
   }
   return t;
 }
+
+namespace {
 
 // "AT", "AT/EVERY", "AT@0,2-4", "AT/EVERY@0-4".
 Result<DropSpec, UsageError> parseDropSpec(const std::string& text) {
@@ -497,11 +538,64 @@ Check checkOutputs(Options& o, const Flags& /*f*/) {
   return Ok{};
 }
 
+// --workload jobs' flags; the jobs file itself is read by readJobsFile.
+Check readJobFlags(Options& o, const Flags& f) {
+  if (f.reuse == "on") o.reuse = true;
+  else if (f.reuse == "off") o.reuse = false;
+  else return usage("--reuse '" + f.reuse + "' is not one of on, off");
+  o.livenessCheck = !f.noLivenessCheck;
+  const std::string& s = f.failureStrategy;
+  if (s == "continue") o.failureStrategy = wire::FailureStrategy::CONTINUE;
+  else if (s == "abort-first") o.failureStrategy = wire::FailureStrategy::ABORT_FIRST;
+  else if (s == "abort-after") o.failureStrategy = wire::FailureStrategy::ABORT_AFTER_N;
+  else if (s.starts_with("abort-after-") && number(std::string_view(s).substr(12), o.failureThreshold)) {
+    o.failureStrategy = wire::FailureStrategy::ABORT_AFTER_N;
+  } else {
+    return usage("--failure-strategy '" + s + "' is not one of continue, abort-first, abort-after, abort-after-N");
+  }
+  if (o.failureThreshold == 0) return usage("--failure-threshold must be at least 1");
+  if (o.jobRatePerSec < 0 || o.jobRatePerSec > 1e6) return usage("--job-rate must be from 0 to 1000000");
+  if (o.commandTimeoutSecs == 0) return usage("--command-timeout-secs must be at least 1");
+  if (o.maxConnectionsPerWorker == 0) return usage("--max-connections-per-worker must be at least 1");
+  if (o.jobReportSecs == 0) return usage("--job-report-secs must be at least 1");
+  if (o.maxJobQueue == 0) return usage("--max-job-queue must be at least 1");
+  if (!f.jobCommands.empty()) {
+    o.jobCommands.clear();
+    size_t from = 0;
+    for (;;) {
+      size_t semi = f.jobCommands.find(';', from);
+      std::string cmd = f.jobCommands.substr(from, semi == std::string::npos ? std::string::npos : semi - from);
+      cmd.erase(0, cmd.find_first_not_of(" \t"));
+      cmd.erase(cmd.find_last_not_of(" \t") + 1);
+      if (!cmd.empty()) o.jobCommands.push_back(cmd);
+      if (semi == std::string::npos) break;
+      from = semi + 1;
+    }
+    if (o.jobCommands.empty()) {
+      return usage("--job-commands '" + f.jobCommands + "' has no command: give e.g. 'uname -n;uptime'");
+    }
+  }
+  bool jobsOnly = !o.jobsFile.empty() || o.compareReuse;
+  if (jobsOnly && o.workload != WorkloadKind::JOBS) {
+    return usage(std::string(!o.jobsFile.empty() ? "--jobs-file" : "--compare-reuse") + " needs --workload jobs");
+  }
+  if (o.workload == WorkloadKind::JOBS && !o.jobsFile.empty()) {
+    if (auto ok = readableFile("--jobs-file", o.jobsFile, " (a JSONL file, one job a line)"); !ok) return ok;
+    auto read = readJobsFile(o.jobsFile, o.skipBadJobs);
+    if (!read) return fail(std::move(read.error()));
+    o.jobs = std::move(read->jobs);
+    o.rejectedJobs = std::move(read->rejected);
+    if (o.jobs.empty()) return badInput("--jobs-file " + o.jobsFile + ": no job in it");
+  }
+  return Ok{};
+}
+
 Check readWorkload(Options& o, const Flags& f) {
   if (f.workload == "pty") o.workload = WorkloadKind::PTY;
   else if (f.workload == "churn") o.workload = WorkloadKind::CHURN;
   else if (f.workload == "transfer") o.workload = WorkloadKind::TRANSFER;
-  else return usage("--workload '" + f.workload + "' is not one of pty, churn, transfer");
+  else if (f.workload == "jobs") o.workload = WorkloadKind::JOBS;
+  else return usage("--workload '" + f.workload + "' is not one of pty, churn, transfer, jobs");
   auto rate = parseChurnRate(f.churnRate);
   if (!rate) return fail(std::move(rate.error()));
   o.churnRate = *rate;
@@ -527,6 +621,7 @@ Check readWorkload(Options& o, const Flags& f) {
   if (o.transferDown && o.transferDownCommand.find("{bytes}") == std::string::npos) {
     return usage("--transfer-down-cmd must contain {bytes} (the size it must send)");
   }
+  if (auto ok = readJobFlags(o, f); !ok) return ok;
   if (o.minConnRatePerSec < 0) return usage("--min-conn-rate must be 0 or more");
   if (o.minThroughputMbPerSec < 0) return usage("--min-throughput-mbps must be 0 or more");
   return Ok{};
@@ -603,6 +698,7 @@ std::string_view workloadName(WorkloadKind kind) {
     case WorkloadKind::PTY: return "pty";
     case WorkloadKind::CHURN: return "churn";
     case WorkloadKind::TRANSFER: return "transfer";
+    case WorkloadKind::JOBS: return "jobs";
   }
   return "pty";
 }

@@ -26,7 +26,7 @@ struct Target {
 
 // --workload: what every agent does. Pty is the long-lived session with a
 // PTY stream and exec polls (the predecessor's, the default).
-enum class WorkloadKind { PTY, CHURN, TRANSFER };
+enum class WorkloadKind { PTY, CHURN, TRANSFER, JOBS };
 std::string_view workloadName(WorkloadKind kind);
 
 // --churn-rate: "R" (constant) or "A..B/Ts" (a ramp from A to B over T
@@ -39,6 +39,24 @@ struct ChurnRate {
   // The run-wide target t ms after the schedule began.
   double targetAt(int64_t ms, uint32_t steps) const;
   std::string text() const;  // as the flag takes it
+};
+
+// One job of --workload jobs (--jobs-file's line, or generated): a target
+// and commands run in order. Docs: docs/reference.md, "Jobs".
+struct JobSpec {
+  std::string name;             // the file's "id", or "" (the log then shows the line)
+  std::optional<Target> target; // none: the run's targets, round-robin
+  std::string user;             // "": --user (the embedded sshd's user without --targets)
+  std::vector<std::string> commands;
+  uint32_t commandTimeoutMs = 0;  // 0: --command-timeout-secs
+  uint32_t line = 0;            // its line in --jobs-file; 0: generated
+};
+
+// A --jobs-file line that was skipped (--skip-bad-jobs): logged as job_rejected.
+struct RejectedJob {
+  uint32_t line = 0;
+  std::string field;            // the field at fault ("" : the line is not a JSON object)
+  std::string message;
 };
 
 struct Options {
@@ -125,6 +143,30 @@ struct Options {
   bool maxCpuPctGiven = false;
   bool minConnRateGiven = false;  // without it a constant --churn-rate below 100 judges against 95 % of itself
 
+  // --workload jobs: the sessions are workers; the supervisor's queue hands
+  // each one job at a time (docs/reference.md, "Jobs").
+  std::string jobsFile;                 // JSONL, one job a line; empty: generated jobs
+  std::vector<JobSpec> jobs;            // --jobs-file's jobs, read and checked at start
+  std::vector<RejectedJob> rejectedJobs;  // --skip-bad-jobs: the lines left out
+  bool skipBadJobs = false;             // without it a bad line refuses the run at start
+  double jobRatePerSec = 10;            // generated jobs per second, whole run; 0: as fast as workers take them
+  uint64_t jobCount = 0;                // generated jobs in all (per phase with --compare-reuse); 0: until the end
+  std::vector<std::string> jobCommands = {"uname -n", "date +%s", "true"};  // --job-commands 'a;b;c'
+  bool reuse = true;                    // --reuse on|off
+  uint32_t maxIdleSecs = 60;            // 0: never
+  uint32_t maxConnectionsPerWorker = 4;
+  wire::FailureStrategy failureStrategy = wire::FailureStrategy::ABORT_FIRST;
+  uint32_t failureThreshold = 1;        // abort-after's N
+  uint32_t commandTimeoutSecs = 30;
+  bool livenessCheck = true;            // --no-liveness-check turns it off
+  uint32_t jobReportSecs = 10;          // per-worker job_stats rollups
+  bool logEachJob = false;              // a job line per job, not only per failure
+  uint64_t maxJobQueue = 10000;         // generated jobs beyond this many waiting are shed (counted)
+  bool compareReuse = false;            // reuse off, then on, same jobs: one A/B answer
+  int serverPid = 0;                    // --server-pid: the target sshd's listener here (embedded: its own)
+  uint32_t maxJobFailures = 0;          // verdict: failed + aborted jobs allowed
+  uint32_t maxJobP95Ms = 10000;         // verdict: job latency (queue wait + connect + run) p95
+
   bool embeddedDefault() const { return targets.empty(); }
 };
 
@@ -141,6 +183,21 @@ struct UsageError {
 // env: reads environment variables (for --passphrase-env); injectable for tests.
 using EnvReader = std::optional<std::string> (*)(const std::string& name);
 Result<Options, UsageError> parse(int argc, const char* const* argv, EnvReader env = nullptr);
+// --targets' entries: "host", "host:port", "[v6]:port" (port 22 if none).
+Result<Target, UsageError> parseTarget(std::string text);
+
+// --jobs-file (supervisor/jobs_file.cpp): each non-blank line a JSON object
+// {"commands": [TEXT, ...] (required, not empty), "target": "[user@]host[:port]",
+//  "id": TEXT or number, "timeout_secs": N (per command)}; unknown fields are
+// refused (a typo would otherwise be silently ignored). A bad line refuses the
+// file (exit_code::BAD_INPUT, naming the file, the line and the field), or
+// with skipBad is left out and listed in `rejected`.
+struct JobsFileContents {
+  std::vector<JobSpec> jobs;
+  std::vector<RejectedJob> rejected;
+};
+Result<JobsFileContents, UsageError> readJobsFile(const std::string& path, bool skipBad);
+
 // --churn-rate's text ("R" or "A..B/Ts"); the analysis reads run_started's churn_rate with it.
 Result<ChurnRate, UsageError> parseChurnRate(const std::string& text);
 

@@ -4,6 +4,7 @@
 
 #include "shared/clock.h"
 #include "shared/wire_names.h"
+#include "supervisor/cli.h"
 
 namespace sshsoak {
 
@@ -204,6 +205,37 @@ Json eventToJson(wire::Event::Reader e, const std::string& host) {
       break;
     }
     case W::TRANSFER_ERROR: putFailure(j, e.getTransferError()); break;
+    case W::JOB_RESULT: {
+      // The agent's half of a job line; the supervisor adds the job's name,
+      // target, phase and queue wait (docs/reference.md, "Jobs").
+      auto r = e.getJobResult();
+      j["job_id"] = r.getJobId();
+      j["outcome"] = std::string(jobOutcomeName(r.getOutcome()));
+      j["attempt"] = r.getAttempt();
+      j["reused"] = r.getReused();
+      j["connect_us"] = r.getConnectUs();
+      j["liveness_us"] = r.getLivenessUs();
+      j["run_us"] = r.getRunUs();
+      j["commands_run"] = r.getCommandsRun();
+      j["commands_failed"] = r.getCommandsFailed();
+      Json codes = Json::array();
+      for (int32_t c : r.getExitCodes()) codes.push_back(c);
+      j["exit_codes"] = std::move(codes);
+      j["failure_kind"] = r.getFailureKind().size() > 0 ? Json(std::string(r.getFailureKind())) : Json(nullptr);
+      j["message"] = r.getMessage().size() > 0 ? Json(std::string(r.getMessage())) : Json(nullptr);
+      j["dead_replaced"] = r.getDeadReplaced();
+      j["connections_opened"] = r.getConnectionsOpened();
+      break;
+    }
+    case W::JOB_CONNECTION_CLOSED: {
+      auto c = e.getJobConnectionClosed();
+      j["target"] = std::string(c.getUser()) + "@" + cli::Target{std::string(c.getHost()), c.getPort()}.text();
+      j["reason"] = std::string(jobCloseReasonName(c.getReason()));
+      j["age_ms"] = c.getAgeMs();
+      j["idle_ms"] = c.getIdleMs();
+      j["jobs_served"] = c.getJobsServed();
+      break;
+    }
     case W::DISCONNECT_INJECTED:
     case W::STOPPED:
       break;

@@ -125,6 +125,25 @@ Json runStartedLine(const cli::Options& o, const std::string& id, bool embedded)
       j["transfer_direction"] = o.transferUp && o.transferDown ? "both" : o.transferUp ? "up" : "down";
       j["transfer_mb"] = o.transferMb;
       break;
+    case cli::WorkloadKind::JOBS:
+      j["jobs_source"] = o.jobsFile.empty() ? "generated" : "file";
+      if (!o.jobsFile.empty()) {
+        j["jobs_file"] = o.jobsFile;
+        j["jobs_in_file"] = o.jobs.size();
+      } else {
+        j["job_rate"] = o.jobRatePerSec;
+        j["job_count"] = o.jobCount;
+        j["job_commands"] = o.jobCommands;
+      }
+      j["reuse"] = o.compareReuse ? "compare" : o.reuse ? "on" : "off";
+      j["max_idle_secs"] = o.maxIdleSecs;
+      j["max_connections_per_worker"] = o.maxConnectionsPerWorker;
+      j["failure_strategy"] = std::string(failureStrategyName(o.failureStrategy));
+      j["failure_threshold"] = o.failureThreshold;
+      j["command_timeout_secs"] = o.commandTimeoutSecs;
+      j["liveness_check"] = o.livenessCheck;
+      j["job_report_secs"] = o.jobReportSecs;
+      break;
     case cli::WorkloadKind::PTY: break;
   }
   Json drops = Json::array();

@@ -29,6 +29,7 @@ WorkloadSpec workloadSpecFromWire(wire::WorkloadSpec::Reader spec) {
     case wire::WorkloadSpec::EXEC_POLL: return entry<ExecPollWorkload>(spec.getExecPoll());
     case wire::WorkloadSpec::CHURN: return WorkloadSpec::sessionless(ChurnSpec::fromWire(spec.getChurn()));
     case wire::WorkloadSpec::TRANSFER: return entry<TransferWorkload>(spec.getTransfer());
+    case wire::WorkloadSpec::JOBS: break;  // issue 13: the jobs worker is being built
   }
   throw std::invalid_argument("unknown workload kind " + std::to_string(static_cast<int>(spec.which())) +
                               " (a newer sshsoak than this agent?)");

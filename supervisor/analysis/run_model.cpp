@@ -199,6 +199,8 @@ void RunModel::onLine(const Json& line) {
     case W::TRANSFER_CORRUPT:
     case W::TRANSFER_STALL:
     case W::TRANSFER_ERROR:
+    case W::JOB_RESULT:
+    case W::JOB_CONNECTION_CLOSED:
       break;
   }
 }

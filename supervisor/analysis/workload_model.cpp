@@ -384,6 +384,7 @@ Json WorkloadModel::json() const {
   j["name"] = std::string(cli::workloadName(kind_));
   auto orNull = [](std::optional<double> v) { return v ? Json(round1(*v)) : Json(nullptr); };
   switch (kind_) {
+    case cli::WorkloadKind::JOBS: break;  // issue 13: the jobs figures are being built
     case cli::WorkloadKind::PTY:
       j["echo"] = echo_.empty() ? Json(nullptr) : figuresJson(echo_);
       break;
@@ -478,6 +479,7 @@ Json WorkloadModel::json() const {
 std::string WorkloadModel::statusText() const {
   char buf[160];
   switch (kind_) {
+    case cli::WorkloadKind::JOBS: return "";  // issue 13: being built
     case cli::WorkloadKind::CHURN: {
       if (recentChurn_.empty()) return "churn: no report yet";
       // Every agent's last report: the lines within one interval of the newest.

@@ -56,6 +56,17 @@ void fillAgentConfig(wire::AgentConfig::Builder c, const cli::Options& options, 
       transfer.setPauseMs(options.transferPauseMs);
       return;
     }
+    case cli::WorkloadKind::JOBS: {
+      auto jobs = c.initWorkloads(1)[0].initJobs();
+      jobs.setMaxIdleMs(options.maxIdleSecs * 1000);
+      jobs.setMaxConnections(options.maxConnectionsPerWorker);
+      jobs.setFailureStrategy(options.failureStrategy);
+      jobs.setFailureThreshold(options.failureThreshold);
+      jobs.setCommandTimeoutMs(options.commandTimeoutSecs * 1000);
+      jobs.setConnectTimeoutMs(reconnectTimeoutMs);
+      jobs.setLivenessCheck(options.livenessCheck);
+      return;
+    }
     case cli::WorkloadKind::PTY: break;
   }
   // Side by side on every session, stepped in this order: the PTY stream,

@@ -152,6 +152,8 @@ void Supervisor::onEventBytes(Slot& slot, size_t n) {
         case W::CHURN_CONNECTION:
         case W::TRANSFER_ROUND:
         case W::TRANSFER_STALL:
+        case W::JOB_RESULT:
+        case W::JOB_CONNECTION_CLOSED:
           spdlog::debug("session {:02} {}", slot.id(), eventName(event.which()));
           break;
       }
