@@ -220,6 +220,8 @@ int runMain(int argc, char** argv) {
     options.user = sshd->user();
     options.keyPath = sshd->clientKeyPath();
     options.knownHostsPath = sshd->knownHostsPath();
+    // jobs: the sshd's CPU per phase (job_phase) is the private sshd's.
+    if (options.serverPid == 0) options.serverPid = sshd->pid();
     // A short run, enough to see every part work.
     if (!options.durationGiven) options.durationSecs = options.embeddedDurationSecs;
     // The first experience shows the reconnect path too, unless the user

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <string>
+#include <vector>
 
 namespace sshsoak {
 
@@ -67,8 +68,10 @@ std::optional<StatFields> parseProcStat(std::string_view text) {
     std::string_view tok = rest.substr(0, sp);
     auto v = toU64(tok);
     if (v) {
+      if (field == 4) f.ppid = static_cast<pid_t>(*v);
       if (field == 14) { f.cpuTicks += *v; utime = true; }
       if (field == 15) { f.cpuTicks += *v; stime = true; }
+      if (field == 16 || field == 17) f.childCpuTicks += *v;
       if (field == 20) { f.threads = static_cast<uint32_t>(*v); threads = true; }
       if (field == 22) { f.startTicks = *v; start = true; }
     }
@@ -95,6 +98,41 @@ std::optional<uint64_t> parseKbField(std::string_view text, std::string_view key
     pos = eol + 1;
   }
   return std::nullopt;
+}
+
+std::optional<uint64_t> processTreeCpuTicks(pid_t root) {
+  auto rootStat = parseProcStat(slurp("/proc/" + std::to_string(root) + "/stat"));
+  if (!rootStat) return std::nullopt;
+  // One pass over /proc: every process's parent and CPU.
+  struct Entry {
+    pid_t pid;
+    pid_t ppid;
+    uint64_t ticks;
+  };
+  std::vector<Entry> all;
+  if (DIR* dir = ::opendir("/proc")) {
+    while (dirent* e = ::readdir(dir)) {
+      auto pid = toU64(e->d_name);
+      if (!pid || static_cast<pid_t>(*pid) == root) continue;
+      auto st = parseProcStat(slurp(std::string("/proc/") + e->d_name + "/stat"));
+      if (st) all.push_back(Entry{static_cast<pid_t>(*pid), st->ppid, st->cpuTicks + st->childCpuTicks});
+    }
+    ::closedir(dir);
+  }
+  uint64_t ticks = rootStat->cpuTicks + rootStat->childCpuTicks;
+  std::vector<pid_t> frontier{root};
+  std::vector<bool> taken(all.size(), false);
+  while (!frontier.empty()) {
+    pid_t parent = frontier.back();
+    frontier.pop_back();
+    for (size_t i = 0; i < all.size(); ++i) {
+      if (taken[i] || all[i].ppid != parent) continue;
+      taken[i] = true;  // each process once, whatever /proc's snapshot says
+      ticks += all[i].ticks;
+      frontier.push_back(all[i].pid);
+    }
+  }
+  return ticks;
 }
 
 int64_t bootMs() {

@@ -15,6 +15,8 @@ struct StatFields {
   uint64_t cpuTicks = 0;    // utime + stime, in clock ticks (sysconf(_SC_CLK_TCK))
   uint64_t startTicks = 0;  // starttime: ticks after boot
   uint32_t threads = 0;
+  pid_t ppid = 0;
+  uint64_t childCpuTicks = 0;  // cutime + cstime: its reaped (waited-for) children's
 };
 
 // /proc/PID/stat; the command name may hold spaces and ')' (parsed from the last ')').
@@ -33,6 +35,13 @@ struct ProcReading {
 
 // Empty if the process is gone or a zombie (no memory to speak of).
 std::optional<ProcReading> readProc(pid_t pid);
+// CPU of a process tree, in clock ticks: the process's own and its reaped
+// children's (utime + stime + cutime + cstime), plus the same of each live
+// descendant (found by ppid across /proc). A descendant reaped between two
+// readings moves from the live sum into its parent's cutime/cstime, so the
+// difference of two readings is the tree's CPU between them. Empty if the
+// process is gone.
+std::optional<uint64_t> processTreeCpuTicks(pid_t root);
 int64_t bootMs();
 long clockTicksPerSec();
 

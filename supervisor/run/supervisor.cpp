@@ -122,7 +122,11 @@ void Supervisor::onEventBytes(Slot& slot, size_t n) {
       // A restarted agent's first session is logged like any connect, marked
       // with the restart count so that the summary and a reader can tell.
       if (auto restart = slot.restartMark(event.which())) line["restart"] = *restart;
-      log_.write(line);
+      // A job's result is the dispatcher's to log (only failures, or each
+      // job with --log-each-job), with what only the queue knows.
+      if (jobs_ && event.which() == W::JOB_RESULT) jobs_->onJobResult(slot.id(), event);
+      else log_.write(line);
+      if (jobs_ && event.which() == W::STARTED) jobs_->onAgentStarted(slot.id());
       switch (event.which()) {
         case W::CONNECTED:
         case W::RECONNECTED:
@@ -176,6 +180,7 @@ void Supervisor::reapChildren() {
 // The agent exited, or its event pipe ended: the slot drains, and the exit
 // is recorded once both have happened.
 void Supervisor::onAgentEnding(Slot& slot, std::string_view why) {
+  if (jobs_) jobs_->onWorkerLeaving(slot.id());
   if (slot.state() == SlotState::Starting || slot.state() == SlotState::Running) {
     slot.transition(SlotState::Draining, why);
   }
@@ -203,6 +208,10 @@ void Supervisor::maybeFinished(Slot& slot) {
   if (crashed) j["last_state"] = lastState;
   pid_t pid = slot.pid();
   slot.detach();
+  // After the exit line: the job it had in flight is retried or ended.
+  auto jobsAfterExit = [&] {
+    if (jobs_) jobs_->onWorkerGone(slot.id(), shuttingDown_);
+  };
   if (crashed && !shuttingDown_) {
     spdlog::warn("session {:02}: agent pid {} crashed with {} (session was {})", slot.id(), pid, exit.text(),
                  lastState);
@@ -210,6 +219,7 @@ void Supervisor::maybeFinished(Slot& slot) {
     j["crashes_in_window"] = d.crashesInWindow;
     j["restart_in_ms"] = d.giveUp ? Json(nullptr) : Json(d.delayMs);
     log_.write(j);
+    jobsAfterExit();
     if (d.giveUp) {
       giveUp(slot, std::to_string(d.crashesInWindow) + " crashes within " +
                        std::to_string(options_.restartWindowSecs) + " s (--restart-max " +
@@ -224,6 +234,7 @@ void Supervisor::maybeFinished(Slot& slot) {
   }
   if (crashed) j["restart_in_ms"] = nullptr;  // the run is ending: no restart
   log_.write(j);
+  jobsAfterExit();
   if (crashed) spdlog::warn("session {:02}: agent pid {} ended with {}", slot.id(), pid, exit.text());
   slot.transition(SlotState::Finished, exit.text());
   if (shuttingDown_ && allFinished()) io_.stop();
@@ -266,6 +277,7 @@ void Supervisor::beginShutdown(const std::string& why) {
   if (shuttingDown_) return;
   shuttingDown_ = true;
   spdlog::info("stopping: {}; closing {} sessions", why, slots_.size());
+  if (jobs_) jobs_->onShutdown();
   durationTimer_.cancel();
   for (auto& t : faultTimers_) t->cancel();
   // The figures describe the run, not the closing of its sessions.
@@ -489,6 +501,15 @@ Json Supervisor::run() {
   for (uint32_t i = 0; i < options_.slots.size(); ++i) {
     slots_.push_back(std::make_unique<Slot>(i, options_.slots[i].text(), restart, io_));
   }
+  if (options_.workload == cli::WorkloadKind::JOBS) {
+    jobs_ = std::make_unique<jobs::JobDispatcher>(
+        options_, io_, log_,
+        jobs::DispatcherHooks{
+            .send = [this](uint32_t w, capnp::MessageBuilder& m) { return w < slots_.size() && slots_[w]->send(m); },
+            .workerHost = [this](uint32_t w) { return w < slots_.size() ? slots_[w]->host() : std::string(); },
+            .allDone = [this](const std::string& why) { beginShutdown(why); }});
+    jobs_->start();
+  }
   for (auto& slot : slots_) spawn(*slot);
   spdlog::info("started {} session agents; running for {} s (q + Enter, SIGINT or SIGTERM stops early)",
                slots_.size(), options_.durationSecs);
@@ -508,6 +529,8 @@ Json Supervisor::run() {
   }
   io_.run();
   recordRemaining();
+  // The jobs' last rollups come before the summary that reads them.
+  if (jobs_) jobs_->finish();
   if (stdin_) stdin_.reset();
   reapFaults(true);
   double secs = static_cast<double>(monoMs() - startMono_) / 1000.0;

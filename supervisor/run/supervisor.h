@@ -16,6 +16,7 @@
 
 #include "shared/token_bucket.h"
 #include "supervisor/run/faults.h"
+#include "supervisor/run/job_dispatcher.h"
 #include "supervisor/run/slot.h"
 #include "supervisor/cli.h"
 #include "supervisor/run/jsonl_log.h"
@@ -84,6 +85,7 @@ class Supervisor {
   std::string stdinLine_;
   // After io_: they use it.
   std::vector<std::unique_ptr<Slot>> slots_;
+  std::unique_ptr<jobs::JobDispatcher> jobs_;  // --workload jobs: the queue and its lines
   bool shuttingDown_ = false;
   bool killed_ = false;
   int64_t startMono_ = 0;

@@ -28,6 +28,15 @@ TEST(ProcParsers, StatWithSpacesAndParensInTheName) {
   EXPECT_EQ(f->cpuTicks, 10u);
   EXPECT_EQ(f->threads, 2u);
   EXPECT_EQ(f->startTicks, 12345u);
+  EXPECT_EQ(f->ppid, 1);
+  EXPECT_EQ(f->childCpuTicks, 0u);
+  auto withChildren = parseProcStat(
+      "77 (sshd) S 5 77 77 0 -1 4194560 100 0 0 0 7 3 40 2 20 0 1 0 12345 10000000 500 "
+      "18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0");
+  ASSERT_TRUE(withChildren.has_value());
+  EXPECT_EQ(withChildren->ppid, 5);
+  EXPECT_EQ(withChildren->cpuTicks, 10u);
+  EXPECT_EQ(withChildren->childCpuTicks, 42u);
   EXPECT_FALSE(parseProcStat("").has_value());
   EXPECT_FALSE(parseProcStat("1 (x) S 1 2").has_value());
 }
