@@ -118,14 +118,18 @@ void Supervisor::onEventBytes(Slot& slot, size_t n) {
         slot.transition(SlotState::Running, "first event: " + std::string(eventName(event.which())));
       }
       using W = wire::Event::Which;
+      // A job's result is the dispatcher's to log (only failures, or each
+      // job with --log-each-job), with what only the queue knows; a done
+      // job costs no JSON at all.
+      if (jobs_ && event.which() == W::JOB_RESULT) {
+        jobs_->onJobResult(slot.id(), event);
+        continue;
+      }
       Json line = eventToJson(event, slot.host());
       // A restarted agent's first session is logged like any connect, marked
       // with the restart count so that the summary and a reader can tell.
       if (auto restart = slot.restartMark(event.which())) line["restart"] = *restart;
-      // A job's result is the dispatcher's to log (only failures, or each
-      // job with --log-each-job), with what only the queue knows.
-      if (jobs_ && event.which() == W::JOB_RESULT) jobs_->onJobResult(slot.id(), event);
-      else log_.write(line);
+      log_.write(line);
       if (jobs_ && event.which() == W::STARTED) jobs_->onAgentStarted(slot.id());
       switch (event.which()) {
         case W::CONNECTED:
