@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "session_agent/workloads/churn.h"
+#include "session_agent/workloads/jobs_worker.h"
 #include "shared/clock.h"
 #include "shared/fd.h"
 
@@ -64,10 +65,11 @@ bool transitionAllowed(SessionState from, SessionState to) {
   return false;
 }
 
-Agent::Agent(AgentSettings settings, int eventFd, int commandFd)
+Agent::Agent(AgentSettings settings, int eventFd, int commandFd, FrameReader pending)
     : settings_(std::move(settings)),
       events_(eventFd, settings_.sessionId),
       commandFd_(commandFd),
+      commandReader_(std::move(pending)),
       trace_(std::getenv("SSHSOAK_AGENT_TRACE") != nullptr),
       backoff_(Backoff::forSession(settings_.backoff, settings_.sessionId)) {
   setNonBlocking(commandFd_);
@@ -99,6 +101,7 @@ int Agent::run() {
   // Churn holds no session: its own loop, instead of the session's.
   for (const auto& spec : settings_.workloads) {
     if (const auto* churn = spec.get<ChurnSpec>()) return runChurn(*churn);
+    if (const auto* jobs = spec.get<JobsSpec>()) return runJobs(*jobs);
   }
   if (!settings_.tokenBucketName.empty()) bucket_.emplace(TokenBucket::open(settings_.tokenBucketName));
   beginConnectPhase(false, monoMs());
@@ -140,6 +143,22 @@ int Agent::runChurn(const ChurnSpec& spec) {
   ChurnRunner runner(spec, settings_.connect, events_,
                      CommandPipe{commandFd_, [this] { readCommands(); }, stopRequested_, dropRequested_});
   runner.run();
+  transition(SessionState::CLOSING, "told to stop");
+  events_.emit([](wire::Event::Builder e) {
+    e.setStopped();
+    e.setSuccess(true);
+  });
+  return 0;
+}
+
+int Agent::runJobs(const JobsSpec& spec) {
+  jobsWorker_ = true;
+  // A job sent right behind the configuration may be in commandReader_
+  // already, where no poll of the pipe would find it.
+  readCommands();
+  JobWorker worker(spec, settings_.connect, events_,
+                   JobCommandPipe{commandFd_, [this] { readCommands(); }, stopRequested_, dropRequested_, jobs_});
+  worker.run();
   transition(SessionState::CLOSING, "told to stop");
   events_.emit([](wire::Event::Builder e) {
     e.setStopped();
@@ -506,7 +525,9 @@ void Agent::readCommands() {
     switch (cmd.which()) {
       case wire::Command::SHUTDOWN: stopRequested_ = true; break;
       case wire::Command::DROP_CONNECTION: dropRequested_ = true; break;
-      case wire::Command::RUN_JOB: break;  // the jobs worker's (issue 13, being built)
+      case wire::Command::RUN_JOB:
+        if (jobsWorker_) jobs_.push_back(JobRequest::fromWire(cmd.getRunJob()));
+        break;
     }
   }
 }

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -19,6 +20,7 @@
 #include "session_agent/ssh/backoff.h"
 #include "session_agent/ssh/connection.h"
 #include "session_agent/ssh/exec_task.h"
+#include "session_agent/workloads/jobs.h"
 #include "session_agent/workloads/registry.h"
 #include "shared/frame.h"
 #include "shared/result.h"
@@ -73,7 +75,9 @@ bool transitionAllowed(SessionState from, SessionState to);
 
 class Agent {
  public:
-  Agent(AgentSettings settings, int eventFd, int commandFd);
+  // pending: what was read from the command pipe after the AgentConfig (a
+  // command the supervisor sent right behind it, a job say), taken first.
+  Agent(AgentSettings settings, int eventFd, int commandFd, FrameReader pending = {});
   // Returns the process exit code: 0 after a clean shutdown.
   int run();
 
@@ -117,6 +121,9 @@ class Agent {
   // --workload churn: connections back to back (workloads/churn.h) until
   // told to stop; returns the exit code.
   int runChurn(const ChurnSpec& spec);
+  // --workload jobs: a worker running the jobs it is sent
+  // (workloads/jobs_worker.h) until told to stop; returns the exit code.
+  int runJobs(const JobsSpec& spec);
 
   AgentSettings settings_;
   EventSink events_;
@@ -128,6 +135,10 @@ class Agent {
   std::unique_ptr<SshConnection> conn_;
   bool stopRequested_ = false;
   bool dropRequested_ = false;
+  // Command.runJob, queued for the jobs worker (only a jobs worker takes
+  // them: any other agent ignores one, so nothing accumulates).
+  bool jobsWorker_ = false;
+  std::deque<JobRequest> jobs_;
 
   std::vector<std::unique_ptr<Workload>> workloads_;
   bool idleDataPending_ = false;

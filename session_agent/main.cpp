@@ -73,7 +73,8 @@ int main(int argc, char** argv) {
     // earlier, our parent is no longer the one that configured us.
     if (config.getSupervisorPid() != 0 && ::getppid() != config.getSupervisorPid()) return EXIT_SYSTEM;
     if (config.getCrashForTesting()) std::abort();
-    agent::Agent agent(agent::AgentSettings::fromWire(config), AGENT_EVENT_FD, AGENT_COMMAND_FD);
+    // The reader may hold commands sent right behind the configuration.
+    agent::Agent agent(agent::AgentSettings::fromWire(config), AGENT_EVENT_FD, AGENT_COMMAND_FD, std::move(reader));
     return agent.run();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "sshsoak-agent: internal error: %s\n", e.what());

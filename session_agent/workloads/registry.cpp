@@ -5,6 +5,7 @@
 
 #include "session_agent/workloads/churn.h"
 #include "session_agent/workloads/exec_poll.h"
+#include "session_agent/workloads/jobs.h"
 #include "session_agent/workloads/pty_workload.h"
 #include "session_agent/workloads/transfer.h"
 
@@ -29,7 +30,7 @@ WorkloadSpec workloadSpecFromWire(wire::WorkloadSpec::Reader spec) {
     case wire::WorkloadSpec::EXEC_POLL: return entry<ExecPollWorkload>(spec.getExecPoll());
     case wire::WorkloadSpec::CHURN: return WorkloadSpec::sessionless(ChurnSpec::fromWire(spec.getChurn()));
     case wire::WorkloadSpec::TRANSFER: return entry<TransferWorkload>(spec.getTransfer());
-    case wire::WorkloadSpec::JOBS: break;  // issue 13: the jobs worker is being built
+    case wire::WorkloadSpec::JOBS: return WorkloadSpec::sessionless(JobsSpec::fromWire(spec.getJobs()));
   }
   throw std::invalid_argument("unknown workload kind " + std::to_string(static_cast<int>(spec.which())) +
                               " (a newer sshsoak than this agent?)");
