@@ -226,15 +226,9 @@ std::optional<double> JobsFigures::Phase::jobsPerSec() const {
   return static_cast<double>(results()) / span;
 }
 
-uint64_t JobsFigures::Phase::submitted() const {
-  if (accounted()) return queue->submitted;
-  if (ended) return phaseSubmitted;
-  return queue ? queue->submitted : 0;
-}
-
 std::optional<int64_t> JobsFigures::Phase::lost() const {
-  if (!accounted()) return std::nullopt;
-  return static_cast<int64_t>(queue->submitted) - static_cast<int64_t>(results() + queue->notStarted);
+  if (!ended) return std::nullopt;
+  return static_cast<int64_t>(phaseSubmitted) - static_cast<int64_t>(results() + phaseNotStarted);
 }
 
 std::optional<double> JobsFigures::Phase::setupMsPerJob() const {
@@ -253,8 +247,9 @@ uint64_t JobsFigures::sum(uint64_t Phase::*f) const {
 }
 
 uint64_t JobsFigures::submitted() const {
+  if (queue) return queue->submitted;
   uint64_t n = 0;
-  for (const auto& [name, p] : phases) n += p.submitted();
+  for (const auto& [name, p] : phases) n += p.ended ? p.phaseSubmitted : 0;
   return n;
 }
 
@@ -270,19 +265,9 @@ double JobsFigures::spanSecs() const {
   return s;
 }
 
-bool JobsFigures::accounted() const {
-  if (phases.empty()) return false;
-  for (const auto& [name, p] : phases) {
-    if (!p.accounted()) return false;
-  }
-  return true;
-}
-
 std::optional<int64_t> JobsFigures::lost() const {
   if (!accounted()) return std::nullopt;
-  int64_t n = 0;
-  for (const auto& [name, p] : phases) n += *p.lost();
-  return n;
+  return static_cast<int64_t>(queue->submitted) - static_cast<int64_t>(results() + queue->notStarted);
 }
 
 LatencyHistogram JobsFigures::latency(const std::string& name) const {
@@ -476,14 +461,14 @@ void WorkloadModel::onTransferRound(const Json& line, int64_t ns, std::optional<
   while (!recentRounds_.empty() && recentRounds_.front().endNs < ns - 5'000'000'000) recentRounds_.pop_front();
 }
 
-JobsFigures::Phase& WorkloadModel::jobsPhase(const Json& line) {
+const std::string& WorkloadModel::notePhase(const Json& line) {
   std::string name = textField(line, "phase");
   if (name == REUSE_OFF || name == REUSE_ON) {
     jobsCurrentPhase_ = name;
   } else if (jobsCurrentPhase_.empty()) {
     jobsCurrentPhase_ = jobs_.reuse == "off" ? REUSE_OFF : REUSE_ON;
   }
-  return jobs_.phases[jobsCurrentPhase_];
+  return jobsCurrentPhase_;
 }
 
 void WorkloadModel::onJobsLine(const Json& line, const std::string& event, int64_t ns, std::optional<uint32_t> session) {
@@ -494,9 +479,10 @@ void WorkloadModel::onJobsLine(const Json& line, const std::string& event, int64
     JobsFigures::Queue q{uintOf(line, "submitted"), uintOf(line, "queued"),  uintOf(line, "in_flight"),
                          uintOf(line, "results"),   uintOf(line, "retried"), uintOf(line, "shed"),
                          uintOf(line, "not_started"), field(line, "final").is_boolean() && field(line, "final").get<bool>()};
-    auto& p = jobsPhase(line);
-    // A phase's final line is its account; nothing after it replaces that.
-    if (!p.accounted()) p.queue = q;
+    notePhase(line);
+    // The run's counts so far; the final line is the run's account and
+    // nothing after it replaces that.
+    if (!jobs_.accounted()) jobs_.queue = q;
     lastQueue_ = q;
   } else if (event == "job") {
     ++jobs_.detailLines;
@@ -779,12 +765,12 @@ std::optional<double> connectionsPerJob(const JobsFigures::Phase& p) {
 Json jobsPhaseJson(const JobsFigures::Phase& p) {
   Json j;
   j["secs"] = round1(p.spanSecs());
-  j["submitted"] = p.submitted();
+  j["submitted"] = p.ended ? Json(p.phaseSubmitted) : Json(nullptr);
   j["done"] = p.done;
   j["failed"] = p.failed;
   j["aborted"] = p.aborted;
   j["cancelled"] = p.cancelled;
-  j["not_started"] = p.accounted() ? Json(p.queue->notStarted) : Json(nullptr);
+  j["not_started"] = p.ended ? Json(p.phaseNotStarted) : Json(nullptr);
   j["lost"] = p.lost() ? Json(*p.lost()) : Json(nullptr);
   auto jps = p.jobsPerSec();
   j["jobs_per_sec"] = jps ? Json(round2(*jps)) : Json(nullptr);
@@ -831,13 +817,8 @@ Json WorkloadModel::jobsJson() const {
   j["failed"] = f.sum(&JobsFigures::Phase::failed);
   j["aborted"] = f.sum(&JobsFigures::Phase::aborted);
   j["cancelled"] = f.sum(&JobsFigures::Phase::cancelled);
-  uint64_t notStarted = 0, shed = 0;
-  for (const auto& [name, p] : f.phases) {
-    if (p.accounted()) notStarted += p.queue->notStarted;
-    if (p.queue) shed += p.queue->shed;
-  }
   bool accounted = f.accounted();
-  j["not_started"] = accounted ? Json(notStarted) : Json(nullptr);
+  j["not_started"] = accounted ? Json(f.queue->notStarted) : Json(nullptr);
   j["lost"] = f.lost() ? Json(*f.lost()) : Json(nullptr);
   j["queue_final"] = accounted;
   if (!accounted) {
@@ -846,7 +827,7 @@ Json WorkloadModel::jobsJson() const {
                                   "not_started and lost are unknown";
   }
   j["retried"] = f.retried;
-  j["shed"] = shed;
+  j["shed"] = f.queue ? f.queue->shed : 0;
   j["rejected"] = f.rejected;
   double span = f.spanSecs();
   uint64_t results = f.results();

@@ -139,7 +139,7 @@ struct JobsFigures {
     uint64_t count = 0;
     std::string example;
   };
-  // A job_queue line's counts: cumulative within its phase.
+  // A job_queue line's counts: the run's, over every phase so far.
   struct Queue {
     uint64_t submitted = 0, queued = 0, inFlight = 0, results = 0, retried = 0, shed = 0, notStarted = 0;
     bool final = false;
@@ -150,8 +150,7 @@ struct JobsFigures {
     uint64_t reused = 0, connectionsOpened = 0, deadReplaced = 0, commandsRun = 0, commandsFailed = 0;
     std::map<std::string, LatencyHistogram> latency;  // JOB_LATENCIES, merged exactly
     std::optional<int64_t> firstStartNs, lastEndNs;   // the job_stats intervals' span
-    std::optional<Queue> queue;  // the final job_queue, else the latest (a killed run)
-    // Its job_phase line, once the phase ended.
+    // Its job_phase line, once the phase ended: the phase's own account.
     bool ended = false;
     double secs = 0;
     uint64_t phaseSubmitted = 0, phaseResults = 0, phaseNotStarted = 0;
@@ -162,11 +161,8 @@ struct JobsFigures {
     // job_phase's secs, else the span of its job_stats intervals.
     double spanSecs() const;
     std::optional<double> jobsPerSec() const;
-    // The final job_queue's submitted, else job_phase's, else the latest job_queue's.
-    uint64_t submitted() const;
-    bool accounted() const { return queue && queue->final; }
-    // submitted - (done + failed + aborted + cancelled + not_started); none
-    // without the final job_queue (a killed run cannot account for its jobs).
+    // job_phase's submitted - (done + failed + aborted + cancelled +
+    // not_started); none before the phase's job_phase line.
     std::optional<int64_t> lost() const;
     // Mean connect + liveness time per job with a result, ms (the setup reuse saves).
     std::optional<double> setupMsPerJob() const;
@@ -175,6 +171,7 @@ struct JobsFigures {
   std::string reuse;     // run_started's: "on", "off", "compare"; "" unknown
   uint32_t workers = 0;  // run_started's sessions (0: the workers seen in job_stats)
   std::map<std::string, Phase> phases;      // "reuse_off" sorts before "reuse_on": the order they run in
+  std::optional<Queue> queue;               // the final job_queue, else the latest (a killed run)
   std::map<std::string, Failure> failures;  // job_stats' failures, by kind
   std::map<std::string, uint64_t> closes;   // job_connection_closed by reason
   uint64_t retried = 0, rejected = 0;       // job_retried, job_rejected lines
@@ -185,12 +182,15 @@ struct JobsFigures {
   // Jobs per second over time: 0 results of reuse_off, 1 results of reuse_on, 2 failed + aborted.
   BoundedSeries series{3};
 
-  bool empty() const { return phases.empty(); }
+  bool empty() const { return phases.empty() && !queue; }
+  // The final (else the latest) job_queue's, else the ended phases' job_phase's.
   uint64_t submitted() const;
   uint64_t results() const;
   uint64_t sum(uint64_t Phase::*f) const;
   double spanSecs() const;  // the phases' spans added (they run one after another)
-  bool accounted() const;   // every phase has its final job_queue
+  bool accounted() const { return queue && queue->final; }  // the run's final job_queue is in
+  // submitted - (done + failed + aborted + cancelled + not_started); none
+  // without the final job_queue (a killed run cannot account for its jobs).
   std::optional<int64_t> lost() const;
   // A latency over every phase, merged.
   LatencyHistogram latency(const std::string& name) const;
@@ -243,7 +243,8 @@ class WorkloadModel {
   void onJobsLine(const Json& line, const std::string& event, int64_t ns, std::optional<uint32_t> session);
   void onJobStats(const Json& line, int64_t ns, std::optional<uint32_t> session);
   // A line's phase, or the phase of the latest line that named one.
-  JobsFigures::Phase& jobsPhase(const Json& line);
+  const std::string& notePhase(const Json& line);
+  JobsFigures::Phase& jobsPhase(const Json& line) { return jobs_.phases[notePhase(line)]; }
   Json jobsJson() const;
   std::string jobsStatus() const;
 

@@ -69,6 +69,7 @@ Json jobStats(uint32_t worker, int64_t ns, const Stats& st) {
   return j;
 }
 
+// The queue's counts are the run's (every phase so far); phase: the current one.
 Json jobQueue(int64_t ns, const std::string& phase, uint64_t submitted, uint64_t results, uint64_t notStarted,
               bool final, uint64_t queued = 0, uint64_t inFlight = 0, uint64_t shed = 0) {
   Json j = lineHead(ns, std::nullopt, "", "job_queue");
@@ -84,14 +85,15 @@ Json jobQueue(int64_t ns, const std::string& phase, uint64_t submitted, uint64_t
   return j;
 }
 
+// A phase's own account, when it ends.
 Json jobPhase(int64_t ns, const std::string& phase, double secs, uint64_t submitted, uint64_t results,
-              std::optional<uint64_t> cpuMs) {
+              uint64_t notStarted, std::optional<uint64_t> cpuMs) {
   Json j = lineHead(ns, std::nullopt, "", "job_phase");
   j["phase"] = phase;
   j["secs"] = secs;
   j["submitted"] = submitted;
   j["results"] = results;
-  j["not_started"] = 0;
+  j["not_started"] = notStarted;
   j["server_pid"] = cpuMs ? Json(4242) : Json(nullptr);
   j["server_cpu_ms"] = cpuMs ? Json(*cpuMs) : Json(nullptr);
   return j;
@@ -216,8 +218,8 @@ std::vector<Json> compareRunLines(bool withFinalQueue = true) {
       lines.push_back(jobStats(w, T0 + sec * SEC, st));
     }
   }
-  lines.push_back(jobQueue(T0 + 10 * SEC, "reuse_off", 100, 100, 0, true));
-  lines.push_back(jobPhase(T0 + 10 * SEC, "reuse_off", 10.0, 100, 100, 2000));
+  lines.push_back(jobQueue(T0 + 9 * SEC, "reuse_off", 98, 96, 0, false, 0, 2));
+  lines.push_back(jobPhase(T0 + 10 * SEC, "reuse_off", 10.0, 100, 100, 0, 2000));
   for (int sec = 11; sec <= 20; ++sec) {
     for (uint32_t w = 0; w < 2; ++w) {
       Stats st;
@@ -239,9 +241,12 @@ std::vector<Json> compareRunLines(bool withFinalQueue = true) {
   }
   lines.push_back(jobLine(1, T0 + 20 * SEC, 199, wire::JobOutcome::FAILED, "command_exit", "`false` exited 1"));
   lines.push_back(closedLine(0, T0 + 20 * SEC, wire::JobCloseReason::IDLE));
-  if (withFinalQueue) lines.push_back(jobQueue(T0 + 20 * SEC, "reuse_on", 100, 100, 0, true));
-  else lines.push_back(jobQueue(T0 + 19 * SEC, "reuse_on", 95, 90, 0, false, 3, 2));
-  if (withFinalQueue) lines.push_back(jobPhase(T0 + 20 * SEC, "reuse_on", 10.0, 100, 100, 400));
+  if (withFinalQueue) {
+    lines.push_back(jobQueue(T0 + 20 * SEC, "reuse_on", 200, 200, 0, true));
+    lines.push_back(jobPhase(T0 + 20 * SEC, "reuse_on", 10.0, 100, 100, 0, 400));
+  } else {
+    lines.push_back(jobQueue(T0 + 19 * SEC, "reuse_on", 195, 190, 0, false, 3, 2));
+  }
   return lines;
 }
 
@@ -291,7 +296,7 @@ TEST(JobsFigures, CountsLatenciesReuseAndClosesFromTheLines) {
   model.onLine(closedLine(1, T0 + 15 * SEC, wire::JobCloseReason::DEAD));
   model.onLine(closedLine(1, T0 + 16 * SEC, wire::JobCloseReason::TAINTED));
   model.onLine(jobQueue(T0 + 20 * SEC, "reuse_on", 410, 403, 7, true, 0, 0, 5));
-  model.onLine(jobPhase(T0 + 20 * SEC, "reuse_on", 20.0, 410, 403, 1234));
+  model.onLine(jobPhase(T0 + 20 * SEC, "reuse_on", 20.0, 410, 403, 7, 1234));
 
   Json s = model.summary(T0 + 21 * SEC, 21, 100);
   Json w = s["workload"];
@@ -395,6 +400,11 @@ TEST(JobsFigures, CompareReuseKeepsEachPhaseAndTheirRatios) {
   const Json& on = w["phases"]["reuse_on"];
   EXPECT_EQ(off["done"], 100);
   EXPECT_EQ(off["failed"], 0);
+  // Each phase's own account is its job_phase line; the queue's is the run's.
+  EXPECT_EQ(off["submitted"], 100);
+  EXPECT_EQ(off["lost"], 0);
+  EXPECT_EQ(on["submitted"], 100);
+  EXPECT_EQ(on["lost"], 0);
   EXPECT_EQ(on["done"], 99);
   EXPECT_EQ(on["failed"], 1);
   EXPECT_DOUBLE_EQ(off["jobs_per_sec"].get<double>(), 10.0);
@@ -478,8 +488,10 @@ TEST(JobsFigures, AKilledRunWithoutTheFinalQueueLineSaysSo) {
   EXPECT_EQ(w["not_started"], nullptr);
   ASSERT_TRUE(w["incomplete"].is_string());
   EXPECT_NE(w["incomplete"].get<std::string>().find("no final job_queue line"), std::string::npos);
-  EXPECT_EQ(w["submitted"], 195);  // the finished phase's final 100 + the last report's 95
-  EXPECT_EQ(w["phases"]["reuse_off"]["lost"], 0);  // its phase did end
+  EXPECT_EQ(w["submitted"], 195);  // the last report's, the run's so far
+  EXPECT_EQ(w["phases"]["reuse_off"]["lost"], 0);  // its phase did end: job_phase accounts for it
+  EXPECT_EQ(w["phases"]["reuse_off"]["submitted"], 100);
+  EXPECT_EQ(w["phases"]["reuse_on"]["submitted"], nullptr);
   EXPECT_EQ(w["phases"]["reuse_on"]["lost"], nullptr);
   // The live run judges it: jobs that cannot be accounted for are no pass.
   auto v = evaluate(model.verdictInputs(), jobsDefaults());
