@@ -1,5 +1,7 @@
 #include "supervisor/analysis/console.h"
 
+#include "supervisor/analysis/workload_model.h"
+
 #include "supervisor/analysis/report.h"
 #include "supervisor/analysis/stats.h"
 
@@ -8,6 +10,61 @@ namespace sshsoak {
 namespace {
 
 std::string fig(const Json& v) { return v.is_number() ? figureText(v.get<double>()) : "n/a"; }
+std::string pfig(const Json& v) { return v.is_number() ? preciseText(v.get<double>()) : "n/a"; }
+
+// A count with its per-job figure: "1200 (2.4/job)".
+std::string perJob(const Json& total, const Json& per) {
+  return pfig(total) + (per.is_number() ? " (" + pfig(per) + "/job)" : "");
+}
+
+// --workload jobs: counts, latencies, reuse, pool closes, failures, and
+// the A/B of --compare-reuse side by side.
+void printJobs(std::FILE* out, Json& w) {
+  std::fprintf(out, "\n== jobs (reuse %s) ==\n", w["reuse"].is_string() ? w["reuse"].get<std::string>().c_str() : "?");
+  std::fprintf(out,
+               "jobs                  %s submitted: %s done, %s failed, %s aborted, %s cancelled, %s not started, %s lost\n",
+               pfig(w["submitted"]).c_str(), pfig(w["done"]).c_str(), pfig(w["failed"]).c_str(), pfig(w["aborted"]).c_str(),
+               pfig(w["cancelled"]).c_str(), pfig(w["not_started"]).c_str(), pfig(w["lost"]).c_str());
+  std::fprintf(out, "                      %s retried, %s shed, %s rejected\n", pfig(w["retried"]).c_str(),
+               pfig(w["shed"]).c_str(), pfig(w["rejected"]).c_str());
+  if (w["incomplete"].is_string()) std::fprintf(out, "incomplete            %s\n", w["incomplete"].get<std::string>().c_str());
+  std::fprintf(out, "throughput            %s jobs/s over %s s (%s workers)\n", pfig(w["jobs_per_sec"]).c_str(),
+               pfig(w["span_secs"]).c_str(), pfig(w["workers"]).c_str());
+  std::fprintf(out, "latency (ms)          %-8s %9s %9s %9s %9s\n", "n", "p50", "p95", "p99", "max");
+  for (const char* name : JOB_LATENCIES) {
+    Json& h = w["latency_ms"][name];
+    std::fprintf(out, "  %-19s %-8s %9s %9s %9s %9s\n", name, pfig(h["n"]).c_str(), pfig(h["p50"]).c_str(),
+                 pfig(h["p95"]).c_str(), pfig(h["p99"]).c_str(), pfig(h["max"]).c_str());
+  }
+  std::fprintf(out, "reuse                 rate %s; %s connections opened (%s per hour per worker)\n",
+               pfig(w["reuse_rate"]).c_str(), pfig(w["connections_opened"]).c_str(),
+               pfig(w["connections_per_hour_per_worker"]).c_str());
+  std::fprintf(out, "setup saved           %s ms (%s)\n", pfig(w["setup_saved_ms"]).c_str(),
+               w.value("setup_saved_method", "").c_str());
+  std::fprintf(out, "pool closes           idle %s, lru %s, dead replaced %s, dropped %s, tainted %s\n",
+               pfig(w["idle_closes"]).c_str(), pfig(w["lru_closes"]).c_str(), pfig(w["dead_replaced"]).c_str(),
+               pfig(w["dropped_closes"]).c_str(), pfig(w["tainted_closes"]).c_str());
+  for (auto& [kind, f] : w["failures"].items()) {
+    std::fprintf(out, "  failed %-16s %s  e.g. %s\n", kind.c_str(), pfig(f["count"]).c_str(), f.value("example", "").c_str());
+  }
+  Json& phases = w["phases"];
+  if (phases.size() < 2) return;
+  Json& off = phases["reuse_off"];
+  Json& on = phases["reuse_on"];
+  Json& c = w["compare"];
+  std::fprintf(out, "A/B                   %-22s %-22s %s\n", "reuse off", "reuse on", "on / off");
+  auto row = [&](const char* label, const std::string& a, const std::string& b, const std::string& r) {
+    std::fprintf(out, "  %-19s %-22s %-22s %s\n", label, a.c_str(), b.c_str(), r.c_str());
+  };
+  row("jobs/s", pfig(off["jobs_per_sec"]), pfig(on["jobs_per_sec"]), pfig(c["throughput_ratio"]));
+  row("p95 job latency ms", pfig(off["latency_ms"]["total"]["p95"]), pfig(on["latency_ms"]["total"]["p95"]),
+      pfig(c["p95_ratio"]));
+  row("sshd CPU ms", perJob(off["server_cpu_ms"], off["server_cpu_ms_per_job"]),
+      perJob(on["server_cpu_ms"], on["server_cpu_ms_per_job"]), pfig(c["server_cpu_ratio"]) + " per job");
+  row("connections opened", perJob(off["connections_opened"], off["connections_per_job"]),
+      perJob(on["connections_opened"], on["connections_per_job"]), pfig(c["connections_ratio"]) + " per job");
+  row("done / failed", pfig(off["done"]) + " / " + pfig(off["failed"]), pfig(on["done"]) + " / " + pfig(on["failed"]), "");
+}
 
 // The workload's figures (the summary's "workload" object): nothing for a
 // PTY run that measured no echo, so older runs print as they did.
@@ -57,6 +114,10 @@ void printWorkload(std::FILE* out, Json w) {
         std::fprintf(out, "breaking point        not reached\n");
       }
     }
+    return;
+  }
+  if (name == "jobs") {
+    printJobs(out, w);
     return;
   }
   if (name == "transfer") {

@@ -241,6 +241,7 @@ std::string logHistogram(const std::string& title, const std::vector<std::pair<s
   s += "<text x='" + num(LEFT - 4) + "' y='" + num(top + 4) + "' font-size='10' text-anchor='end'>" +
        num(maxShare * 1.1, 0) + " %</text><text x='" + num(LEFT - 4) + "' y='" + num(bottom) +
        "' font-size='10' text-anchor='end'>0</text>";
+  double legendX = LEFT + 8;
   for (size_t k = 0; k < hists.size(); ++k) {
     std::string d;
     for (size_t b = 0; b < bins; ++b) {
@@ -248,10 +249,11 @@ std::string logHistogram(const std::string& title, const std::vector<std::pair<s
            num(x(static_cast<double>(b + 1))) + "," + num(y(shares[k][b]));
     }
     std::string color = palette[k % 7];
+    std::string label = hists[k].first + " p99 " + num(static_cast<double>(hists[k].second->valueAtPercentile(99)) / 1000, 2) + " ms";
     s += "<path d='" + d + "' fill='none' stroke='" + color + "' stroke-width='1.5'><title>" + esc(hists[k].first) +
-         "</title></path><text x='" + num(LEFT + 8 + 125.0 * static_cast<double>(k)) + "' y='14' font-size='11' fill='" +
-         color + "'>" + esc(hists[k].first) + " p99 " + num(static_cast<double>(hists[k].second->valueAtPercentile(99)) / 1000, 2) +
-         " ms</text>";
+         "</title></path><text x='" + num(legendX) + "' y='14' font-size='11' fill='" + color + "'>" + esc(label) + "</text>";
+    // Each label as wide as its text (about 6 px a character at 11 px), so long names do not overlap.
+    legendX += std::max(125.0, 6.2 * static_cast<double>(label.size()) + 14);
   }
   return s + "</svg>";
 }
@@ -282,13 +284,118 @@ std::string sessionBars(const TransferFigures& t) {
   return s + "</svg>";
 }
 
+std::string fig(const Json& v) { return v.is_number() ? preciseText(v.get<double>()) : std::string("n/a"); }
+
+std::string tableRow(const std::vector<std::string>& cells, const char* tag = "td") {
+  std::string s = "<tr>";
+  for (const auto& c : cells) s += std::string("<") + tag + ">" + esc(c) + "</" + tag + ">";
+  return s + "</tr>";
+}
+
+// --workload jobs: counts, the A/B of --compare-reuse, latencies, reuse and
+// pool closes, jobs per second over time, failures.
+std::string jobsSection(const Run& run, const JobsFigures& f, double span) {
+  Json w = run.workload;  // operator[] reads a missing field as null
+  std::string s = "<h3>Jobs (reuse " + esc(w["reuse"].is_string() ? w["reuse"].get<std::string>() : "?") + ", " +
+                  fig(w["workers"]) + (w["workers"] == 1 ? " worker" : " workers") + ")</h3><table>" +
+                  tableRow({"submitted", "done", "failed", "aborted", "cancelled", "not started", "lost", "retried", "shed",
+                            "rejected", "jobs/s"},
+                           "th") +
+                  tableRow({fig(w["submitted"]), fig(w["done"]), fig(w["failed"]), fig(w["aborted"]), fig(w["cancelled"]),
+                            fig(w["not_started"]), fig(w["lost"]), fig(w["retried"]), fig(w["shed"]), fig(w["rejected"]),
+                            fig(w["jobs_per_sec"])}) +
+                  "</table>";
+  if (w["incomplete"].is_string()) s += "<p><b>Incomplete:</b> " + esc(w["incomplete"].get<std::string>()) + "</p>";
+
+  Json& phases = w["phases"];
+  if (phases.size() >= 2) {
+    Json& off = phases["reuse_off"];
+    Json& on = phases["reuse_on"];
+    Json& c = w["compare"];
+    auto perJob = [](Json& total, Json& per) { return fig(total) + (per.is_number() ? " (" + fig(per) + "/job)" : ""); };
+    s += "<h3>Jobs: reuse off vs on (--compare-reuse)</h3><table>" +
+         tableRow({"", "reuse off", "reuse on", "on / off"}, "th") +
+         tableRow({"jobs/s", fig(off["jobs_per_sec"]), fig(on["jobs_per_sec"]), fig(c["throughput_ratio"])}) +
+         tableRow({"p95 job latency ms", fig(off["latency_ms"]["total"]["p95"]), fig(on["latency_ms"]["total"]["p95"]),
+                   fig(c["p95_ratio"])}) +
+         tableRow({"sshd CPU ms", perJob(off["server_cpu_ms"], off["server_cpu_ms_per_job"]),
+                   perJob(on["server_cpu_ms"], on["server_cpu_ms_per_job"]), fig(c["server_cpu_ratio"]) + " per job"}) +
+         tableRow({"connections opened", perJob(off["connections_opened"], off["connections_per_job"]),
+                   perJob(on["connections_opened"], on["connections_per_job"]),
+                   fig(c["connections_ratio"]) + " per job"}) +
+         tableRow({"done / failed", fig(off["done"]) + " / " + fig(off["failed"]),
+                   fig(on["done"]) + " / " + fig(on["failed"]), ""}) +
+         "</table>";
+  }
+
+  s += "<h3>Jobs: latency (ms)</h3><table>" + tableRow({"", "n", "p50", "p95", "p99", "max"}, "th");
+  for (const char* name : JOB_LATENCIES) {
+    Json& h = w["latency_ms"][name];
+    s += tableRow({name, fig(h["n"]), fig(h["p50"]), fig(h["p95"]), fig(h["p99"]), fig(h["max"])});
+  }
+  s += "</table>";
+  // Total per phase (the A/B), and the parts of the run as a whole.
+  std::vector<std::pair<std::string, const LatencyHistogram*>> hists;
+  for (const auto& [name, p] : f.phases) {
+    if (auto it = p.latency.find("total"); it != p.latency.end() && !it->second.empty()) {
+      hists.emplace_back(name == "reuse_off" ? "total, reuse off" : "total, reuse on", &it->second);
+    }
+  }
+  std::vector<std::pair<std::string, LatencyHistogram>> parts;
+  for (const char* name : {"queue_wait", "connect", "run"}) {
+    LatencyHistogram h = f.latency(name);
+    if (!h.empty()) parts.emplace_back(name, std::move(h));
+  }
+  for (const auto& [name, h] : parts) hists.emplace_back(name, &h);
+  if (!hists.empty()) s += "<h3>Jobs: latency (log scale)</h3>" + logHistogram("job latency", hists);
+
+  s += "<h3>Jobs: connection reuse</h3><table>" +
+       tableRow({"reuse rate", "connections opened", "per hour per worker", "setup saved ms", "idle closes", "lru closes",
+                 "dead replaced", "dropped closes", "tainted closes"},
+                "th") +
+       tableRow({fig(w["reuse_rate"]), fig(w["connections_opened"]), fig(w["connections_per_hour_per_worker"]),
+                 fig(w["setup_saved_ms"]), fig(w["idle_closes"]), fig(w["lru_closes"]), fig(w["dead_replaced"]),
+                 fig(w["dropped_closes"]), fig(w["tainted_closes"])}) +
+       "</table>";
+  if (w["setup_saved_method"].is_string()) s += "<p>Setup saved: " + esc(w["setup_saved_method"].get<std::string>()) + "</p>";
+
+  std::vector<std::pair<std::string, std::vector<std::pair<double, double>>>> series;
+  if (f.phases.count("reuse_off")) series.emplace_back("reuse off jobs/s", f.series.ratePoints(0));
+  if (f.phases.count("reuse_on")) series.emplace_back("reuse on jobs/s", f.series.ratePoints(1));
+  series.emplace_back("failed + aborted /s", f.series.ratePoints(2));
+  s += "<h3>Jobs per second over time</h3>" + chart("jobs rate", series, span, std::nullopt, "jobs/s");
+
+  s += "<h3>Jobs: failures by kind</h3>";
+  if (f.failures.empty()) {
+    s += "<p>No failed jobs.</p>";
+  } else {
+    s += "<table>" + tableRow({"kind", "count", "first example"}, "th");
+    for (const auto& [kind, fl] : f.failures) s += tableRow({kind, std::to_string(fl.count), fl.example});
+    s += "</table>";
+  }
+  if (!f.firstFailures.empty()) {
+    s += "<p>First failed jobs:</p><table>" +
+         tableRow({"worker", "job", "target", "phase", "outcome", "kind", "exit codes", "message"}, "th");
+    for (const auto& j : f.firstFailures) {
+      auto text = [&](const char* k) {
+        const Json& v = field(j, k);
+        return v.is_string() ? v.get<std::string>() : v.is_null() ? std::string() : v.dump();
+      };
+      s += tableRow({text("session_id"), text("job"), text("target"), text("phase"), text("outcome"), text("failure_kind"),
+                     text("exit_codes"), text("message")});
+    }
+    s += "</table>";
+  }
+  return s;
+}
+
 std::string workloadSection(const Run& run, double span) {
   RunModel model;
   for (const auto& l : run.lines) model.onLine(l);
   const WorkloadModel& wm = model.workload();
   std::string s;
   switch (wm.kind()) {
-    case cli::WorkloadKind::JOBS: return "";  // issue 13: the jobs section is being built
+    case cli::WorkloadKind::JOBS: return jobsSection(run, wm.jobs(), span);
     case cli::WorkloadKind::PTY:
       if (wm.echo().empty()) return "";
       return "<h3>Keystroke echo latency</h3>" + logHistogram("echo latency", {{"echo", &wm.echo()}});

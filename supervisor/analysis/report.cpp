@@ -275,6 +275,55 @@ std::string workloadMarkdown(const std::string& runId, const Json& workload) {
     }
     return out;
   }
+  if (name == "jobs") {
+    auto pfig = [](const Json& v) { return v.is_number() ? preciseText(v.get<double>()) : std::string("n/a"); };
+    out += "\n**Jobs " + runId + "** (reuse " + (w["reuse"].is_string() ? w["reuse"].get<std::string>() : "?") + ", " +
+           pfig(w["workers"]) + (w["workers"] == 1 ? " worker" : " workers") + ")\n\n| submitted | done | failed | aborted | cancelled | not started | lost | "
+           "retried | shed | rejected | jobs/s |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n| " +
+           pfig(w["submitted"]) + " | " + pfig(w["done"]) + " | " + pfig(w["failed"]) + " | " + pfig(w["aborted"]) + " | " +
+           pfig(w["cancelled"]) + " | " + pfig(w["not_started"]) + " | " + pfig(w["lost"]) + " | " + pfig(w["retried"]) +
+           " | " + pfig(w["shed"]) + " | " + pfig(w["rejected"]) + " | " + pfig(w["jobs_per_sec"]) + " |\n";
+    if (w["incomplete"].is_string()) out += "\nIncomplete: " + w["incomplete"].get<std::string>() + "\n";
+    out += "\n| job latency (ms) | n | p50 | p95 | p99 | max |\n|---|---:|---:|---:|---:|---:|\n";
+    for (const char* lat : JOB_LATENCIES) {
+      Json& h = w["latency_ms"][lat];
+      out += std::string("| ") + lat + " | " + pfig(h["n"]) + " | " + pfig(h["p50"]) + " | " + pfig(h["p95"]) + " | " +
+             pfig(h["p99"]) + " | " + pfig(h["max"]) + " |\n";
+    }
+    out += "\n| reuse rate | connections opened | per hour per worker | setup saved ms | idle closes | lru closes | "
+           "dead replaced | dropped closes | tainted closes |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n| " +
+           pfig(w["reuse_rate"]) + " | " + pfig(w["connections_opened"]) + " | " +
+           pfig(w["connections_per_hour_per_worker"]) + " | " + pfig(w["setup_saved_ms"]) + " | " + pfig(w["idle_closes"]) +
+           " | " + pfig(w["lru_closes"]) + " | " + pfig(w["dead_replaced"]) + " | " + pfig(w["dropped_closes"]) + " | " +
+           pfig(w["tainted_closes"]) + " |\n";
+    if (w["setup_saved_method"].is_string()) out += "\nSetup saved: " + w["setup_saved_method"].get<std::string>() + "\n";
+    if (!w["failures"].empty()) {
+      out += "\n| job failure | count | first example |\n|---|---:|---|\n";
+      for (auto& [kind, f] : w["failures"].items()) {
+        out += "| " + kind + " | " + pfig(f["count"]) + " | " + f.value("example", "") + " |\n";
+      }
+    }
+    Json& phases = w["phases"];
+    if (phases.size() >= 2) {
+      Json& off = phases["reuse_off"];
+      Json& on = phases["reuse_on"];
+      Json& c = w["compare"];
+      auto perJob = [&](Json& total, Json& per) { return pfig(total) + (per.is_number() ? " (" + pfig(per) + "/job)" : ""); };
+      out += "\n| --compare-reuse | reuse off | reuse on | on / off |\n|---|---:|---:|---:|\n";
+      out += "| jobs/s | " + pfig(off["jobs_per_sec"]) + " | " + pfig(on["jobs_per_sec"]) + " | " +
+             pfig(c["throughput_ratio"]) + " |\n";
+      out += "| p95 job latency ms | " + pfig(off["latency_ms"]["total"]["p95"]) + " | " +
+             pfig(on["latency_ms"]["total"]["p95"]) + " | " + pfig(c["p95_ratio"]) + " |\n";
+      out += "| sshd CPU ms | " + perJob(off["server_cpu_ms"], off["server_cpu_ms_per_job"]) + " | " +
+             perJob(on["server_cpu_ms"], on["server_cpu_ms_per_job"]) + " | " + pfig(c["server_cpu_ratio"]) + " per job |\n";
+      out += "| connections opened | " + perJob(off["connections_opened"], off["connections_per_job"]) + " | " +
+             perJob(on["connections_opened"], on["connections_per_job"]) + " | " + pfig(c["connections_ratio"]) +
+             " per job |\n";
+      out += "| done / failed | " + pfig(off["done"]) + " / " + pfig(off["failed"]) + " | " + pfig(on["done"]) + " / " +
+             pfig(on["failed"]) + " | |\n";
+    }
+    return out;
+  }
   if (name == "transfer") {
     out += "\n**Transfer " + runId + "**: aggregate " + fig(w["aggregate_mb_per_sec"]) + " MB/s, " + fig(w["rounds"]) +
            " rounds, " + fig(w["corrupt_rounds"]) + " corrupt, " + fig(w["stalls"]["count"]) + " stalls (max " +

@@ -42,6 +42,12 @@ std::optional<uint64_t> countOf(const Json& line, const char* key) {
   return std::nullopt;
 }
 
+// Churn agents and jobs workers hold no long-lived session: they never log
+// "connected", and only a crash or giving up ends one abnormally.
+bool holdsNoSession(cli::WorkloadKind kind) {
+  return kind == cli::WorkloadKind::CHURN || kind == cli::WorkloadKind::JOBS;
+}
+
 Json orNull(std::optional<int64_t> v) { return v ? Json(*v) : Json(nullptr); }
 Json orNull(std::optional<double> v) { return v ? Json(*v) : Json(nullptr); }
 
@@ -82,7 +88,7 @@ SessionModel& RunModel::sessionFor(uint32_t id) {
   auto [it, added] = sessions_.try_emplace(id);
   if (added) {
     it->second.id = id;
-    it->second.holdsNoSession = workload_.kind() == cli::WorkloadKind::CHURN;
+    it->second.holdsNoSession = holdsNoSession(workload_.kind());
   }
   return it->second;
 }
@@ -110,12 +116,24 @@ void RunModel::onLine(const Json& line) {
   auto id = countOf(line, "session_id");
   bool hasId = id && *id <= UINT32_MAX;
   workload_.onLine(line, event, ns, hasId ? std::optional<uint32_t>(static_cast<uint32_t>(*id)) : std::nullopt);
-  if (event == "run_started" && workload_.kind() == cli::WorkloadKind::CHURN) {
+  if (event == "run_started" && holdsNoSession(workload_.kind())) {
     for (auto& [sid, sm] : sessions_) sm.holdsNoSession = true;
   }
   if (!hasId) return;
   SessionModel& s = sessionFor(static_cast<uint32_t>(*id));
-  if (field(line, "host").is_string()) s.host = field(line, "host").get<std::string>();
+  // A job line's host is its job's target, not the worker's slot.
+  if (field(line, "host").is_string() && event != "job") s.host = field(line, "host").get<std::string>();
+
+  // The supervisor's job_stats and job_retried name a worker but are not its
+  // agent's lines: they never stand for a restart. A worker with results is
+  // working, which is what "up" is for a worker (it holds no session).
+  if (event == "job_stats" || event == "job_retried") {
+    s.holdsNoSession = true;
+    if (event == "job_stats" && (s.state == SessionState::STARTING || s.state == SessionState::CONNECTING)) {
+      s.state = SessionState::CONNECTED;
+    }
+    return;
+  }
 
   // The supervisor logs no line of its own when it restarts a slot: the
   // next line of a crashed slot (other than giving it up) is from the agent
@@ -194,20 +212,27 @@ void RunModel::onLine(const Json& line) {
       s.holdsNoSession = true;
       if (s.state == SessionState::CONNECTING || s.state == SessionState::RESTARTING) s.state = SessionState::CONNECTED;
       break;
+    // A jobs worker that reports is working, like a churn agent.
+    case W::JOB_RESULT:
+    case W::JOB_CONNECTION_CLOSED:
+      s.holdsNoSession = true;
+      if (s.state == SessionState::CONNECTING || s.state == SessionState::RESTARTING) s.state = SessionState::CONNECTED;
+      break;
     case W::CHURN_CONNECTION:
     case W::TRANSFER_ROUND:
     case W::TRANSFER_CORRUPT:
     case W::TRANSFER_STALL:
     case W::TRANSFER_ERROR:
-    case W::JOB_RESULT:
-    case W::JOB_CONNECTION_CLOSED:
       break;
   }
 }
 
 void RunModel::configureWorkload(const cli::Options& o, int64_t startNs) {
   workload_.configure(o.workload, o.churnRate, o.churnRampSteps, o.maxConnFailures, o.maxConnectP99Ms, startNs);
-  for (auto& [id, s] : sessions_) s.holdsNoSession = o.workload == cli::WorkloadKind::CHURN;
+  if (o.workload == cli::WorkloadKind::JOBS) {
+    workload_.configureJobs(o.compareReuse ? "compare" : o.reuse ? "on" : "off", static_cast<uint32_t>(o.slots.size()));
+  }
+  for (auto& [id, s] : sessions_) s.holdsNoSession = holdsNoSession(o.workload);
 }
 
 SessionState RunModel::stateBeforeExit(uint32_t id) const {
@@ -354,6 +379,13 @@ VerdictInputs RunModel::verdictInputs() const {
   const TransferFigures& t = workload_.transfer();
   if (auto mbps = t.aggregateMbPerSec()) in.throughputMbPerSec = std::round(*mbps * 10.0) / 10.0;
   in.corruptRounds = t.corruptRounds;
+  const JobsFigures& j = workload_.jobs();
+  in.jobsResults = j.results();
+  in.jobsFailed = j.sum(&JobsFigures::Phase::failed);
+  in.jobsAborted = j.sum(&JobsFigures::Phase::aborted);
+  in.jobsLost = j.lost();
+  in.jobsUnaccounted = j.submitted() > j.results() ? j.submitted() - j.results() : 0;
+  in.jobP95Ms = j.totalP95Ms();
   return in;
 }
 

@@ -65,8 +65,8 @@ struct SessionModel {
   uint32_t restarts = 0;
   bool gaveUp = false;  // crash loop: the slot is not restarted any more
   std::string gaveUpReason;
-  // A churn agent holds no session: it never logs "connected", and only a
-  // crash or giving up ends it abnormally.
+  // A churn agent or a jobs worker holds no session: it never logs
+  // "connected", and only a crash or giving up ends it abnormally.
   bool holdsNoSession = false;
 
   bool up() const { return state == SessionState::CONNECTED; }

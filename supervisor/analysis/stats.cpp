@@ -25,4 +25,11 @@ std::string figureText(double v) {
   return buf;
 }
 
+std::string preciseText(double v) {
+  if (v == std::floor(v) || std::fabs(v) >= 100) return figureText(v);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.3g", v);
+  return buf;
+}
+
 }  // namespace sshsoak

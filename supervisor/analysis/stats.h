@@ -21,5 +21,9 @@ std::optional<double> ratePct(uint64_t part, uint64_t whole);
 // How a figure is written for people (console, Markdown, verdict notes):
 // whole numbers without decimals (counts stay counts), the rest with one.
 std::string figureText(double v);
+// For figures that are often below 1 (ratios, per-job figures, a reuse
+// rate, ms): whole numbers without decimals, below 100 three significant
+// digits (0.04, 1.76, 11.5), from 100 as figureText.
+std::string preciseText(double v);
 
 }  // namespace sshsoak

@@ -14,7 +14,10 @@ double round1(double v) { return std::round(v * 10.0) / 10.0; }
 
 Verdict judge(std::optional<double> measured, double threshold, const std::string& cmp) {
   if (!measured) return Verdict::NA;
-  bool ok = cmp == "<=" ? *measured <= threshold : cmp == ">=" ? *measured >= threshold : *measured < threshold;
+  bool ok = cmp == "<="   ? *measured <= threshold
+            : cmp == ">=" ? *measured >= threshold
+            : cmp == "==" ? *measured == threshold
+                          : *measured < threshold;
   return ok ? Verdict::PASS : Verdict::FAIL;
 }
 
@@ -42,7 +45,9 @@ Thresholds thresholdsOf(const cli::Options& o) {
                     .minConnRatePerSec = minConnRateOf(o),
                     .maxConnFailures = o.maxConnFailures,
                     .maxConnectP99Ms = o.maxConnectP99Ms,
-                    .minThroughputMbPerSec = o.minThroughputMbPerSec};
+                    .minThroughputMbPerSec = o.minThroughputMbPerSec,
+                    .maxJobFailures = o.maxJobFailures,
+                    .maxJobP95Ms = o.maxJobP95Ms};
 }
 
 std::vector<Criterion> evaluate(const VerdictInputs& in, const Thresholds& t) {
@@ -99,6 +104,24 @@ std::vector<Criterion> evaluate(const VerdictInputs& in, const Thresholds& t) {
         in.throughputMbPerSec ? "all sessions' bytes over the transfer span (MB = 10^6 bytes)" : "no round completed");
     add("corrupt_rounds", "corrupt rounds", double(in.corruptRounds), 0, "<=", "",
         "rounds whose SHA-256 differed between the ends");
+  }
+  if (in.workload == cli::WorkloadKind::JOBS) {
+    add("job_failures", "failed + aborted jobs", double(in.jobsFailed + in.jobsAborted), t.maxJobFailures, "<=", "",
+        std::to_string(in.jobsFailed) + " failed + " + std::to_string(in.jobsAborted) + " aborted of " +
+            std::to_string(in.jobsResults) + " jobs with a result");
+    // Always judged: a jobs run that cannot account for its jobs has lost them.
+    if (in.jobsLost) {
+      add("jobs_lost", "jobs lost", double(*in.jobsLost), 0, "==", "",
+          "submitted - (done + failed + aborted + cancelled + not_started): every job has exactly one result");
+    } else {
+      add("jobs_lost", "jobs lost", double(in.jobsUnaccounted), 0, "==", "",
+          "no final job_queue line: " + std::to_string(in.jobsUnaccounted) +
+              " submitted jobs without a result cannot be accounted for");
+      out.back().result = Verdict::FAIL;
+    }
+    add("job_p95_ms", "job latency p95", in.jobP95Ms, t.maxJobP95Ms, "<", "ms",
+        in.jobP95Ms ? "queue wait + connect + run, from each job's queueing (a paced job: its intended start)"
+                    : "no job timed");
   }
   return out;
 }

@@ -27,6 +27,8 @@ struct Thresholds {
   uint32_t maxConnFailures = 0;
   uint32_t maxConnectP99Ms = 0;
   double minThroughputMbPerSec = 0;
+  uint32_t maxJobFailures = 0;
+  uint32_t maxJobP95Ms = 0;
 };
 Thresholds thresholdsOf(const cli::Options& options);
 
@@ -48,6 +50,12 @@ struct VerdictInputs {
   std::optional<double> connectP99Ms;  // "total": from each connection's intended start
   std::optional<double> throughputMbPerSec;  // all sessions' bytes over the transfer span
   uint64_t corruptRounds = 0;
+  // Jobs: the outcomes over every phase, and whether each job is accounted for.
+  uint64_t jobsResults = 0;
+  uint64_t jobsFailed = 0, jobsAborted = 0;
+  std::optional<int64_t> jobsLost;  // none: the queue's final job_queue line is missing
+  uint64_t jobsUnaccounted = 0;     // then: submitted - results at the last report
+  std::optional<double> jobP95Ms;   // "total": queue wait + connect + run
 };
 
 // A criterion's outcome; n/a: nothing to measure.
@@ -58,7 +66,7 @@ struct Criterion {
   std::string label;       // for people
   std::optional<double> measured;
   double threshold = 0;
-  std::string comparison;  // "<=", ">=", "<"
+  std::string comparison;  // "<=", ">=", "<", "=="
   std::string unit;
   Verdict result = Verdict::NA;
   std::string note;

@@ -31,6 +31,52 @@ double numberOf(const Json& line, const char* key) {
 // MB/s per round are kept in a LatencyHistogram in hundredths (1 % precision).
 constexpr double RATE_UNITS_PER_MB = 100.0;
 
+double round3(double v) { return std::round(v * 1000.0) / 1000.0; }
+// Three significant digits, for ratios and per-job figures far below 1
+// (reuse on: 0.00075 connections per job).
+double roundSig3(double v) {
+  if (v == 0 || !std::isfinite(v)) return v;
+  double digits = std::max(0.0, 3.0 - std::ceil(std::log10(std::fabs(v))));
+  double scale = std::pow(10.0, digits);
+  return std::round(v * scale) / scale;
+}
+
+// A percentile of a histogram in ms (0.01), none when it is empty.
+std::optional<double> percentileMs(const LatencyHistogram& h, double pct) {
+  if (h.empty()) return std::nullopt;
+  return usToMs(pct >= 100 ? h.max() : h.valueAtPercentile(pct));
+}
+
+Json orNullJson(std::optional<double> v) { return v ? Json(*v) : Json(nullptr); }
+
+// The jobs summary's latency shape: {n, p50, p95, p99, max}, ms; the
+// percentiles are null when nothing was timed (reuse on: no connect).
+Json jobLatencyJson(const LatencyHistogram& h) {
+  return Json{{"n", h.count()},
+              {"p50", orNullJson(percentileMs(h, 50))},
+              {"p95", orNullJson(percentileMs(h, 95))},
+              {"p99", orNullJson(percentileMs(h, 99))},
+              {"max", orNullJson(percentileMs(h, 100))}};
+}
+
+// The sum of a histogram's values, µs (each at its bucket's median: 1 %).
+double sumUs(const LatencyHistogram& h) { return h.mean() * static_cast<double>(h.count()); }
+
+std::optional<double> ratio(std::optional<double> on, std::optional<double> off) {
+  if (!on || !off || *off <= 0) return std::nullopt;
+  return roundSig3(*on / *off);
+}
+
+// The two phases of --compare-reuse; a line naming no (or another) phase
+// belongs to the one of the line before it.
+constexpr const char* REUSE_OFF = "reuse_off";
+constexpr const char* REUSE_ON = "reuse_on";
+
+bool isJobsEvent(const std::string& event) {
+  return event == "job_stats" || event == "job_queue" || event == "job" || event == "job_connection_closed" ||
+         event == "job_retried" || event == "job_rejected" || event == "job_phase";
+}
+
 // At least 90 % of the step's target is "reached" (docs/reference.md, "Ramp").
 constexpr double RAMP_REACHED_FRACTION = 0.9;
 
@@ -167,6 +213,73 @@ std::vector<double> TransferFigures::sessionMbPerSec() const {
   return out;
 }
 
+// ---- jobs ----
+
+double JobsFigures::Phase::spanSecs() const {
+  if (ended && secs > 0) return secs;
+  return firstStartNs && lastEndNs ? static_cast<double>(*lastEndNs - *firstStartNs) / 1e9 : 0.0;
+}
+
+std::optional<double> JobsFigures::Phase::jobsPerSec() const {
+  double span = spanSecs();
+  if (span <= 0) return std::nullopt;
+  return static_cast<double>(results()) / span;
+}
+
+std::optional<int64_t> JobsFigures::Phase::lost() const {
+  if (!ended) return std::nullopt;
+  return static_cast<int64_t>(phaseSubmitted) - static_cast<int64_t>(results() + phaseNotStarted);
+}
+
+std::optional<double> JobsFigures::Phase::setupMsPerJob() const {
+  if (results() == 0) return std::nullopt;
+  double us = 0;
+  for (const char* name : {"connect", "liveness"}) {
+    if (auto it = latency.find(name); it != latency.end()) us += sumUs(it->second);
+  }
+  return us / 1000.0 / static_cast<double>(results());
+}
+
+uint64_t JobsFigures::sum(uint64_t Phase::*f) const {
+  uint64_t n = 0;
+  for (const auto& [name, p] : phases) n += p.*f;
+  return n;
+}
+
+uint64_t JobsFigures::submitted() const {
+  if (queue) return queue->submitted;
+  uint64_t n = 0;
+  for (const auto& [name, p] : phases) n += p.ended ? p.phaseSubmitted : 0;
+  return n;
+}
+
+uint64_t JobsFigures::results() const {
+  uint64_t n = 0;
+  for (const auto& [name, p] : phases) n += p.results();
+  return n;
+}
+
+double JobsFigures::spanSecs() const {
+  double s = 0;
+  for (const auto& [name, p] : phases) s += p.spanSecs();
+  return s;
+}
+
+std::optional<int64_t> JobsFigures::lost() const {
+  if (!accounted()) return std::nullopt;
+  return static_cast<int64_t>(queue->submitted) - static_cast<int64_t>(results() + queue->notStarted);
+}
+
+LatencyHistogram JobsFigures::latency(const std::string& name) const {
+  LatencyHistogram h;
+  for (const auto& [phase, p] : phases) {
+    if (auto it = p.latency.find(name); it != p.latency.end()) h.merge(it->second);
+  }
+  return h;
+}
+
+std::optional<double> JobsFigures::totalP95Ms() const { return percentileMs(latency("total"), 95); }
+
 // ---- WorkloadModel ----
 
 void WorkloadModel::onLine(const Json& line, const std::string& event, int64_t ns, std::optional<uint32_t> session) {
@@ -196,6 +309,8 @@ void WorkloadModel::onLine(const Json& line, const std::string& event, int64_t n
     if (transfer_.errors++ == 0) {
       transfer_.firstError = textField(line, "category") + ": " + textField(line, "message");
     }
+  } else if (isJobsEvent(event)) {
+    onJobsLine(line, event, ns, session);
   } else if (event == "pty_cycle") {
     const Json& echo = field(line, "echo_us");
     if (echo.is_array()) {
@@ -210,6 +325,7 @@ void WorkloadModel::onRunStarted(const Json& line, int64_t ns) {
   std::string name = textField(line, "workload");
   auto kind = name == "churn"      ? cli::WorkloadKind::CHURN
               : name == "transfer" ? cli::WorkloadKind::TRANSFER
+              : name == "jobs"     ? cli::WorkloadKind::JOBS
                                    : cli::WorkloadKind::PTY;  // absent: a log from before workloads
   std::optional<cli::ChurnRate> rate;
   if (auto r = cli::parseChurnRate(textField(line, "churn_rate"))) rate = *r;
@@ -221,6 +337,14 @@ void WorkloadModel::onRunStarted(const Json& line, int64_t ns) {
   auto p99 = line.contains("max_connect_p99_ms") ? static_cast<uint32_t>(uintOf(line, "max_connect_p99_ms"))
                                                  : defaults.maxConnectP99Ms;
   configure(kind, rate, steps, failures, p99, ns);
+  if (kind == cli::WorkloadKind::JOBS) {
+    configureJobs(textField(line, "reuse"), static_cast<uint32_t>(uintOf(line, "sessions")));
+  }
+}
+
+void WorkloadModel::configureJobs(const std::string& reuse, uint32_t workers) {
+  jobs_.reuse = reuse;
+  jobs_.workers = workers;
 }
 
 void WorkloadModel::configure(cli::WorkloadKind kind, std::optional<cli::ChurnRate> rate, uint32_t rampSteps,
@@ -337,6 +461,109 @@ void WorkloadModel::onTransferRound(const Json& line, int64_t ns, std::optional<
   while (!recentRounds_.empty() && recentRounds_.front().endNs < ns - 5'000'000'000) recentRounds_.pop_front();
 }
 
+const std::string& WorkloadModel::notePhase(const Json& line) {
+  std::string name = textField(line, "phase");
+  if (name == REUSE_OFF || name == REUSE_ON) {
+    jobsCurrentPhase_ = name;
+  } else if (jobsCurrentPhase_.empty()) {
+    jobsCurrentPhase_ = jobs_.reuse == "off" ? REUSE_OFF : REUSE_ON;
+  }
+  return jobsCurrentPhase_;
+}
+
+void WorkloadModel::onJobsLine(const Json& line, const std::string& event, int64_t ns, std::optional<uint32_t> session) {
+  if (kind_ == cli::WorkloadKind::PTY) kind_ = cli::WorkloadKind::JOBS;  // a log without run_started
+  if (event == "job_stats") {
+    onJobStats(line, ns, session);
+  } else if (event == "job_queue") {
+    JobsFigures::Queue q{uintOf(line, "submitted"), uintOf(line, "queued"),  uintOf(line, "in_flight"),
+                         uintOf(line, "results"),   uintOf(line, "retried"), uintOf(line, "shed"),
+                         uintOf(line, "not_started"), field(line, "final").is_boolean() && field(line, "final").get<bool>()};
+    notePhase(line);
+    // The run's counts so far; the final line is the run's account and
+    // nothing after it replaces that.
+    if (!jobs_.accounted()) jobs_.queue = q;
+    lastQueue_ = q;
+  } else if (event == "job") {
+    ++jobs_.detailLines;
+    std::string outcome = textField(line, "outcome");
+    if (outcome != "done" && jobs_.firstFailures.size() < JobsFigures::FIRST_FAILURES) {
+      Json ex = Json::object();
+      for (const char* k : {"session_id", "job", "target", "phase", "outcome", "attempt", "failure_kind", "message",
+                            "exit_codes", "commands_run", "commands_failed"}) {
+        if (line.contains(k)) ex[k] = field(line, k);
+      }
+      jobs_.firstFailures.push_back(std::move(ex));
+    }
+  } else if (event == "job_connection_closed") {
+    std::string reason = textField(line, "reason");
+    for (const char* r : JOB_CLOSE_REASONS) {
+      if (reason == r) ++jobs_.closes[reason];
+    }
+  } else if (event == "job_retried") {
+    ++jobs_.retried;
+  } else if (event == "job_rejected") {
+    ++jobs_.rejected;
+  } else if (event == "job_phase") {
+    auto& p = jobsPhase(line);
+    p.ended = true;
+    p.secs = numberOf(line, "secs");
+    p.phaseSubmitted = uintOf(line, "submitted");
+    p.phaseResults = uintOf(line, "results");
+    p.phaseNotStarted = uintOf(line, "not_started");
+    const Json& pid = field(line, "server_pid");
+    if (pid.is_number_integer()) p.serverPid = pid.get<int64_t>();
+    if (field(line, "server_cpu_ms").is_number()) p.serverCpuMs = uintOf(line, "server_cpu_ms");
+  }
+}
+
+void WorkloadModel::onJobStats(const Json& line, int64_t ns, std::optional<uint32_t> session) {
+  auto& p = jobsPhase(line);
+  bool off = jobsCurrentPhase_ == REUSE_OFF;
+  auto intervalMs = static_cast<int64_t>(uintOf(line, "interval_ms"));
+  uint64_t done = uintOf(line, "done"), failed = uintOf(line, "failed"), aborted = uintOf(line, "aborted"),
+           cancelled = uintOf(line, "cancelled");
+  p.done += done;
+  p.failed += failed;
+  p.aborted += aborted;
+  p.cancelled += cancelled;
+  p.reused += uintOf(line, "reused");
+  p.connectionsOpened += uintOf(line, "connections_opened");
+  p.deadReplaced += uintOf(line, "dead_replaced");
+  p.commandsRun += uintOf(line, "commands_run");
+  p.commandsFailed += uintOf(line, "commands_failed");
+  int64_t from = ns - intervalMs * 1'000'000;
+  p.firstStartNs = p.firstStartNs ? std::min(*p.firstStartNs, from) : from;
+  p.lastEndNs = p.lastEndNs ? std::max(*p.lastEndNs, ns) : ns;
+  if (session) jobs_.workersSeen.insert(*session);
+
+  // Every interval's and worker's histogram merged exactly: percentiles of
+  // the union, never an average of percentiles.
+  const Json& hists = field(line, "latency_us");
+  if (hists.is_object()) {
+    for (const char* name : JOB_LATENCIES) {
+      if (hists.contains(name)) addHistogramJson(hists[name], p.latency[name]);
+    }
+  }
+  const Json& failures = field(line, "failures");
+  if (failures.is_object()) {
+    for (const auto& [kind, f] : failures.items()) {
+      auto& agg = jobs_.failures[kind];
+      if (agg.count == 0) agg.example = textField(f, "example");
+      agg.count += uintOf(f, "count");
+    }
+  }
+
+  int64_t fromMs = (from - startNs()) / 1'000'000, toMs = (ns - startNs()) / 1'000'000;
+  jobs_.series.addSpread(fromMs, toMs, off ? 0 : 1, static_cast<double>(done + failed + aborted + cancelled));
+  jobs_.series.addSpread(fromMs, toMs, 2, static_cast<double>(failed + aborted));
+
+  Json total = hists.is_object() && hists.contains("total") ? hists["total"] : Json::object();
+  recentJobs_.push_back({ns, static_cast<uint32_t>(intervalMs), done, std::move(total)});
+  int64_t keepNs = std::max<int64_t>(10'000'000'000, 2 * intervalMs * 1'000'000);
+  while (!recentJobs_.empty() && recentJobs_.front().ns < ns - keepNs) recentJobs_.pop_front();
+}
+
 std::optional<BreakingPoint> WorkloadModel::breakingPoint() const {
   for (size_t k = 0; k < churn_.steps.size(); ++k) {
     const auto& s = churn_.steps[k];
@@ -384,7 +611,11 @@ Json WorkloadModel::json() const {
   j["name"] = std::string(cli::workloadName(kind_));
   auto orNull = [](std::optional<double> v) { return v ? Json(round1(*v)) : Json(nullptr); };
   switch (kind_) {
-    case cli::WorkloadKind::JOBS: break;  // issue 13: the jobs figures are being built
+    case cli::WorkloadKind::JOBS: {
+      Json jobs = jobsJson();
+      j.update(jobs);
+      break;
+    }
     case cli::WorkloadKind::PTY:
       j["echo"] = echo_.empty() ? Json(nullptr) : figuresJson(echo_);
       break;
@@ -479,7 +710,7 @@ Json WorkloadModel::json() const {
 std::string WorkloadModel::statusText() const {
   char buf[160];
   switch (kind_) {
-    case cli::WorkloadKind::JOBS: return "";  // issue 13: being built
+    case cli::WorkloadKind::JOBS: return jobsStatus();
     case cli::WorkloadKind::CHURN: {
       if (recentChurn_.empty()) return "churn: no report yet";
       // Every agent's last report: the lines within one interval of the newest.
@@ -518,6 +749,171 @@ std::string WorkloadModel::statusText() const {
       return buf;
   }
   return "";
+}
+
+}  // namespace sshsoak
+
+namespace sshsoak {
+
+namespace {
+
+std::optional<double> connectionsPerJob(const JobsFigures::Phase& p) {
+  if (p.results() == 0) return std::nullopt;
+  return static_cast<double>(p.connectionsOpened) / static_cast<double>(p.results());
+}
+
+Json jobsPhaseJson(const JobsFigures::Phase& p) {
+  Json j;
+  j["secs"] = round1(p.spanSecs());
+  j["submitted"] = p.ended ? Json(p.phaseSubmitted) : Json(nullptr);
+  j["done"] = p.done;
+  j["failed"] = p.failed;
+  j["aborted"] = p.aborted;
+  j["cancelled"] = p.cancelled;
+  j["not_started"] = p.ended ? Json(p.phaseNotStarted) : Json(nullptr);
+  j["lost"] = p.lost() ? Json(*p.lost()) : Json(nullptr);
+  auto jps = p.jobsPerSec();
+  j["jobs_per_sec"] = jps ? Json(round2(*jps)) : Json(nullptr);
+  j["reuse_rate"] = p.results() ? Json(round3(static_cast<double>(p.reused) / static_cast<double>(p.results()))) : Json(nullptr);
+  j["connections_opened"] = p.connectionsOpened;
+  auto perJob = connectionsPerJob(p);
+  j["connections_per_job"] = perJob ? Json(roundSig3(*perJob)) : Json(nullptr);
+  j["dead_replaced"] = p.deadReplaced;
+  Json lat = Json::object();
+  for (const char* name : JOB_LATENCIES) {
+    auto it = p.latency.find(name);
+    lat[name] = jobLatencyJson(it == p.latency.end() ? LatencyHistogram() : it->second);
+  }
+  j["latency_ms"] = std::move(lat);
+  auto setup = p.setupMsPerJob();
+  j["setup_ms_per_job"] = setup ? Json(round2(*setup)) : Json(nullptr);
+  j["server_pid"] = p.serverPid ? Json(*p.serverPid) : Json(nullptr);
+  j["server_cpu_ms"] = p.serverCpuMs ? Json(*p.serverCpuMs) : Json(nullptr);
+  j["server_cpu_ms_per_job"] =
+      p.serverCpuMs && p.results() ? Json(roundSig3(static_cast<double>(*p.serverCpuMs) / static_cast<double>(p.results())))
+                                   : Json(nullptr);
+  return j;
+}
+
+std::optional<double> cpuPerJob(const JobsFigures::Phase& p) {
+  if (!p.serverCpuMs || p.results() == 0) return std::nullopt;
+  return static_cast<double>(*p.serverCpuMs) / static_cast<double>(p.results());
+}
+
+std::optional<double> p95Of(const JobsFigures::Phase& p) {
+  auto it = p.latency.find("total");
+  return it == p.latency.end() ? std::nullopt : percentileMs(it->second, 95);
+}
+
+}  // namespace
+
+Json WorkloadModel::jobsJson() const {
+  const JobsFigures& f = jobs_;
+  Json j;
+  j["reuse"] = f.reuse.empty() ? Json(nullptr) : Json(f.reuse);
+  j["workers"] = f.workerCount();
+  j["submitted"] = f.submitted();
+  j["done"] = f.sum(&JobsFigures::Phase::done);
+  j["failed"] = f.sum(&JobsFigures::Phase::failed);
+  j["aborted"] = f.sum(&JobsFigures::Phase::aborted);
+  j["cancelled"] = f.sum(&JobsFigures::Phase::cancelled);
+  bool accounted = f.accounted();
+  j["not_started"] = accounted ? Json(f.queue->notStarted) : Json(nullptr);
+  j["lost"] = f.lost() ? Json(*f.lost()) : Json(nullptr);
+  j["queue_final"] = accounted;
+  if (!accounted) {
+    j["incomplete"] = f.empty() ? "no job_queue or job_stats line: no job was accounted for"
+                                : "no final job_queue line (run killed?): the counts are the last reports', "
+                                  "not_started and lost are unknown";
+  }
+  j["retried"] = f.retried;
+  j["shed"] = f.queue ? f.queue->shed : 0;
+  j["rejected"] = f.rejected;
+  double span = f.spanSecs();
+  uint64_t results = f.results();
+  j["span_secs"] = round1(span);
+  j["jobs_per_sec"] = span > 0 ? Json(round2(static_cast<double>(results) / span)) : Json(nullptr);
+  Json lat = Json::object();
+  for (const char* name : JOB_LATENCIES) lat[name] = jobLatencyJson(f.latency(name));
+  j["latency_ms"] = std::move(lat);
+  uint64_t reused = f.sum(&JobsFigures::Phase::reused);
+  j["reuse_rate"] = results ? Json(round3(static_cast<double>(reused) / static_cast<double>(results))) : Json(nullptr);
+  uint64_t opened = f.sum(&JobsFigures::Phase::connectionsOpened);
+  j["connections_opened"] = opened;
+  uint32_t workers = f.workerCount();
+  j["connections_per_hour_per_worker"] =
+      workers && span > 0 ? Json(round2(static_cast<double>(opened) / workers / (span / 3600.0))) : Json(nullptr);
+  auto closes = [&](const char* reason) {
+    auto it = f.closes.find(reason);
+    return it == f.closes.end() ? uint64_t{0} : it->second;
+  };
+  j["idle_closes"] = closes("idle");
+  j["lru_closes"] = closes("lru");
+  j["dead_replaced"] = f.sum(&JobsFigures::Phase::deadReplaced);
+  j["dropped_closes"] = closes("dropped");
+  j["tainted_closes"] = closes("tainted");
+
+  // What reuse saved in connection setup (docs/reference.md, "The summary line").
+  auto off = f.phases.find(REUSE_OFF), on = f.phases.find(REUSE_ON);
+  bool compared = off != f.phases.end() && on != f.phases.end() && off->second.results() && on->second.results();
+  if (compared) {
+    double saved = (*off->second.setupMsPerJob() - *on->second.setupMsPerJob()) * static_cast<double>(on->second.results());
+    j["setup_saved_ms"] = std::round(saved);
+    j["setup_saved_method"] = "measured: (reuse_off's - reuse_on's connect + liveness ms per job) x reuse_on's jobs";
+  } else if (f.reuse == "off" || (on == f.phases.end() && off != f.phases.end())) {
+    j["setup_saved_ms"] = 0;
+    j["setup_saved_method"] = "reuse off: the baseline, nothing reused";
+  } else {
+    LatencyHistogram connect = f.latency("connect");
+    j["setup_saved_ms"] = connect.empty() ? Json(nullptr) : Json(std::round(static_cast<double>(reused) * connect.mean() / 1000.0));
+    j["setup_saved_method"] = "estimated: jobs served by a cached connection x this run's mean connect time";
+  }
+
+  Json failures = Json::object();
+  for (const auto& [kind, fl] : f.failures) failures[kind] = Json{{"count", fl.count}, {"example", fl.example}};
+  j["failures"] = std::move(failures);
+  j["first_failures"] = f.firstFailures;
+  j["detail_lines"] = f.detailLines;
+
+  Json phases = Json::object();
+  for (const auto& [name, p] : f.phases) phases[name] = jobsPhaseJson(p);
+  j["phases"] = std::move(phases);
+  if (compared) {
+    const auto& a = off->second;
+    const auto& b = on->second;
+    j["compare"] = Json{{"throughput_ratio", orNullJson(ratio(b.jobsPerSec(), a.jobsPerSec()))},
+                        {"p95_ratio", orNullJson(ratio(p95Of(b), p95Of(a)))},
+                        {"server_cpu_ratio", orNullJson(ratio(cpuPerJob(b), cpuPerJob(a)))},
+                        {"connections_ratio", orNullJson(ratio(connectionsPerJob(b), connectionsPerJob(a)))}};
+  }
+  return j;
+}
+
+std::string WorkloadModel::jobsStatus() const {
+  if (recentJobs_.empty() && !lastQueue_) return "jobs: no report yet";
+  uint64_t done = 0;
+  LatencyHistogram total;
+  double rate = 0;
+  if (!recentJobs_.empty()) {
+    // Every worker's last report: the lines within one interval of the newest.
+    const auto& last = recentJobs_.back();
+    int64_t windowNs = std::max<int64_t>(1, last.intervalMs) * 1'000'000;
+    for (const auto& r : recentJobs_) {
+      if (r.ns <= last.ns - windowNs) continue;
+      done += r.done;
+      addHistogramJson(r.total, total);
+    }
+    rate = static_cast<double>(done) * 1e9 / static_cast<double>(windowNs);
+  }
+  auto p95 = percentileMs(total, 95);
+  char buf[200];
+  std::snprintf(buf, sizeof buf, "jobs %s done/s, queue %s, in flight %s, p95 %s, %llu failed",
+                figureText(round1(rate)).c_str(), lastQueue_ ? std::to_string(lastQueue_->queued).c_str() : "n/a",
+                lastQueue_ ? std::to_string(lastQueue_->inFlight).c_str() : "n/a",
+                p95 ? (figureText(round1(*p95)) + " ms").c_str() : "n/a",
+                static_cast<unsigned long long>(jobs_.sum(&JobsFigures::Phase::failed) +
+                                                jobs_.sum(&JobsFigures::Phase::aborted)));
+  return buf;
 }
 
 }  // namespace sshsoak

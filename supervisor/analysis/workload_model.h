@@ -1,4 +1,4 @@
-// What each workload measured (churn, transfer, the PTY's keystroke echo),
+// What each workload measured (churn, transfer, jobs, the PTY's keystroke echo),
 // learned from the JSONL lines the agents' events become (log_line.cpp).
 // RunModel feeds it every line; the summary's "workload" object, the
 // verdict's workload criteria, the live status line, the console, the
@@ -13,6 +13,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -124,6 +125,80 @@ struct TransferFigures {
   std::vector<double> sessionMbPerSec() const;  // one per session that moved bytes, sorted
 };
 
+// --workload jobs (docs/reference.md, "Jobs"): the figures of the run's
+// job_stats, job_queue, job, job_connection_closed, job_retried,
+// job_rejected and job_phase lines, kept per phase (reuse_off, reuse_on;
+// a run without --compare-reuse has one) and summed on demand. Nothing
+// grows with the run: fixed histograms, one bounded series, maps keyed by
+// phase, failure kind or close reason, the first few failed jobs.
+inline const char* const JOB_LATENCIES[] = {"queue_wait", "connect", "liveness", "run", "total"};
+inline const char* const JOB_CLOSE_REASONS[] = {"idle", "lru", "dead", "dropped", "tainted"};
+
+struct JobsFigures {
+  struct Failure {
+    uint64_t count = 0;
+    std::string example;
+  };
+  // A job_queue line's counts: the run's, over every phase so far.
+  struct Queue {
+    uint64_t submitted = 0, queued = 0, inFlight = 0, results = 0, retried = 0, shed = 0, notStarted = 0;
+    bool final = false;
+  };
+  struct Phase {
+    // Sums of the phase's job_stats lines.
+    uint64_t done = 0, failed = 0, aborted = 0, cancelled = 0;
+    uint64_t reused = 0, connectionsOpened = 0, deadReplaced = 0, commandsRun = 0, commandsFailed = 0;
+    std::map<std::string, LatencyHistogram> latency;  // JOB_LATENCIES, merged exactly
+    std::optional<int64_t> firstStartNs, lastEndNs;   // the job_stats intervals' span
+    // Its job_phase line, once the phase ended: the phase's own account.
+    bool ended = false;
+    double secs = 0;
+    uint64_t phaseSubmitted = 0, phaseResults = 0, phaseNotStarted = 0;
+    std::optional<int64_t> serverPid;
+    std::optional<uint64_t> serverCpuMs;
+
+    uint64_t results() const { return done + failed + aborted + cancelled; }
+    // job_phase's secs, else the span of its job_stats intervals.
+    double spanSecs() const;
+    std::optional<double> jobsPerSec() const;
+    // job_phase's submitted - (done + failed + aborted + cancelled +
+    // not_started); none before the phase's job_phase line.
+    std::optional<int64_t> lost() const;
+    // Mean connect + liveness time per job with a result, ms (the setup reuse saves).
+    std::optional<double> setupMsPerJob() const;
+  };
+
+  std::string reuse;     // run_started's: "on", "off", "compare"; "" unknown
+  uint32_t workers = 0;  // run_started's sessions (0: the workers seen in job_stats)
+  std::map<std::string, Phase> phases;      // "reuse_off" sorts before "reuse_on": the order they run in
+  std::optional<Queue> queue;               // the final job_queue, else the latest (a killed run)
+  std::map<std::string, Failure> failures;  // job_stats' failures, by kind
+  std::map<std::string, uint64_t> closes;   // job_connection_closed by reason
+  uint64_t retried = 0, rejected = 0;       // job_retried, job_rejected lines
+  uint64_t detailLines = 0;                 // job lines (failures; every job with --log-each-job)
+  static constexpr size_t FIRST_FAILURES = 5;
+  std::vector<Json> firstFailures;          // the first failed, aborted or cancelled job lines' essentials
+  std::set<uint32_t> workersSeen;           // session ids of job_stats lines (bounded by --sessions)
+  // Jobs per second over time: 0 results of reuse_off, 1 results of reuse_on, 2 failed + aborted.
+  BoundedSeries series{3};
+
+  bool empty() const { return phases.empty() && !queue; }
+  // The final (else the latest) job_queue's, else the ended phases' job_phase's.
+  uint64_t submitted() const;
+  uint64_t results() const;
+  uint64_t sum(uint64_t Phase::*f) const;
+  double spanSecs() const;  // the phases' spans added (they run one after another)
+  bool accounted() const { return queue && queue->final; }  // the run's final job_queue is in
+  // submitted - (done + failed + aborted + cancelled + not_started); none
+  // without the final job_queue (a killed run cannot account for its jobs).
+  std::optional<int64_t> lost() const;
+  // A latency over every phase, merged.
+  LatencyHistogram latency(const std::string& name) const;
+  // The job_p95_ms criterion's figure: "total" (queue wait + connect + run) p95, ms; none without a job.
+  std::optional<double> totalP95Ms() const;
+  uint32_t workerCount() const { return workers ? workers : static_cast<uint32_t>(workersSeen.size()); }
+};
+
 // Where a ramp broke: the first step whose failures, p99 or achieved rate
 // crossed its limit.
 struct BreakingPoint {
@@ -140,12 +215,15 @@ class WorkloadModel {
   // schedule and the ramp's limits; startNs: when the schedule began.
   void configure(cli::WorkloadKind kind, std::optional<cli::ChurnRate> rate, uint32_t rampSteps,
                  uint32_t maxConnFailures, uint32_t maxConnectP99Ms, int64_t startNs);
+  // run_started's jobs fields: reuse "on", "off" or "compare"; workers: --sessions.
+  void configureJobs(const std::string& reuse, uint32_t workers);
 
   cli::WorkloadKind kind() const { return kind_; }
   const std::optional<cli::ChurnRate>& churnRate() const { return churnRate_; }
   const ChurnFigures& churn() const { return churn_; }
   const TransferFigures& transfer() const { return transfer_; }
   const LatencyHistogram& echo() const { return echo_; }
+  const JobsFigures& jobs() const { return jobs_; }
   int64_t startNs() const { return startNs_.value_or(0); }
 
   std::optional<BreakingPoint> breakingPoint() const;
@@ -162,6 +240,13 @@ class WorkloadModel {
   void onRunStarted(const Json& line, int64_t ns);
   void onChurnStats(const Json& line, int64_t ns);
   void onTransferRound(const Json& line, int64_t ns, std::optional<uint32_t> session);
+  void onJobsLine(const Json& line, const std::string& event, int64_t ns, std::optional<uint32_t> session);
+  void onJobStats(const Json& line, int64_t ns, std::optional<uint32_t> session);
+  // A line's phase, or the phase of the latest line that named one.
+  const std::string& notePhase(const Json& line);
+  JobsFigures::Phase& jobsPhase(const Json& line) { return jobs_.phases[notePhase(line)]; }
+  Json jobsJson() const;
+  std::string jobsStatus() const;
 
   cli::WorkloadKind kind_ = cli::WorkloadKind::PTY;
   std::optional<cli::ChurnRate> churnRate_;
@@ -172,6 +257,8 @@ class WorkloadModel {
   ChurnFigures churn_;
   TransferFigures transfer_;
   LatencyHistogram echo_;
+  JobsFigures jobs_;
+  std::string jobsCurrentPhase_;
 
   // The last few seconds of reports for the live status line, pruned by time.
   struct RecentChurn {
@@ -187,6 +274,14 @@ class WorkloadModel {
     uint64_t bytes;
   };
   std::deque<RecentRound> recentRounds_;
+  struct RecentJobs {
+    int64_t ns;
+    uint32_t intervalMs;
+    uint64_t done;
+    Json total;  // the interval's "total" histogram
+  };
+  std::deque<RecentJobs> recentJobs_;
+  std::optional<JobsFigures::Queue> lastQueue_;  // the status line's queue and in-flight figures
 };
 
 }  // namespace sshsoak
