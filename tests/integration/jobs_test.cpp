@@ -36,17 +36,31 @@ uint64_t statsSum(const std::vector<Json>& lines, const std::string& field, cons
   return n;
 }
 
-// A live process whose command line is exactly `cmdline` (NULs as spaces).
-bool processRunning(const std::string& cmdline) {
+// Live processes whose command line holds `cmdline` (NULs as spaces).
+std::set<pid_t> processesRunning(const std::string& cmdline) {
+  std::set<pid_t> found;
   DIR* dir = ::opendir("/proc");
-  if (dir == nullptr) return false;
-  bool found = false;
+  if (dir == nullptr) return found;
   while (dirent* e = ::readdir(dir)) {
     pid_t pid = static_cast<pid_t>(std::atoi(e->d_name));
-    if (pid > 0 && cmdlineOf(pid) == cmdline) found = true;
+    if (pid > 0 && cmdlineOf(pid).find(cmdline) != std::string::npos) found.insert(pid);
   }
   ::closedir(dir);
   return found;
+}
+
+bool processRunning(const std::string& cmdline) { return !processesRunning(cmdline).empty(); }
+
+// Waits for a process running `cmdline` that is not in `seen`; adds it.
+bool waitForNewProcess(const std::string& cmdline, std::set<pid_t>& seen, int timeoutMs) {
+  int64_t deadline = monoMs() + timeoutMs;
+  while (monoMs() < deadline) {
+    for (pid_t p : processesRunning(cmdline)) {
+      if (seen.insert(p).second) return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
 }
 
 // The index of the first line with this event (-1: none).
@@ -235,4 +249,35 @@ TEST_F(SshdTest, AnIdleTimeoutShorterThanTheJobGapClosesTheCachedConnection) {
   EXPECT_EQ(statsSum(r.lines, "connections_opened"), 3u);
   EXPECT_EQ(statsSum(r.lines, "reused"), 0u);
   expectFinalQueue(r.lines, 3);
+}
+
+TEST_F(SshdTest, AJobWhoseWorkerDiesTwiceIsFailedWorkerDiedNotRunAThirdTime) {
+  std::string file = writeJobsFile(workDir_, {R"({"commands": ["sleep 1.72"], "id": "doomed"})",
+                                              R"({"commands": ["true"], "id": "after"})"});
+  SoakProcess soak(soakArgs({"--workload", "jobs", "--sessions", "1", "--jobs-file", file, "--log-each-job",
+                             "--duration-secs", "60"}));
+  // Kill the worker each time the job runs: first the agent, then its
+  // restart. A killed attempt's sleep may outlive its agent (the sshd does
+  // not kill an exec without a pty), so each attempt is a new process.
+  std::set<pid_t> sleeps;
+  for (size_t kill = 1; kill <= 2; ++kill) {
+    ASSERT_TRUE(waitForNewProcess("sleep 1.72", sleeps, 20000)) << "attempt " << kill << " never started";
+    auto started = linesOf(readJsonl(logPath_), "agent_started");
+    ASSERT_EQ(started.size(), kill) << soak.err();
+    ASSERT_EQ(::kill(started.back()["pid"].get<pid_t>(), SIGKILL), 0);
+  }
+  EXPECT_NE(soak.wait(60), -1) << soak.err();
+  auto lines = readJsonl(logPath_);
+  EXPECT_EQ(linesOf(lines, "job_retried").size(), 1u);
+  std::map<std::string, std::vector<Json>> byName;
+  for (const auto& j : linesOf(lines, "job")) byName[j["job"].get<std::string>()].push_back(j);
+  ASSERT_EQ(byName["doomed"].size(), 1u);
+  const Json& doomed = byName["doomed"][0];
+  EXPECT_EQ(doomed["outcome"], "failed") << doomed.dump();
+  EXPECT_EQ(doomed["failure_kind"], "worker_died") << doomed.dump();
+  EXPECT_EQ(doomed["attempt"], 2);
+  EXPECT_EQ(doomed["session_id"], 0);
+  ASSERT_EQ(byName["after"].size(), 1u);
+  EXPECT_EQ(byName["after"][0]["outcome"], "done");
+  expectFinalQueue(lines, 2);
 }
