@@ -226,9 +226,10 @@ int runMain(int argc, char** argv) {
     if (!options.durationGiven) options.durationSecs = options.embeddedDurationSecs;
     // The first experience shows the reconnect path too, unless the user
     // planned faults. Churn holds no session to reconnect: a drop there is
-    // only a failed connection, which its verdict counts against the run.
+    // only a failed connection, which its verdict counts against the run;
+    // a drop under a job is likewise a failed job (job_failures).
     if (options.drops.empty() && options.faultCommands.empty() && options.durationSecs >= DEMO_DROP_MIN_RUN_SECS &&
-        options.workload != cli::WorkloadKind::CHURN) {
+        options.workload != cli::WorkloadKind::CHURN && options.workload != cli::WorkloadKind::JOBS) {
       options.drops.push_back(DropSpec{demoDropAtSecs(options.durationSecs), 0, {}});
       spdlog::info("the demo drops every session at {} s to show the reconnect path", options.drops[0].atSecs);
     }
