@@ -93,7 +93,7 @@ TEST_F(JobsAgentTest, ReuseOnServesEveryJobOfATargetFromOneConnection) {
   const int jobs = 20;
   uint64_t freshUs = 0, reusedUsSum = 0, livenessUsSum = 0;
   for (int i = 1; i <= jobs; ++i) {
-    Json r = agent.runAndWait({.id = static_cast<uint64_t>(i), .commands = {"true", "uname -n", "date +%s"}});
+    Json r = agent.runAndWait({.id = static_cast<uint64_t>(i), .commands = {"true", "uname -n", "echo 'pyenv: noise on stderr' >&2; date +%s"}});
     ASSERT_FALSE(r.is_null()) << "job " << i << " has no result; " << agent.stderrText() << dump(agent);
     EXPECT_EQ(r["outcome"], "done") << r.dump();
     EXPECT_EQ(r["commands_run"], 3);
@@ -222,6 +222,8 @@ TEST_F(JobsAgentTest, ACommandTimeoutFailsTheCommandAndTaintsItsConnection) {
   EXPECT_EQ(r["failure_kind"], "command_timeout");
   EXPECT_EQ(exitCodes(r), (std::vector<int>{-1, 0}));
   EXPECT_EQ(r["connections_opened"], 2) << "the next command got a fresh connection";
+  EXPECT_GE(r["run_us"].get<uint64_t>(), 1'000'000u) << "the timeout is run time";
+  EXPECT_LT(r["run_us"].get<uint64_t>(), 1'000'000u + r["connect_us"].get<uint64_t>()) << "the reconnect is not";
   EXPECT_LT(tookMs, 4000);
   ASSERT_EQ(closes(agent, "tainted").size(), 1u);
   // The fresh connection is the one cached now.
