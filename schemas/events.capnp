@@ -303,7 +303,7 @@ struct JobResult {
   reused @3 :Bool;               # served by a cached connection (no connect)
   connectUs @4 :UInt64;          # TCP + key exchange + auth of the connection it opened (0: reused)
   livenessUs @5 :UInt64;         # the liveness check before reuse (every check of this job)
-  runUs @6 :UInt64;              # first channel open to the last command's end
+  runUs @6 :UInt64;              # first channel open to the last command's end, less mid-job connects (in connectUs)
   commandsRun @7 :UInt32;        # commands started
   commandsFailed @8 :UInt32;     # non-zero exit, timeout, channel failure
   exitCodes @9 :List(Int32);     # one per command started; -1: no exit status (timeout, channel failure)

@@ -152,12 +152,16 @@ void JobWorker::runJob(const JobRequest& job) {
   bool couldNotConnect = false;
   int64_t runStartNs = 0;
   int64_t runEndNs = 0;
+  uint64_t connectUsBeforeRun = 0;  // runUs leaves out the fresh connections opened mid-job
   for (size_t i = 0; !stopped && i < job.commands.size(); ++i) {
     if (!active_ && !open(job, report, stopped)) {
       couldNotConnect = !stopped;
       break;
     }
-    if (runStartNs == 0) runStartNs = monoNs();
+    if (runStartNs == 0) {
+      runStartNs = monoNs();
+      connectUsBeforeRun = report.connectUs;
+    }
     int32_t exitCode = -1;
     std::string message;
     auto end = runCommand(job.commands[i], timeoutMs, exitCode, message);
@@ -181,7 +185,11 @@ void JobWorker::runJob(const JobRequest& job) {
     }
     if (!progress.afterCommand(failure.has_value())) break;
   }
-  if (runStartNs != 0) report.runUs = runEndNs > runStartNs ? static_cast<uint64_t>(runEndNs - runStartNs) / 1000 : 1;
+  if (runStartNs != 0) {
+    uint64_t spanUs = runEndNs > runStartNs ? static_cast<uint64_t>(runEndNs - runStartNs) / 1000 : 0;
+    uint64_t reconnectUs = report.connectUs - connectUsBeforeRun;
+    report.runUs = std::max<uint64_t>(spanUs > reconnectUs ? spanUs - reconnectUs : 0, 1);
+  }
 
   if (stopped) {
     // Whatever failed before, the job did not end on its own: run_ended.

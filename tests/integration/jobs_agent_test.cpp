@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <thread>
 
@@ -64,6 +65,20 @@ std::string dump(const AgentHarness& agent) {
   return out;
 }
 
+// utime + stime of a process, in clock ticks.
+long cpuTicks(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::istringstream rest(stat.substr(stat.rfind(')') + 2));
+  std::string field;
+  long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::stol(field);
+    if (i == 15) stime = std::stol(field);
+  }
+  return utime + stime;
+}
+
 long rssKb(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string line;
@@ -76,9 +91,9 @@ long rssKb(pid_t pid) {
 TEST_F(JobsAgentTest, ReuseOnServesEveryJobOfATargetFromOneConnection) {
   AgentHarness agent(*sshd_, {});
   const int jobs = 20;
-  uint64_t freshUs = 0, reusedUsSum = 0;
+  uint64_t freshUs = 0, reusedUsSum = 0, livenessUsSum = 0;
   for (int i = 1; i <= jobs; ++i) {
-    Json r = agent.runAndWait({.id = static_cast<uint64_t>(i), .commands = {"true", "uname -n", "date +%s"}});
+    Json r = agent.runAndWait({.id = static_cast<uint64_t>(i), .commands = {"true", "uname -n", "echo 'pyenv: noise on stderr' >&2; date +%s"}});
     ASSERT_FALSE(r.is_null()) << "job " << i << " has no result; " << agent.stderrText() << dump(agent);
     EXPECT_EQ(r["outcome"], "done") << r.dump();
     EXPECT_EQ(r["commands_run"], 3);
@@ -95,13 +110,15 @@ TEST_F(JobsAgentTest, ReuseOnServesEveryJobOfATargetFromOneConnection) {
       EXPECT_EQ(r["connect_us"], 0);
       EXPECT_GT(r["liveness_us"].get<uint64_t>(), 0u) << "the liveness check ran";
       reusedUsSum += total;
+      livenessUsSum += r["liveness_us"].get<uint64_t>();
     }
     EXPECT_EQ(sshdConnectionProcesses(*sshd_).size(), 1u) << "one connection, held by sshd";
   }
   EXPECT_EQ(acceptedBySshd(), 1u) << sshd_->log();
   EXPECT_TRUE(agent.linesOf("job_connection_closed").empty());
-  std::printf("[ figures ] fresh-connection job %.2f ms, reused job (liveness + run) %.2f ms mean\n", freshUs / 1000.0,
-              reusedUsSum / 1000.0 / (jobs - 1));
+  std::printf("[ figures ] 3-command job: fresh connection %.2f ms, reused (liveness + run) %.2f ms mean, "
+              "liveness check %.3f ms mean\n",
+              freshUs / 1000.0, reusedUsSum / 1000.0 / (jobs - 1), livenessUsSum / 1000.0 / (jobs - 1));
   stopAndCheck(agent);
 }
 
@@ -135,11 +152,15 @@ TEST_F(JobsAgentTest, AnIdleConnectionIsClosedWhenItsIdleTimePasses) {
   Json closed = agent.linesOf("job_connection_closed").at(0);
   EXPECT_EQ(closed["reason"], "idle");
   EXPECT_GE(closed["idle_ms"].get<int64_t>(), 1000);
-  EXPECT_LT(closed["idle_ms"].get<int64_t>(), 1300) << "the worker woke for the deadline, not later";
+  EXPECT_LT(closed["idle_ms"].get<int64_t>(), 1500) << "the worker woke for the deadline, not later";
   EXPECT_GE(afterMs, 900);
   EXPECT_EQ(closed["jobs_served"], 1);
   EXPECT_EQ(closed["target"], sshd_->user() + "@127.0.0.1:" + std::to_string(sshd_->port()));
   EXPECT_TRUE(waitUntil([&] { return sshdConnectionProcesses(*sshd_).empty(); }, 3000));
+  // With nothing cached and no job, the worker sleeps in poll: no CPU.
+  long cpuBefore = cpuTicks(agent.pid());
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  EXPECT_LE(cpuTicks(agent.pid()) - cpuBefore, 1) << "an idle worker used CPU";
   // The next job opens a new one.
   r = agent.runAndWait({.id = 2, .commands = {"true"}});
   EXPECT_EQ(r["connections_opened"], 1) << r.dump();
@@ -201,6 +222,8 @@ TEST_F(JobsAgentTest, ACommandTimeoutFailsTheCommandAndTaintsItsConnection) {
   EXPECT_EQ(r["failure_kind"], "command_timeout");
   EXPECT_EQ(exitCodes(r), (std::vector<int>{-1, 0}));
   EXPECT_EQ(r["connections_opened"], 2) << "the next command got a fresh connection";
+  EXPECT_GE(r["run_us"].get<uint64_t>(), 1'000'000u) << "the timeout is run time";
+  EXPECT_LT(r["run_us"].get<uint64_t>(), 1'000'000u + r["connect_us"].get<uint64_t>()) << "the reconnect is not";
   EXPECT_LT(tookMs, 4000);
   ASSERT_EQ(closes(agent, "tainted").size(), 1u);
   // The fresh connection is the one cached now.
@@ -298,7 +321,13 @@ TEST_F(JobsAgentTest, TheWorkersMemoryDoesNotGrowWithJobs) {
   std::printf("[ figures ] worker RSS %ld kB after 100 jobs, %ld kB after 500; %.2f ms per reused 1-command job "
               "(harness round trip included)\n",
               warm, after, perJobMs);
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan keeps freed memory in quarantine, so RSS grows by design; only a
+  // gross leak shows through it.
+  EXPECT_LT(after - warm, 64 * 1024) << "the worker grew by more than 64 MB over 400 jobs under ASan";
+#else
   EXPECT_LT(after - warm, 256) << "the worker grew by more than 256 kB over 400 jobs";
+#endif
   stopAndCheck(agent);
 }
 

@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "session_agent/workloads/exec_poll.h"
+#include "session_agent/workloads/jobs.h"
 #include "session_agent/workloads/pty_workload.h"
 #include "session_agent/workloads/transfer.h"
 
@@ -79,4 +80,29 @@ TEST(WorkloadRegistry, TransferDecodesItsSpecAndIsIdleBeforeASession) {
   EXPECT_FALSE(w->wantsRead());
   EXPECT_FALSE(w->wantsWrite());
   EXPECT_FALSE(w->hasBufferedData());
+}
+
+TEST(WorkloadRegistry, JobsIsSessionlessAndKeepsItsSpec) {
+  capnp::MallocMessageBuilder message;
+  auto spec = message.initRoot<wire::WorkloadSpec>();
+  auto jobs = spec.initJobs();
+  jobs.setMaxIdleMs(60'000);
+  jobs.setMaxConnections(4);
+  jobs.setFailureStrategy(wire::FailureStrategy::ABORT_AFTER_N);
+  jobs.setFailureThreshold(2);
+  jobs.setCommandTimeoutMs(30'000);
+  jobs.setConnectTimeoutMs(10'000);
+  jobs.setLivenessCheck(false);
+  WorkloadSpec made = workloadSpecFromWire(spec.asReader());
+  EXPECT_TRUE(made.sessionless()) << "the agent runs a JobWorker instead of the session loop";
+  EXPECT_EQ(made.make(), nullptr);
+  const auto* s = made.get<JobsSpec>();
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->maxIdleMs, 60'000u);
+  EXPECT_EQ(s->maxConnections, 4u);
+  EXPECT_EQ(s->failureStrategy, wire::FailureStrategy::ABORT_AFTER_N);
+  EXPECT_EQ(s->failureThreshold, 2u);
+  EXPECT_EQ(s->commandTimeoutMs, 30'000u);
+  EXPECT_EQ(s->connectTimeoutMs, 10'000u);
+  EXPECT_FALSE(s->livenessCheck);
 }
