@@ -48,6 +48,12 @@ bool holdsNoSession(cli::WorkloadKind kind) {
   return kind == cli::WorkloadKind::CHURN || kind == cli::WorkloadKind::JOBS;
 }
 
+// A job line the supervisor wrote for a job whose worker could not answer.
+bool madeBySupervisor(const Json& jobLine) {
+  std::string kind = textField(jobLine, "failure_kind");
+  return kind == "worker_died" || kind == "run_ended";
+}
+
 Json orNull(std::optional<int64_t> v) { return v ? Json(*v) : Json(nullptr); }
 Json orNull(std::optional<double> v) { return v ? Json(*v) : Json(nullptr); }
 
@@ -124,10 +130,11 @@ void RunModel::onLine(const Json& line) {
   // A job line's host is its job's target, not the worker's slot.
   if (field(line, "host").is_string() && event != "job") s.host = field(line, "host").get<std::string>();
 
-  // The supervisor's job_stats and job_retried name a worker but are not its
-  // agent's lines: they never stand for a restart. A worker with results is
-  // working, which is what "up" is for a worker (it holds no session).
-  if (event == "job_stats" || event == "job_retried") {
+  // The supervisor's job_stats and job_retried, and the job line it makes
+  // for a dead worker's job (worker_died, run_ended), name a worker but are
+  // not its agent's lines: they never stand for a restart. A worker with
+  // results is working, which is what "up" is for a worker (it holds no session).
+  if (event == "job_stats" || event == "job_retried" || (event == "job" && madeBySupervisor(line))) {
     s.holdsNoSession = true;
     if (event == "job_stats" && (s.state == SessionState::STARTING || s.state == SessionState::CONNECTING)) {
       s.state = SessionState::CONNECTED;

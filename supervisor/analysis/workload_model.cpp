@@ -509,7 +509,6 @@ void WorkloadModel::onJobsLine(const Json& line, const std::string& event, int64
     p.ended = true;
     p.secs = numberOf(line, "secs");
     p.phaseSubmitted = uintOf(line, "submitted");
-    p.phaseResults = uintOf(line, "results");
     p.phaseNotStarted = uintOf(line, "not_started");
     const Json& pid = field(line, "server_pid");
     if (pid.is_number_integer()) p.serverPid = pid.get<int64_t>();
@@ -750,10 +749,6 @@ std::string WorkloadModel::statusText() const {
   }
   return "";
 }
-
-}  // namespace sshsoak
-
-namespace sshsoak {
 
 namespace {
 

@@ -153,7 +153,7 @@ struct JobsFigures {
     // Its job_phase line, once the phase ended: the phase's own account.
     bool ended = false;
     double secs = 0;
-    uint64_t phaseSubmitted = 0, phaseResults = 0, phaseNotStarted = 0;
+    uint64_t phaseSubmitted = 0, phaseNotStarted = 0;
     std::optional<int64_t> serverPid;
     std::optional<uint64_t> serverCpuMs;
 

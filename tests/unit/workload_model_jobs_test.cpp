@@ -552,6 +552,11 @@ TEST(JobsFigures, ASupervisorsJobLineAboutACrashedWorkerIsNoRestart) {
   crash["detail"] = "signal 9 (SIGKILL)";
   model.onLine(crash);
   model.onLine(retriedLine(0, T0 + SEC, 5));
+  Json made = lineHead(T0 + SEC, 0, "10.0.0.9:22", "job");  // the supervisor's result for a job it could not retry
+  made["job_id"] = 6;
+  made["outcome"] = "failed";
+  made["failure_kind"] = "worker_died";
+  model.onLine(made);
   Stats st;
   st.done = 1;
   model.onLine(jobStats(0, T0 + SEC, st));  // the dead worker's last rollup
