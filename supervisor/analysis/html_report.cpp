@@ -376,7 +376,7 @@ std::string jobsSection(const Run& run, const JobsFigures& f, double span) {
     s += "</table>";
   }
   if (!f.firstFailures.empty()) {
-    s += "<p>First failed jobs:</p><table>" +
+    s += "<p>First jobs that did not end done (failed, aborted, cancelled):</p><table>" +
          tableRow({"worker", "job", "target", "phase", "outcome", "kind", "exit codes", "message"}, "th");
     for (const auto& j : f.firstFailures) {
       auto text = [&](const char* k) {

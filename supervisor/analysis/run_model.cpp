@@ -173,7 +173,11 @@ void RunModel::onLine(const Json& line) {
   auto which = agentEventOf(event);
   if (!which) return;
   switch (*which) {
-    case W::STARTED: s.state = SessionState::CONNECTING; break;
+    // A jobs worker is ready for jobs as soon as it starts: its connections
+    // are made per job, not before (its first job_stats may be an interval away).
+    case W::STARTED:
+      s.state = workload_.kind() == cli::WorkloadKind::JOBS ? SessionState::CONNECTED : SessionState::CONNECTING;
+      break;
     case W::CONNECTED:
       ++s.connects;
       ++s.sessionsOpened;
