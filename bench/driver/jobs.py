@@ -270,13 +270,11 @@ def wait_results(run, expected, max_secs, grace=5.0, first_report_secs=20.0):
         now = time.monotonic()
         if all_in is None and now >= next_read:
             next_read = now + 1.0
-            last = {}  # phase -> its latest job_queue line (results count up within a phase)
-            for e in run.events():
-                if e.get("event") == "job_queue":
-                    last[e.get("phase")] = e
-            if not last and now - start > first_report_secs:
+            # job_queue's counts are the run's (every phase so far).
+            q = [e for e in run.events() if e.get("event") == "job_queue"]
+            if not q and now - start > first_report_secs:
                 return False
-            if sum(e.get("results", 0) for e in last.values()) >= expected:
+            if max((e.get("results", 0) for e in q), default=0) >= expected:
                 all_in = now
         if all_in is not None and now - all_in > grace:
             return False
