@@ -22,8 +22,8 @@ three invocations' for ControlMaster; sshsoak: its `total` latency, queue
 wait + connect + run), connections opened, the CPU of the sshd tree (the
 listener and its children, live and reaped: utime+stime+cutime+cstime from
 /proc, as every case measures it) and of the client (OpenSSH: wait4 rusage of
-every `ssh` plus the masters' own ticks from /proc; sshsoak: the supervisor
-and its agents from /proc), each per job.
+every `ssh` plus the masters' own ticks from /proc; sshsoak: its wait4 rusage,
+which holds its agents', over its whole run), each per job.
 
 sshsoak's figures come from its summary line's `workload` object
 (docs/reference.md, "Jobs"): jobs_per_sec, latency_ms.total.p50/p95,
@@ -39,13 +39,14 @@ by PID.
 """
 import os
 import re
+import signal
 import subprocess
 import threading
 import time
 
 from . import hdr
 from .churn import saturation
-from .common import MachineCpu, Side, Sshd, Window, log, proc_table, run_timed, ssh_base, target
+from .common import MachineCpu, Side, Sshd, Window, log, run_timed, ssh_base, target, wait_rusage
 from .from_binary import percentiles_ms
 from .sshsoak_run import SshsoakRun
 
@@ -245,41 +246,48 @@ def run_sshsoak(cfg, sshd, workdir, reuse, tag, expected_results):
     cfg.jobs_max_secs after its start)."""
     sshd_side = Side([sshd.proc.pid])
     with MachineCpu() as m, Window(sshd_side, sample_secs=5.0) as ws:
+        t0 = time.monotonic()
         run = SshsoakRun(cfg.bin, sshd, workdir, cfg.jobs_workers, cfg.jobs_max_secs + 30,
                          sshsoak_args(cfg, sshd, reuse), tag=tag)
-        with Window(run.side, sample_secs=5.0, focus=run.proc.pid) as w:
-            ended_itself = wait_results(run, expected_results, cfg.jobs_max_secs)
-            rc = run.stop()
-    ev = run.events()
-    return ev, rc, ended_itself, window_ms(w), window_ms(ws), m.busy_cores(), run.log_path, w.result()["secs"]
+        ended_itself, ru = wait_results(run, expected_results, cfg.jobs_max_secs)
+        wall = time.monotonic() - t0
+        rc = run.stop()  # reaped already: closes its console
+    # The client's CPU is the run's whole life: sshsoak's own rusage, which
+    # holds its agents' (it reaps them), taken when the driver reaped it.
+    client_ms = (ru.ru_utime + ru.ru_stime) * 1000
+    return run.events(), rc, ended_itself, client_ms, window_ms(ws), m.busy_cores(), run.log_path, wall
 
 
 def wait_results(run, expected, max_secs, grace=5.0, first_report_secs=20.0):
-    """True if the run ended by itself (every job has its result); False if
-    it had to be stopped: at max_secs, `grace` s after its job_queue lines
-    counted every result without the run ending, or when no job_queue line
-    came within first_report_secs (--job-report-secs is 1: the workload is
-    not running)."""
+    """(True, rusage) if the run ended by itself (every job has its result);
+    (False, rusage) if it had to be stopped (SIGTERM, then reaped here): at
+    max_secs, `grace` s after its job_queue lines counted every result
+    without the run ending, or when no job_queue line came within
+    first_report_secs (--job-report-secs is 1: the workload is not running)."""
     start = time.monotonic()
     deadline = start + max_secs
     all_in = None
     next_read = start + 1.0
     while time.monotonic() < deadline:
-        if run.proc.poll() is not None:
-            return True
+        pid, status, ru = os.wait4(run.proc.pid, os.WNOHANG)
+        if pid == run.proc.pid:
+            run.proc.returncode = os.waitstatus_to_exitcode(status)
+            return True, ru
         now = time.monotonic()
         if all_in is None and now >= next_read:
             next_read = now + 1.0
             # job_queue's counts are the run's (every phase so far).
             q = [e for e in run.events() if e.get("event") == "job_queue"]
             if not q and now - start > first_report_secs:
-                return False
+                break
             if max((e.get("results", 0) for e in q), default=0) >= expected:
                 all_in = now
         if all_in is not None and now - all_in > grace:
-            return False
+            break
         time.sleep(0.1)
-    return False
+    run.proc.send_signal(signal.SIGTERM)  # clean shutdown: the summary is written
+    _, ru = wait_rusage(run.proc, timeout=60, what="sshsoak after SIGTERM")
+    return False, ru
 
 
 def phase_figures(ev, phase, n_expected):
