@@ -12,6 +12,9 @@
 #   issue 12: --only churn,transfer,memory (connection churn and bulk transfer
 #             against OpenSSH, agents' memory per workload); --memory-secs 600
 #             for the 10-minute memory target
+#   issue 13: --only jobs (4 workers, short jobs of 3 commands: sshsoak
+#             --reuse on/off vs plain ssh per job vs ControlMaster);
+#             --jobs-count N (1000), --jobs-compare-reuse
 #
 # Environment: BUILD_DIR (default build/), SKIP_BUILD=1 to use it as it is.
 # Needs root for sshd (as the integration tests do). Touches nothing but its

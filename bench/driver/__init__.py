@@ -18,7 +18,7 @@ the percentile (`sshsoak percentiles`); see from_binary.py.
 
 Modules: main (flags, the case list, bench-results.json), one module per
 case (micro, handshake, throughput, footprint with workload, storm, scale;
-issue 12: churn, transfer, memory), hdr (churn_stats histograms merged),
+issue 12: churn, transfer, memory; issue 13: jobs), hdr (churn_stats histograms merged),
 report (the printed table), common (/proc, processes, the private sshd),
 sshsoak_run (one sshsoak run and its JSONL log), from_binary.
 Standard library only: runs on Debian's /usr/bin/python3.

@@ -10,7 +10,7 @@ import tempfile
 import time
 import types
 
-from . import churn, footprint, handshake, memory, micro, report, scale, storm, throughput, transfer
+from . import churn, footprint, handshake, jobs, memory, micro, report, scale, storm, throughput, transfer
 from .common import LIVE, Sshd, log, machine_info, stop_pids
 
 # Each case: name -> measure(cfg, env), env.sshd being the shared default sshd
@@ -26,6 +26,7 @@ CASES = {
     "churn": churn.measure,
     "transfer": transfer.measure,
     "memory": memory.measure,
+    "jobs": jobs.measure,
 }
 ALL = list(CASES)
 
@@ -57,6 +58,10 @@ def parse_args():
     ap.add_argument("--memory-workloads", default=None,
                     help="the memory case's workloads, comma-separated (pty,churn,transfer); one each lets three "
                          "10-minute runs go side by side in separate invocations")
+    ap.add_argument("--jobs-count", type=int, default=None,
+                    help="jobs per way in the jobs case (1000; --quick 200)")
+    ap.add_argument("--jobs-compare-reuse", action="store_true",
+                    help="the jobs case also runs sshsoak --compare-reuse (both phases in one run)")
     cfg = ap.parse_args()
     quick = cfg.quick
     cfg.reps = cfg.reps or (1 if quick else 3)
@@ -90,6 +95,12 @@ def parse_args():
     unknown = [w for w in cfg.memory_workloads if w not in memory.WORKLOADS]
     if unknown:
         ap.error(f"--memory-workloads: unknown {','.join(unknown)} (known: {','.join(memory.WORKLOADS)})")
+    # jobs (issue 13): W workers, N jobs of 3 commands each way, closed loop;
+    # each way bounded by jobs_max_secs besides the count.
+    cfg.jobs_workers = 4
+    cfg.jobs_count = cfg.jobs_count or (200 if quick else 1000)
+    cfg.jobs_max_secs = 120 if quick else 300
+    cfg.jobs_compare = cfg.jobs_compare_reuse
     cfg.cases = [c.strip() for c in cfg.only.split(",") if c.strip()]
     for c in cfg.cases:
         if c not in CASES:

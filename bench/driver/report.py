@@ -159,10 +159,68 @@ def memory_rows(m, row):
         row("", "PSS slope MB/h / end RSS MB", f"{v['pss_slope_mb_per_h_max']} / {v['rss_end_mb_max']}", "-", "", "")
 
 
+def jobs_rows(j, row):
+    def way(name):
+        return j.get(name) or {"error": "not run"}
+
+    def val(name, get):
+        v = way(name)
+        if "error" in v:
+            return "error"
+        try:
+            x = get(v)
+        except (KeyError, TypeError):
+            x = None
+        return "-" if x is None else x
+
+    def both(a, b, get, la, lb):
+        return f"{la} {val(a, get)} / {lb} {val(b, get)}"
+
+    def mine(get):
+        return both("sshsoak_reuse_on", "sshsoak_reuse_off", get, "on", "off")
+
+    def ref(get):
+        return both("plain_ssh", "control_master", get, "plain", "CM")
+
+    v = j.get("verdicts", {})
+    vp, vc = v.get("reuse_on_vs_plain_ssh"), v.get("reuse_on_vs_control_master")
+    case = f"jobs {j['workers']} workers x {j['jobs']}"
+    row(case, "jobs/s", mine(lambda x: x["jobs_per_sec"]), ref(lambda x: x["jobs_per_sec"]),
+        ">= 5x plain ssh", ok(vp["pass"]) if vp else "")
+    row("", "reuse on / plain, / CM", f"{vp['ratio']}x / {vc['ratio']}x" if vp and vc else "-", "",
+        ">= 0.95x CM (match)", ok(vc["pass"]) if vc else "")
+    row("", "job p50/p95 ms", mine(lambda x: f"{x['latency_ms']['p50']}/{x['latency_ms']['p95']}"),
+        ref(lambda x: f"{x['latency_ms']['p50']}/{x['latency_ms']['p95']}"), "", "")
+    row("", "done / failed", mine(lambda x: f"{x['done']}/{x['failed']}"), ref(lambda x: f"{x['done']}/{x['failed']}"),
+        "0 failed", "")
+    row("", "connections opened", mine(lambda x: x["connections_opened"]), ref(lambda x: x["connections_opened"]),
+        "", "")
+    row("", "sshd CPU ms/job", mine(lambda x: x["sshd_cpu_ms_per_job"]), ref(lambda x: x["sshd_cpu_ms_per_job"]),
+        "", "")
+    row("", "client CPU ms/job", mine(lambda x: x["client_cpu_ms_per_job"]),
+        ref(lambda x: x["client_cpu_ms_per_job"]), "", "")
+    for mine_name, ref_name, label in (("sshsoak_reuse_on", "plain_ssh", "saturation: on / plain"),
+                                       ("sshsoak_reuse_off", "control_master", "saturation: off / CM")):
+        row("", label, way(mine_name).get("saturation", "-"), way(ref_name).get("saturation", "-"), "", "")
+    for name in ("sshsoak_reuse_on", "sshsoak_reuse_off", "plain_ssh", "control_master"):
+        if "error" in way(name):
+            row("", f"{name} error", way(name)["error"][:90], "", "", "")
+    c = j.get("sshsoak_compare_reuse")
+    if c and "error" not in c:
+        for ph in ("reuse_off", "reuse_on"):
+            x = c[ph]
+            row("jobs --compare-reuse" if ph == "reuse_off" else "", f"{ph}: jobs/s, p95 ms, conns, sshd ms",
+                f"{x['jobs_per_sec']}, {x['latency_ms']['p95']}, {x['connections_opened']}, {x['server_cpu_ms']}",
+                "-", "", "")
+    elif c:
+        row("jobs --compare-reuse", "error", c["error"][:100], "", "", "")
+
+
 # The table's order (not the order the cases run in).
 ROWS = [("footprint", footprint_rows), ("workload", workload_rows), ("storm", storm_rows),
         ("handshake", handshake_rows), ("throughput", throughput_rows), ("scale", scale_rows),
-        ("micro", micro_rows), ("churn", churn_rows), ("transfer", transfer_rows), ("memory", memory_rows)]
+        ("micro", micro_rows), ("churn", churn_rows), ("transfer", transfer_rows), ("memory", memory_rows),
+        ("jobs", jobs_rows)]
 
 
 def render_table(r):
