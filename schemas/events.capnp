@@ -139,7 +139,7 @@ struct JobsWorkloadSpec {
   failureThreshold @3 :UInt32;    # abortAfterN's N (>= 1)
   commandTimeoutMs @4 :UInt32;    # per command, unless the job says otherwise
   connectTimeoutMs @5 :UInt32;    # one connection: TCP, key exchange, auth
-  livenessCheck @6 :Bool;         # a keepalive round trip before reusing a cached connection
+  livenessCheck @6 :Bool;         # a round trip (a channel open the server refuses) before reusing a cached connection
 }
 
 struct Job {

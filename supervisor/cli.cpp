@@ -211,7 +211,7 @@ void addWorkloadFlags(CLI::App& app, Options& o, Flags& f) {
   app.add_option("--failure-threshold", o.failureThreshold, "jobs: abort-after's N");
   app.add_option("--command-timeout-secs", o.commandTimeoutSecs, "jobs: deadline of one command");
   app.add_flag("--no-liveness-check", f.noLivenessCheck,
-               "jobs: reuse a cached connection without a keepalive round trip first");
+               "jobs: reuse a cached connection without a round trip to the server first (a refused channel open)");
   app.add_option("--job-report-secs", o.jobReportSecs, "jobs: per-worker rollup lines (job_stats) this often");
   app.add_flag("--log-each-job", o.logEachJob, "jobs: a job line for every job (default: failures only)");
   app.add_option("--max-job-queue", o.maxJobQueue, "jobs: generated jobs waiting beyond this are shed (counted)");
