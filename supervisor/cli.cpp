@@ -555,7 +555,10 @@ Check readJobFlags(Options& o, const Flags& f) {
   }
   if (o.failureThreshold == 0) return usage("--failure-threshold must be at least 1");
   if (o.jobRatePerSec < 0 || o.jobRatePerSec > 1e6) return usage("--job-rate must be from 0 to 1000000");
-  if (o.commandTimeoutSecs == 0) return usage("--command-timeout-secs must be at least 1");
+  if (o.commandTimeoutSecs == 0 || o.commandTimeoutSecs > 86400) {
+    return usage("--command-timeout-secs must be from 1 to 86400");
+  }
+  if (o.maxIdleSecs > 86400 * 7) return usage("--max-idle-secs must be at most 604800 (a week; 0: never)");
   if (o.maxConnectionsPerWorker == 0) return usage("--max-connections-per-worker must be at least 1");
   if (o.jobReportSecs == 0) return usage("--job-report-secs must be at least 1");
   if (o.maxJobQueue == 0) return usage("--max-job-queue must be at least 1");

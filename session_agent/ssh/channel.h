@@ -73,15 +73,21 @@ class Channel {
   ChannelStatus status() const { return failed_ ? ChannelStatus::Failed : ChannelStatus::Running; }
 
   // Reads one stream (0 stdout, 1 stderr) until libssh2 has nothing more,
-  // passing each chunk to sink(const char*, size_t); sets progressed when
-  // any byte came. Returns the last read's code: EAGAIN (would block), 0
-  // (nothing more: EOF or empty) or an error code.
+  // or maxBytes came, passing each chunk to sink(const char*, size_t); sets
+  // progressed when any byte came. Returns the last read's code: EAGAIN
+  // (would block, or the budget is spent: call again), 0 (nothing more: EOF
+  // or empty) or an error code. The budget lets a caller check its
+  // deadlines between reads of a stream that never runs dry (`yes` on
+  // loopback never leaves the socket empty).
   template <typename Sink>
-  int read(int streamId, Sink&& sink, bool& progressed) {
+  int read(int streamId, Sink&& sink, bool& progressed, size_t maxBytes = SIZE_MAX) {
+    size_t total = 0;
     for (;;) {
+      if (total >= maxBytes) return LIBSSH2_ERROR_EAGAIN;
       ssize_t n = libssh2_channel_read_ex(channel_, streamId, buffer_, sizeof buffer_);
       if (n > 0) {
         progressed = true;
+        total += static_cast<size_t>(n);
         sink(buffer_, static_cast<size_t>(n));
         continue;
       }

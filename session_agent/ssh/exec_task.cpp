@@ -28,12 +28,12 @@ ExecTask::Status ExecTask::step(LIBSSH2_SESSION* session, bool& progressed) {
               size_t room = maxOutputBytes_ - std::min(maxOutputBytes_, stdout_.size());
               stdout_.append(data, std::min(room, n));
             },
-            progressed);
+            progressed, READ_BUDGET_BYTES);
         if (rc == LIBSSH2_ERROR_EAGAIN) wouldBlock = true;
         else if (rc < 0) return channel_.fail("reading the output of '" + command_ + "'", rc);
         // stderr must be drained too, or its window fills and the server
         // stops (login-shell noise such as pyenv's lands there).
-        rc = channel_.read(1, [&](const char*, size_t n) { stderrBytes_ += n; }, progressed);
+        rc = channel_.read(1, [&](const char*, size_t n) { stderrBytes_ += n; }, progressed, READ_BUDGET_BYTES);
         if (rc == LIBSSH2_ERROR_EAGAIN) wouldBlock = true;
         else if (rc < 0) return channel_.fail("reading the errors of '" + command_ + "'", rc);
         if (!libssh2_channel_eof(channel_.get())) {

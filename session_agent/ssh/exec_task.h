@@ -14,6 +14,10 @@ namespace sshsoak::agent {
 class ExecTask {
  public:
   using Status = ChannelStatus;
+  // At most this much of each stream per step(): a command whose output
+  // never stops (yes, cat /dev/zero) returns to its caller between reads,
+  // so the caller's deadlines and commands still hold.
+  static constexpr size_t READ_BUDGET_BYTES = 256 * 1024;
 
   explicit ExecTask(std::string command, size_t maxOutputBytes = 1u << 20)
       : command_(std::move(command)), maxOutputBytes_(maxOutputBytes) {}

@@ -229,7 +229,7 @@ void JobWorker::takeCached(const PoolKey& key, JobReport& report, bool& stopped)
     return;
   }
   ++report.deadReplaced;
-  closeActive(wire::JobCloseReason::DEAD, true);
+  closeActive(activeDropped_ ? wire::JobCloseReason::DROPPED : wire::JobCloseReason::DEAD, true);
 }
 
 std::optional<bool> JobWorker::alive(SshConnection& conn, JobReport& report) {
@@ -256,8 +256,11 @@ std::optional<bool> JobWorker::livenessRoundTrip(SshConnection& conn) {
                                                        LIBSSH2_CHANNEL_PACKET_DEFAULT, nullptr, 0);
     if (channel != nullptr) {
       // A server that accepts anything: it answered, so it is alive. The
-      // channel is left to libssh2_session_free (see ~Channel); closing it
-      // here would be a second round trip for nothing.
+      // channel is freed now (libssh2 sends its close), or every reuse of
+      // this connection would leave one more open channel on both ends.
+      while (libssh2_channel_free(channel) == LIBSSH2_ERROR_EAGAIN) {
+        if (conn.waitSocket(deadlineMs, -1) != Wait::READY) break;  // left to libssh2_session_free
+      }
       return true;
     }
     int rc = libssh2_session_last_errno(session);
@@ -315,7 +318,15 @@ std::optional<CommandEnd> JobWorker::runCommand(const std::string& command, uint
   SshConnection& conn = *active_->conn;
   ExecTask task(command, MAX_COMMAND_OUTPUT);
   const int64_t deadlineMs = monoMs() + timeoutMs;
+  auto timedOut = [&] {
+    exitCode = -1;
+    message = "'" + command + "' did not finish within " + std::to_string(timeoutMs) + " ms";
+    return CommandEnd::TIMEOUT;
+  };
   for (;;) {
+    // Checked here too, not only in the wait: a command that never stops
+    // writing keeps the loop busy and never waits.
+    if (monoMs() >= deadlineMs) return timedOut();
     bool progressed = false;
     ExecTask::Status status = task.step(conn.session(), progressed);
     if (status == ExecTask::Status::Done) {
@@ -331,13 +342,18 @@ std::optional<CommandEnd> JobWorker::runCommand(const std::string& command, uint
       if (lost) message += activeDropped_ ? " (cut by an injected drop)" : " (the connection went away)";
       return lost ? CommandEnd::CONNECTION_LOST : CommandEnd::CHANNEL;
     }
-    if (progressed || task.hasBufferedData()) continue;
-    Wait w = conn.waitSocket(deadlineMs, commands_.fd);
-    if (w == Wait::TIMEOUT) {
-      exitCode = -1;
-      message = "'" + command + "' did not finish within " + std::to_string(timeoutMs) + " ms";
-      return CommandEnd::TIMEOUT;
+    if (progressed || task.hasBufferedData()) {
+      // Busy, so no wait sees the command pipe: look at it without waiting,
+      // so a shutdown or a drop is not held off by a flood of output.
+      pollfd pfd{commands_.fd, POLLIN, 0};
+      if (::poll(&pfd, 1, 0) > 0) {
+        readCommands();
+        if (shouldStop()) return std::nullopt;
+      }
+      continue;
     }
+    Wait w = conn.waitSocket(deadlineMs, commands_.fd);
+    if (w == Wait::TIMEOUT) return timedOut();
     if (w == Wait::CANCELLED) {
       readCommands();
       if (shouldStop()) return std::nullopt;

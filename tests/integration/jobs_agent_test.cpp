@@ -233,6 +233,34 @@ TEST_F(JobsAgentTest, ACommandTimeoutFailsTheCommandAndTaintsItsConnection) {
   stopAndCheck(agent);
 }
 
+// A command whose output never stops keeps the socket full, so the worker
+// never waits in poll: its timeout and a shutdown must still hold.
+TEST_F(JobsAgentTest, ACommandFloodingOutputStillTimesOut) {
+  AgentHarness agent(*sshd_, {.failureStrategy = FS::ABORT_FIRST});
+  int64_t startMs = monoMs();
+  Json r = agent.runAndWait({.id = 1, .commands = {"yes", "true"}, .commandTimeoutMs = 1000});
+  int64_t tookMs = monoMs() - startMs;
+  EXPECT_EQ(r["outcome"], "aborted") << r.dump();
+  EXPECT_EQ(r["failure_kind"], "command_timeout");
+  EXPECT_EQ(exitCodes(r), (std::vector<int>{-1}));
+  EXPECT_LT(tookMs, 5000);
+  EXPECT_EQ(closes(agent, "tainted").size(), 1u);
+  stopAndCheck(agent);
+}
+
+TEST_F(JobsAgentTest, AShutdownDuringAnOutputFloodIsAnsweredAtOnce) {
+  AgentHarness agent(*sshd_, {});
+  agent.runJob({.id = 4, .commands = {"yes"}, .commandTimeoutMs = 60000});
+  ASSERT_TRUE(waitUntil([&] { return sshdConnectionProcesses(*sshd_).size() == 1; }, 3000));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  int64_t startMs = monoMs();
+  stopAndCheck(agent);
+  EXPECT_LT(monoMs() - startMs, 3000);
+  auto results = agent.linesOf("job");
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0]["outcome"], "cancelled");
+}
+
 TEST_F(JobsAgentTest, TheLeastRecentlyUsedConnectionGoesWhenThePoolIsFull) {
   // The same sshd under two names: two targets, two connections.
   AgentHarness agent(*sshd_, {.maxConnections = 1});
