@@ -40,14 +40,14 @@ if [[ $quick -eq 0 ]]; then
   # Threads exist only where processes share the token bucket's atomic (its
   # unit tests hammer it from threads and processes); sshsoak and
   # sshsoak-agent run one event loop on one thread each. So ThreadSanitizer
-  # runs the unit tests.
-  echo "== unit tests under TSan"
+  # builds and runs those tests (tests/CMakeLists.txt, thread_tests).
+  echo "== thread tests under TSan"
   "$root/scripts/setup.sh"
   cmake -S "$root" -B "$root/build-tsan" -DSSHSOAK_TSAN=ON -DSSHSOAK_WERROR=ON "${sanitizer_debug[@]}" >/dev/null
   log=$(mktemp)
-  if ! cmake --build "$root/build-tsan" -j"$(nproc)" --target unit_tests >"$log" 2>&1; then
+  if ! cmake --build "$root/build-tsan" -j"$(nproc)" --target thread_tests >"$log" 2>&1; then
     cat "$log" >&2; rm -f "$log"; echo "test.sh: the TSan build failed" >&2; exit 1
   fi
   rm -f "$log"
-  (cd "$root/build-tsan" && TSAN_OPTIONS=halt_on_error=1 ctest -L unit -j2 --output-on-failure --timeout 600)
+  (cd "$root/build-tsan" && TSAN_OPTIONS=halt_on_error=1 ctest -L unit --output-on-failure --timeout 600)
 fi
