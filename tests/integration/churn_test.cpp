@@ -223,6 +223,9 @@ TEST_F(SshdTest, ChurnDropFailsTheConnectionInFlightOnly) {
                    60);
   ASSERT_NE(r.exitCode, -1) << r.err;
   expectCleanEnd(r.lines, 2);
+  // A rare ASan abort of a churn agent here (about 1 run in 10, seen while
+  // building issue 13) is not understood yet: keep its report when it comes.
+  if (HasFailure()) std::printf("sshsoak stderr (agents' sanitizer reports land here):\n%s\n", r.err.c_str());
   ChurnTotals t = totalsOf(r.lines);
   std::printf("%s\n", describe(t).c_str());
   EXPECT_EQ(t.failures["dropped"], 2u) << describe(t);
