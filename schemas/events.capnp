@@ -50,6 +50,16 @@ struct AgentConfig {
   crashForTesting @18 :Bool;    # test-only: abort right after start
   ptyIntervalMs @19 :UInt32;    # superseded by workloads, not read
   workloads @20 :List(WorkloadSpec);  # run side by side on every session, stepped in this order
+  # High-rate detail (issue 14): each PTY cycle and exec poll is folded into
+  # one ptyStats / execPollStats per rollupMs; logDetailFull also sends the
+  # per-cycle ptyCycle / execPoll events (--log-detail full).
+  rollupMs @21 :UInt32;
+  logDetailFull @22 :Bool;
+  # Test only (--leak-*-for-testing): the agent keeps one more open fd, or
+  # this many more KiB of touched heap, after every PTY cycle: a leak the
+  # leak verdict must catch.
+  leakFdPerCycleForTesting @23 :Bool;
+  leakKbPerCycleForTesting @24 :UInt32;
 }
 
 # One workload of a session (session_agent/workloads/). Each member's spec is
@@ -198,6 +208,8 @@ struct Connected {
   cipher @5 :Text;
   mac @6 :Text;
   hostKeyAdded @7 :Bool;    # accept-new recorded a new known_hosts entry
+  fds @8 :UInt32;           # the agent's open fds once the session is usable (0: unknown);
+                            # after a reconnect it is back to its first connect's, or fds leak
 }
 
 struct ExecPoll {
@@ -220,6 +232,30 @@ struct PtyCycle {
 # A latency histogram (shared/histogram.h): HdrHistogram's counts-array
 # layout (lowest 1, 2 significant digits: 256 sub-buckets), values in
 # microseconds, sent sparse: the indices with a non-zero count.
+# --log-detail rollup (the default): a session's PTY cycles over one
+# interval, what the pty_cycle lines would have said, summed. Sent every
+# rollupMs while cycles happen, and a last partial one before agentStopped.
+struct PtyStats {
+  intervalMs @0 :UInt32;
+  cycles @1 :UInt32;
+  shortCycles @2 :UInt32;   # cycles with fewer lines than expected
+  bytes @3 :UInt64;
+  lines @4 :UInt64;
+  lastCycle @5 :UInt32;     # the remote loop's counter at the last cycle
+  histograms @6 :List(Histogram);  # "cycle" (burst µs), "echo" (keystroke echo µs)
+}
+
+# --log-detail rollup: a session's exec polls over one interval.
+struct ExecPollStats {
+  intervalMs @0 :UInt32;
+  polls @1 :UInt32;
+  bytes @2 :UInt64;
+  histograms @3 :List(Histogram);  # "rtt" (round µs)
+  cpuBusyPctMax @4 :Float32;       # the remote host's figures: max over the interval ...
+  memUsedPctLast @5 :Float32;      # ... and the last poll's
+  diskUsedPctLast @6 :Float32;
+}
+
 struct Histogram {
   name @0 :Text;             # what it measures, e.g. "total", "kex"
   indices @1 :List(UInt32);
@@ -374,6 +410,8 @@ struct Event {
     transferError @27 :Failure;
     jobResult @28 :JobResult;
     jobConnectionClosed @29 :JobConnectionClosed;
+    ptyStats @30 :PtyStats;
+    execPollStats @31 :ExecPollStats;
   }
   tokenGrantedNs @20 :Int64;  # connect attempts: CLOCK_REALTIME of the token grant (0: none)
   backoffMs @21 :Int64 = -1;  # connect attempts: the jitter waited before it

@@ -27,6 +27,8 @@ std::string_view eventName(wire::Event::Which which) {
     case W::TRANSFER_ERROR: return "transfer_error";
     case W::JOB_RESULT: return "job";
     case W::JOB_CONNECTION_CLOSED: return "job_connection_closed";
+    case W::PTY_STATS: return "pty_stats";
+    case W::EXEC_POLL_STATS: return "exec_poll_stats";
   }
   return "unknown";
 }

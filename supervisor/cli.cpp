@@ -46,6 +46,7 @@ struct Flags {
   std::string reuse = "on";
   std::string failureStrategy = "abort-first";
   bool noLivenessCheck = false;
+  std::string logDetail = "rollup";
   CLI::Option* targetsOpt = nullptr;
   CLI::Option* passphraseOpt = nullptr;
   CLI::Option* disconnectOpt = nullptr;
@@ -154,6 +155,9 @@ void addSupervisionFlags(CLI::App& app, Options& o) {
   app.add_option("--restart-window-secs", o.restartWindowSecs, "The window of --restart-max");
   app.add_option("--sample-interval-secs", o.sampleIntervalSecs,
                  "Sample CPU, RSS, PSS, fds and threads of the supervisor and every agent this often");
+  app.add_option("--sample-detail-secs", o.detailSampleSecs,
+                 "Read the costly figures (PSS, fd lists, TCP sockets, the local sshd's processes) and log a "
+                 "resource_sample line this often");
   app.add_option("--warmup-secs", o.warmupSecs,
                  "Samples before this (at most half the run) are left out of steady-state CPU, fd and RSS-growth figures");
 }
@@ -166,6 +170,14 @@ void addVerdictFlags(CLI::App& app, Options& o) {
                  "Verdict: peak PSS of supervisor + agents must stay below this (MiB)");
   app.add_option("--max-cpu-pct", o.maxCpuPct,
                  "Verdict: mean CPU of supervisor + agents after warm-up must stay below this (% of one core)");
+  app.add_option("--max-memory-slope-mb-per-h", o.maxMemorySlopeMbPerH,
+                 "Verdict: every process's RSS growth after warm-up (Theil-Sen slope) must stay below this");
+  app.add_option("--max-fd-growth", o.maxFdGrowth,
+                 "Verdict: most open fds any process may gain after warm-up or across a reconnect");
+  app.add_option("--max-close-wait-sockets", o.maxCloseWaitSockets,
+                 "Verdict: most CLOSE_WAIT sockets the harness may hold at the end");
+  app.add_option("--leak-min-fit-secs", o.leakMinFitSecs,
+                 "The leak criteria need this much sampled time after warm-up; shorter runs judge them n/a");
 }
 
 void addWorkloadFlags(CLI::App& app, Options& o, Flags& f) {
@@ -415,6 +427,9 @@ Check readChoices(Options& o, const Flags& f) {
   else if (f.hostKeyPolicy == "accept-new") o.hostKeyPolicy = wire::HostKeyPolicy::ACCEPT_NEW;
   else if (f.hostKeyPolicy == "off") o.hostKeyPolicy = wire::HostKeyPolicy::OFF;
   else return usage("--host-key-policy '" + f.hostKeyPolicy + "' is not one of strict, accept-new, off");
+  if (f.logDetail == "rollup") o.logDetail = LogDetail::ROLLUP;
+  else if (f.logDetail == "full") o.logDetail = LogDetail::FULL;
+  else return usage("--log-detail '" + f.logDetail + "' is not one of rollup, full");
   return Ok{};
 }
 
@@ -432,6 +447,13 @@ Check readLimits(Options& o, const Flags& /*f*/) {
   }
   if (o.maxMemoryMb <= 0) return usage("--max-memory-mb must be more than 0");
   if (o.maxCpuPct <= 0) return usage("--max-cpu-pct must be more than 0");
+  if (o.rollupSecs == 0) return usage("--rollup-secs must be at least 1");
+  if (o.detailSampleSecs == 0) return usage("--sample-detail-secs must be at least 1");
+  if (o.detailSampleSecs < o.sampleIntervalSecs) {
+    return usage("--sample-detail-secs must be at least --sample-interval-secs (" + std::to_string(o.sampleIntervalSecs) + ")");
+  }
+  if (o.logKeep == 0) return usage("--log-keep must be at least 1");
+  if (!(o.maxMemorySlopeMbPerH > 0)) return usage("--max-memory-slope-mb-per-h must be more than 0");
   return Ok{};
 }
 
@@ -746,6 +768,7 @@ Result<Options, UsageError> parse(int argc, const char* const* argv, EnvReader e
   o.durationGiven = app.count("--duration-secs") > 0;
   o.passphraseOnCommandLine = f.passphraseOpt->count() > 0;
   o.maxCpuPctGiven = app.count("--max-cpu-pct") > 0;
+  o.maxMemoryMbGiven = app.count("--max-memory-mb") > 0;
   o.minConnRateGiven = app.count("--min-conn-rate") > 0;
 
   using Step = Check (*)(Options&, const Flags&);

@@ -59,6 +59,10 @@ struct RejectedJob {
   std::string message;
 };
 
+// --log-detail: high-rate detail (each PTY cycle, each exec poll) as
+// per-session rollups (pty_stats, exec_poll_stats), or also one line each.
+enum class LogDetail { ROLLUP, FULL };
+
 struct Options {
   std::vector<Target> targets;  // empty: the embedded private sshd
   std::vector<Target> slots;    // targets repeated to fill the sessions
@@ -166,6 +170,22 @@ struct Options {
   int serverPid = 0;                    // --server-pid: the target sshd's listener here (embedded: its own)
   uint32_t maxJobFailures = 0;          // verdict: failed + aborted jobs allowed
   uint32_t maxJobP95Ms = 10000;         // verdict: job latency (queue wait + connect + run) p95
+
+  // Long runs (docs/reference.md, "Long runs"): a log that stays small, a
+  // sampler that costs little, checkpoints and the leak verdict.
+  LogDetail logDetail = LogDetail::ROLLUP;
+  uint32_t rollupSecs = 60;             // per-session pty_stats / exec_poll_stats
+  uint32_t detailSampleSecs = 10;       // smaps_rollup, fd lists, sockets, sshd processes; one resource_sample line each
+  uint32_t checkpointSecs = 300;        // a checkpoint line and the HTML rewritten; 0: none
+  uint32_t logMaxMb = 0;                // rotate the log at this size (0: never)
+  uint32_t logKeep = 9;                 // rotated files kept (LOG.1 .. LOG.N); older ones are deleted
+  uint32_t leakMinFitSecs = 600;        // the leak criteria need this much sampled time after warm-up, else n/a
+  double maxMemorySlopeMbPerH = 1.0;    // verdict: worst process's RSS slope after warm-up, strictly below
+  uint32_t maxFdGrowth = 0;             // verdict: worst process's fds growth after warm-up (and after reconnects)
+  uint32_t maxCloseWaitSockets = 0;     // verdict: CLOSE_WAIT sockets of the harness at the end
+  bool maxMemoryMbGiven = false;        // without it, --max-memory-mb scales with --sessions above 10
+  bool leakFdForTesting = false;        // test only: every agent keeps one more fd per PTY cycle
+  uint32_t leakKbForTesting = 0;        // test only: every agent keeps this many more KiB per PTY cycle
 
   bool embeddedDefault() const { return targets.empty(); }
 };

@@ -28,6 +28,7 @@ void putConnected(Json& j, wire::Connected::Reader c) {
   j["cipher"] = std::string(c.getCipher());
   j["mac"] = std::string(c.getMac());
   if (c.getHostKeyAdded()) j["hostkey_added"] = true;
+  if (c.getFds() != 0) j["fds"] = c.getFds();
 }
 
 void putHistograms(Json& j, capnp::List<wire::Histogram>::Reader list) {
@@ -234,6 +235,28 @@ Json eventToJson(wire::Event::Reader e, const std::string& host) {
       j["age_ms"] = c.getAgeMs();
       j["idle_ms"] = c.getIdleMs();
       j["jobs_served"] = c.getJobsServed();
+      break;
+    }
+    case W::PTY_STATS: {
+      auto p = e.getPtyStats();
+      j["interval_ms"] = p.getIntervalMs();
+      j["cycles"] = p.getCycles();
+      j["short_cycles"] = p.getShortCycles();
+      j["bytes"] = p.getBytes();
+      j["lines"] = p.getLines();
+      j["last_cycle"] = p.getLastCycle();
+      putHistograms(j, p.getHistograms());
+      break;
+    }
+    case W::EXEC_POLL_STATS: {
+      auto p = e.getExecPollStats();
+      j["interval_ms"] = p.getIntervalMs();
+      j["polls"] = p.getPolls();
+      j["bytes"] = p.getBytes();
+      putHistograms(j, p.getHistograms());
+      j["cpu_busy_pct_max"] = round1(p.getCpuBusyPctMax());
+      j["mem_used_pct"] = round1(p.getMemUsedPctLast());
+      j["disk_used_pct"] = round1(p.getDiskUsedPctLast());
       break;
     }
     case W::DISCONNECT_INJECTED:

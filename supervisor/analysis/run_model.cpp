@@ -229,6 +229,9 @@ void RunModel::onLine(const Json& line) {
       s.holdsNoSession = true;
       if (s.state == SessionState::CONNECTING || s.state == SessionState::RESTARTING) s.state = SessionState::CONNECTED;
       break;
+    // Counted as their per-cycle lines are (issue 14: counting them is H1's).
+    case W::PTY_STATS:
+    case W::EXEC_POLL_STATS:
     case W::CHURN_CONNECTION:
     case W::TRANSFER_ROUND:
     case W::TRANSFER_CORRUPT:

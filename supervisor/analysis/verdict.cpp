@@ -47,7 +47,10 @@ Thresholds thresholdsOf(const cli::Options& o) {
                     .maxConnectP99Ms = o.maxConnectP99Ms,
                     .minThroughputMbPerSec = o.minThroughputMbPerSec,
                     .maxJobFailures = o.maxJobFailures,
-                    .maxJobP95Ms = o.maxJobP95Ms};
+                    .maxJobP95Ms = o.maxJobP95Ms,
+                    .maxMemorySlopeMbPerH = o.maxMemorySlopeMbPerH,
+                    .maxFdGrowth = o.maxFdGrowth,
+                    .maxCloseWaitSockets = o.maxCloseWaitSockets};
 }
 
 std::vector<Criterion> evaluate(const VerdictInputs& in, const Thresholds& t) {

@@ -29,6 +29,10 @@ struct Thresholds {
   double minThroughputMbPerSec = 0;
   uint32_t maxJobFailures = 0;
   uint32_t maxJobP95Ms = 0;
+  // Long runs: the leak criteria.
+  double maxMemorySlopeMbPerH = 1.0;
+  uint32_t maxFdGrowth = 0;
+  uint32_t maxCloseWaitSockets = 0;
 };
 Thresholds thresholdsOf(const cli::Options& options);
 
@@ -56,6 +60,16 @@ struct VerdictInputs {
   std::optional<int64_t> jobsLost;  // none: the queue's final job_queue line is missing
   uint64_t jobsUnaccounted = 0;     // then: submitted - results at the last report
   std::optional<double> jobP95Ms;   // "total": queue wait + connect + run
+  // Long runs (leak_model.h, from the resource_sample and (re)connected
+  // lines). None: too short to fit, said in leakNa.
+  std::optional<double> memorySlopeMbPerH;  // the worst process's RSS slope after warm-up (Theil-Sen)
+  std::string memorySlopeWho;               // which process, for the note: "agent 3 (pid 1234)"
+  std::optional<int64_t> fdGrowth;          // the worst process's fds gained after warm-up or across a reconnect
+  std::string fdGrowthWho;
+  std::optional<uint32_t> closeWaitSockets; // the harness's CLOSE_WAIT sockets at the last sample
+  std::string leakNa;                       // why the leak criteria are n/a ("" when judged)
+  uint64_t samplesTaken = 0;                // the sampler's passes, and those it missed (a loaded machine)
+  uint64_t samplesMissed = 0;
 };
 
 // A criterion's outcome; n/a: nothing to measure.

@@ -26,6 +26,10 @@ void fillAgentConfig(wire::AgentConfig::Builder c, const cli::Options& options, 
   c.setTokenBucketName(bucketName);
   c.setBackoffBaseMs(options.backoffBaseMs);
   c.setBackoffCapMs(options.backoffCapMs);
+  c.setRollupMs(options.rollupSecs * 1000);
+  c.setLogDetailFull(options.logDetail == cli::LogDetail::FULL);
+  c.setLeakFdPerCycleForTesting(options.leakFdForTesting);
+  c.setLeakKbPerCycleForTesting(options.leakKbForTesting);
 
   switch (options.workload) {
     case cli::WorkloadKind::CHURN: {

@@ -162,6 +162,8 @@ void Supervisor::onEventBytes(Slot& slot, size_t n) {
         case W::TRANSFER_STALL:
         case W::JOB_RESULT:
         case W::JOB_CONNECTION_CLOSED:
+        case W::PTY_STATS:
+        case W::EXEC_POLL_STATS:
           spdlog::debug("session {:02} {}", slot.id(), eventName(event.which()));
           break;
       }
