@@ -17,6 +17,7 @@
 
 #include "shared/agent_fds.h"
 #include "shared/clock.h"
+#include "supervisor/run/agent_config.h"
 #include "sshd_fixture.h"
 
 namespace sshsoak::testing {
@@ -53,29 +54,27 @@ AgentHarness::AgentHarness(const LocalSshd& sshd, const JobsWorkerConfig& config
   commands_ = std::move(commands.writeEnd);
   setNonBlocking(events_.get());
 
+  // The run's own AgentConfig (as the supervisor fills it for --workload
+  // jobs against this sshd), then the test's knobs, which are in ms.
+  cli::Options options;
+  options.workload = cli::WorkloadKind::JOBS;
+  options.slots = {cli::Target{sshd.address(), sshd.port()}};
+  options.user = sshd.user();
+  options.keyPath = sshd.clientKeyPath();
+  options.knownHostsPath = sshd.knownHostsPath();
+  options.hostKeyPolicy = wire::HostKeyPolicy::ACCEPT_NEW;
+  options.failureStrategy = config.failureStrategy;
+  options.failureThreshold = config.failureThreshold;
+  options.maxConnectionsPerWorker = config.maxConnections;
+  options.livenessCheck = config.livenessCheck;
   capnp::MallocMessageBuilder message;
   auto c = message.initRoot<wire::AgentConfig>();
-  c.setSessionId(0);
-  c.setHost(sshd.address());
-  c.setPort(sshd.port());
-  c.setUser(sshd.user());
-  c.setKeyPath(sshd.clientKeyPath());
-  c.setKnownHostsPath(sshd.knownHostsPath());
-  c.setHostKeyPolicy(wire::HostKeyPolicy::ACCEPT_NEW);
+  fillAgentConfig(c, options, 0, "", 0);
   c.setReconnectTimeoutMs(config.connectTimeoutMs);
-  c.setKeepaliveIntervalMs(5000);
-  c.setKeepaliveCountMax(3);
-  c.setSupervisorPid(::getpid());
-  c.setBackoffBaseMs(100);
-  c.setBackoffCapMs(1000);
-  auto jobs = c.initWorkloads(1)[0].initJobs();
+  auto jobs = c.getWorkloads()[0].getJobs();
   jobs.setMaxIdleMs(config.maxIdleMs);
-  jobs.setMaxConnections(config.maxConnections);
-  jobs.setFailureStrategy(config.failureStrategy);
-  jobs.setFailureThreshold(config.failureThreshold);
   jobs.setCommandTimeoutMs(config.commandTimeoutMs);
   jobs.setConnectTimeoutMs(config.connectTimeoutMs);
-  jobs.setLivenessCheck(config.livenessCheck);
   send(message);
 }
 

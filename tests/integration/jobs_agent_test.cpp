@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "agent_harness.h"
+#include "netns.h"
 #include "shared/clock.h"
 #include "sshd_fixture.h"
 
@@ -63,29 +64,6 @@ std::string dump(const AgentHarness& agent) {
   std::string out;
   for (const auto& l : agent.lines()) out += l.dump() + "\n";
   return out;
-}
-
-// utime + stime of a process, in clock ticks.
-long cpuTicks(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::istringstream rest(stat.substr(stat.rfind(')') + 2));
-  std::string field;
-  long utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && rest >> field; ++i) {
-    if (i == 14) utime = std::stol(field);
-    if (i == 15) stime = std::stol(field);
-  }
-  return utime + stime;
-}
-
-long rssKb(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  }
-  return -1;
 }
 
 TEST_F(JobsAgentTest, ReuseOnServesEveryJobOfATargetFromOneConnection) {
