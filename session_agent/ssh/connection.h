@@ -158,6 +158,7 @@ class SshConnection {
   int64_t lastRecvMs_ = 0;
   int lastRecvErrno_ = 0;
   bool peerClosed_ = false;
+  bool recvRefused_ = false;  // the destructor's last handshake call must not read (see ~SshConnection)
   WaitTicker* ticker_ = nullptr;
 };
 
