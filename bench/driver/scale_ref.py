@@ -18,10 +18,10 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -390,7 +390,7 @@ def main():
     cfg.workdir = cfg.workdir or tempfile.mkdtemp(prefix="sshsoak-bench-scale-")
     os.makedirs(cfg.workdir, exist_ok=True)
     results = {"machine": machine_info(), "argv": sys.argv, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-               "nofile": __import__("resource").getrlimit(__import__("resource").RLIMIT_NOFILE), "runs": {}}
+               "nofile": resource.getrlimit(resource.RLIMIT_NOFILE), "runs": {}}
     log(f"machine: {results['machine']}; work dir {cfg.workdir}")
     sshd = None
     try:
