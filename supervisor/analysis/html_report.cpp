@@ -596,11 +596,13 @@ std::string leakPlot(const std::string& role, std::vector<const ProcessLeak*> pr
       auto fy = [&](double t) { return f->intercept + f->slope * t / 3600.0; };
       s += "<line x1='" + num(x(p.firstSecs)) + "' x2='" + num(x(p.lastSecs)) + "' y1='" + num(y(fy(p.firstSecs))) +
            "' y2='" + num(y(fy(p.lastSecs))) + "' stroke='" + color + "' stroke-width='1' stroke-dasharray='5,4'/>";
-      label += " " + preciseText(std::round(f->slope * 100) / 100) + " MB/h";
+      label += " " + preciseText(std::round(f->slope * 100) / 100 + 0.0) + " MB/h";  // + 0.0: no "-0"
     }
+    // Each label as wide as its text; the ones that do not fit keep their line and its tooltip.
+    double w = 6.2 * static_cast<double>(label.size()) + 14;
+    if (legendX + w > WIDTH - (procs.size() > k ? 260 : RIGHT)) continue;
     s += "<text x='" + num(legendX) + "' y='14' font-size='11' fill='" + color + "'>" + esc(label) + "</text>";
-    legendX += 6.2 * static_cast<double>(label.size()) + 14;
-    if (legendX > WIDTH - 300) break;
+    legendX += w;
   }
   s += "<text x='" + num(WIDTH - RIGHT) + "' y='206' font-size='10' text-anchor='end'>" + num(span, 0) + " s</text>";
   return s + "</svg>";
@@ -657,7 +659,7 @@ std::string runSection(const Run& run) {
   s += "<h3>Reconnect time (detection to usable)</h3>" + histogram(run.reconnectMs);
   s += "<h3>Verdict</h3>";
   if (run.verdict.is_array()) {
-    s += "<table><tr><th>criterion</th><th>measured</th><th>threshold</th><th>result</th></tr>";
+    s += "<table><tr><th>criterion</th><th>measured</th><th>threshold</th><th>result</th><th>note</th></tr>";
     for (const auto& c : run.verdict) {
       std::string res = c.value("result", "?");
       std::string unit = c.value("unit", "");
@@ -665,7 +667,7 @@ std::string runSection(const Run& run) {
            (field(c, "measured").is_number() ? preciseText(field(c, "measured").get<double>()) + " " + esc(unit) : "n/a") +
            "</td><td>" + esc(c.value("comparison", "")) + " " +
            (field(c, "threshold").is_number() ? preciseText(field(c, "threshold").get<double>()) : "?") +
-           " " + esc(unit) + "</td><td>" + esc(res) + "</td></tr>";
+           " " + esc(unit) + "</td><td>" + esc(res) + "</td><td class='note'>" + esc(textField(c, "note")) + "</td></tr>";
     }
     s += "</table>";
   } else {
@@ -676,12 +678,17 @@ std::string runSection(const Run& run) {
 
 }  // namespace
 
+std::string renderRunHtml(const std::string& source, std::shared_ptr<const RunAccumulator> run) {
+  return renderHtml({runOf(source, std::move(run))});
+}
+
 std::string renderHtml(const std::vector<Run>& runs) {
   std::string s =
       "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>sshsoak report</title><style>"
       "body{font-family:system-ui,sans-serif;margin:24px;color:#222}h2{border-bottom:1px solid #ccc}"
       "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 10px;text-align:left}"
-      "tr.pass td:last-child{color:#2e9e5b;font-weight:bold}tr.fail td:last-child{color:#d63031;font-weight:bold}"
+      "tr.pass td:nth-child(4){color:#2e9e5b;font-weight:bold}tr.fail td:nth-child(4){color:#d63031;font-weight:bold}"
+      "td.note{font-size:12px;color:#555}"
       ".legend span{margin-right:12px;font-size:12px}.legend i{display:inline-block;width:12px;height:12px;"
       "margin-right:4px;vertical-align:middle}</style></head><body><h1>sshsoak report</h1>";
   for (const auto& r : runs) s += runSection(r);

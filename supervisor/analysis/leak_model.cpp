@@ -135,17 +135,20 @@ void LeakModel::onLine(const Json& line, const std::string& event, int64_t ns) {
   if (!configured()) configure(warmupSecs_, minFitSecs_, ns);  // a log without its start: from the first sample
   ++samplesTaken_;
   if (auto missed = intOf(field(line, "missed")); missed && *missed > 0) samplesMissed_ += static_cast<uint64_t>(*missed);
-  if (auto cw = intOf(field(field(line, "tcp"), "close_wait"))) closeWait_ = *cw;
+  auto tcpCloseWait = intOf(field(field(line, "tcp"), "close_wait"));
+  if (tcpCloseWait) closeWait_ = *tcpCloseWait;
   double t = static_cast<double>(ns - *startNs_) / 1e9;
   const Json& procs = field(line, "procs");
   if (!procs.is_array()) return;
   std::vector<int64_t> seen;
   seen.reserve(procs.size());
+  std::optional<int64_t> procsCloseWait;  // without a tcp object: the sum of the processes' column
   for (const auto& p : procs) {
     if (!p.is_array() || p.size() < 7) continue;
     auto pid = intOf(p[0]);
     if (!pid) continue;
     seen.push_back(*pid);
+    if (auto cw = p.size() > 10 ? intOf(p[10]) : std::nullopt) procsCloseWait = procsCloseWait.value_or(0) + *cw;
     auto [it, added] = live_.try_emplace(*pid);
     Tracked& tr = it->second;
     if (added) {
@@ -161,6 +164,7 @@ void LeakModel::onLine(const Json& line, const std::string& event, int64_t ns) {
     tr.series.add(LeakPoint{t, static_cast<double>(*rss) / 1024.0, static_cast<double>(pss.value_or(0)) / 1024.0,
                             fds.value_or(0), threads.value_or(0), 1});
   }
+  if (!tcpCloseWait && procsCloseWait) closeWait_ = *procsCloseWait;
   std::sort(seen.begin(), seen.end());
   for (auto it = live_.begin(); it != live_.end();) {
     if (std::binary_search(seen.begin(), seen.end(), it->first) || ++it->second.absent < ABSENT_SAMPLES_GONE) {
