@@ -94,7 +94,7 @@ class LeakModel {
   uint64_t samplesTaken() const { return samplesTaken_; }
   uint64_t samplesMissed() const { return samplesMissed_; }
 
-  static constexpr size_t POINTS_PER_PROCESS = 256;
+  static constexpr size_t POINTS_PER_PROCESS = 128;  // 24 h: an 11-minute bin; a fit is 8128 pairs
   static constexpr size_t SERIES_KEPT = 64;      // gone processes' series kept, the worst slopes first
   static constexpr size_t GONE_KEPT = 4096;      // gone processes' figures kept, the worst first
   static constexpr int ABSENT_SAMPLES_GONE = 3;  // missing from this many samples in a row: gone
