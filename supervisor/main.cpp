@@ -156,6 +156,9 @@ Json runStartedLine(const cli::Options& o, const std::string& id, bool embedded)
   j["user"] = o.user;
   j["key"] = o.keyPath;
   j["detail"] = std::to_string(o.slots.size()) + " sessions for " + std::to_string(o.durationSecs) + " s";
+  // The leak model's warm-up (as the run caps it: half the run) and minimum fit span.
+  j["warmup_secs"] = std::min<double>(o.warmupSecs, o.durationSecs / 2.0);
+  j["leak_min_fit_secs"] = o.leakMinFitSecs;
   return j;
 }
 
@@ -253,14 +256,9 @@ int runMain(int argc, char** argv) {
                }(),
                options.logPath);
 
-  std::streamoff runOffset = 0;
-  {
-    std::error_code ec;
-    auto size = fs::file_size(options.logPath, ec);
-    runOffset = ec ? 0 : static_cast<std::streamoff>(size);
-  }
   std::string id = runId();
-  log->write(runStartedLine(options, id, sshd != nullptr));
+  Json started = runStartedLine(options, id, sshd != nullptr);
+  log->write(started);
 
   std::unique_ptr<PidFile> pidFile;
   if (!options.pidFile.empty()) {
@@ -273,8 +271,11 @@ int runMain(int argc, char** argv) {
   }
 
   Json summary;
+  std::shared_ptr<RunAccumulator> thisRun;
   try {
     Supervisor supervisor(options, agentPath, *log);
+    thisRun = supervisor.accumulator();
+    thisRun->noteRunStarted(started);
     summary = supervisor.run();
   } catch (const boost::process::process_error& e) {
     std::fprintf(stderr, "sshsoak: cannot start an agent (%s): %s\n", agentPath.c_str(), e.what());
@@ -283,21 +284,18 @@ int runMain(int argc, char** argv) {
   status_line::clear();
   printSummary(stdout, summary, options.logPath);
   // The test plan's result table for this run, ready to paste
-  // (docs/reference.md, "The result table"): the run's own lines of the log
-  // (it may hold earlier runs too).
+  // (docs/reference.md, "The result table"): from the run's own accumulator,
+  // fed every line as it was logged (the log may hold earlier runs too; it is
+  // not read back).
   report::Input input;
-  if (auto run = readJsonl(options.logPath, runOffset)) {
-    input.runs = report::splitRuns(options.logPath, run->lines);
-  } else {
-    spdlog::error("cannot read the run back for the result table: {}", run.error().text());
-  }
+  input.runs.push_back(report::runOf(options.logPath, thisRun));
   std::printf("\n%s", report::markdown(input).c_str());
   if (!options.htmlPath.empty()) {
-    std::ofstream out(options.htmlPath);
-    if (out << report::renderHtml(input.runs)) {
+    std::string error;
+    if (report::writeFileAtomically(options.htmlPath, report::renderHtml(input.runs), &error)) {
       std::printf("\nHTML report: %s\n", options.htmlPath.c_str());
     } else {
-      spdlog::error("--html {}: cannot write the report", options.htmlPath);
+      spdlog::error("--html: cannot write the report: {}", error);
     }
   }
   std::printf("Table of several runs: sshsoak report %s [MORE.jsonl ...]\n", options.logPath.c_str());

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "shared/clock.h"
+#include "supervisor/analysis/run_accumulator.h"
 #include "supervisor/analysis/run_model.h"
 #include "supervisor/analysis/stats.h"
 
@@ -36,12 +37,7 @@ std::string num(double v, int decimals = 1) {
   return buf;
 }
 
-int64_t tsNs(const Json& l) { return parseIsoTimestamp(textField(l, "ts")); }
-
-struct Segment {
-  double from, to;
-  SessionState state;
-};
+using Segment = RunAccumulator::Segment;
 
 const char* colorOf(SessionState state) {
   switch (state) {
@@ -59,34 +55,53 @@ const char* colorOf(SessionState state) {
   return "#999";
 }
 
-std::string timeline(const Run& run, int64_t t0, double span) {
-  // Each session's state after each line, as the run model (and so the
-  // summary) has it.
-  RunModel model;
-  std::map<uint32_t, std::vector<Segment>> segs;
-  std::map<uint32_t, std::pair<double, SessionState>> open;
-  std::vector<std::pair<double, std::string>> markers;
+// Each session's state changes as a row. At many sessions: the sessions
+// with trouble after their first connect first (up to MAX_ROWS), then one
+// row for those up from their connect to the end.
+constexpr size_t MAX_ROWS = 50;
+
+std::string timeline(const Run& run, double span) {
+  auto all = run.acc->segments(span);
   auto x = [&](double t) { return LEFT + (WIDTH - LEFT - RIGHT) * t / span; };
-  for (const auto& l : run.lines) {
-    model.onLine(l);
-    std::string event = textField(l, "event");
-    double t = static_cast<double>(tsNs(l) - t0) / 1e9;
-    if (event == "disconnect_injected" || event == "fault_started") {
-      if (markers.empty() || t - markers.back().first > 0.5) {
-        markers.emplace_back(t, event == "fault_started" ? "fault: " + textField(l, "detail") : "injected drop");
+  const auto& markers = run.acc->markers();
+  std::map<uint32_t, std::vector<Segment>> segs;
+  std::vector<std::pair<std::string, std::vector<Segment>>> extraRows;
+  if (all.size() <= MAX_ROWS) {
+    segs = std::move(all);
+  } else {
+    auto steady = [](const std::vector<Segment>& list) {
+      bool connected = false;
+      for (const auto& seg : list) {
+        if (seg.state == SessionState::CONNECTED) connected = true;
+        else if (connected) return false;
+      }
+      return connected;
+    };
+    size_t up = 0, notDrawn = 0;
+    double latestConnect = 0;
+    for (auto& [id, list] : all) {
+      if (steady(list)) {
+        ++up;
+        for (const auto& seg : list) {
+          if (seg.state == SessionState::CONNECTED) {
+            latestConnect = std::max(latestConnect, seg.from);
+            break;
+          }
+        }
+      } else if (segs.size() < MAX_ROWS) {
+        segs.emplace(id, std::move(list));
+      } else {
+        ++notDrawn;
       }
     }
-    const Json& sessionId = field(l, "session_id");
-    if (!sessionId.is_number_unsigned() || sessionId.get<uint64_t>() > UINT32_MAX) continue;
-    uint32_t id = sessionId.get<uint32_t>();
-    SessionState next = model.session(id).state;
-    auto it = open.find(id);
-    if (it != open.end() && it->second.second == next) continue;
-    if (it != open.end()) segs[id].push_back({it->second.first, t, it->second.second});
-    open[id] = {t, next};
+    if (up > 0) {
+      extraRows.emplace_back(std::to_string(up) + " up",
+                             std::vector<Segment>{{0, latestConnect, SessionState::CONNECTING},
+                                                  {latestConnect, span, SessionState::CONNECTED}});
+    }
+    if (notDrawn > 0) extraRows.emplace_back("+" + std::to_string(notDrawn) + " not drawn", std::vector<Segment>{});
   }
-  for (const auto& [id, o] : open) segs[id].push_back({o.first, span, o.second});
-  double rowH = 14, height = 30 + rowH * static_cast<double>(segs.size()) + 24;
+  double rowH = 14, height = 30 + rowH * static_cast<double>(segs.size() + extraRows.size()) + 24;
   std::string s = "<svg xmlns='http://www.w3.org/2000/svg' width='" + num(WIDTH, 0) + "' height='" + num(height, 0) +
                   "' role='img' aria-label='session timeline'>";
   double y = 20;
@@ -98,6 +113,25 @@ std::string timeline(const Run& run, int64_t t0, double span) {
            "' fill='" + colorOf(seg.state) + "'><title>session " + std::to_string(id) + ": " +
            std::string(stateName(seg.state)) + " " + num(seg.from) + "-" + num(seg.to) + " s</title></rect>";
     }
+    y += rowH;
+  }
+  for (const auto& [label, list] : extraRows) {
+    s += "<text x='4' y='" + num(y + 11, 0) + "' font-size='11'>" + esc(label) + "</text>";
+    for (const auto& seg : list) {
+      double w = std::max(1.0, x(seg.to) - x(seg.from));
+      s += "<rect x='" + num(x(seg.from)) + "' y='" + num(y) + "' width='" + num(w) + "' height='" + num(rowH - 3) +
+           "' fill='" + colorOf(seg.state) + "' opacity='0.6'><title>" + esc(label) +
+           (seg.state == SessionState::CONNECTED ? ": every one connected from here to the end"
+                                                 : ": connecting (the last of them connected here)") +
+           "</title></rect>";
+    }
+    y += rowH;
+  }
+  if (!extraRows.empty()) {
+    s += "<text x='4' y='" + num(y + 11, 0) + "' font-size='10' fill='#555'>" +
+         esc("rows: sessions interrupted after their first connect (up to " + std::to_string(MAX_ROWS) +
+             "); \"up\": the sessions up from their connect to the end") +
+         "</text>";
     y += rowH;
   }
   for (const auto& [t, what] : markers) {
@@ -176,6 +210,18 @@ std::string histogram(const std::vector<int64_t>& ms) {
          "' height='" + num(bh) + "' fill='#2d6cdf'><title>" + num(width * static_cast<double>(i) / 1000, 2) + "-" +
          num(width * static_cast<double>(i + 1) / 1000, 2) + " s: " + std::to_string(counts[i]) + "</title></rect>";
   }
+  // The y axis: counts per bucket.
+  s += "<line x1='" + num(LEFT - 2) + "' x2='" + num(LEFT - 2) + "' y1='" + num(top) + "' y2='" + num(bottom) +
+       "' stroke='#555'/>";
+  for (int i = 0; i <= 4; ++i) {
+    double c = static_cast<double>(maxC) * i / 4;
+    if (i > 0 && i < 4 && maxC < 4) continue;  // no fractional counts
+    double yv = bottom - (bottom - top) * c / std::max(1, maxC);
+    s += "<text x='" + num(LEFT - 6) + "' y='" + num(yv + 3) + "' font-size='10' text-anchor='end'>" + figureText(std::round(c)) +
+         "</text>";
+  }
+  s += "<text x='12' y='" + num((top + bottom) / 2) + "' font-size='10' transform='rotate(-90 12 " + num((top + bottom) / 2) +
+       ")' text-anchor='middle'>reconnects</text>";
   auto mark = [&](const char* label, int64_t v, const char* color) {
     double xv = LEFT + bw * (static_cast<double>(v) / width);
     s += "<line x1='" + num(xv) + "' x2='" + num(xv) + "' y1='" + num(top - 8) + "' y2='" + num(bottom) + "' stroke='" +
@@ -392,9 +438,7 @@ std::string jobsSection(const Run& run, const JobsFigures& f, double span) {
 }
 
 std::string workloadSection(const Run& run, double span) {
-  RunModel model;
-  for (const auto& l : run.lines) model.onLine(l);
-  const WorkloadModel& wm = model.workload();
+  const WorkloadModel& wm = run.acc->model().workload();
   std::string s;
   switch (wm.kind()) {
     case cli::WorkloadKind::JOBS: return jobsSection(run, wm.jobs(), span);
@@ -472,40 +516,142 @@ std::string workloadSection(const Run& run, double span) {
   return s;
 }
 
+// Per role, each process's RSS (or PSS) after warm-up: the TOP_K steepest as
+// lines with their Theil-Sen fit dashed, the rest as a min / median / max
+// band, so that 1000 agents are one band and five lines, not 1000 lines.
+constexpr size_t TOP_K = 5;
+
+std::string leakPlot(const std::string& role, std::vector<const ProcessLeak*> procs, bool pss, double span) {
+  auto slopeOf = [&](const ProcessLeak* p) {
+    const auto& f = pss ? p->pss : p->rss;
+    return f ? f->slope : -1e300;
+  };
+  std::sort(procs.begin(), procs.end(), [&](const ProcessLeak* a, const ProcessLeak* b) { return slopeOf(a) > slopeOf(b); });
+  auto value = [&](const LeakPoint& pt) { return pss ? pt.pssMb : pt.rssMb; };
+  double lo = 1e300, hi = -1e300;
+  for (const auto* p : procs) {
+    for (const auto& pt : p->series) {
+      lo = std::min(lo, value(pt));
+      hi = std::max(hi, value(pt));
+    }
+  }
+  if (lo > hi) return "";
+  double pad = std::max(0.5, (hi - lo) * 0.1);
+  lo = std::max(0.0, lo - pad);
+  hi += pad;
+  double h = 220, top = 24, bottom = 190;
+  auto x = [&](double t) { return LEFT + (WIDTH - LEFT - RIGHT) * std::clamp(t / span, 0.0, 1.0); };
+  auto y = [&](double v) { return bottom - (bottom - top) * (v - lo) / (hi - lo); };
+  static const char* palette[] = {"#d63031", "#e67e22", "#8e44ad", "#2d6cdf", "#16a085"};
+  std::string title = role + (pss ? " PSS" : " RSS");
+  std::string s = "<svg xmlns='http://www.w3.org/2000/svg' width='" + num(WIDTH, 0) + "' height='" + num(h, 0) +
+                  "' role='img' aria-label='" + esc(title) + "'>";
+  s += "<line x1='" + num(LEFT) + "' x2='" + num(LEFT) + "' y1='" + num(top) + "' y2='" + num(bottom) +
+       "' stroke='#555'/><line x1='" + num(LEFT) + "' x2='" + num(WIDTH - RIGHT) + "' y1='" + num(bottom) + "' y2='" +
+       num(bottom) + "' stroke='#555'/>";
+  for (int i = 0; i <= 4; ++i) {
+    double v = lo + (hi - lo) * i / 4;
+    s += "<text x='" + num(LEFT - 4) + "' y='" + num(y(v) + 3) + "' font-size='10' text-anchor='end'>" + num(v) + " MB</text>";
+  }
+  size_t k = std::min(TOP_K, procs.size());
+  if (procs.size() > k) {
+    // The band of the rest, on a grid of GRID bins of the run.
+    constexpr size_t GRID = 80;
+    std::vector<std::vector<double>> cells(GRID);
+    for (size_t i = k; i < procs.size(); ++i) {
+      for (const auto& pt : procs[i]->series) {
+        auto c = static_cast<size_t>(std::clamp(pt.t / span * GRID, 0.0, GRID - 1.0));
+        cells[c].push_back(value(pt));
+      }
+    }
+    std::string upper, lower, mid;
+    for (size_t c = 0; c < GRID; ++c) {
+      auto& v = cells[c];
+      if (v.empty()) continue;
+      std::sort(v.begin(), v.end());
+      double t = (static_cast<double>(c) + 0.5) * span / GRID;
+      upper += (upper.empty() ? "M" : " L") + num(x(t)) + "," + num(y(v.back()));
+      lower = " L" + num(x(t)) + "," + num(y(v.front())) + lower;
+      mid += (mid.empty() ? "M" : " L") + num(x(t)) + "," + num(y(v[v.size() / 2]));
+    }
+    if (!upper.empty()) {
+      s += "<path d='" + upper + lower + " Z' fill='#b2bec3' opacity='0.5'><title>min-max of the other " +
+           std::to_string(procs.size() - k) + " processes</title></path><path d='" + mid +
+           "' fill='none' stroke='#636e72' stroke-width='1'/>";
+    }
+    s += "<text x='" + num(WIDTH - RIGHT) + "' y='14' font-size='11' text-anchor='end' fill='#636e72'>band: the other " +
+         std::to_string(procs.size() - k) + " (min / median / max)</text>";
+  }
+  double legendX = LEFT + 8;
+  for (size_t i = 0; i < k; ++i) {
+    const ProcessLeak& p = *procs[i];
+    std::string d;
+    for (const auto& pt : p.series) d += (d.empty() ? "M" : " L") + num(x(pt.t)) + "," + num(y(value(pt)));
+    std::string color = palette[i % 5];
+    s += "<path d='" + d + "' fill='none' stroke='" + color + "' stroke-width='1.5'><title>" + esc(p.who()) +
+         "</title></path>";
+    const auto& f = pss ? p.pss : p.rss;
+    std::string label = p.who();
+    if (f) {
+      auto fy = [&](double t) { return f->intercept + f->slope * t / 3600.0; };
+      s += "<line x1='" + num(x(p.firstSecs)) + "' x2='" + num(x(p.lastSecs)) + "' y1='" + num(y(fy(p.firstSecs))) +
+           "' y2='" + num(y(fy(p.lastSecs))) + "' stroke='" + color + "' stroke-width='1' stroke-dasharray='5,4'/>";
+      label += " " + preciseText(std::round(f->slope * 100) / 100 + 0.0) + " MB/h";  // + 0.0: no "-0"
+    }
+    // Each label as wide as its text; the ones that do not fit keep their line and its tooltip.
+    double w = 6.2 * static_cast<double>(label.size()) + 14;
+    if (legendX + w > WIDTH - (procs.size() > k ? 260 : RIGHT)) continue;
+    s += "<text x='" + num(legendX) + "' y='14' font-size='11' fill='" + color + "'>" + esc(label) + "</text>";
+    legendX += w;
+  }
+  s += "<text x='" + num(WIDTH - RIGHT) + "' y='206' font-size='10' text-anchor='end'>" + num(span, 0) + " s</text>";
+  return s + "</svg>";
+}
+
+std::string leakSection(const Run& run, double span) {
+  const LeakModel& leaks = run.acc->model().leaks();
+  auto procs = leaks.processes();
+  std::map<std::string, std::vector<const ProcessLeak*>> byRole;
+  for (const auto& p : procs) {
+    if (!p.series.empty()) byRole[p.role].push_back(&p);
+  }
+  if (byRole.empty()) return "";
+  std::string s = "<h3>Leaks: memory per process after the " + figureText(leaks.warmupSecs()) +
+                  " s warm-up</h3><p>Solid: each process's RSS; dashed: its Theil-Sen fit (the slope in the legend). "
+                  "The verdict judges RSS: a process's PSS falls when others sharing its pages exit.</p>";
+  for (const auto& [role, list] : byRole) {
+    s += "<h4>" + esc(role) + " RSS (MB)</h4>" + leakPlot(role, list, false, span);
+  }
+  for (const auto& [role, list] : byRole) {
+    s += "<h4>" + esc(role) + " PSS (MB)</h4>" + leakPlot(role, list, true, span);
+  }
+  return s;
+}
+
+std::vector<std::pair<double, double>> pointsOf(const BinnedSeries& b, bool peak) {
+  std::vector<std::pair<double, double>> pts;
+  for (const auto& bin : b.bins()) pts.emplace_back(bin.t, peak ? bin.max : bin.mean);
+  return pts;
+}
+
 std::string runSection(const Run& run) {
-  int64_t t0 = run.lines.empty() ? 0 : tsNs(run.lines.front());
-  double span = std::max(1.0, run.lines.empty() ? 1.0 : static_cast<double>(tsNs(run.lines.back()) - t0) / 1e9);
+  double span = std::max(1.0, run.acc->spanSecs());
   std::string s = "<section><h2>Run " + esc(run.runId) + "</h2><p>" + esc(run.source) + " &middot; topology " +
                   run.topology + " &middot; " + std::to_string(run.sessions) + " sessions &middot; " +
                   esc(formatDuration(run.durationSecs)) + " &middot; interrupts: " + esc(run.interruptType) +
                   " &middot; reconnected " + std::to_string(run.recovered) + "/" + std::to_string(run.interrupts) +
                   (run.complete ? "" : " &middot; <b>incomplete log</b>") + "</p>";
-  s += "<h3>Sessions over time</h3>" + timeline(run, t0, span);
+  if (!run.complete && !run.notes.empty()) s += "<p><b>" + esc(run.notes) + "</b></p>";
+  s += "<h3>Sessions over time</h3>" + timeline(run, span);
 
-  std::vector<std::pair<double, double>> pss, rss, cpu;
-  std::map<std::string, std::vector<std::pair<double, double>>> perProc;
-  for (const auto& l : run.lines) {
-    if (l.value("event", "") != "resource_sample" || !l.contains("total")) continue;
-    double t = static_cast<double>(tsNs(l) - t0) / 1e9;
-    const Json& tot = field(l, "total");
-    if (field(tot, "pss_kb").is_number()) pss.emplace_back(t, field(tot, "pss_kb").get<double>() / 1024);
-    if (field(tot, "rss_kb").is_number()) rss.emplace_back(t, field(tot, "rss_kb").get<double>() / 1024);
-    if (field(tot, "cpu_pct").is_number()) cpu.emplace_back(t, field(tot, "cpu_pct").get<double>());
-    if (l.contains("procs") && field(l, "procs").is_array()) {
-      for (const auto& p : field(l, "procs")) {
-        if (!p.is_array() || p.size() < 5 || !p[4].is_number()) continue;
-        std::string name = p[1].is_number() ? "agent " + std::to_string(p[1].get<int>()) : "supervisor";
-        perProc[name].emplace_back(t, p[4].get<double>() / 1024);
-      }
-    }
-  }
-  if (!pss.empty()) {
+  const RunAccumulator& acc = *run.acc;
+  if (!acc.totalPssMb().empty()) {
     s += "<h3>Harness memory (MB)</h3>" +
-         chart("memory", {{"total PSS", pss}, {"total RSS", rss}}, span, thresholdOf(run, "memory_mb"), "MB");
-    std::vector<std::pair<std::string, std::vector<std::pair<double, double>>>> procs(perProc.begin(), perProc.end());
-    if (procs.size() > 6) procs.resize(6);  // the chart stays readable; the log has all
-    s += "<h3>PSS per process (MB)</h3>" + chart("pss per process", procs, span, std::nullopt, "MB");
-    s += "<h3>Harness CPU (% of one core)</h3>" + chart("cpu", {{"total CPU", cpu}}, span, thresholdOf(run, "cpu_pct"), "%");
+         chart("memory", {{"total PSS", pointsOf(acc.totalPssMb(), true)}, {"total RSS", pointsOf(acc.totalRssMb(), true)}},
+               span, thresholdOf(run, "memory_mb"), "MB");
+    s += "<h3>Harness CPU (% of one core)</h3>" +
+         chart("cpu", {{"total CPU", pointsOf(acc.totalCpuPct(), false)}}, span, thresholdOf(run, "cpu_pct"), "%");
+    s += leakSection(run, span);
   } else {
     s += "<p>No resource samples in this log.</p>";
   }
@@ -513,14 +659,15 @@ std::string runSection(const Run& run) {
   s += "<h3>Reconnect time (detection to usable)</h3>" + histogram(run.reconnectMs);
   s += "<h3>Verdict</h3>";
   if (run.verdict.is_array()) {
-    s += "<table><tr><th>criterion</th><th>measured</th><th>threshold</th><th>result</th></tr>";
+    s += "<table><tr><th>criterion</th><th>measured</th><th>threshold</th><th>result</th><th>note</th></tr>";
     for (const auto& c : run.verdict) {
       std::string res = c.value("result", "?");
       std::string unit = c.value("unit", "");
       s += "<tr class='" + esc(res) + "'><td>" + esc(c.value("criterion", "?")) + "</td><td>" +
-           (field(c, "measured").is_number() ? num(field(c, "measured").get<double>()) + " " + esc(unit) : "n/a") + "</td><td>" +
-           esc(c.value("comparison", "")) + " " + (field(c, "threshold").is_number() ? num(field(c, "threshold").get<double>()) : "?") +
-           " " + esc(unit) + "</td><td>" + esc(res) + "</td></tr>";
+           (field(c, "measured").is_number() ? preciseText(field(c, "measured").get<double>()) + " " + esc(unit) : "n/a") +
+           "</td><td>" + esc(c.value("comparison", "")) + " " +
+           (field(c, "threshold").is_number() ? preciseText(field(c, "threshold").get<double>()) : "?") +
+           " " + esc(unit) + "</td><td>" + esc(res) + "</td><td class='note'>" + esc(textField(c, "note")) + "</td></tr>";
     }
     s += "</table>";
   } else {
@@ -531,12 +678,17 @@ std::string runSection(const Run& run) {
 
 }  // namespace
 
+std::string renderRunHtml(const std::string& source, std::shared_ptr<const RunAccumulator> run) {
+  return renderHtml({runOf(source, std::move(run))});
+}
+
 std::string renderHtml(const std::vector<Run>& runs) {
   std::string s =
       "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>sshsoak report</title><style>"
       "body{font-family:system-ui,sans-serif;margin:24px;color:#222}h2{border-bottom:1px solid #ccc}"
       "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 10px;text-align:left}"
-      "tr.pass td:last-child{color:#2e9e5b;font-weight:bold}tr.fail td:last-child{color:#d63031;font-weight:bold}"
+      "tr.pass td:nth-child(4){color:#2e9e5b;font-weight:bold}tr.fail td:nth-child(4){color:#d63031;font-weight:bold}"
+      "td.note{font-size:12px;color:#555}"
       ".legend span{margin-right:12px;font-size:12px}.legend i{display:inline-block;width:12px;height:12px;"
       "margin-right:4px;vertical-align:middle}</style></head><body><h1>sshsoak report</h1>";
   for (const auto& r : runs) s += runSection(r);

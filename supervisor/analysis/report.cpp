@@ -10,6 +10,7 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <unistd.h>
 
 #include "supervisor/exit_codes.h"
 #include "supervisor/analysis/html_report.h"
@@ -62,32 +63,119 @@ std::string formatDuration(double s) {
   return buf;
 }
 
-std::vector<Run> splitRuns(const std::string& source, const std::vector<Json>& lines) {
-  std::vector<Run> runs;
-  Run* current = nullptr;
-  for (const auto& line : lines) {
+namespace {
+
+// Lines to runs, one line at a time: a run ends at its summary or at the next
+// run_started; a log_continued line (a rotated log's next part) continues the
+// run it follows, or starts one whose beginning is missing.
+class RunSplitter {
+ public:
+  explicit RunSplitter(std::string source) : source_(std::move(source)) {}
+
+  void onLine(const Json& line) {
     std::string event = textField(line, "event");
-    if (current == nullptr || current->complete || (event == "run_started" && !current->lines.empty())) {
-      runs.emplace_back();
-      current = &runs.back();
-      current->source = source;
+    if (event == "log_continued") {
+      if (current_ && !complete_) return;
+      start();
+      current_->setStartMissing();
+      if (field(line, "run_started").is_object()) current_->onLine(field(line, "run_started"));
+      if (current_->runId().empty()) current_->setRunId(textField(line, "run_id"));
+      return;
     }
-    current->lines.push_back(line);
-    if (event == "run_started") current->runId = textField(line, "run_id");
-    if (event == "summary") current->complete = true;
+    if (!current_ || complete_ || (event == "run_started" && current_->lineCount() > 0)) start();
+    current_->onLine(line);
+    if (event == "summary") complete_ = true;
   }
-  for (size_t i = 0; i < runs.size(); ++i) {
-    if (runs[i].runId.empty()) {
-      runs[i].runId = std::filesystem::path(source).stem().string() + (runs.size() > 1 ? "#" + std::to_string(i + 1) : "");
+
+  std::vector<Run> finish() {
+    std::vector<Run> runs;
+    for (size_t i = 0; i < accs_.size(); ++i) {
+      if (accs_[i]->runId().empty()) {
+        accs_[i]->setRunId(std::filesystem::path(source_).stem().string() +
+                           (accs_.size() > 1 ? "#" + std::to_string(i + 1) : ""));
+      }
+      runs.push_back(runOf(source_, accs_[i]));
     }
-    derive(runs[i]);
+    return runs;
   }
-  return runs;
+
+ private:
+  void start() {
+    accs_.push_back(std::make_shared<RunAccumulator>());
+    current_ = accs_.back().get();
+    complete_ = false;
+  }
+  std::string source_;
+  std::vector<std::shared_ptr<RunAccumulator>> accs_;
+  RunAccumulator* current_ = nullptr;
+  bool complete_ = false;
+};
+
+// "01:02:03" of an ISO timestamp.
+std::string clockOf(const std::string& ts) { return ts.size() >= 19 ? ts.substr(11, 8) : ts; }
+
+}  // namespace
+
+std::vector<Run> splitRuns(const std::string& source, const std::vector<Json>& lines) {
+  RunSplitter splitter(source);
+  for (const auto& l : lines) splitter.onLine(l);
+  return splitter.finish();
+}
+
+Run runOf(const std::string& source, std::shared_ptr<const RunAccumulator> acc) {
+  Run run;
+  run.source = source;
+  run.runId = acc->runId();
+  run.complete = acc->model().summaryLine().has_value();
+  run.acc = std::move(acc);
+  derive(run);
+  return run;
+}
+
+std::vector<std::string> rotatedSet(const std::string& path) {
+  std::vector<std::string> parts;
+  std::error_code ec;
+  for (int n = 1; n < 10000; ++n) {
+    std::string part = path + "." + std::to_string(n);
+    if (!std::filesystem::exists(part, ec)) break;
+    parts.push_back(part);
+  }
+  std::reverse(parts.begin(), parts.end());
+  parts.push_back(path);
+  return parts;
+}
+
+bool writeFileAtomically(const std::string& path, const std::string& text, std::string* error) {
+  std::filesystem::path target(path);
+  std::string tmp = (target.parent_path() / ("." + target.filename().string() + ".tmp")).string();
+  auto failed = [&](const char* what) {
+    if (error != nullptr) *error = path + ": cannot " + what + " " + tmp + ": " + std::strerror(errno);
+    return false;
+  };
+  FILE* f = std::fopen(tmp.c_str(), "w");
+  if (f == nullptr) return failed("create");
+  bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size() && std::fflush(f) == 0 && ::fsync(fileno(f)) == 0;
+  int saved = errno;
+  if (std::fclose(f) != 0 && ok) {
+    ok = false;
+    saved = errno;
+  }
+  if (!ok) {
+    std::remove(tmp.c_str());
+    errno = saved;
+    return failed("write");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    saved = errno;
+    std::remove(tmp.c_str());
+    errno = saved;
+    return failed("rename");
+  }
+  return true;
 }
 
 void derive(Run& run) {
-  RunModel model;
-  for (const auto& l : run.lines) model.onLine(l);
+  const RunModel& model = run.acc->model();
   run.sessions = model.sessionsInRun();
   run.topology = model.topology();
   run.interruptType = interruptType(model.interruptions());
@@ -98,6 +186,15 @@ void derive(Run& run) {
   run.workload = model.workload().json();
   const Json* summary = model.summaryLine() ? &*model.summaryLine() : nullptr;
   std::vector<std::string> notes;
+  if (run.acc->startMissing()) notes.push_back("the run's start is missing (its first log part was rotated away)");
+  // A killed run: its last checkpoint holds the summary's fields so far.
+  const auto& checkpoint = run.acc->lastCheckpoint();
+  if (summary == nullptr && checkpoint) {
+    summary = &*checkpoint;
+    if (field(*checkpoint, "checkpoint").is_number()) run.checkpoint = field(*checkpoint, "checkpoint").get<uint32_t>();
+    notes.push_back("incomplete: figures from checkpoint " + (run.checkpoint ? std::to_string(*run.checkpoint) : "?") +
+                    " at " + clockOf(textField(*checkpoint, "ts")) + " (run killed?)");
+  }
   if (summary != nullptr) {
     const Json& s = *summary;
     if (field(s, "duration_secs").is_number()) run.durationSecs = field(s, "duration_secs").get<double>();
@@ -131,22 +228,38 @@ void derive(Run& run) {
 Input read(const std::vector<std::string>& paths) {
   Input input;
   for (const auto& path : paths) {
-    auto file = readJsonl(path);
-    if (!file) {
-      input.errors.push_back(file.error().text());
-      continue;
+    RunSplitter splitter(path);
+    size_t events = 0;
+    bool opened = false;
+    for (const auto& part : rotatedSet(path)) {
+      std::ifstream in(part);
+      if (!in) {
+        if (part == path) input.errors.push_back(ReadError{part, errno}.text());
+        continue;
+      }
+      opened = true;
+      std::string text;
+      size_t lineNo = 0;
+      while (std::getline(in, text)) {
+        ++lineNo;
+        if (text.empty()) continue;
+        Json j = Json::parse(text, nullptr, false);
+        if (j.is_discarded() || !j.is_object() || !j.contains("event")) {
+          input.warnings.push_back(part + " line " + std::to_string(lineNo) +
+                                   ": not a complete event (a run killed mid-write?); read up to line " +
+                                   std::to_string(lineNo - 1));
+          break;
+        }
+        ++events;
+        splitter.onLine(j);
+      }
     }
-    if (file->damagedLine) {
-      size_t n = *file->damagedLine;
-      input.warnings.push_back(path + " line " + std::to_string(n) +
-                               ": not a complete event (a run killed mid-write?); read up to line " +
-                               std::to_string(n - 1));
-    }
-    if (file->lines.empty()) {
+    if (!opened) continue;
+    if (events == 0) {
       input.warnings.push_back(path + ": no events");
       continue;
     }
-    auto runs = splitRuns(path, file->lines);
+    auto runs = splitter.finish();
     input.runs.insert(input.runs.end(), runs.begin(), runs.end());
   }
   return input;
@@ -370,12 +483,11 @@ int main(int argc, const char* const* argv) {
   }
   std::printf("%s", markdown(input).c_str());
   if (!html.empty()) {
-    std::ofstream out(html);
-    if (!out) {
-      std::fprintf(stderr, "sshsoak report: --html %s: cannot write: %s\n", html.c_str(), std::strerror(errno));
+    std::string error;
+    if (!writeFileAtomically(html, renderHtml(input.runs), &error)) {
+      std::fprintf(stderr, "sshsoak report: --html %s (name a writable file)\n", error.c_str());
       return exit_code::BAD_INPUT;
     }
-    out << renderHtml(input.runs);
     std::fprintf(stderr, "sshsoak report: wrote %s\n", html.c_str());
   }
   return input.errors.empty() ? 0 : exit_code::BAD_INPUT;

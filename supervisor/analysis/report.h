@@ -6,19 +6,23 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "supervisor/analysis/jsonl_reader.h"
+#include "supervisor/analysis/run_accumulator.h"
 
 namespace sshsoak::report {
 
 struct Run {
   std::string source;  // the file it came from
   std::string runId;
-  std::vector<Json> lines;  // every line of the run, in order
+  // The run as read, line by line (run_accumulator.h): never the lines themselves.
+  std::shared_ptr<const RunAccumulator> acc;
   bool complete = false;    // it has its summary line
+  std::optional<uint32_t> checkpoint;  // no summary: the figures are this checkpoint's
 
   // Derived: the run model's figures (run_model.h) and the summary line's.
   std::string topology;  // "A" (distinct hosts), "B" (one host repeated), "A+B"
@@ -42,10 +46,19 @@ struct Input {
   std::vector<std::string> errors;  // files that could not be read at all
 };
 
+// Streams each log once (a rotated set LOG.N ... LOG.1, LOG as one), one
+// accumulator per run; no run's lines are kept.
 Input read(const std::vector<std::string>& paths);
 // Splits already-parsed lines into runs and derives their figures.
 std::vector<Run> splitRuns(const std::string& source, const std::vector<Json>& lines);
+// A run from its accumulator (the live run's own, at a checkpoint or at the end).
+Run runOf(const std::string& source, std::shared_ptr<const RunAccumulator> acc);
 void derive(Run& run);
+// The rotated parts of LOG that exist, oldest first, then LOG itself.
+std::vector<std::string> rotatedSet(const std::string& path);
+// Writes text to path as a whole or not at all: a temp file in the same
+// directory, fsync, rename. False with *error set when it cannot.
+bool writeFileAtomically(const std::string& path, const std::string& text, std::string* error);
 
 std::string markdown(const Input& input);
 // The summary's churn phases in reading order (tcp ... total, service, then any other).

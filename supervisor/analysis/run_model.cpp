@@ -119,6 +119,8 @@ void RunModel::onLine(const Json& line) {
     ++interruptions_.causes[textField(line, "cause")];
   }
 
+  leaks_.onLine(line, event, ns);
+
   auto id = countOf(line, "session_id");
   bool hasId = id && *id <= UINT32_MAX;
   workload_.onLine(line, event, ns, hasId ? std::optional<uint32_t>(static_cast<uint32_t>(*id)) : std::nullopt);
@@ -242,6 +244,8 @@ void RunModel::onLine(const Json& line) {
 }
 
 void RunModel::configureWorkload(const cli::Options& o, int64_t startNs) {
+  // The warm-up as the run caps it (at half the run), as run_started says it.
+  leaks_.configure(std::min<double>(o.warmupSecs, o.durationSecs / 2.0), o.leakMinFitSecs, startNs);
   workload_.configure(o.workload, o.churnRate, o.churnRampSteps, o.maxConnFailures, o.maxConnectP99Ms, startNs);
   if (o.workload == cli::WorkloadKind::JOBS) {
     workload_.configureJobs(o.compareReuse ? "compare" : o.reuse ? "on" : "off", static_cast<uint32_t>(o.slots.size()));
@@ -400,6 +404,7 @@ VerdictInputs RunModel::verdictInputs() const {
   in.jobsLost = j.lost();
   in.jobsUnaccounted = j.submitted() > j.results() ? j.submitted() - j.results() : 0;
   in.jobP95Ms = j.totalP95Ms();
+  leaks_.fill(in);
   return in;
 }
 

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "supervisor/analysis/leak_model.h"
 #include "supervisor/analysis/verdict.h"
 #include "supervisor/analysis/workload_model.h"
 #include "supervisor/log_line.h"
@@ -140,6 +141,10 @@ class RunModel {
   std::string workloadStatus() const { return workload_.statusText(); }
   // The run's summary line once it has been seen.
   const std::optional<Json>& summaryLine() const { return summaryLine_; }
+  // The leak model (leak_model.h): its fits, the summary's resources.leaks
+  // (leaksJson()) and the verdict's leak inputs (in verdictInputs()).
+  const LeakModel& leaks() const { return leaks_; }
+  Json leaksJson() const { return leaks_.json(); }
 
  private:
   SessionModel& sessionFor(uint32_t id);
@@ -153,6 +158,7 @@ class RunModel {
   int64_t lastNs_ = 0;
   std::optional<Json> summaryLine_;
   WorkloadModel workload_;
+  LeakModel leaks_;
 };
 
 }  // namespace sshsoak

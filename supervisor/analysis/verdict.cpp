@@ -36,7 +36,7 @@ double minConnRateOf(const cli::Options& o) {
 }  // namespace
 
 Thresholds thresholdsOf(const cli::Options& o) {
-  return Thresholds{.maxAbnormalEnds = o.maxAbnormalEnds,
+  Thresholds t{.maxAbnormalEnds = o.maxAbnormalEnds,
                     .minReconnectRatePct = o.minReconnectRatePct,
                     .maxReconnectP95Ms = o.maxReconnectP95Ms,
                     .maxMemoryMb = o.maxMemoryMb,
@@ -51,6 +51,22 @@ Thresholds thresholdsOf(const cli::Options& o) {
                     .maxMemorySlopeMbPerH = o.maxMemorySlopeMbPerH,
                     .maxFdGrowth = o.maxFdGrowth,
                     .maxCloseWaitSockets = o.maxCloseWaitSockets};
+  // Totals grow with the run's size: 200 MB and 5 % up to 10 sessions, and
+  // as much again per 10 sessions above, unless the flag was given.
+  size_t n = o.slots.empty() ? o.sessions : o.slots.size();
+  if (n > 10) {
+    double scale = static_cast<double>(n) / 10.0;
+    if (!o.maxMemoryMbGiven) {
+      t.maxMemoryMb = o.maxMemoryMb * scale;
+      t.memoryScaled = true;
+    }
+    if (!o.maxCpuPctGiven) {
+      t.maxCpuPct = o.maxCpuPct * scale;
+      t.cpuScaled = true;
+    }
+    t.scaledForSessions = static_cast<uint32_t>(n);
+  }
+  return t;
 }
 
 std::vector<Criterion> evaluate(const VerdictInputs& in, const Thresholds& t) {
@@ -77,6 +93,8 @@ std::vector<Criterion> evaluate(const VerdictInputs& in, const Thresholds& t) {
   std::string memNote = "peak PSS of supervisor + agents (shared pages counted once)";
   if (in.peakTotalRssKb) memNote += "; peak RSS " + figureText(round1(double(*in.peakTotalRssKb) / 1024.0)) + " MB";
   if (!memMb) memNote = "no resource samples (run shorter than --sample-interval-secs)";
+  std::string scaled = "; threshold scaled to " + std::to_string(t.scaledForSessions) + " sessions (x N / 10; give the flag to fix it)";
+  if (t.memoryScaled) memNote += scaled;
   add("memory_mb", "harness memory (PSS)", memMb, t.maxMemoryMb, "<", "MB", memNote);
   std::optional<double> cpu;
   if (in.meanTotalCpuPct) cpu = round1(*in.meanTotalCpuPct);
@@ -88,7 +106,30 @@ std::vector<Criterion> evaluate(const VerdictInputs& in, const Thresholds& t) {
     out.back().result = Verdict::NA;
     out.back().note = "not judged on a " + std::string(cli::workloadName(in.workload)) +
                       " run: its CPU is the load (--max-cpu-pct judges it)";
+  } else if (t.cpuScaled) {
+    out.back().note += scaled;
   }
+  std::string missed = in.samplesMissed == 0 ? ""
+                       : "; the sampler missed " + std::to_string(in.samplesMissed) + " of " +
+                             std::to_string(in.samplesTaken + in.samplesMissed) +
+                             " samples (a loaded machine): the figures have gaps";
+  if (!missed.empty()) out.back().note += missed;
+  // Leaks (leak_model.h): judged on RSS, not PSS: a process's PSS falls
+  // when another process sharing its pages exits, a slope no leak made.
+  add("memory_slope_mb_per_h", "memory growth (RSS slope)", in.memorySlopeMbPerH, t.maxMemorySlopeMbPerH, "<", "MB/h",
+      in.memorySlopeMbPerH ? "worst process: " + in.memorySlopeWho +
+                                 "; Theil-Sen fit after warm-up, judged on RSS (PSS moves when other processes exit)" + missed
+                           : "n/a: " + in.leakNa);
+  std::optional<double> fd;
+  if (in.fdGrowth) fd = double(*in.fdGrowth);
+  add("fd_growth", "open fds growth", fd, t.maxFdGrowth, "<=", "fds",
+      fd ? "worst: " + in.fdGrowthWho + " (the floor of the last tenth of the samples over the first's)"
+         : "n/a: " + (in.leakNa.empty() ? std::string("no fd figures") : in.leakNa));
+  std::optional<double> cw;
+  if (in.closeWaitSockets) cw = double(*in.closeWaitSockets);
+  add("close_wait_sockets", "CLOSE_WAIT sockets at the end", cw, t.maxCloseWaitSockets, "<=", "",
+      cw ? "the harness's sockets at the last resource sample"
+         : "n/a: no socket figures in the samples (a log before resource_sample v2, or no sample)");
   if (in.workload == cli::WorkloadKind::CHURN) {
     // No report at all is the workload not working, not nothing to judge: 0.
     add("conn_rate_per_sec", "achieved connection rate", in.connRatePerSec.value_or(0.0), t.minConnRatePerSec, ">=",

@@ -33,6 +33,10 @@ struct Thresholds {
   double maxMemorySlopeMbPerH = 1.0;
   uint32_t maxFdGrowth = 0;
   uint32_t maxCloseWaitSockets = 0;
+  // --max-memory-mb / --max-cpu-pct not given: scaled with the sessions
+  // above 10 (docs/reference.md, "Long runs"); the note says so.
+  uint32_t scaledForSessions = 0;  // 0: neither was scaled
+  bool memoryScaled = false, cpuScaled = false;
 };
 Thresholds thresholdsOf(const cli::Options& options);
 

@@ -41,16 +41,17 @@ Supervisor::Supervisor(const cli::Options& options, std::string agentPath, Jsonl
     : options_(options),
       agentPath_(std::move(agentPath)),
       log_(log),
-      model_([&] {
+      run_(std::make_shared<RunAccumulator>([&] {
         std::vector<std::string> hosts;
         for (const auto& slot : options.slots) hosts.push_back(slot.text());
         return hosts;
-      }()),
+      }())),
+      model_(run_->model()),
       signals_(io_, SIGINT, SIGTERM, SIGCHLD),
       durationTimer_(io_),
       shutdownTimer_(io_),
       sampleTimer_(io_) {
-  log_.setListener([this](const Json& line) { model_.onLine(line); });
+  log_.setListener([this](const Json& line) { run_->onLine(line); });
 }
 
 Supervisor::~Supervisor() {

@@ -23,6 +23,7 @@
 #include "supervisor/run/resource_stats.h"
 #include "supervisor/run/exit_status.h"
 #include "supervisor/run/restart_policy.h"
+#include "supervisor/analysis/run_accumulator.h"
 #include "supervisor/analysis/run_model.h"
 
 namespace sshsoak {
@@ -38,6 +39,11 @@ class Supervisor {
   // summary line. Returns the summary.
   Json run();
   const RunModel& model() const { return model_; }
+  // The run as the report reads it (run_accumulator.h), fed every line the
+  // log gets: the end-of-run table and the HTML at a checkpoint
+  // (report::runOf(source, accumulator()) then report::renderHtml) come
+  // from it, not from reading the log back.
+  std::shared_ptr<RunAccumulator> accumulator() const { return run_; }
   const ResourceStats* resources() const { return resources_.get(); }
   std::vector<pid_t> agentPids() const;
 
@@ -68,7 +74,8 @@ class Supervisor {
   const cli::Options& options_;
   std::string agentPath_;
   JsonlLog& log_;
-  RunModel model_;  // fed every line the log gets (JsonlLog listener)
+  std::shared_ptr<RunAccumulator> run_;  // fed every line the log gets (JsonlLog listener)
+  RunModel& model_;                      // run_'s
   boost::asio::io_context io_;
   boost::asio::signal_set signals_;
   boost::asio::steady_timer durationTimer_;

@@ -97,7 +97,8 @@ TEST_F(SshdTest, VerdictCarriesEveryCriterionAndAFailedThresholdFailsTheRun) {
   EXPECT_EQ(summary["success"], false);
   std::map<std::string, Json> byName;
   for (const auto& c : summary["verdict"]) byName[c["criterion"].get<std::string>()] = c;
-  ASSERT_EQ(byName.size(), 5u);
+  ASSERT_EQ(byName.size(), 8u);
+  EXPECT_EQ(byName["memory_slope_mb_per_h"]["result"], "n/a") << "3 s: too short to fit a slope";
   EXPECT_EQ(byName["abnormal_ends"]["result"], "pass");
   EXPECT_EQ(byName["abnormal_ends"]["measured"], 0.0);
   EXPECT_EQ(byName["reconnect_rate_pct"]["result"], "n/a");  // no interrupts

@@ -147,3 +147,84 @@ TEST_F(ReportTest, HtmlTimelineShowsTheSummarysStateNames) {
   EXPECT_NE(html.find("manual_reconnect_required</span>"), std::string::npos) << "the legend lists every state";
   EXPECT_EQ(html.find("reconnecting"), std::string::npos) << "the old timeline-only name";
 }
+
+TEST_F(ReportTest, ARunKilledAfterACheckpointIsReadFromIt) {
+  std::string cut = runA("run-k");
+  cut = cut.substr(0, cut.find("{\"ts\":\"2026-11-23T10:01:00.000000+00:00\""));  // the summary is gone
+  cut += line("00:30.000000", "checkpoint", -1, "",
+              ",\"checkpoint\":2,\"duration_secs\":30.0,\"abnormal_ends\":0,\"resources\":{\"total\":{\"cpu_mean_pct\":2.5,"
+              "\"pss_peak_kb\":20480}},\"verdict\":[{\"criterion\":\"abnormal_ends\",\"measured\":0,\"threshold\":0,"
+              "\"comparison\":\"<=\",\"unit\":\"\",\"result\":\"pass\"}]");
+  cut += line("00:31.000000", "resource_sample", -1, "", ",\"total\":{\"cpu_pct\":1.5,\"rss_kb\":90000,\"pss_kb\":18000}");
+  auto path = write("k.jsonl", cut + "{\"ts\":\"2026-11-23T10:00:32");  // killed mid-write
+  Input in = read({path});
+  ASSERT_EQ(in.runs.size(), 1u);
+  const report::Run& r = in.runs[0];
+  EXPECT_FALSE(r.complete);
+  EXPECT_EQ(r.checkpoint, 2u);
+  ASSERT_TRUE(r.memPeakMb);
+  EXPECT_DOUBLE_EQ(*r.memPeakMb, 20.0);
+  EXPECT_DOUBLE_EQ(*r.cpuMeanPct, 2.5);
+  EXPECT_DOUBLE_EQ(r.durationSecs, 30.0);
+  EXPECT_NE(r.notes.find("incomplete: figures from checkpoint 2 at 10:00:30 (run killed?)"), std::string::npos) << r.notes;
+  std::string md = markdown(in);
+  EXPECT_NE(md.find("| 20 MB PSS | incomplete: figures from checkpoint 2 at 10:00:30"), std::string::npos) << md;
+  EXPECT_NE(md.find("| abnormal_ends | 0 |"), std::string::npos) << "the checkpoint's verdict: " << md;
+  EXPECT_EQ(in.warnings.size(), 1u);
+  std::string html = renderHtml(in.runs);
+  EXPECT_NE(html.find("figures from checkpoint 2"), std::string::npos);
+}
+
+TEST_F(ReportTest, ARotatedLogIsReadAsOneRunOldestPartFirst) {
+  std::string all = runA("run-r");
+  size_t cut1 = all.find("{\"ts\":\"2026-11-23T10:00:10.000000");
+  size_t cut2 = all.find("{\"ts\":\"2026-11-23T10:00:13.000000");
+  std::string started = all.substr(0, all.find('\n'));
+  auto continued = [&](int part, const std::string& ts) {
+    return "{\"ts\":\"2026-11-23T10:" + ts + "+00:00\",\"session_id\":null,\"event\":\"log_continued\",\"part\":" +
+           std::to_string(part) + ",\"run_id\":\"run-r\",\"run_started\":" + started + "}\n";
+  };
+  write("r.jsonl.2", all.substr(0, cut1));
+  write("r.jsonl.1", continued(2, "00:10.000000") + all.substr(cut1, cut2 - cut1));
+  auto path = write("r.jsonl", continued(3, "00:13.000000") + all.substr(cut2));
+  Input in = read({path});
+  ASSERT_EQ(in.runs.size(), 1u) << "one run across three files";
+  EXPECT_EQ(in.runs[0].runId, "run-r");
+  EXPECT_TRUE(in.runs[0].complete);
+  EXPECT_EQ(in.runs[0].recovered, 2u);
+  EXPECT_EQ(in.runs[0].interrupts, 2u);
+  EXPECT_EQ(in.runs[0].notes, "cpu_pct failed") << "as the unrotated log says";
+
+  // The oldest part deleted (--log-keep): the run's start is missing, said so.
+  std::filesystem::remove(dir_ / "r.jsonl.2");
+  in = read({path});
+  ASSERT_EQ(in.runs.size(), 1u);
+  EXPECT_EQ(in.runs[0].runId, "run-r");
+  EXPECT_EQ(in.runs[0].sessions, 2u) << "from log_continued's copy of run_started";
+  EXPECT_NE(in.runs[0].notes.find("start is missing"), std::string::npos) << in.runs[0].notes;
+}
+
+TEST_F(ReportTest, TheVerdictTablePrintsCountsAsCounts) {
+  auto path = write("a.jsonl", runA("run-a"));
+  std::string html = renderHtml(read({path}).runs);
+  EXPECT_NE(html.find("<td>abnormal_ends</td><td>0 </td><td>&lt;= 0 </td>"), std::string::npos) << html;
+  EXPECT_EQ(html.find("<td>0.0 "), std::string::npos);
+}
+
+TEST_F(ReportTest, ATimelineOfManySessionsIsCapped) {
+  std::string log = line("00:00.000000", "run_started", -1, "", ",\"run_id\":\"big\",\"sessions\":300");
+  for (int s = 0; s < 300; ++s) {
+    log += line("00:00.100000", "agent_started", s, "h:22") + line("00:01.000000", "connected", s, "h:22");
+  }
+  for (int s = 0; s < 60; ++s) {
+    log += line("00:10.000000", "disconnected", s * 5, "h:22", ",\"cause\":\"reset\"") +
+           withElapsed(line("00:12.000000", "reconnected", s * 5, "h:22"), 2000);
+  }
+  log += line("01:00.000000", "resource_sample", -1, "", ",\"total\":{\"cpu_pct\":1.5,\"rss_kb\":90000,\"pss_kb\":18000}");
+  auto path = write("big.jsonl", log);
+  std::string html = renderHtml(read({path}).runs);
+  EXPECT_NE(html.find(">240 up<"), std::string::npos) << "the sessions never interrupted: one row";
+  EXPECT_NE(html.find(">+10 not drawn<"), std::string::npos);
+  EXPECT_NE(html.find("session 0: disconnected"), std::string::npos);
+  EXPECT_EQ(html.find("session 1: connected"), std::string::npos) << "an uninterrupted session has no row of its own";
+}

@@ -27,6 +27,11 @@ VerdictInputs healthy() {
   in.peakTotalPssKb = 50 * 1024;
   in.peakTotalRssKb = 90 * 1024;
   in.meanTotalCpuPct = 0.7;
+  in.memorySlopeMbPerH = 0.2;
+  in.memorySlopeWho = "agent 3 (pid 1234); its PSS slope 0.1 MB/h";
+  in.fdGrowth = 0;
+  in.fdGrowthWho = "supervisor (pid 1), after warm-up";
+  in.closeWaitSockets = 0;
   return in;
 }
 
@@ -34,7 +39,7 @@ VerdictInputs healthy() {
 
 TEST(Verdict, AllPassWithTheDesignDefaults) {
   auto v = evaluate(healthy(), designDefaults());
-  ASSERT_EQ(v.size(), 5u);
+  ASSERT_EQ(v.size(), 8u);
   for (const auto& c : v) EXPECT_EQ(c.result, Verdict::PASS) << c.name;
   EXPECT_TRUE(allPassed(v));
   EXPECT_DOUBLE_EQ(*find(v, "memory_mb").measured, 50.0);  // PSS, not RSS
@@ -54,6 +59,63 @@ TEST(Verdict, EachCriterionFailsOnItsOwn) {
   check([](VerdictInputs& in) { in.reconnectP95Ms = 15001; }, "reconnect_p95_ms");
   check([](VerdictInputs& in) { in.peakTotalPssKb = 200 * 1024; }, "memory_mb");  // strictly below
   check([](VerdictInputs& in) { in.meanTotalCpuPct = 5.0; }, "cpu_pct");
+  check([](VerdictInputs& in) { in.memorySlopeMbPerH = 1.0; }, "memory_slope_mb_per_h");  // strictly below
+  check([](VerdictInputs& in) { in.fdGrowth = 1; }, "fd_growth");
+  check([](VerdictInputs& in) { in.closeWaitSockets = 1; }, "close_wait_sockets");
+}
+
+TEST(Verdict, TheLeakCriteriaNameTheProcessAndSayWhyRss) {
+  auto v = evaluate(healthy(), designDefaults());
+  const Criterion& m = find(v, "memory_slope_mb_per_h");
+  EXPECT_EQ(m.result, Verdict::PASS);
+  EXPECT_NE(m.note.find("agent 3 (pid 1234)"), std::string::npos) << m.note;
+  EXPECT_NE(m.note.find("PSS slope 0.1"), std::string::npos) << m.note;
+  EXPECT_NE(m.note.find("judged on RSS"), std::string::npos) << m.note;
+  EXPECT_NE(find(v, "fd_growth").note.find("supervisor (pid 1)"), std::string::npos);
+}
+
+TEST(Verdict, AShortRunJudgesTheLeaksNotApplicableAndSaysWhy) {
+  VerdictInputs in = healthy();
+  in.memorySlopeMbPerH.reset();
+  in.fdGrowth.reset();
+  in.closeWaitSockets.reset();
+  in.leakNa = "too short to fit: agent 0 (pid 5): 3 samples over 20 s";
+  auto v = evaluate(in, designDefaults());
+  for (const char* n : {"memory_slope_mb_per_h", "fd_growth", "close_wait_sockets"}) {
+    EXPECT_EQ(find(v, n).result, Verdict::NA) << n;
+  }
+  EXPECT_NE(find(v, "memory_slope_mb_per_h").note.find("3 samples over 20 s"), std::string::npos);
+  EXPECT_TRUE(allPassed(v));
+}
+
+TEST(Verdict, MissedSamplesAreSaid) {
+  VerdictInputs in = healthy();
+  in.samplesTaken = 90;
+  in.samplesMissed = 10;
+  auto v = evaluate(in, designDefaults());
+  EXPECT_NE(find(v, "cpu_pct").note.find("missed 10 of 100 samples"), std::string::npos) << find(v, "cpu_pct").note;
+  EXPECT_NE(find(v, "memory_slope_mb_per_h").note.find("missed 10"), std::string::npos);
+}
+
+TEST(Verdict, MemoryAndCpuThresholdsScaleWithTheSessionsUnlessGiven) {
+  cli::Options o;
+  o.sessions = 1000;
+  Thresholds t = thresholdsOf(o);
+  EXPECT_DOUBLE_EQ(t.maxMemoryMb, 20000.0);
+  EXPECT_DOUBLE_EQ(t.maxCpuPct, 500.0);
+  auto v = evaluate(healthy(), t);
+  EXPECT_NE(find(v, "memory_mb").note.find("scaled to 1000 sessions"), std::string::npos);
+  EXPECT_NE(find(v, "cpu_pct").note.find("scaled to 1000 sessions"), std::string::npos);
+  o.maxMemoryMbGiven = true;
+  o.maxMemoryMb = 300;
+  t = thresholdsOf(o);
+  EXPECT_DOUBLE_EQ(t.maxMemoryMb, 300.0);
+  EXPECT_DOUBLE_EQ(t.maxCpuPct, 500.0);
+  EXPECT_EQ(find(evaluate(healthy(), t), "memory_mb").note.find("scaled"), std::string::npos);
+  cli::Options few;
+  few.sessions = 5;
+  EXPECT_DOUBLE_EQ(thresholdsOf(few).maxMemoryMb, 200.0);
+  EXPECT_DOUBLE_EQ(thresholdsOf(few).maxCpuPct, 5.0);
 }
 
 TEST(Verdict, BoundariesThatPass) {
@@ -71,7 +133,8 @@ TEST(Verdict, NothingToMeasureIsNotApplicableAndDoesNotFail) {
   VerdictInputs in;  // no interrupts, no reconnects, no samples
   auto v = evaluate(in, designDefaults());
   EXPECT_EQ(find(v, "abnormal_ends").result, Verdict::PASS);
-  for (const char* n : {"reconnect_rate_pct", "reconnect_p95_ms", "memory_mb", "cpu_pct"}) {
+  for (const char* n : {"reconnect_rate_pct", "reconnect_p95_ms", "memory_mb", "cpu_pct", "memory_slope_mb_per_h",
+                        "fd_growth", "close_wait_sockets"}) {
     EXPECT_EQ(find(v, n).result, Verdict::NA) << n;
     EXPECT_FALSE(find(v, n).measured.has_value()) << n;
   }

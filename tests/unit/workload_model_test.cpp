@@ -370,7 +370,8 @@ TEST(WorkloadModel, APtyRunsSummaryIsUnchangedButForTheWorkloadObject) {
   EXPECT_EQ(s["workload"], (Json{{"name", "pty"}, {"echo", nullptr}}));
   EXPECT_EQ(s["abnormal_ends"], 0);
   auto v = evaluate(model.verdictInputs(), defaults(cli::WorkloadKind::PTY));
-  EXPECT_EQ(v.size(), 5u);  // the predecessor's five criteria, no more
+  EXPECT_EQ(v.size(), 8u);  // the predecessor's five criteria and the three leak criteria, no more
+  for (size_t i = 5; i < v.size(); ++i) EXPECT_EQ(v[i].result, Verdict::NA) << v[i].name << ": too short to judge";
   EXPECT_EQ(model.workloadStatus(), "");
 }
 
