@@ -17,6 +17,7 @@
 #include <memory>
 
 #include "supervisor/run/local_sshd.h"
+#include "supervisor/run/atomic_file.h"
 #include "supervisor/cli.h"
 #include "supervisor/exit_codes.h"
 #include "supervisor/run/jsonl_log.h"
@@ -240,7 +241,8 @@ int runMain(int argc, char** argv) {
 
   std::unique_ptr<JsonlLog> log;
   try {
-    log = std::make_unique<JsonlLog>(options.logPath);
+    log = std::make_unique<JsonlLog>(
+        options.logPath, LogRotation{.maxBytes = uint64_t{options.logMaxMb} << 20, .keep = options.logKeep});
   } catch (const std::exception& e) {
     std::fprintf(stderr, "sshsoak: --log-path %s: %s\n", options.logPath.c_str(), e.what());
     return exit_code::BAD_INPUT;
@@ -253,12 +255,6 @@ int runMain(int argc, char** argv) {
                }(),
                options.logPath);
 
-  std::streamoff runOffset = 0;
-  {
-    std::error_code ec;
-    auto size = fs::file_size(options.logPath, ec);
-    runOffset = ec ? 0 : static_cast<std::streamoff>(size);
-  }
   std::string id = runId();
   log->write(runStartedLine(options, id, sshd != nullptr));
 
@@ -286,18 +282,20 @@ int runMain(int argc, char** argv) {
   // (docs/reference.md, "The result table"): the run's own lines of the log
   // (it may hold earlier runs too).
   report::Input input;
-  if (auto run = readJsonl(options.logPath, runOffset)) {
-    input.runs = report::splitRuns(options.logPath, run->lines);
+  if (auto run = log->readRunBack()) {
+    input.runs = report::splitRuns(options.logPath, *run);
   } else {
     spdlog::error("cannot read the run back for the result table: {}", run.error().text());
   }
   std::printf("\n%s", report::markdown(input).c_str());
   if (!options.htmlPath.empty()) {
-    std::ofstream out(options.htmlPath);
-    if (out << report::renderHtml(input.runs)) {
+    // Atomically: it replaces the last checkpoint's report, which must
+    // survive a kill during this write.
+    auto written = writeFileAtomically(options.htmlPath, report::renderHtml(input.runs));
+    if (written) {
       std::printf("\nHTML report: %s\n", options.htmlPath.c_str());
     } else {
-      spdlog::error("--html {}: cannot write the report", options.htmlPath);
+      spdlog::error("--html {}: cannot write the report", written.error());
     }
   }
   std::printf("Table of several runs: sshsoak report %s [MORE.jsonl ...]\n", options.logPath.c_str());

@@ -17,6 +17,10 @@
 #include "supervisor/run/agent_config.h"
 #include "supervisor/run/status_line.h"
 #include "supervisor/analysis/verdict.h"
+#include "supervisor/analysis/html_report.h"
+#include "supervisor/analysis/jsonl_reader.h"
+#include "supervisor/analysis/report.h"
+#include "supervisor/run/atomic_file.h"
 
 namespace bp = boost::process;
 namespace asio = boost::asio;
@@ -49,7 +53,8 @@ Supervisor::Supervisor(const cli::Options& options, std::string agentPath, Jsonl
       signals_(io_, SIGINT, SIGTERM, SIGCHLD),
       durationTimer_(io_),
       shutdownTimer_(io_),
-      sampleTimer_(io_) {
+      sampleTimer_(io_),
+      checkpointTimer_(io_) {
   log_.setListener([this](const Json& line) { model_.onLine(line); });
 }
 
@@ -288,6 +293,7 @@ void Supervisor::beginShutdown(const std::string& why) {
   for (auto& t : faultTimers_) t->cancel();
   // The figures describe the run, not the closing of its sessions.
   sampleTimer_.cancel();
+  checkpointTimer_.cancel();  // the summary follows
   for (auto& slot : slots_) {
     slot->cancelRestart();
     sendCommand(*slot, true);
@@ -476,6 +482,59 @@ void Supervisor::reapFaults(bool killAll) {
   }
 }
 
+Json Supervisor::summaryNow() const {
+  double secs = static_cast<double>(monoMs() - startMono_) / 1000.0;
+  Json summary = model_.summary(wallNs(), secs, log_.linesWritten() + 1);
+  summary["resources"] = resources_->summary();
+  VerdictInputs in = model_.verdictInputs();
+  in.peakTotalPssKb = resources_->peakTotalPssKb();
+  in.peakTotalRssKb = resources_->peakTotalRssKb();
+  in.meanTotalCpuPct = resources_->steadyTotalCpuPct();
+  in.warmupSecs = resources_->warmupSecs();
+  auto criteria = evaluate(in, thresholdsOf(options_));
+  summary["memory_metric"] = "pss";
+  summary["verdict"] = verdictJson(criteria);
+  summary["success"] = allPassed(criteria);
+  return summary;
+}
+
+void Supervisor::armCheckpoint() {
+  if (options_.checkpointSecs == 0) return;
+  checkpointTimer_.expires_after(std::chrono::seconds(options_.checkpointSecs));
+  checkpointTimer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || shuttingDown_) return;
+    writeCheckpoint();
+    armCheckpoint();
+  });
+}
+
+// A run killed at any moment (SIGKILL, a reboot) keeps the figures of its
+// last checkpoint: the summary's fields as they stand, from the in-memory
+// models (no /proc read, no log read), and the HTML report.
+void Supervisor::writeCheckpoint() {
+  int64_t startedMs = monoMs();
+  Json checkpoint = summaryNow();
+  checkpoint["event"] = "checkpoint";
+  checkpoint["checkpoint"] = ++checkpoints_;
+  log_.write(checkpoint);
+  writeCheckpointHtml();
+  spdlog::debug("checkpoint {} in {} ms", checkpoints_, monoMs() - startedMs);
+}
+
+// TODO(merge): the analysis's accumulator renders this from memory; until
+// then the run's lines are read back from the log, as main.cpp does at the
+// end (after a rotation: the current file only).
+void Supervisor::writeCheckpointHtml() {
+  if (options_.htmlPath.empty()) return;
+  auto lines = log_.readRunBack();
+  if (!lines) {
+    spdlog::warn("checkpoint: cannot read the run back for the HTML report: {}", lines.error().text());
+    return;
+  }
+  auto written = writeFileAtomically(options_.htmlPath, report::renderHtml(report::splitRuns(log_.path(), *lines)));
+  if (!written) spdlog::warn("checkpoint: --html {}", written.error());
+}
+
 Json Supervisor::run() {
   startMono_ = monoMs();
   startWallNs_ = wallNs();
@@ -521,6 +580,7 @@ Json Supervisor::run() {
                slots_.size(), options_.durationSecs);
 
   armSampling();
+  armCheckpoint();
   durationTimer_.expires_after(std::chrono::seconds(options_.durationSecs));
   durationTimer_.async_wait([this](const boost::system::error_code& ec) {
     if (!ec) beginShutdown("duration reached");
@@ -539,18 +599,7 @@ Json Supervisor::run() {
   if (jobs_) jobs_->finish();
   if (stdin_) stdin_.reset();
   reapFaults(true);
-  double secs = static_cast<double>(monoMs() - startMono_) / 1000.0;
-  Json summary = model_.summary(wallNs(), secs, log_.linesWritten() + 1);
-  summary["resources"] = resources_->summary();
-  VerdictInputs in = model_.verdictInputs();
-  in.peakTotalPssKb = resources_->peakTotalPssKb();
-  in.peakTotalRssKb = resources_->peakTotalRssKb();
-  in.meanTotalCpuPct = resources_->steadyTotalCpuPct();
-  in.warmupSecs = resources_->warmupSecs();
-  auto criteria = evaluate(in, thresholdsOf(options_));
-  summary["memory_metric"] = "pss";
-  summary["verdict"] = verdictJson(criteria);
-  summary["success"] = allPassed(criteria);
+  Json summary = summaryNow();
   log_.write(summary);
   return summary;
 }
