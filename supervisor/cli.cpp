@@ -248,6 +248,23 @@ void addWorkloadVerdictFlags(CLI::App& app, Options& o) {
                  "Verdict (jobs): highest p95 job latency (queue wait + connect + run)");
 }
 
+// Long runs (issue 14): checkpoints, the log's size cap, and the test-only
+// leaks that prove the leak criteria can fail.
+void addLongRunFlags(CLI::App& app, Options& o) {
+  app.add_option("--checkpoint-secs", o.checkpointSecs,
+                 "Log a checkpoint line (the summary and verdict so far) and rewrite the HTML report this often; "
+                 "0: never");
+  app.add_option("--log-max-mb", o.logMaxMb,
+                 "Rotate the log at this size (MiB): LOG becomes LOG.1 and a new LOG goes on; 0: never");
+  app.add_option("--log-keep", o.logKeep, "Rotated log files kept (LOG.1 .. LOG.N); older ones are deleted");
+  // Hidden from --help.
+  app.add_flag("--leak-fd-for-testing", o.leakFdForTesting, "Test only: every agent keeps one more fd per PTY cycle")
+      ->group("");
+  app.add_option("--leak-kb-for-testing", o.leakKbForTesting,
+                 "Test only: every agent keeps this many more KiB per PTY cycle")
+      ->group("");
+}
+
 void defineFlags(CLI::App& app, Options& o, Flags& f) {
   app.option_defaults()->always_capture_default()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.get_formatter()->column_width(36);
@@ -259,6 +276,7 @@ void defineFlags(CLI::App& app, Options& o, Flags& f) {
   addVerdictFlags(app, o);
   addWorkloadFlags(app, o, f);
   addWorkloadVerdictFlags(app, o);
+  addLongRunFlags(app, o);
   app.add_option("--pid-file", o.pidFile, "Write the supervisor's PID here at start; removed at exit");
 }
 

@@ -243,7 +243,8 @@ int runMain(int argc, char** argv) {
 
   std::unique_ptr<JsonlLog> log;
   try {
-    log = std::make_unique<JsonlLog>(options.logPath);
+    log = std::make_unique<JsonlLog>(
+        options.logPath, LogRotation{.maxBytes = uint64_t{options.logMaxMb} << 20, .keep = options.logKeep});
   } catch (const std::exception& e) {
     std::fprintf(stderr, "sshsoak: --log-path %s: %s\n", options.logPath.c_str(), e.what());
     return exit_code::BAD_INPUT;

@@ -68,6 +68,13 @@ class Supervisor {
   void reapFaults(bool killAll);
   void armSampling();
   std::string statusText(const Json& total) const;
+  // The summary, resources and verdict as they stand: the final summary
+  // line and every checkpoint are built by this one function.
+  Json summaryNow() const;
+  void armCheckpoint();
+  void writeCheckpoint();
+  // The HTML report of the run so far, replaced atomically (--html).
+  void writeCheckpointHtml();
   void sampleResources();
   bool allFinished() const;
 
@@ -86,6 +93,8 @@ class Supervisor {
   std::optional<TokenBucketSegment> bucket_;
   boost::asio::steady_timer shutdownTimer_;
   boost::asio::steady_timer sampleTimer_;
+  boost::asio::steady_timer checkpointTimer_;  // --checkpoint-secs
+  uint32_t checkpoints_ = 0;
   std::unique_ptr<ResourceStats> resources_;
   std::unique_ptr<boost::asio::posix::stream_descriptor> stdin_;
   std::array<char, 256> stdinBuf_{};

@@ -282,3 +282,27 @@ TEST_F(CliTest, ChurnRateTextRoundTripsThroughTheSharedParser) {
   EXPECT_EQ(r.value().text(), "10..500/60s");
   EXPECT_FALSE(parseChurnRate("fast").ok());
 }
+
+TEST_F(CliTest, CheckpointAndRotationFlags) {
+  auto d = run(base());
+  ASSERT_TRUE(d.ok()) << d.error().message;
+  EXPECT_EQ(d.value().checkpointSecs, 300u);
+  EXPECT_EQ(d.value().logMaxMb, 0u);
+  EXPECT_EQ(d.value().logKeep, 9u);
+  EXPECT_FALSE(d.value().leakFdForTesting);
+  EXPECT_EQ(d.value().leakKbForTesting, 0u);
+  auto r = run(with({"--checkpoint-secs", "2", "--log-max-mb", "1", "--log-keep", "3", "--leak-fd-for-testing",
+                     "--leak-kb-for-testing", "256"}));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r.value().checkpointSecs, 2u);
+  EXPECT_EQ(r.value().logMaxMb, 1u);
+  EXPECT_EQ(r.value().logKeep, 3u);
+  EXPECT_TRUE(r.value().leakFdForTesting);
+  EXPECT_EQ(r.value().leakKbForTesting, 256u);
+  auto off = run(with({"--checkpoint-secs", "0"}));
+  ASSERT_TRUE(off.ok());
+  EXPECT_EQ(off.value().checkpointSecs, 0u);
+  auto f = failure(with({"--log-keep", "0"}));
+  EXPECT_EQ(f.exitCode, exit_code::USAGE);
+  EXPECT_NE(f.message.find("--log-keep"), std::string::npos) << f.message;
+}

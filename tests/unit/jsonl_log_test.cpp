@@ -3,7 +3,9 @@
 #include <capnp/message.h>
 #include <capnp/schema.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <vector>
@@ -128,4 +130,138 @@ TEST(JsonlLog, TheListenerSeesEveryLineOnceWrittenInOrder) {
   }
   EXPECT_EQ(seen, (std::vector<std::string>{"connected", "summary"}));
   std::filesystem::remove(path);
+}
+
+namespace {
+
+struct RotatedDir {
+  std::filesystem::path dir;
+  std::filesystem::path log;
+  RotatedDir() {
+    char tmpl[] = "/tmp/sshsoak-rotate-XXXXXX";
+    dir = ::mkdtemp(tmpl);
+    log = dir / "run.jsonl";
+  }
+  ~RotatedDir() { std::filesystem::remove_all(dir); }
+  std::vector<Json> linesOf(const std::filesystem::path& p) const {
+    std::vector<Json> out;
+    std::ifstream in(p);
+    for (std::string l; std::getline(in, l);) out.push_back(Json::parse(l));
+    return out;
+  }
+};
+
+Json numbered(int i) {
+  Json j = lineHead(0, 0, "h:22", "pty_stats");
+  j["n"] = i;
+  j["detail"] = std::string(60, 'x');
+  return j;
+}
+
+}  // namespace
+
+TEST(JsonlLog, RotationLosesNoLineAndEachFileStartsWithTheRunStartedCopy) {
+  RotatedDir d;
+  constexpr uint64_t CAP = 1000;
+  std::vector<std::string> heard;
+  {
+    JsonlLog log(d.log.string(), LogRotation{.maxBytes = CAP, .keep = 100});
+    log.setListener([&](const Json& l) { heard.push_back(l["event"].get<std::string>()); });
+    Json started = lineHead(0, std::nullopt, "", "run_started");
+    started["run_id"] = "R1";
+    log.write(started);
+    EXPECT_EQ(log.runOffset(), 0u);
+    for (int i = 0; i < 100; ++i) log.write(numbered(i));
+    EXPECT_GT(log.part(), 5u);
+    EXPECT_EQ(log.runOffset(), 0u);
+  }
+  // Read the set oldest first: LOG.N .. LOG.1, LOG.
+  std::vector<std::filesystem::path> files;
+  for (uint32_t k = 100; k >= 1; --k) {
+    auto p = JsonlLog::rotatedPath(d.log.string(), k);
+    if (std::filesystem::exists(p)) files.emplace_back(p);
+  }
+  files.push_back(d.log);
+  std::vector<int> numbers;
+  uint32_t expectedPart = 1;
+  for (const auto& f : files) {
+    EXPECT_LE(std::filesystem::file_size(f), CAP) << f;
+    auto lines = d.linesOf(f);
+    ASSERT_FALSE(lines.empty()) << f;
+    if (expectedPart == 1) {
+      EXPECT_EQ(lines[0]["event"], "run_started");
+    } else {
+      EXPECT_EQ(lines[0]["event"], "log_continued") << f;
+      EXPECT_EQ(lines[0]["part"], expectedPart);
+      EXPECT_EQ(lines[0]["run_id"], "R1");
+      EXPECT_EQ(lines[0]["run_started"]["event"], "run_started");
+      EXPECT_EQ(lines[0]["run_started"]["run_id"], "R1");
+    }
+    ++expectedPart;
+    for (const auto& l : lines) {
+      if (l["event"] == "pty_stats") numbers.push_back(l["n"].get<int>());
+    }
+  }
+  ASSERT_EQ(numbers.size(), 100u);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(numbers[i], i);
+  // The listener (the live run's model) hears the log_continued lines too.
+  EXPECT_EQ(std::count(heard.begin(), heard.end(), "log_continued"), static_cast<long>(files.size() - 1));
+}
+
+TEST(JsonlLog, EarlierRunsRotateAwayBeforeTheRunWithoutALogContinued) {
+  RotatedDir d;
+  std::string old(2000, 'o');
+  { std::ofstream(d.log) << R"({"event":"summary","old":")" << old << "\"}\n"; }
+  {
+    JsonlLog log(d.log.string(), LogRotation{.maxBytes = 1000, .keep = 3});
+    log.write(lineHead(0, std::nullopt, "", "run_started"));
+    EXPECT_EQ(log.part(), 1u);
+    EXPECT_EQ(log.runOffset(), 0u);
+  }
+  auto lines = d.linesOf(d.log);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0]["event"], "run_started");
+  EXPECT_EQ(d.linesOf(JsonlLog::rotatedPath(d.log.string(), 1)).at(0)["old"], old);
+}
+
+TEST(JsonlLog, RotationKeepsOnlyKeepFiles) {
+  RotatedDir d;
+  {
+    JsonlLog log(d.log.string(), LogRotation{.maxBytes = 400, .keep = 2});
+    Json started = lineHead(0, std::nullopt, "", "run_started");
+    started["run_id"] = "R2";
+    log.write(started);
+    for (int i = 0; i < 60; ++i) log.write(numbered(i));
+    EXPECT_GT(log.part(), 4u);
+  }
+  EXPECT_TRUE(std::filesystem::exists(JsonlLog::rotatedPath(d.log.string(), 1)));
+  EXPECT_TRUE(std::filesystem::exists(JsonlLog::rotatedPath(d.log.string(), 2)));
+  EXPECT_FALSE(std::filesystem::exists(JsonlLog::rotatedPath(d.log.string(), 3)));
+  // The newest lines are in LOG.
+  auto last = d.linesOf(d.log);
+  ASSERT_GE(last.size(), 2u);
+  EXPECT_EQ(last.back()["n"], 59);
+}
+
+TEST(JsonlLog, WithoutACapTheFileIsNeverRotated) {
+  RotatedDir d;
+  {
+    JsonlLog log(d.log.string());
+    Json started = lineHead(0, std::nullopt, "", "run_started");
+    log.write(started);
+    for (int i = 0; i < 200; ++i) log.write(numbered(i));
+    EXPECT_EQ(log.part(), 1u);
+  }
+  EXPECT_FALSE(std::filesystem::exists(JsonlLog::rotatedPath(d.log.string(), 1)));
+  EXPECT_EQ(d.linesOf(d.log).size(), 201u);
+}
+
+TEST(JsonlLog, ARunAppendedToAnOlderLogKnowsItsOffset) {
+  RotatedDir d;
+  std::string old = R"({"event":"summary"})" "\n";
+  { std::ofstream(d.log) << old; }
+  JsonlLog log(d.log.string());
+  log.write(lineHead(0, std::nullopt, "", "run_started"));
+  EXPECT_EQ(log.runOffset(), old.size());
+  ASSERT_TRUE(log.runStarted().has_value());
 }
