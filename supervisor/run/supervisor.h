@@ -21,6 +21,7 @@
 #include "supervisor/cli.h"
 #include "supervisor/run/jsonl_log.h"
 #include "supervisor/run/resource_stats.h"
+#include "supervisor/run/sampler.h"
 #include "supervisor/run/exit_status.h"
 #include "supervisor/run/restart_policy.h"
 #include "supervisor/analysis/run_model.h"
@@ -60,9 +61,11 @@ class Supervisor {
   void armDrop(size_t index, std::chrono::seconds after);
   void startFault(const FaultCommand& fault);
   void reapFaults(bool killAll);
-  void armSampling();
-  std::string statusText(const Json& total) const;
-  void sampleResources();
+  void startSampling();
+  void onSamplePasses();
+  void recordPass(const SamplePass& pass);
+  void finalSample();
+  std::string statusText() const;
   bool allFinished() const;
 
   const cli::Options& options_;
@@ -78,8 +81,11 @@ class Supervisor {
   // out of the run (a SIGKILLed run's segment is cleaned by the next).
   std::optional<TokenBucketSegment> bucket_;
   boost::asio::steady_timer shutdownTimer_;
-  boost::asio::steady_timer sampleTimer_;
   std::unique_ptr<ResourceStats> resources_;
+  // After io_ (its passes are posted there); stopped and joined on every
+  // way out of the run.
+  std::unique_ptr<SamplerThread> sampler_;
+  SamplePass pass_;  // the loop's side of the sampler's hand-over
   std::unique_ptr<boost::asio::posix::stream_descriptor> stdin_;
   std::array<char, 256> stdinBuf_{};
   std::string stdinLine_;
