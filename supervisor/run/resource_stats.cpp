@@ -45,14 +45,18 @@ std::optional<double> OnlineSlope::slope() const {
   return cxy / m2x;
 }
 
-void Figures::add(double runMs, int64_t warmupMs, bool steady, double cpuPct, uint64_t rssKb, uint32_t threads) {
+void Figures::add(double runMs, int64_t warmupMs, bool steady, std::optional<double> cpuPct, uint64_t rssKb,
+                  uint32_t threads) {
   ++samples;
-  cpuSum += cpuPct;
-  if (steady) {
-    ++steadySamples;
-    steadyCpuSum += cpuPct;
+  if (cpuPct) {
+    ++cpuSamples;
+    cpuSum += *cpuPct;
+    if (steady) {
+      ++steadySamples;
+      steadyCpuSum += *cpuPct;
+    }
+    cpuPeak = std::max(cpuPeak, *cpuPct);
   }
-  cpuPeak = std::max(cpuPeak, cpuPct);
   rssPeakKb = std::max(rssPeakKb, rssKb);
   threadsEnd = threads;
   if (runMs >= static_cast<double>(warmupMs)) rssGrowth.add(runMs / MS_PER_HOUR, static_cast<double>(rssKb));
@@ -65,8 +69,8 @@ void Figures::addDetail(double runMs, int64_t warmupMs, uint64_t pssKb, uint32_t
 }
 
 std::optional<double> Figures::cpuMean() const {
-  if (samples == 0) return std::nullopt;
-  return cpuSum / samples;
+  if (cpuSamples == 0) return std::nullopt;
+  return cpuSum / cpuSamples;
 }
 
 std::optional<double> Figures::steadyCpuMean() const {
@@ -133,6 +137,7 @@ std::optional<Json> ResourceStats::addPass(const SamplePass& pass) {
   ++passes_;
   taken_ = pass.taken;
   missed_ = pass.missed;
+  samplerCpuMs_ = pass.cpuMsTotal;
   double runMs = static_cast<double>(pass.monoMs - startMonoMs_);
   bool steady = lastPassRunMs_ && *lastPassRunMs_ >= static_cast<double>(warmupMs_);
   lastPassRunMs_ = runMs;
@@ -176,7 +181,7 @@ std::optional<Json> ResourceStats::addPass(const SamplePass& pass) {
       p.lastSeen = passes_;
       // A PID first seen in a steady pass started after warm-up (a
       // restart): its life so far is steady state too.
-      p.figures.add(runMs, warmupMs_, steady, cpu, r.rssKb, r.threads);
+      p.figures.add(runMs, warmupMs_, steady, pass.last ? std::nullopt : std::optional(cpu), r.rssKb, r.threads);
       if (pass.detail) p.figures.addDetail(runMs, warmupMs_, r.pssKb, r.fds);
       cpuSum += cpu;
       lineCpuSum += lineCpu;
@@ -191,8 +196,8 @@ std::optional<Json> ResourceStats::addPass(const SamplePass& pass) {
                                    roleName(r.role), r.tcpEstablished, r.tcpCloseWait}));
     }
   }
-  total_.add(runMs, warmupMs_, steady, cpuSum, rssSum, threadsSum);
-  lastCpuPct_ = cpuSum;
+  total_.add(runMs, warmupMs_, steady, pass.last ? std::nullopt : std::optional(cpuSum), rssSum, threadsSum);
+  if (!pass.last) lastCpuPct_ = cpuSum;
   lastRssKb_ = rssSum;
   retireDead(live);
   if (!pass.detail) return std::nullopt;
@@ -211,6 +216,7 @@ std::optional<Json> ResourceStats::addPass(const SamplePass& pass) {
               {"time_wait", pass.tcp.timeWait}};
   j["missed"] = pass.missedSinceDetail;
   j["pass_ms"] = round1(pass.passMs);
+  j["pass_cpu_ms"] = round1(pass.passCpuMs);
   return j;
 }
 
@@ -230,6 +236,7 @@ Json ResourceStats::summary() const {
   j["warmup_secs"] = round1(static_cast<double>(warmupMs_) / 1000.0);
   j["samples_taken"] = taken_;
   j["samples_missed"] = missed_;
+  j["sampler_cpu_ms"] = std::llround(samplerCpuMs_);
   j["total"] = total_.toJson();
   Json agents = Json::array();
   for (const auto& [pid, p] : procs_) {

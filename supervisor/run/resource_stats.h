@@ -35,6 +35,7 @@ struct OnlineSlope {
 
 struct Figures {
   uint32_t samples = 0;  // cheap and detail passes that saw the process
+  uint32_t cpuSamples = 0;
   double cpuSum = 0, cpuPeak = 0;
   // Passes whose whole interval lies after warm-up: the steady state, free
   // of start-up (exec, key exchange) that dominates a short run.
@@ -46,8 +47,11 @@ struct Figures {
   uint32_t threadsEnd = 0;
   OnlineSlope rssGrowth;  // (hours since start, kB) after warm-up
 
-  // Every pass: CPU over the interval, RSS, threads.
-  void add(double runMs, int64_t warmupMs, bool steady, double cpuPct, uint64_t rssKb, uint32_t threads);
+  // Every pass: CPU over the interval (none for the run's last pass, whose
+  // interval may be a few ms: a clock tick in it would read as a peak),
+  // RSS, threads.
+  void add(double runMs, int64_t warmupMs, bool steady, std::optional<double> cpuPct, uint64_t rssKb,
+           uint32_t threads);
   // Detail passes: PSS and fds.
   void addDetail(double runMs, int64_t warmupMs, uint64_t pssKb, uint32_t fds);
   std::optional<double> cpuMean() const;
@@ -107,6 +111,7 @@ class ResourceStats {
   uint64_t passes_ = 0;
   uint64_t retired_ = 0;
   uint64_t taken_ = 0, missed_ = 0;
+  double samplerCpuMs_ = 0;
   Figures total_;
   std::optional<double> lastPassRunMs_;
   double lastCpuPct_ = 0;

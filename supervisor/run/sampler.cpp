@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 
 #include "shared/clock.h"
 
@@ -168,10 +169,74 @@ void ProcSampler::loadTcpTables() {
   std::sort(tcp_.begin(), tcp_.end(), [](const TcpRow& a, const TcpRow& b) { return a.inode < b.inode; });
 }
 
-// One scan of /proc (pid, ppid, name), then the listener's descendants whose
-// name is sshd's (the per-connection monitor and its privilege-separated
-// child; "sshd-session" on OpenSSH >= 9.8), each read like an agent.
+// The listener's descendants named like sshd (the per-connection monitor
+// and its privilege-separated child; "sshd-session" on OpenSSH >= 9.8), each
+// read like an agent. Found through /proc/PID/task/PID/children (one small
+// read per sshd process, not a scan of every process on the machine),
+// descending only through sshd processes: a session's shell and what it runs
+// are the workload, not the server. A kernel without that file
+// (CONFIG_PROC_CHILDREN) gets one scan of /proc by ppid instead.
 void ProcSampler::scanServer(SamplePass& out) {
+  size_t firstSshd = out.procs.size();
+  frontier_.clear();
+  frontier_.push_back(config_.serverPid);
+  bool childrenFiles = true;
+  while (!frontier_.empty() && childrenFiles) {
+    pid_t parent = frontier_.back();
+    frontier_.pop_back();
+    char path[80];
+    std::snprintf(path, sizeof path, "/proc/%d/task/%d/children", static_cast<int>(parent), static_cast<int>(parent));
+    long n = readSmallFile(path, fileBuf_.data(), fileBuf_.size());
+    if (n < 0) {
+      // The listener is there but its children file is not: no such file
+      // on this kernel.
+      std::snprintf(path, sizeof path, "/proc/%d", static_cast<int>(parent));
+      if (parent == config_.serverPid && ::access(path, F_OK) == 0) childrenFiles = false;
+      continue;
+    }
+    // Copied out: the buffer is reused for each child's stat.
+    kids_.clear();
+    for (const char* p = fileBuf_.data(); *p;) {
+      char* end = nullptr;
+      long pid = std::strtol(p, &end, 10);
+      if (end == p) break;
+      if (pid > 0) kids_.push_back(static_cast<pid_t>(pid));
+      p = end;
+    }
+    for (pid_t kid : kids_) {
+      if (readServerProc(kid, out)) frontier_.push_back(kid);
+    }
+  }
+  if (!childrenFiles) scanAllForServer(out);
+  std::sort(out.procs.begin() + static_cast<std::ptrdiff_t>(firstSshd), out.procs.end(),
+            [](const ProcFigures& a, const ProcFigures& b) { return a.pid < b.pid; });
+}
+
+// One process of the server's: true (and in out) if it is an sshd.
+bool ProcSampler::readServerProc(pid_t pid, SamplePass& out) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  long n = readSmallFile(path, fileBuf_.data(), fileBuf_.size());
+  if (n <= 0) return false;
+  std::string_view text(fileBuf_.data(), static_cast<size_t>(n));
+  if (parseProcComm(text).substr(0, 4) != "sshd") return false;
+  auto st = parseProcStat(text);
+  if (!st || st->state == 'Z') return false;
+  ProcFigures f;
+  f.role = ProcRole::SSHD;
+  f.pid = pid;
+  f.bootMs = bootMs();
+  f.cpuTicks = st->cpuTicks;
+  f.startTicks = st->startTicks;
+  f.rssKb = st->rssPages * static_cast<uint64_t>(pageKb());
+  f.threads = st->threads;
+  readDetail(f, true);
+  out.procs.push_back(f);
+  return true;
+}
+
+// Without children files: one scan of /proc (pid, ppid, name).
+void ProcSampler::scanAllForServer(SamplePass& out) {
   all_.clear();
   int procFd = ::open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (procFd < 0) return;
@@ -186,39 +251,39 @@ void ProcSampler::scanServer(SamplePass& out) {
     std::string_view text(fileBuf_.data(), static_cast<size_t>(n));
     auto st = parseProcStat(text);
     if (!st) return;
-    std::string_view comm = parseProcComm(text);
-    all_.push_back(ProcEntry{static_cast<pid_t>(pid), st->ppid, comm.substr(0, 4) == "sshd"});
+    all_.push_back(ProcEntry{static_cast<pid_t>(pid), st->ppid, parseProcComm(text).substr(0, 4) == "sshd"});
   });
   ::close(procFd);
   frontier_.clear();
   frontier_.push_back(config_.serverPid);
-  size_t firstSshd = out.procs.size();
   while (!frontier_.empty()) {
     pid_t parent = frontier_.back();
     frontier_.pop_back();
     for (auto& e : all_) {
-      if (e.ppid != parent || e.pid == 0) continue;
-      frontier_.push_back(e.pid);
-      bool sshd = e.sshd;
+      if (e.ppid != parent || e.pid == 0 || !e.sshd) continue;
+      pid_t pid = e.pid;
       e.pid = 0;  // each process once, whatever /proc's snapshot says
-      if (!sshd) continue;
-      ProcFigures f;
-      f.role = ProcRole::SSHD;
-      Cached once;
-      if (!readStat(once, frontier_.back(), f)) continue;
-      closeFd(once.fd);
-      readDetail(f, true);
-      out.procs.push_back(f);
+      if (readServerProc(pid, out)) frontier_.push_back(pid);
     }
   }
-  std::sort(out.procs.begin() + static_cast<std::ptrdiff_t>(firstSshd), out.procs.end(),
-            [](const ProcFigures& a, const ProcFigures& b) { return a.pid < b.pid; });
 }
+
+namespace {
+
+int64_t threadCpuNs() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+}  // namespace
 
 void ProcSampler::run(SamplePass& out, const std::vector<pid_t>& agents, bool detail) {
   int64_t startNs = monoNs();
+  int64_t startCpuNs = threadCpuNs();
   out.monoMs = startNs / 1'000'000;
   out.detail = detail;
+  out.last = false;
   out.procs.clear();
   out.tcp = {};
   out.serverKnown = detail && config_.serverPid > 0;
@@ -256,6 +321,7 @@ void ProcSampler::run(SamplePass& out, const std::vector<pid_t>& agents, bool de
     if (config_.serverPid > 0) scanServer(out);
   }
   out.passMs = static_cast<double>(monoNs() - startNs) / 1e6;
+  out.passCpuMs = static_cast<double>(threadCpuNs() - startCpuNs) / 1e6;
 }
 
 SamplerThread::SamplerThread(SamplerConfig config, int64_t startMonoMs, std::function<void()> notify)
@@ -306,7 +372,10 @@ void SamplerThread::finalPass(SamplePass& out) {
   missed_ += tick.missed;
   missedSinceDetail_ += tick.missed;
   sampler_.run(out, agentsCopy_, true);
+  out.last = true;
   ++taken_;
+  cpuMsTotal_ += out.passCpuMs;
+  out.cpuMsTotal = cpuMsTotal_;
   out.missedSinceDetail = missedSinceDetail_;
   missedSinceDetail_ = 0;
   out.taken = taken_;
@@ -330,6 +399,8 @@ void SamplerThread::loop() {
     missedSinceDetail_ += tick.missed;
     sampler_.run(work_, agentsCopy_, tick.detail);
     ++taken_;
+    cpuMsTotal_ += work_.passCpuMs;
+    work_.cpuMsTotal = cpuMsTotal_;
     work_.taken = taken_;
     work_.missed = missed_;
     work_.missedSinceDetail = missedSinceDetail_;

@@ -78,7 +78,10 @@ struct TcpTotals {
 struct SamplePass {
   int64_t monoMs = 0;  // when it began
   bool detail = false;
+  bool last = false;                  // the one read as the run ends: its interval is arbitrary
   double passMs = 0;                  // what it cost (wall time)
+  double passCpuMs = 0;               // and in CPU time of the thread that read it
+  double cpuMsTotal = 0;              // the sampler's CPU time so far, every pass
   uint32_t missedSinceDetail = 0;     // ticks skipped since the previous detail pass
   uint64_t taken = 0, missed = 0;     // the run's totals so far
   bool serverKnown = false;           // a local sshd is sampled (role sshd entries, server totals)
@@ -115,6 +118,8 @@ class ProcSampler {
   void readDetail(ProcFigures& f, bool countSockets);
   void loadTcpTables();
   void scanServer(SamplePass& out);
+  bool readServerProc(pid_t pid, SamplePass& out);
+  void scanAllForServer(SamplePass& out);
 
   SamplerConfig config_;
   Cached self_;
@@ -129,6 +134,7 @@ class ProcSampler {
   };
   std::vector<ProcEntry> all_;
   std::vector<pid_t> frontier_;
+  std::vector<pid_t> kids_;
 };
 
 // The thread: passes on the schedule, each handed to the loop through one
@@ -168,6 +174,7 @@ class SamplerThread {
   SamplePass work_, pending_;
   uint64_t taken_ = 0, missed_ = 0;
   uint32_t missedSinceDetail_ = 0;
+  double cpuMsTotal_ = 0;
   std::thread thread_;
 };
 

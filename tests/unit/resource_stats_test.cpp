@@ -152,6 +152,16 @@ TEST(ResourceStats, CheapPassesFeedCpuAndDetailPassesWriteLinesOverTheirOwnInter
   EXPECT_DOUBLE_EQ(rs.total().cpuPeak, 10.0);  // the cheap passes see the peak
   EXPECT_EQ(rs.lastRssKb(), 6000u);
   EXPECT_EQ(rs.lastPssKb(), 2000u);
+  // The run's last pass, 5 ms later: one clock tick in it would read as
+  // 200 %; it brings PSS and fds, not a CPU figure.
+  double mean = *rs.meanTotalCpuPct();
+  SamplePass last = pass(10005, true, {proc(20, 3, boot + 10005, ticks + 1, 6100, 2100, 10)});
+  last.last = true;
+  ASSERT_TRUE(rs.addPass(last).has_value());
+  EXPECT_DOUBLE_EQ(rs.total().cpuPeak, 10.0);
+  EXPECT_DOUBLE_EQ(*rs.meanTotalCpuPct(), mean);
+  EXPECT_EQ(rs.total().pssPeakKb, 2100u);
+  EXPECT_EQ(rs.summary()["agents"][0]["fds_end"], 10);
 }
 
 TEST(ResourceStats, LineCarriesServerTcpMissedAndPassCost) {
@@ -167,6 +177,8 @@ TEST(ResourceStats, LineCarriesServerTcpMissedAndPassCost) {
   p.tcp = {1, 0, 4};
   p.missedSinceDetail = 3;
   p.passMs = 12.34;
+  p.passCpuMs = 4.56;
+  p.cpuMsTotal = 789.4;
   p.taken = 40;
   p.missed = 5;
   Json j = *rs.addPass(p);
@@ -183,9 +195,11 @@ TEST(ResourceStats, LineCarriesServerTcpMissedAndPassCost) {
   EXPECT_EQ(j["tcp"], Json({{"established", 1}, {"close_wait", 0}, {"time_wait", 4}}));
   EXPECT_EQ(j["missed"], 3);
   EXPECT_DOUBLE_EQ(j["pass_ms"].get<double>(), 12.3);
+  EXPECT_DOUBLE_EQ(j["pass_cpu_ms"].get<double>(), 4.6);
   Json s = rs.summary();
   EXPECT_EQ(s["samples_taken"], 40);
   EXPECT_EQ(s["samples_missed"], 5);
+  EXPECT_EQ(s["sampler_cpu_ms"], 789);
   EXPECT_EQ(s["agents"].size(), 1u) << "the sshd's processes are not the harness's";
 }
 
