@@ -115,7 +115,7 @@ class ProcSampler {
     int fd = -1;
   };
   bool readStat(Cached& c, pid_t pid, ProcFigures& f);
-  void readDetail(ProcFigures& f, bool countSockets);
+  void readDetail(ProcFigures& f, bool countSockets, bool pss);
   void loadTcpTables();
   void scanServer(SamplePass& out);
   bool readServerProc(pid_t pid, SamplePass& out);
@@ -135,6 +135,8 @@ class ProcSampler {
   std::vector<ProcEntry> all_;
   std::vector<pid_t> frontier_;
   std::vector<pid_t> kids_;
+  std::vector<std::pair<pid_t, uint64_t>> sshdPss_, sshdPssNext_;  // by pid: the last PSS read
+  uint64_t detailPasses_ = 0;
 };
 
 // The thread: passes on the schedule, each handed to the loop through one
