@@ -38,9 +38,11 @@ if [[ $quick -eq 0 ]]; then
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
   # Threads exist only where processes share the token bucket's atomic (its
-  # unit tests hammer it from threads and processes); sshsoak and
-  # sshsoak-agent run one event loop on one thread each. So ThreadSanitizer
-  # builds and runs those tests (tests/CMakeLists.txt, thread_tests).
+  # unit tests hammer it from threads and processes) and in the supervisor's
+  # /proc sampler (a thread beside the loop, sampler_thread_test); sshsoak
+  # and sshsoak-agent otherwise run one event loop on one thread each. So
+  # ThreadSanitizer builds and runs those tests (tests/CMakeLists.txt,
+  # thread_tests).
   echo "== thread tests under TSan"
   "$root/scripts/setup.sh"
   cmake -S "$root" -B "$root/build-tsan" -DSSHSOAK_TSAN=ON -DSSHSOAK_WERROR=ON "${sanitizer_debug[@]}" >/dev/null

@@ -21,6 +21,7 @@
 #include "supervisor/exit_codes.h"
 #include "supervisor/run/jsonl_log.h"
 #include "supervisor/run/supervisor.h"
+#include "supervisor/run/system_limits.h"
 #include "supervisor/analysis/console.h"
 #include "supervisor/analysis/html_report.h"
 #include "supervisor/analysis/jsonl_reader.h"
@@ -197,6 +198,15 @@ int runMain(int argc, char** argv) {
       fs::permissions(dir, fs::perms::owner_all, ec);
     }
   }
+
+  // Before the sshd and the agents start: they inherit the raised limit.
+  LimitCheck limits = checkSystemLimits(options.sessions, options.embeddedDefault());
+  if (!limits.info.empty()) spdlog::info("{}", limits.info);
+  if (limits.error) {
+    std::fprintf(stderr, "sshsoak: %s\n", limits.error->c_str());
+    return exit_code::SYSTEM;
+  }
+  if (!limits.warning.empty()) spdlog::warn("{}", limits.warning);
 
   std::string agentPath = findAgent(options.agentPath);
   if (::access(agentPath.c_str(), X_OK) != 0) {

@@ -63,7 +63,8 @@ std::optional<StatFields> parseProcStat(std::string_view text) {
   StatFields f;
   int field = 3;
   bool utime = false, stime = false, threads = false, start = false;
-  while (!rest.empty() && field <= 22) {
+  if (!rest.empty()) f.state = rest[0];
+  while (!rest.empty() && field <= 24) {
     auto sp = rest.find(' ');
     std::string_view tok = rest.substr(0, sp);
     auto v = toU64(tok);
@@ -74,6 +75,7 @@ std::optional<StatFields> parseProcStat(std::string_view text) {
       if (field == 16 || field == 17) f.childCpuTicks += *v;
       if (field == 20) { f.threads = static_cast<uint32_t>(*v); threads = true; }
       if (field == 22) { f.startTicks = *v; start = true; }
+      if (field == 24) f.rssPages = *v;
     }
     if (sp == std::string_view::npos) break;
     rest.remove_prefix(sp + 1);
@@ -81,6 +83,13 @@ std::optional<StatFields> parseProcStat(std::string_view text) {
   }
   if (!utime || !stime || !threads || !start) return std::nullopt;
   return f;
+}
+
+std::string_view parseProcComm(std::string_view text) {
+  auto open = text.find('(');
+  auto close = text.rfind(')');
+  if (open == std::string_view::npos || close == std::string_view::npos || close < open) return {};
+  return text.substr(open + 1, close - open - 1);
 }
 
 std::optional<uint64_t> parseKbField(std::string_view text, std::string_view key) {
@@ -139,6 +148,94 @@ int64_t bootMs() {
   timespec ts{};
   ::clock_gettime(CLOCK_BOOTTIME, &ts);
   return int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1000000;
+}
+
+long pageKb() {
+  static const long kb = ::sysconf(_SC_PAGESIZE) / 1024;
+  return kb;
+}
+
+long preadSmallFile(int fd, char* buf, size_t cap) {
+  if (cap == 0) return -1;
+  size_t got = 0;
+  // Most /proc files come in one read; a loop for the odd one that does not.
+  while (got < cap - 1) {
+    ssize_t n = ::pread(fd, buf + got, cap - 1 - got, static_cast<off_t>(got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return -1;
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  buf[got] = '\0';
+  return static_cast<long>(got);
+}
+
+long readSmallFile(const char* path, char* buf, size_t cap) {
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  long n = preadSmallFile(fd, buf, cap);
+  ::close(fd);
+  return n;
+}
+
+namespace {
+
+std::optional<uint64_t> hexU64(std::string_view s) {
+  if (s.empty() || s.size() > 16) return std::nullopt;
+  uint64_t v = 0;
+  for (char c : s) {
+    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (d < 0) return std::nullopt;
+    v = v * 16 + static_cast<uint64_t>(d);
+  }
+  return v;
+}
+
+// "0100007F:0016" or a 32-digit IPv6 address: the port after the ':'.
+std::optional<uint16_t> portOf(std::string_view addr) {
+  auto colon = addr.rfind(':');
+  if (colon == std::string_view::npos) return std::nullopt;
+  auto v = hexU64(addr.substr(colon + 1));
+  if (!v || *v > 0xffff) return std::nullopt;
+  return static_cast<uint16_t>(*v);
+}
+
+}  // namespace
+
+void parseTcpTable(std::string_view text, std::vector<TcpRow>& out) {
+  // "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ..."
+  auto eol = text.find('\n');
+  if (eol == std::string_view::npos) return;
+  size_t pos = eol + 1;
+  while (pos < text.size()) {
+    eol = text.find('\n', pos);
+    std::string_view line = text.substr(pos, eol == std::string_view::npos ? std::string_view::npos : eol - pos);
+    pos = eol == std::string_view::npos ? text.size() : eol + 1;
+    std::string_view cols[10];
+    size_t n = 0, i = 0;
+    while (n < 10) {
+      while (i < line.size() && line[i] == ' ') ++i;
+      if (i >= line.size()) break;
+      size_t start = i;
+      while (i < line.size() && line[i] != ' ') ++i;
+      cols[n++] = line.substr(start, i - start);
+    }
+    if (n < 10) continue;
+    auto local = portOf(cols[1]);
+    auto remote = portOf(cols[2]);
+    auto state = hexU64(cols[3]);
+    auto inode = toU64(cols[9]);
+    if (!local || !remote || !state || !inode) continue;
+    out.push_back(TcpRow{*inode, *local, *remote, static_cast<uint8_t>(*state)});
+  }
+}
+
+std::optional<uint64_t> parseSocketInode(std::string_view link) {
+  constexpr std::string_view PREFIX = "socket:[";
+  if (link.size() < PREFIX.size() + 2 || link.substr(0, PREFIX.size()) != PREFIX || link.back() != ']') {
+    return std::nullopt;
+  }
+  return toU64(link.substr(PREFIX.size(), link.size() - PREFIX.size() - 1));
 }
 
 long clockTicksPerSec() {

@@ -1,5 +1,6 @@
 #include "supervisor/run/resource_stats.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace sshsoak {
@@ -29,28 +30,47 @@ std::optional<double> leastSquaresSlope(const std::vector<std::pair<double, doub
   return sxy / sxx;
 }
 
-void Figures::add(double runMs, int64_t warmupMs, bool steady, double cpuPct, uint64_t rssKb, uint64_t pssKb,
-                  uint32_t fds, uint32_t threads) {
+void OnlineSlope::add(double x, double y) {
+  ++n;
+  double dx = x - meanX;
+  meanX += dx / static_cast<double>(n);
+  meanY += (y - meanY) / static_cast<double>(n);
+  m2x += dx * (x - meanX);
+  cxy += dx * (y - meanY);
+}
+
+std::optional<double> OnlineSlope::slope() const {
+  // Relative to the x spread: rounding leaves a tiny m2x when every x is equal.
+  if (n < 2 || !(m2x > 1e-12 * (1.0 + meanX * meanX) * static_cast<double>(n))) return std::nullopt;
+  return cxy / m2x;
+}
+
+void Figures::add(double runMs, int64_t warmupMs, bool steady, std::optional<double> cpuPct, uint64_t rssKb,
+                  uint32_t threads) {
   ++samples;
-  cpuSum += cpuPct;
-  if (steady) {
-    ++steadySamples;
-    steadyCpuSum += cpuPct;
+  if (cpuPct) {
+    ++cpuSamples;
+    cpuSum += *cpuPct;
+    if (steady) {
+      ++steadySamples;
+      steadyCpuSum += *cpuPct;
+    }
+    cpuPeak = std::max(cpuPeak, *cpuPct);
   }
-  cpuPeak = std::max(cpuPeak, cpuPct);
   rssPeakKb = std::max(rssPeakKb, rssKb);
+  threadsEnd = threads;
+  if (runMs >= static_cast<double>(warmupMs)) rssGrowth.add(runMs / MS_PER_HOUR, static_cast<double>(rssKb));
+}
+
+void Figures::addDetail(double runMs, int64_t warmupMs, uint64_t pssKb, uint32_t fds) {
   pssPeakKb = std::max(pssPeakKb, pssKb);
   fdsEnd = fds;
-  threadsEnd = threads;
-  if (runMs >= static_cast<double>(warmupMs)) {
-    if (!fdsAfterWarmup) fdsAfterWarmup = fds;
-    rssAfterWarmup.emplace_back(runMs / MS_PER_HOUR, static_cast<double>(rssKb));
-  }
+  if (runMs >= static_cast<double>(warmupMs) && !fdsAfterWarmup) fdsAfterWarmup = fds;
 }
 
 std::optional<double> Figures::cpuMean() const {
-  if (samples == 0) return std::nullopt;
-  return cpuSum / samples;
+  if (cpuSamples == 0) return std::nullopt;
+  return cpuSum / cpuSamples;
 }
 
 std::optional<double> Figures::steadyCpuMean() const {
@@ -62,7 +82,7 @@ Json Figures::toJson() const {
   Json j;
   auto mean = cpuMean();
   auto steady = steadyCpuMean();
-  auto slope = leastSquaresSlope(rssAfterWarmup);
+  auto slope = rssGrowth.slope();
   j["samples"] = samples;
   j["cpu_mean_pct"] = mean ? Json(round1(*mean)) : Json(nullptr);
   j["cpu_mean_after_warmup_pct"] = steady ? Json(round1(*steady)) : Json(nullptr);
@@ -76,58 +96,127 @@ Json Figures::toJson() const {
   return j;
 }
 
-ResourceStats::ResourceStats(int64_t startMonoMs, int64_t warmupMs, long ticksPerSec)
-    : startMonoMs_(startMonoMs), warmupMs_(warmupMs), ticksPerSec_(ticksPerSec > 0 ? ticksPerSec : 100) {}
+ResourceStats::ResourceStats(int64_t startMonoMs, int64_t warmupMs, long ticksPerSec, size_t maxDeadAgents)
+    : startMonoMs_(startMonoMs),
+      warmupMs_(warmupMs),
+      ticksPerSec_(ticksPerSec > 0 ? ticksPerSec : 100),
+      maxDeadAgents_(maxDeadAgents) {}
 
-// CPU over the interval since this PID's last reading; for a PID seen for
-// the first time, over its life so far (starttime is on the boot clock).
-double ResourceStats::cpuPct(PerProc* known, const ProcReading& r) const {
+// CPU since `last`; for a process seen for the first time, over its life
+// so far (starttime is on the boot clock).
+double ResourceStats::cpuPct(const Last* last, const ProcFigures& r) const {
   double ticks, ms;
-  if (known != nullptr && r.stat.cpuTicks >= known->lastTicks) {
-    ticks = static_cast<double>(r.stat.cpuTicks - known->lastTicks);
-    ms = static_cast<double>(r.bootMs - known->lastBootMs);
+  if (last != nullptr && r.cpuTicks >= last->ticks) {
+    ticks = static_cast<double>(r.cpuTicks - last->ticks);
+    ms = static_cast<double>(r.bootMs - last->bootMs);
   } else {
-    ticks = static_cast<double>(r.stat.cpuTicks);
-    ms = static_cast<double>(r.bootMs) - static_cast<double>(r.stat.startTicks) * 1000.0 / ticksPerSec_;
+    ticks = static_cast<double>(r.cpuTicks);
+    ms = static_cast<double>(r.bootMs) - static_cast<double>(r.startTicks) * 1000.0 / ticksPerSec_;
   }
   if (ms <= 0) return 0.0;
   return 100.0 * (ticks * 1000.0 / ticksPerSec_) / ms;
 }
 
-Json ResourceStats::addTick(int64_t monoMs, const std::vector<TaggedReading>& readings) {
-  double runMs = static_cast<double>(monoMs - startMonoMs_);
-  bool steady = lastTickRunMs_ && *lastTickRunMs_ >= static_cast<double>(warmupMs_);
-  lastTickRunMs_ = runMs;
-  double cpuSum = 0;
+// Exited agents' entries beyond the cap go, oldest first: a run that
+// restarts agents for days keeps a bounded table.
+void ResourceStats::retireDead(size_t live) {
+  if (procs_.size() <= live + maxDeadAgents_) return;
+  std::vector<std::pair<uint64_t, pid_t>> dead;
+  for (const auto& [pid, p] : procs_) {
+    if (p.lastSeen != passes_ && p.sessionId) dead.emplace_back(p.lastSeen, pid);
+  }
+  if (dead.size() <= maxDeadAgents_) return;
+  std::sort(dead.begin(), dead.end());
+  for (size_t i = 0; i + maxDeadAgents_ < dead.size(); ++i) {
+    procs_.erase(dead[i].second);
+    ++retired_;
+  }
+}
+
+std::optional<Json> ResourceStats::addPass(const SamplePass& pass) {
+  ++passes_;
+  taken_ = pass.taken;
+  missed_ = pass.missed;
+  samplerCpuMs_ = pass.cpuMsTotal;
+  double runMs = static_cast<double>(pass.monoMs - startMonoMs_);
+  bool steady = lastPassRunMs_ && *lastPassRunMs_ >= static_cast<double>(warmupMs_);
+  lastPassRunMs_ = runMs;
+  double cpuSum = 0, lineCpuSum = 0;
   uint64_t rssSum = 0, pssSum = 0;
   uint32_t fdsSum = 0, threadsSum = 0;
-  Json procs = Json::array();
-  for (const auto& t : readings) {
-    const ProcReading& r = t.reading;
-    auto it = procs_.find(r.pid);
-    double cpu = cpuPct(it == procs_.end() ? nullptr : &it->second, r);
-    if (it == procs_.end()) it = procs_.emplace(r.pid, PerProc{}).first;
-    PerProc& p = it->second;
-    p.sessionId = t.sessionId;
-    p.lastTicks = r.stat.cpuTicks;
-    p.lastBootMs = r.bootMs;
-    // A PID first seen in a steady tick started after warm-up (a restart):
-    // its life so far is steady state too.
-    p.figures.add(runMs, warmupMs_, steady, cpu, r.rssKb, r.pssKb, r.fds, r.stat.threads);
-    cpuSum += cpu;
-    rssSum += r.rssKb;
-    pssSum += r.pssKb;
-    fdsSum += r.fds;
-    threadsSum += r.stat.threads;
-    procs.push_back(Json::array({r.pid, t.sessionId ? Json(*t.sessionId) : Json(nullptr), round1(cpu), r.rssKb,
-                                 r.pssKb, r.fds, r.stat.threads,
-                                 r.stat.cpuTicks * 1000 / static_cast<uint64_t>(ticksPerSec_)}));
+  size_t live = 0;
+  Json procs = pass.detail ? Json::array() : Json();
+  Json server;
+  double serverCpu = 0;
+  uint64_t serverRss = 0, serverPss = 0;
+  uint32_t serverFds = 0, serverProcs = 0;
+  if (pass.detail) sshdNext_.clear();
+  for (const auto& r : pass.procs) {
+    std::optional<uint32_t> session;
+    if (r.role == ProcRole::AGENT) session = static_cast<uint32_t>(r.sessionId);
+    double lineCpu = 0;
+    if (r.role == ProcRole::SSHD) {
+      // The sshd's processes: per line only (they are many and come and go).
+      auto prev = sshdPrev_.find(r.pid);
+      lineCpu = cpuPct(prev == sshdPrev_.end() ? nullptr : &prev->second, r);
+      sshdNext_[r.pid] = Last{r.cpuTicks, r.bootMs};
+      ++serverProcs;
+      serverCpu += lineCpu;
+      serverRss += r.rssKb;
+      serverPss += r.pssKb;
+      serverFds += r.fds;
+    } else {
+      ++live;
+      auto it = procs_.find(r.pid);
+      double cpu = cpuPct(it == procs_.end() ? nullptr : &it->second.pass, r);
+      if (it == procs_.end()) it = procs_.emplace(r.pid, PerProc{}).first;
+      PerProc& p = it->second;
+      if (pass.detail) {
+        lineCpu = cpuPct(p.inLine ? &p.line : nullptr, r);
+        p.line = Last{r.cpuTicks, r.bootMs};
+        p.inLine = true;
+      }
+      p.sessionId = session;
+      p.pass = Last{r.cpuTicks, r.bootMs};
+      p.lastSeen = passes_;
+      // A PID first seen in a steady pass started after warm-up (a
+      // restart): its life so far is steady state too.
+      p.figures.add(runMs, warmupMs_, steady, pass.last ? std::nullopt : std::optional(cpu), r.rssKb, r.threads);
+      if (pass.detail) p.figures.addDetail(runMs, warmupMs_, r.pssKb, r.fds);
+      cpuSum += cpu;
+      lineCpuSum += lineCpu;
+      rssSum += r.rssKb;
+      pssSum += r.pssKb;
+      fdsSum += r.fds;
+      threadsSum += r.threads;
+    }
+    if (pass.detail) {
+      procs.push_back(Json::array({r.pid, session ? Json(*session) : Json(nullptr), round1(lineCpu), r.rssKb, r.pssKb,
+                                   r.fds, r.threads, r.cpuTicks * 1000 / static_cast<uint64_t>(ticksPerSec_),
+                                   roleName(r.role), r.tcpEstablished, r.tcpCloseWait}));
+    }
   }
-  total_.add(runMs, warmupMs_, steady, cpuSum, rssSum, pssSum, fdsSum, threadsSum);
+  total_.add(runMs, warmupMs_, steady, pass.last ? std::nullopt : std::optional(cpuSum), rssSum, threadsSum);
+  if (!pass.last) lastCpuPct_ = cpuSum;
+  lastRssKb_ = rssSum;
+  retireDead(live);
+  if (!pass.detail) return std::nullopt;
+  total_.addDetail(runMs, warmupMs_, pssSum, fdsSum);
+  lastPssKb_ = pssSum;
+  std::swap(sshdPrev_, sshdNext_);
   Json j;
-  j["total"] = {{"cpu_pct", round1(cpuSum)}, {"rss_kb", rssSum}, {"pss_kb", pssSum}, {"fds", fdsSum},
+  j["total"] = {{"cpu_pct", round1(lineCpuSum)}, {"rss_kb", rssSum}, {"pss_kb", pssSum}, {"fds", fdsSum},
                 {"threads", threadsSum}};
   j["procs"] = std::move(procs);
+  if (pass.serverKnown) {
+    j["server"] = {{"processes", serverProcs}, {"cpu_pct", round1(serverCpu)}, {"rss_kb", serverRss},
+                   {"pss_kb", serverPss}, {"fds", serverFds}};
+  }
+  j["tcp"] = {{"established", pass.tcp.established}, {"close_wait", pass.tcp.closeWait},
+              {"time_wait", pass.tcp.timeWait}};
+  j["missed"] = pass.missedSinceDetail;
+  j["pass_ms"] = round1(pass.passMs);
+  j["pass_cpu_ms"] = round1(pass.passCpuMs);
   return j;
 }
 
@@ -145,6 +234,9 @@ Json ResourceStats::summary() const {
   Json j;
   j["ticks"] = total_.samples;
   j["warmup_secs"] = round1(static_cast<double>(warmupMs_) / 1000.0);
+  j["samples_taken"] = taken_;
+  j["samples_missed"] = missed_;
+  j["sampler_cpu_ms"] = std::llround(samplerCpuMs_);
   j["total"] = total_.toJson();
   Json agents = Json::array();
   for (const auto& [pid, p] : procs_) {
@@ -161,6 +253,7 @@ Json ResourceStats::summary() const {
     agents.push_back(std::move(a));
   }
   j["agents"] = std::move(agents);
+  j["agents_retired"] = retired_;
   return j;
 }
 

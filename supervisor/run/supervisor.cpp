@@ -53,13 +53,13 @@ Supervisor::Supervisor(const cli::Options& options, std::string agentPath, Jsonl
       signals_(io_, SIGINT, SIGTERM, SIGCHLD),
       durationTimer_(io_),
       shutdownTimer_(io_),
-      sampleTimer_(io_),
       checkpointTimer_(io_) {
   log_.setListener([this](const Json& line) { run_->onLine(line); });
 }
 
 Supervisor::~Supervisor() {
   log_.setListener(nullptr);
+  if (sampler_) sampler_->stop();
   // Whatever path got us here, no agent outlives the run.
   slots_.clear();  // each slot kills and reaps an agent still running
 }
@@ -85,6 +85,7 @@ void Supervisor::spawn(Slot& slot) {
   pid_t pid = child.id();
   child.detach();  // reaped by PID on SIGCHLD, with the raw status kept
   slot.attach(pid, std::move(commands.writeEnd), std::move(eventStream));
+  if (sampler_) sampler_->setAgent(slot.id(), pid);
 
   capnp::MallocMessageBuilder message;
   fillAgentConfig(message.initRoot<wire::AgentConfig>(), options_, slot.id(), bucket_ ? bucket_->name() : "",
@@ -219,6 +220,7 @@ void Supervisor::maybeFinished(Slot& slot) {
   if (crashed) j["last_state"] = lastState;
   pid_t pid = slot.pid();
   slot.detach();
+  if (sampler_) sampler_->setAgent(slot.id(), 0);
   // After the exit line: the job it had in flight is retried or ended.
   auto jobsAfterExit = [&] {
     if (jobs_) jobs_->onWorkerGone(slot.id(), shuttingDown_);
@@ -291,9 +293,11 @@ void Supervisor::beginShutdown(const std::string& why) {
   if (jobs_) jobs_->onShutdown();
   durationTimer_.cancel();
   for (auto& t : faultTimers_) t->cancel();
-  // The figures describe the run, not the closing of its sessions.
-  sampleTimer_.cancel();
   checkpointTimer_.cancel();  // the summary follows
+  // The figures describe the run, not the closing of its sessions: the
+  // last pass reads the sessions as they stand before they are told to stop
+  // (CLOSE_WAIT at the end).
+  finalSample();
   for (auto& slot : slots_) {
     slot->cancelRestart();
     sendCommand(*slot, true);
@@ -369,31 +373,48 @@ void Supervisor::armSignals() {
   });
 }
 
-void Supervisor::armSampling() {
-  sampleTimer_.expires_after(std::chrono::seconds(options_.sampleIntervalSecs));
-  sampleTimer_.async_wait([this](const boost::system::error_code& ec) {
-    if (ec || shuttingDown_) return;
-    sampleResources();
-    armSampling();
+void Supervisor::startSampling() {
+  SamplerConfig config;
+  config.intervalMs = int64_t{options_.sampleIntervalSecs} * 1000;
+  config.detailMs = int64_t{options_.detailSampleSecs} * 1000;
+  config.serverPid = options_.serverPid;
+  config.sessions = static_cast<uint32_t>(slots_.size());
+  for (const auto& slot : options_.slots) {
+    if (std::find(config.targetPorts.begin(), config.targetPorts.end(), slot.port) == config.targetPorts.end()) {
+      config.targetPorts.push_back(slot.port);
+    }
+  }
+  // The thread only posts; the pass is taken and logged here, on the loop.
+  sampler_ = std::make_unique<SamplerThread>(std::move(config), startMono_, [this] {
+    asio::post(io_, [this] { onSamplePasses(); });
   });
 }
 
-void Supervisor::sampleResources() {
-  std::vector<TaggedReading> readings;
-  if (auto self = readProc(::getpid())) readings.push_back({*self, std::nullopt});
-  for (const auto& slot : slots_) {
-    if (!slot->agentRunning()) continue;
-    // An agent that died since the last SIGCHLD is a zombie and reads as
-    // gone: it is simply not in this tick.
-    if (auto r = readProc(slot->pid())) readings.push_back({*r, slot->id()});
-  }
-  Json j = lineHead(wallNs(), std::nullopt, "", "resource_sample");
-  j.update(resources_->addTick(monoMs(), readings));
-  log_.write(j);
-  if (status_line::enabled()) status_line::set(statusText(j["total"]));
+void Supervisor::onSamplePasses() {
+  if (!sampler_) return;
+  while (sampler_->take(pass_)) recordPass(pass_);
 }
 
-std::string Supervisor::statusText(const Json& total) const {
+void Supervisor::recordPass(const SamplePass& pass) {
+  if (auto payload = resources_->addPass(pass)) {
+    Json j = lineHead(wallNs(), std::nullopt, "", "resource_sample");
+    j.update(*payload);
+    log_.write(j);
+  }
+  if (status_line::enabled()) status_line::set(statusText());
+}
+
+// Stops the thread (a pass under way finishes first), logs a pass it had
+// not handed over yet, then one last detail pass read here.
+void Supervisor::finalSample() {
+  if (!sampler_ || !sampler_->running()) return;
+  sampler_->stop();
+  onSamplePasses();
+  sampler_->finalPass(pass_);
+  recordPass(pass_);
+}
+
+std::string Supervisor::statusText() const {
   RunModel::Progress p = model_.progress();
   auto mmss = [](int64_t secs) {
     char buf[32];
@@ -406,7 +427,8 @@ std::string Supervisor::statusText(const Json& total) const {
                 mmss((monoMs() - startMono_) / 1000).c_str(), mmss(options_.durationSecs).c_str(), p.up,
                 p.sessions, p.reconnecting, p.manual, p.reconnects,
                 p.reconnectP95Ms ? (std::to_string(*p.reconnectP95Ms) + " ms").c_str() : "n/a",
-                total.value("rss_kb", 0.0) / 1024.0, total.value("pss_kb", 0.0) / 1024.0, total.value("cpu_pct", 0.0));
+                static_cast<double>(resources_->lastRssKb()) / 1024.0,
+                static_cast<double>(resources_->lastPssKb()) / 1024.0, resources_->lastCpuPct());
   std::string workload = model_.workloadStatus();
   return workload.empty() ? std::string(buf) : std::string(buf) + " | " + workload;
 }
@@ -492,6 +514,8 @@ Json Supervisor::summaryNow() const {
   in.peakTotalRssKb = resources_->peakTotalRssKb();
   in.meanTotalCpuPct = resources_->steadyTotalCpuPct();
   in.warmupSecs = resources_->warmupSecs();
+  in.samplesTaken = resources_->samplesTaken();
+  in.samplesMissed = resources_->samplesMissed();
   auto criteria = evaluate(in, thresholdsOf(options_));
   summary["memory_metric"] = "pss";
   summary["verdict"] = verdictJson(criteria);
@@ -574,11 +598,12 @@ Json Supervisor::run() {
             .allDone = [this](const std::string& why) { beginShutdown(why); }});
     jobs_->start();
   }
+  startSampling();
   for (auto& slot : slots_) spawn(*slot);
+  sampler_->start();
   spdlog::info("started {} session agents; running for {} s (q + Enter, SIGINT or SIGTERM stops early)",
                slots_.size(), options_.durationSecs);
 
-  armSampling();
   armCheckpoint();
   durationTimer_.expires_after(std::chrono::seconds(options_.durationSecs));
   durationTimer_.async_wait([this](const boost::system::error_code& ec) {
@@ -593,6 +618,9 @@ Json Supervisor::run() {
     faultTimers_.push_back(std::move(timer));
   }
   io_.run();
+  // The loop stops only after beginShutdown, which stopped the sampler; an
+  // exception out of run() stops it in the destructor.
+  if (sampler_) sampler_->stop();
   recordRemaining();
   // The jobs' last rollups come before the summary that reads them.
   if (jobs_) jobs_->finish();

@@ -21,6 +21,7 @@
 #include "supervisor/cli.h"
 #include "supervisor/run/jsonl_log.h"
 #include "supervisor/run/resource_stats.h"
+#include "supervisor/run/sampler.h"
 #include "supervisor/run/exit_status.h"
 #include "supervisor/run/restart_policy.h"
 #include "supervisor/analysis/run_accumulator.h"
@@ -66,8 +67,11 @@ class Supervisor {
   void armDrop(size_t index, std::chrono::seconds after);
   void startFault(const FaultCommand& fault);
   void reapFaults(bool killAll);
-  void armSampling();
-  std::string statusText(const Json& total) const;
+  void startSampling();
+  void onSamplePasses();
+  void recordPass(const SamplePass& pass);
+  void finalSample();
+  std::string statusText() const;
   // The summary, resources and verdict as they stand: the final summary
   // line and every checkpoint are built by this one function.
   Json summaryNow() const;
@@ -75,7 +79,6 @@ class Supervisor {
   void writeCheckpoint();
   // The HTML report of the run so far, replaced atomically (--html).
   void writeCheckpointHtml();
-  void sampleResources();
   bool allFinished() const;
 
   const cli::Options& options_;
@@ -92,10 +95,13 @@ class Supervisor {
   // out of the run (a SIGKILLed run's segment is cleaned by the next).
   std::optional<TokenBucketSegment> bucket_;
   boost::asio::steady_timer shutdownTimer_;
-  boost::asio::steady_timer sampleTimer_;
   boost::asio::steady_timer checkpointTimer_;  // --checkpoint-secs
   uint32_t checkpoints_ = 0;
   std::unique_ptr<ResourceStats> resources_;
+  // After io_ (its passes are posted there); stopped and joined on every
+  // way out of the run.
+  std::unique_ptr<SamplerThread> sampler_;
+  SamplePass pass_;  // the loop's side of the sampler's hand-over
   std::unique_ptr<boost::asio::posix::stream_descriptor> stdin_;
   std::array<char, 256> stdinBuf_{};
   std::string stdinLine_;

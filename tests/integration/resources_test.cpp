@@ -40,7 +40,8 @@ PsFigures psOf(pid_t pid) {
 }  // namespace
 
 TEST_F(SshdTest, SampledRssAndCpuAgreeWithPs) {
-  SoakProcess soak(soakArgs({"--sessions", "2", "--duration-secs", "120", "--sample-interval-secs", "1"}),
+  SoakProcess soak(soakArgs({"--sessions", "2", "--duration-secs", "120", "--sample-interval-secs", "1",
+                             "--sample-detail-secs", "1"}),
                    /*stdinPipe=*/true);
   ASSERT_TRUE(waitForLog([](const auto& l) { return linesOf(l, "connected").size() == 2; }, 30)) << soak.err();
   // Two ticks after both connected: the agents are in their steady state.
@@ -53,7 +54,7 @@ TEST_F(SshdTest, SampledRssAndCpuAgreeWithPs) {
   soak.writeStdin("q\n");
   ASSERT_EQ(soak.wait(30), exit_code::PASSED) << soak.err();
 
-  // [pid, session_id, cpu_pct, rss_kb, pss_kb, fds, threads, cpu_ms]
+  // [pid, session_id, cpu_pct, rss_kb, pss_kb, fds, threads, cpu_ms, role, ...]
   ASSERT_EQ(sample["procs"].size(), 3u) << sample.dump();
   EXPECT_EQ(sample["procs"][0][0], soak.pid());
   EXPECT_EQ(sample["procs"][0][1], nullptr);
@@ -124,4 +125,74 @@ TEST_F(SshdTest, SteadyStateCpuIsJudgedAfterWarmup) {
   EXPECT_EQ(cpu["result"], "pass") << cpu.dump();
   EXPECT_EQ(cpu["measured"], summary["resources"]["total"]["cpu_mean_after_warmup_pct"]);
   EXPECT_NE(cpu["note"].get<std::string>().find("1 s warm-up"), std::string::npos) << cpu.dump();
+}
+
+// resource_sample v2 (docs/reference.md, "Long-run lines"): the detail
+// passes' lines carry every process with its role and sockets by state, the
+// local sshd's per-connection processes and totals, the harness's TCP
+// counts, missed ticks and the pass's cost; the last one is read before the
+// sessions are told to stop, so its sockets are still established.
+TEST_F(SshdTest, ResourceSampleLinesHaveTheV2ShapeWithAgentsSshdAndSockets) {
+  auto r = runSoak(soakArgs({"--sessions", "2", "--duration-secs", "7", "--sample-detail-secs", "2",
+                             "--server-pid", std::to_string(sshd_->pid())}),
+                   60);
+  ASSERT_EQ(r.exitCode, exit_code::PASSED) << r.err;
+  auto samples = linesOf(r.lines, "resource_sample");
+  // Detail passes at 2, 4 and 6 s, and the last one at 7 s.
+  ASSERT_GE(samples.size(), 3u);
+  ASSERT_LE(samples.size(), 5u);
+  for (const auto& s : samples) {
+    std::map<std::string, int> roles;
+    for (const auto& p : s["procs"]) {
+      ASSERT_EQ(p.size(), 11u) << p.dump();
+      std::string role = p[8].get<std::string>();
+      ++roles[role];
+      EXPECT_EQ(p[1].is_null(), role != "agent") << p.dump();
+      EXPECT_GT(p[3].get<long>(), 0) << "rss of " << p.dump();
+      EXPECT_GT(p[4].get<long>(), 0) << "pss of " << p.dump();
+      EXPECT_GE(p[5].get<int>(), 3) << "fds of " << p.dump();
+      EXPECT_GE(p[9].get<int>(), 0);
+      EXPECT_GE(p[10].get<int>(), 0);
+    }
+    EXPECT_EQ(roles["supervisor"], 1) << s.dump();
+    EXPECT_EQ(roles["agent"], 2) << s.dump();
+    EXPECT_GE(roles["sshd"], 2) << "each session's sshd process: " << s.dump();
+    EXPECT_EQ(s["server"]["processes"].get<int>(), roles["sshd"]);
+    EXPECT_GT(s["server"]["rss_kb"].get<long>(), 0);
+    for (const char* k : {"established", "close_wait", "time_wait"}) EXPECT_TRUE(s["tcp"][k].is_number()) << k;
+    EXPECT_TRUE(s["missed"].is_number());
+    EXPECT_GE(s["pass_ms"].get<double>(), 0.0);
+    EXPECT_GE(s["pass_cpu_ms"].get<double>(), 0.0);
+    for (const char* k : {"cpu_pct", "rss_kb", "pss_kb", "fds", "threads"}) EXPECT_TRUE(s["total"][k].is_number()) << k;
+  }
+  // The last line: both sessions still up (their agents' sockets and the
+  // sshd's ends established), and it comes before the first agent stops.
+  const Json& last = samples.back();
+  EXPECT_EQ(last["tcp"]["established"], 2) << last.dump();
+  EXPECT_EQ(last["tcp"]["close_wait"], 0) << last.dump();
+  int agentSockets = 0, sshdSockets = 0;
+  for (const auto& p : last["procs"]) {
+    if (p[8] == "agent") agentSockets += p[9].get<int>();
+    if (p[8] == "sshd") sshdSockets += p[9].get<int>();
+  }
+  EXPECT_EQ(agentSockets, 2);
+  EXPECT_GE(sshdSockets, 2) << "the server's ends";
+  size_t lastSample = 0, firstStop = r.lines.size();
+  for (size_t i = 0; i < r.lines.size(); ++i) {
+    std::string ev = r.lines[i].value("event", "");
+    if (ev == "resource_sample") lastSample = i;
+    if ((ev == "agent_stopped" || ev == "agent_exited") && firstStop == r.lines.size()) firstStop = i;
+  }
+  EXPECT_LT(lastSample, firstStop);
+
+  auto summary = linesOf(r.lines, "summary").at(0);
+  const Json& res = summary["resources"];
+  // About 7 cheap passes plus the last; none missed on an idle test.
+  EXPECT_GE(res["samples_taken"].get<int>(), 5);
+  EXPECT_TRUE(res["samples_missed"].is_number());
+  EXPECT_EQ(res["agents_retired"], 0);
+  // The loop and the sampler thread (the last pass is read after that
+  // thread has stopped).
+  EXPECT_EQ(samples.front()["procs"][0][6], 2);
+  EXPECT_EQ(res["supervisor"]["threads_end"], 1);
 }
