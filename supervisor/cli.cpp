@@ -147,6 +147,17 @@ void addRunFlags(CLI::App& app, Options& o, Flags& f) {
   f.crashSessionOpt =
       app.add_option("--crash-session-for-testing", f.crashSession, "Test only: this slot's agent aborts at start")
           ->group("");
+  // Issue 14: a log that stays small (docs/reference.md, "Long runs").
+  app.add_option("--log-detail", f.logDetail,
+                 "rollup: each session's PTY cycles and exec polls as one pty_stats / exec_poll_stats line per "
+                 "--rollup-secs; full: also one pty_cycle line per cycle and one exec_poll line per poll");
+  app.add_option("--rollup-secs", o.rollupSecs, "The period of the pty_stats and exec_poll_stats lines");
+  app.add_flag("--leak-fd-for-testing", o.leakFdForTesting,
+               "Test only: every agent keeps one more open fd per PTY cycle, for the leak verdict to catch")
+      ->group("");
+  app.add_option("--leak-kb-for-testing", o.leakKbForTesting,
+                 "Test only: every agent keeps this many more KiB of touched heap per PTY cycle")
+      ->group("");
 }
 
 void addSupervisionFlags(CLI::App& app, Options& o) {
