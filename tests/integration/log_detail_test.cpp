@@ -84,7 +84,7 @@ TEST_F(SshdTest, TheDefaultLogHasRollupsAndNoPerCycleLines) {
   ASSERT_TRUE(ended(r.exitCode)) << r.exitCode << r.err;
   EXPECT_TRUE(linesOf(r.lines, "pty_cycle").empty());
   EXPECT_TRUE(linesOf(r.lines, "exec_poll").empty());
-  const Json& runStarted = linesOf(r.lines, "run_started").at(0);
+  const Json runStarted = linesOf(r.lines, "run_started").at(0);
   EXPECT_EQ(runStarted["log_detail"], "rollup");
   EXPECT_EQ(runStarted["rollup_secs"], 2);
   auto per = tally(r.lines);
