@@ -47,6 +47,7 @@ struct Flags {
   std::string failureStrategy = "abort-first";
   bool noLivenessCheck = false;
   std::string logDetail = "rollup";
+  CLI::Option* churnReportOpt = nullptr;
   CLI::Option* targetsOpt = nullptr;
   CLI::Option* passphraseOpt = nullptr;
   CLI::Option* disconnectOpt = nullptr;
@@ -201,7 +202,9 @@ void addWorkloadFlags(CLI::App& app, Options& o, Flags& f) {
   app.add_option("--churn-ramp-steps", o.churnRampSteps, "churn: the ramp rises in this many equal steps");
   app.add_option("--churn-command", o.churnCommand,
                  "churn: the command each connection runs ('' : none, connect + auth + close only)");
-  app.add_option("--churn-report-secs", o.churnReportSecs, "churn: each agent reports its histograms this often");
+  f.churnReportOpt = app.add_option("--churn-report-secs", o.churnReportSecs,
+                                    "churn: each agent reports its histograms this often (default: 1 on a ramp, " +
+                                        std::to_string(CHURN_STEADY_REPORT_SECS) + " at a steady rate)");
   app.add_flag("--log-each-connection", o.logEachConnection, "churn: also log one line per connection");
   app.add_option("--transfer-direction", f.transferDirection, "transfer: up | down | both (rounds alternate)");
   app.add_option("--transfer-mb", o.transferMb, "transfer: MB (10^6 bytes) per round");
@@ -637,6 +640,9 @@ Check readWorkload(Options& o, const Flags& f) {
   o.churnRate = *rate;
   if (o.churnRampSteps == 0) return usage("--churn-ramp-steps must be at least 1");
   if (o.churnReportSecs == 0) return usage("--churn-report-secs must be at least 1");
+  if (f.churnReportOpt != nullptr && f.churnReportOpt->count() == 0 && !o.churnRate.ramp()) {
+    o.churnReportSecs = CHURN_STEADY_REPORT_SECS;
+  }
   if (f.transferDirection == "up") o.transferDown = false;
   else if (f.transferDirection == "down") o.transferUp = false;
   else if (f.transferDirection != "both") {
