@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
+#include <system_error>
 
 #include "session_agent/workloads/churn.h"
 #include "session_agent/workloads/jobs_worker.h"
@@ -17,6 +18,22 @@
 #include "shared/fd.h"
 
 namespace sshsoak::agent {
+
+namespace {
+
+// The agent's open fds once a session is usable, for connected's `fds`: a
+// reconnect that leaves more than the first connect did keeps something
+// from the lost session. A dozen entries of /proc/self/fd; 0 (unknown) if
+// it cannot be read.
+uint32_t openFds() {
+  try {
+    return static_cast<uint32_t>(std::max(countOpenFds(), 0));
+  } catch (const std::system_error&) {
+    return 0;
+  }
+}
+
+}  // namespace
 
 AgentSettings AgentSettings::fromWire(wire::AgentConfig::Reader c) {
   AgentSettings s;
@@ -36,6 +53,10 @@ AgentSettings AgentSettings::fromWire(wire::AgentConfig::Reader c) {
   s.backoff.baseNs = int64_t{std::max(c.getBackoffBaseMs(), MIN_BACKOFF_BASE_MS)} * 1'000'000;
   s.backoff.capNs = std::max(int64_t{c.getBackoffCapMs()} * 1'000'000, s.backoff.baseNs);
   for (auto spec : c.getWorkloads()) s.workloads.push_back(workloadSpecFromWire(spec));
+  s.detail.rollupMs = std::max(c.getRollupMs(), MIN_ROLLUP_MS);
+  s.detail.full = c.getLogDetailFull();
+  s.detail.leakFdPerCycle = c.getLeakFdPerCycleForTesting();
+  s.detail.leakKbPerCycle = c.getLeakKbPerCycleForTesting();
   return s;
 }
 
@@ -213,6 +234,7 @@ void Agent::connectAttempt() {
   int64_t nowMs = monoMs();
   if (established) {
     uint32_t execMs = lastFirstExecMs_;
+    uint32_t fds = openFds();
     events_.emit([&](wire::Event::Builder e) {
       auto c = reconnect ? e.initReconnected() : e.initConnected();
       c.setHandshakeMs(conn_->handshakeMs);
@@ -223,6 +245,7 @@ void Agent::connectAttempt() {
       c.setCipher(conn_->cipher);
       c.setMac(conn_->mac);
       c.setHostKeyAdded(conn_->hostKeyAdded);
+      c.setFds(fds);
       e.setSuccess(true);
       // Reconnect time runs from detection to usable: jitter and token
       // waits count (docs/runbook.md, "Failure scenarios").
@@ -346,7 +369,7 @@ bool Agent::runExec(ExecTask& task, int64_t deadlineMs) {
 void Agent::sessionLoop() {
   conn_->setLiveness(settings_.keepaliveIntervalMs, settings_.keepaliveCountMax);
   lastProbeMs_ = monoMs();
-  WorkloadContext context{*conn_, events_, settings_.reconnectTimeoutMs};
+  WorkloadContext context{*conn_, events_, settings_.reconnectTimeoutMs, settings_.detail};
   for (auto& w : workloads_) w->start(context, monoMs());
   while (state_ == SessionState::READY && !stopRequested_) {
     int64_t now = monoMs();
@@ -404,6 +427,7 @@ void Agent::sessionLoop() {
     if (dropRequested_) {
       dropRequested_ = false;
       conn_->cut();
+      flushRollups();
       events_.emit([](wire::Event::Builder e) {
         e.setDisconnectInjected();
         e.setSuccess(true);
@@ -479,7 +503,16 @@ bool Agent::checkLiveness() {
   return false;
 }
 
+void Agent::flushRollups() {
+  int64_t now = monoMs();
+  for (auto& w : workloads_) w->flushRollup(now);
+}
+
 void Agent::loseSession(wire::DisconnectCause cause, const std::string& message) {
+  // The lost connection's last partial interval goes before its
+  // disconnected line: the reconnect starts a new interval, so no count is
+  // lost and none is told twice.
+  flushRollups();
   lossMs_ = monoMs();
   uint32_t silentMs = static_cast<uint32_t>(
       std::max<int64_t>(0, monoMs() - std::max(conn_->lastRecvMs(), int64_t{0})));
@@ -499,6 +532,7 @@ void Agent::loseSession(wire::DisconnectCause cause, const std::string& message)
 
 void Agent::closeSession() {
   if (!conn_) return;
+  flushRollups();  // the last partial interval, before agent_stopped
   for (auto& w : workloads_) w->close();
   conn_->closeGracefully(monoMs() + 1000);
   conn_.reset();

@@ -42,6 +42,7 @@ struct AgentSettings {
   std::string tokenBucketName;  // empty: no shared bucket (tests)
   BackoffConfig backoff;        // the wire's, floored
   std::vector<WorkloadSpec> workloads;
+  DetailSettings detail;        // rollups, --log-detail full, test-only leaks
 
   static AgentSettings fromWire(wire::AgentConfig::Reader config);
 };
@@ -116,6 +117,8 @@ class Agent {
   // Runs one exec to the end, blocking this agent only, bounded.
   bool runExec(ExecTask& task, int64_t deadlineMs);
   void loseSession(wire::DisconnectCause cause, const std::string& message);
+  // Every workload sends its partial rollup (Workload::flushRollup).
+  void flushRollups();
   void closeSession();
   void waitForShutdown();
   // --workload churn: connections back to back (workloads/churn.h) until

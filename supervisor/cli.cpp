@@ -47,6 +47,7 @@ struct Flags {
   std::string failureStrategy = "abort-first";
   bool noLivenessCheck = false;
   std::string logDetail = "rollup";
+  CLI::Option* churnReportOpt = nullptr;
   CLI::Option* targetsOpt = nullptr;
   CLI::Option* passphraseOpt = nullptr;
   CLI::Option* disconnectOpt = nullptr;
@@ -147,6 +148,17 @@ void addRunFlags(CLI::App& app, Options& o, Flags& f) {
   f.crashSessionOpt =
       app.add_option("--crash-session-for-testing", f.crashSession, "Test only: this slot's agent aborts at start")
           ->group("");
+  // Issue 14: a log that stays small (docs/reference.md, "Long runs").
+  app.add_option("--log-detail", f.logDetail,
+                 "rollup: each session's PTY cycles and exec polls as one pty_stats / exec_poll_stats line per "
+                 "--rollup-secs; full: also one pty_cycle line per cycle and one exec_poll line per poll");
+  app.add_option("--rollup-secs", o.rollupSecs, "The period of the pty_stats and exec_poll_stats lines");
+  app.add_flag("--leak-fd-for-testing", o.leakFdForTesting,
+               "Test only: every agent keeps one more open fd per PTY cycle, for the leak verdict to catch")
+      ->group("");
+  app.add_option("--leak-kb-for-testing", o.leakKbForTesting,
+                 "Test only: every agent keeps this many more KiB of touched heap per PTY cycle")
+      ->group("");
 }
 
 void addSupervisionFlags(CLI::App& app, Options& o) {
@@ -190,7 +202,9 @@ void addWorkloadFlags(CLI::App& app, Options& o, Flags& f) {
   app.add_option("--churn-ramp-steps", o.churnRampSteps, "churn: the ramp rises in this many equal steps");
   app.add_option("--churn-command", o.churnCommand,
                  "churn: the command each connection runs ('' : none, connect + auth + close only)");
-  app.add_option("--churn-report-secs", o.churnReportSecs, "churn: each agent reports its histograms this often");
+  f.churnReportOpt = app.add_option("--churn-report-secs", o.churnReportSecs,
+                                    "churn: each agent reports its histograms this often (default: 1 on a ramp, " +
+                                        std::to_string(CHURN_STEADY_REPORT_SECS) + " at a steady rate)");
   app.add_flag("--log-each-connection", o.logEachConnection, "churn: also log one line per connection");
   app.add_option("--transfer-direction", f.transferDirection, "transfer: up | down | both (rounds alternate)");
   app.add_option("--transfer-mb", o.transferMb, "transfer: MB (10^6 bytes) per round");
@@ -248,8 +262,8 @@ void addWorkloadVerdictFlags(CLI::App& app, Options& o) {
                  "Verdict (jobs): highest p95 job latency (queue wait + connect + run)");
 }
 
-// Long runs (issue 14): checkpoints, the log's size cap, and the test-only
-// leaks that prove the leak criteria can fail.
+// Long runs (issue 14): checkpoints and the log's size cap (the test-only
+// leaks and --log-detail are with the run flags).
 void addLongRunFlags(CLI::App& app, Options& o) {
   app.add_option("--checkpoint-secs", o.checkpointSecs,
                  "Log a checkpoint line (the summary and verdict so far) and rewrite the HTML report this often; "
@@ -257,12 +271,6 @@ void addLongRunFlags(CLI::App& app, Options& o) {
   app.add_option("--log-max-mb", o.logMaxMb,
                  "Rotate the log at this size (MiB): LOG becomes LOG.1 and a new LOG goes on; 0: never");
   app.add_option("--log-keep", o.logKeep, "Rotated log files kept (LOG.1 .. LOG.N); older ones are deleted");
-  // Hidden from --help.
-  app.add_flag("--leak-fd-for-testing", o.leakFdForTesting, "Test only: every agent keeps one more fd per PTY cycle")
-      ->group("");
-  app.add_option("--leak-kb-for-testing", o.leakKbForTesting,
-                 "Test only: every agent keeps this many more KiB per PTY cycle")
-      ->group("");
 }
 
 void defineFlags(CLI::App& app, Options& o, Flags& f) {
@@ -644,6 +652,9 @@ Check readWorkload(Options& o, const Flags& f) {
   o.churnRate = *rate;
   if (o.churnRampSteps == 0) return usage("--churn-ramp-steps must be at least 1");
   if (o.churnReportSecs == 0) return usage("--churn-report-secs must be at least 1");
+  if (f.churnReportOpt != nullptr && f.churnReportOpt->count() == 0 && !o.churnRate.ramp()) {
+    o.churnReportSecs = CHURN_STEADY_REPORT_SECS;
+  }
   if (f.transferDirection == "up") o.transferDown = false;
   else if (f.transferDirection == "down") o.transferUp = false;
   else if (f.transferDirection != "both") {

@@ -63,6 +63,9 @@ struct RejectedJob {
 // per-session rollups (pty_stats, exec_poll_stats), or also one line each.
 enum class LogDetail { ROLLUP, FULL };
 
+// --churn-report-secs when not given and the rate does not ramp.
+constexpr uint32_t CHURN_STEADY_REPORT_SECS = 5;
+
 struct Options {
   std::vector<Target> targets;  // empty: the embedded private sshd
   std::vector<Target> slots;    // targets repeated to fill the sessions
@@ -126,6 +129,9 @@ struct Options {
   ChurnRate churnRate{100, 100, 0};
   uint32_t churnRampSteps = 10;
   std::string churnCommand = "true";  // empty: no channel, connect + auth + close only
+  // churn_stats per agent this often: 1 s on a ramp (a report belongs to the
+  // step its midpoint falls in, so it must be short beside a step), and
+  // CHURN_STEADY_REPORT_SECS at a steady rate unless given: ~1 KB a line.
   uint32_t churnReportSecs = 1;
   bool logEachConnection = false;
   bool transferUp = true;

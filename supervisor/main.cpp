@@ -113,6 +113,10 @@ Json runStartedLine(const cli::Options& o, const std::string& id, bool embedded)
   j["reconnect_timeout_secs"] = o.reconnectTimeoutSecs;
   j["host_key_policy"] = std::string(hostKeyPolicyName(o.hostKeyPolicy));
   j["workload"] = std::string(cli::workloadName(o.workload));
+  // Readers count PTY cycles and exec polls from the rollups when these are
+  // here (a full log has both kinds of line), from per-cycle lines if not.
+  j["log_detail"] = o.logDetail == cli::LogDetail::FULL ? "full" : "rollup";
+  j["rollup_secs"] = o.rollupSecs;
   switch (o.workload) {
     case cli::WorkloadKind::CHURN:
       j["churn_rate"] = o.churnRate.text();

@@ -6,6 +6,7 @@
 
 #include "session_agent/event_sink.h"
 #include "session_agent/ssh/connection.h"
+#include "shared/clock.h"
 
 namespace sshsoak::agent {
 
@@ -35,11 +36,25 @@ ExecPollSpec ExecPollSpec::fromWire(wire::ExecPollWorkloadSpec::Reader spec) {
 void ExecPollWorkload::start(const WorkloadContext& context, int64_t nowMs) {
   context_.emplace(context);
   nextPollMs_ = nowMs + spec_.intervalMs;
+  period_.begin(nowMs, std::max(context.detail.rollupMs, MIN_ROLLUP_MS));
 }
 
 void ExecPollWorkload::onTurn(int64_t nowMs) {
+  if (period_.due(nowMs)) sendRollup(nowMs);
   if (round_ || nowMs < nextPollMs_) return;
   round_.emplace(spec_.commands, nowMs, context_->stepTimeoutMs);
+  roundStartUs_ = monoNs() / 1000;
+}
+
+void ExecPollWorkload::sendRollup(int64_t nowMs) {
+  if (!rollup_.empty()) {
+    context_->events.emit([&](wire::Event::Builder e) { rollup_.reportAndReset(e, period_.elapsedMs(nowMs)); });
+  }
+  period_.next(nowMs);
+}
+
+void ExecPollWorkload::flushRollup(int64_t nowMs) {
+  if (context_) sendRollup(nowMs);
 }
 
 StepResult ExecPollWorkload::step(int64_t nowMs) {
@@ -87,18 +102,22 @@ void ExecPollWorkload::finishRound(int64_t nowMs) {
     double memPct = *mem, diskPct = *disk;
     uint32_t bytes = 0;
     for (size_t i = 0; i < round.size(); ++i) bytes += static_cast<uint32_t>(round.output(i).size());
-    context_->events.emit([&](wire::Event::Builder e) {
-      auto p = e.initExecPoll();
-      p.setRttMs(rttMs);
-      p.setCpuBusyPct(static_cast<float>(busy));
-      p.setMemUsedPct(static_cast<float>(memPct));
-      p.setDiskUsedPct(static_cast<float>(diskPct));
-      p.setBytes(bytes);
-      e.setSuccess(true);
-      e.setElapsedMs(rttMs);
-      e.setDetail("cpu=" + fmtPct(busy) + " mem=" + fmtPct(memPct) + " disk=" + fmtPct(diskPct) +
-                  " rtt_ms=" + std::to_string(rttMs));
-    });
+    rollup_.add(static_cast<uint64_t>(std::max<int64_t>(monoNs() / 1000 - roundStartUs_, 0)), bytes, busy, memPct,
+                diskPct);
+    if (context_->detail.full) {
+      context_->events.emit([&](wire::Event::Builder e) {
+        auto p = e.initExecPoll();
+        p.setRttMs(rttMs);
+        p.setCpuBusyPct(static_cast<float>(busy));
+        p.setMemUsedPct(static_cast<float>(memPct));
+        p.setDiskUsedPct(static_cast<float>(diskPct));
+        p.setBytes(bytes);
+        e.setSuccess(true);
+        e.setElapsedMs(rttMs);
+        e.setDetail("cpu=" + fmtPct(busy) + " mem=" + fmtPct(memPct) + " disk=" + fmtPct(diskPct) +
+                    " rtt_ms=" + std::to_string(rttMs));
+      });
+    }
   }
   round_.reset();
   nextPollMs_ = std::max(nextPollMs_ + spec_.intervalMs, nowMs);

@@ -1,11 +1,15 @@
 // The exec-poll workload: every intervalMs, one round of commands, each on
 // its own exec channel, one after the other (sshd's MaxSessions counts open
-// channels per connection). A round that completes gives one exec_poll
-// event (CPU, memory and disk use parsed from the outputs); a round that
+// channels per connection). The rounds that complete are rolled up into one
+// exec_poll_stats event per rollup period (rollup.h: count, bytes, round
+// trip histogram, the remote host's CPU, memory and disk use parsed from
+// the outputs), and with --log-detail full each is also one exec_poll
+// event; a round that
 // does not finish within the step timeout loses the session, as a dead
 // link would.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -13,6 +17,7 @@
 
 #include "session_agent/workloads/exec_round.h"
 #include "session_agent/workloads/poll_parsers.h"
+#include "session_agent/workloads/rollup.h"
 #include "session_agent/workloads/workload.h"
 
 namespace sshsoak::agent {
@@ -49,18 +54,26 @@ class ExecPollWorkload final : public Workload {
   bool wantsWrite() const override { return round_.has_value(); }
   // The next round's start matters only while no round is running: a round
   // stalled on a dead link would otherwise make the loop spin.
-  int64_t nextWakeMs() const override { return round_ ? round_->deadlineMs() : nextPollMs_; }
+  int64_t nextWakeMs() const override {
+    return std::min(period_.dueMs(), round_ ? round_->deadlineMs() : nextPollMs_);
+  }
   bool hasBufferedData() const override { return round_ && round_->hasBufferedData(); }
+  void flushRollup(int64_t nowMs) override;
   void abandon() override;
   void close() override { abandon(); }
 
  private:
   void finishRound(int64_t nowMs);
+  // Sends the rollup if it holds a poll, and begins the next interval.
+  void sendRollup(int64_t nowMs);
 
   ExecPollSpec spec_;
   std::optional<WorkloadContext> context_;
   std::optional<ExecRound> round_;
   int64_t nextPollMs_ = 0;
+  int64_t roundStartUs_ = 0;  // the round trip on a µs clock, for the rollup's histogram
+  ExecPollRollup rollup_;
+  RollupPeriod period_;
   // The previous /proc/stat sample, across reconnects: busy CPU is the
   // share between two samples.
   std::optional<CpuTimes> lastCpu_;

@@ -46,7 +46,7 @@ std::string ptyCommand(wire::Intensity intensity, uint32_t pauseMs) {
     case wire::Intensity::LOW:
     case wire::Intensity::MEDIUM:
       burst = "i=0; while [ $i -lt " + std::to_string(expectedPtyLines(intensity)) +
-              " ]; do i=$((i+1)); echo \"sshsoak pty line $i\"; done";
+              " ]; do i=$((i+1)); echo \"sshsoak pty line $i\" || exit; done";
       break;
     case wire::Intensity::HIGH:
       burst = "yes | head -n 200";
@@ -55,13 +55,17 @@ std::string ptyCommand(wire::Intensity intensity, uint32_t pauseMs) {
   char pause[32];
   std::snprintf(pause, sizeof pause, "%u.%03u", pauseMs / 1000, pauseMs % 1000);
   // POSIX sh, so it runs under any login shell; `exec` drops the extra
-  // shell level. The loop dies with the channel (SIGHUP from sshd).
-  return "exec sh -c 'n=0; while :; do n=$((n+1)); echo \"" + std::string(BEGIN_MARK) + "$n\"; " + burst +
-         "; echo \"" + std::string(END_MARK) + "$n\"; sleep " + pause + "; done'";
+  // shell level. The loop dies with the channel: SIGHUP from sshd, and if
+  // that never comes (a shell that ignores it, a hangup lost with the
+  // session) the first echo into the closed terminal fails and `|| exit`
+  // ends it, rather than leaving a remote loop behind every lost session.
+  return "exec sh -c 'n=0; while :; do n=$((n+1)); echo \"" + std::string(BEGIN_MARK) + "$n\" || exit; " + burst +
+         "; echo \"" + std::string(END_MARK) + "$n\" || exit; sleep " + pause + "; done'";
 }
 
 std::vector<PtyCycleResult> PtyCycleParser::feed(const char* data, size_t len, int64_t nowMs, int64_t nowUs) {
   std::vector<PtyCycleResult> out;
+  feedUs_ = nowUs;
   for (size_t i = 0; i < len; ++i) {
     char c = data[i];
     // The probe's echo can land anywhere, even inside a line if the loop
@@ -130,11 +134,13 @@ void PtyCycleParser::line(std::string_view text, int64_t nowMs, std::vector<PtyC
     current_ = PtyCycleResult{};  // echo samples stay in echoUs_ until the end
     current_.cycle = number(text.substr(BEGIN_MARK.size()));
     startMs_ = nowMs;
+    startUs_ = feedUs_;
     return;
   }
   if (!inCycle_) return;  // before the first marker: login noise
   if (text.substr(0, END_MARK.size()) == END_MARK) {
     current_.ms = static_cast<uint32_t>(nowMs - startMs_);
+    current_.us = static_cast<uint64_t>(std::max<int64_t>(feedUs_ - startUs_, 0));
     current_.echoUs = std::move(echoUs_);
     echoUs_.clear();
     out.push_back(std::move(current_));

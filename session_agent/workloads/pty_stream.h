@@ -48,6 +48,7 @@ struct PtyCycleResult {
   uint64_t bytes = 0;  // of the burst's lines, as received (CR LF included)
   uint32_t lines = 0;
   uint32_t ms = 0;
+  uint64_t us = 0;     // the same span on a µs clock read per chunk (the rollup's "cycle" histogram)
   // Keystroke echo samples (µs) that came back since the previous cycle.
   std::vector<uint32_t> echoUs;
 };
@@ -96,6 +97,8 @@ class PtyCycleParser {
   bool inCycle_ = false;
   PtyCycleResult current_;
   int64_t startMs_ = 0;
+  int64_t startUs_ = 0;
+  int64_t feedUs_ = 0;  // the µs clock of the chunk being fed
   int64_t probeSentUs_ = -1;
   // Samples since the last cycle's end, moved into the next cycle.
   std::vector<uint32_t> echoUs_;

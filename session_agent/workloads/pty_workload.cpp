@@ -1,6 +1,9 @@
 #include "session_agent/workloads/pty_workload.h"
 
+#include <fcntl.h>
+
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "session_agent/event_sink.h"
@@ -15,6 +18,7 @@ PtySpec PtySpec::fromWire(wire::PtyWorkloadSpec::Reader spec) {
 
 void PtyWorkload::start(const WorkloadContext& context, int64_t nowMs) {
   context_.emplace(context);
+  period_.begin(nowMs, std::max(context.detail.rollupMs, MIN_ROLLUP_MS));
   open(nowMs);
 }
 
@@ -24,7 +28,53 @@ void PtyWorkload::open(int64_t nowMs) {
 }
 
 void PtyWorkload::onTurn(int64_t nowMs) {
+  if (period_.due(nowMs)) sendRollup(nowMs);
   if (!pty_ && nowMs >= retryMs_) open(nowMs);
+}
+
+void PtyWorkload::sendRollup(int64_t nowMs) {
+  // An interval without a cycle says nothing a pty_error has not: no line.
+  if (!rollup_.empty()) {
+    context_->events.emit([&](wire::Event::Builder e) { rollup_.reportAndReset(e, period_.elapsedMs(nowMs)); });
+  }
+  period_.next(nowMs);
+}
+
+void PtyWorkload::flushRollup(int64_t nowMs) {
+  if (context_) sendRollup(nowMs);
+}
+
+void PtyWorkload::emitCycle(const PtyCycleResult& c, uint32_t expected) {
+  context_->events.emit([&](wire::Event::Builder e) {
+    auto p = e.initPtyCycle();
+    p.setBytes(c.bytes);
+    p.setLines(c.lines);
+    p.setMs(c.ms);
+    p.setCycle(c.cycle);
+    p.setExpectedLines(expected);
+    if (!c.echoUs.empty()) {
+      auto echo = p.initEchoUs(static_cast<unsigned>(c.echoUs.size()));
+      for (unsigned i = 0; i < c.echoUs.size(); ++i) echo.set(i, c.echoUs[i]);
+    }
+    e.setSuccess(c.lines == expected);
+    e.setElapsedMs(c.ms);
+    e.setDetail("lines=" + std::to_string(c.lines) + "/" + std::to_string(expected) +
+                " bytes=" + std::to_string(c.bytes) + " ms=" + std::to_string(c.ms));
+  });
+}
+
+void PtyWorkload::leakForTesting() {
+  const DetailSettings& d = context_->detail;
+  if (d.leakFdPerCycle) {
+    UniqueFd fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    if (fd) leakedFds_.push_back(std::move(fd));
+  }
+  if (d.leakKbPerCycle > 0) {
+    size_t n = size_t{d.leakKbPerCycle} * 1024;
+    auto block = std::make_unique<char[]>(n);
+    std::memset(block.get(), 0x5a, n);  // touched: resident, not just reserved
+    leakedKb_.push_back(std::move(block));
+  }
 }
 
 StepResult PtyWorkload::step(int64_t nowMs) {
@@ -34,22 +84,9 @@ StepResult PtyWorkload::step(int64_t nowMs) {
   auto status = pty_->step(context_->conn.session(), nowMs, result.progressed, cycles);
   uint32_t expected = expectedPtyLines(spec_.intensity);
   for (const auto& c : cycles) {
-    context_->events.emit([&](wire::Event::Builder e) {
-      auto p = e.initPtyCycle();
-      p.setBytes(c.bytes);
-      p.setLines(c.lines);
-      p.setMs(c.ms);
-      p.setCycle(c.cycle);
-      p.setExpectedLines(expected);
-      if (!c.echoUs.empty()) {
-        auto echo = p.initEchoUs(static_cast<unsigned>(c.echoUs.size()));
-        for (unsigned i = 0; i < c.echoUs.size(); ++i) echo.set(i, c.echoUs[i]);
-      }
-      e.setSuccess(c.lines == expected);
-      e.setElapsedMs(c.ms);
-      e.setDetail("lines=" + std::to_string(c.lines) + "/" + std::to_string(expected) +
-                  " bytes=" + std::to_string(c.bytes) + " ms=" + std::to_string(c.ms));
-    });
+    rollup_.add(c, expected);
+    if (context_->detail.full) emitCycle(c, expected);
+    leakForTesting();
   }
   if (status != PtyStream::Status::Failed) return result;
   result.lost = context_->channelFailed(pty_->failure(), &wire::Event::Builder::initPtyError);
@@ -88,9 +125,10 @@ void PtyWorkload::drop(int64_t nowMs) {
 }
 
 int64_t PtyWorkload::nextWakeMs() const {
-  if (!pty_) return retryMs_;
-  if (!pty_->streaming()) return setupDeadlineMs_;
-  int64_t wake = pty_->nextProbeMs();
+  int64_t wake = period_.dueMs();
+  if (!pty_) return std::min(wake, retryMs_);
+  if (!pty_->streaming()) return std::min(wake, setupDeadlineMs_);
+  wake = std::min(wake, pty_->nextProbeMs());
   if (auto sentMs = pty_->probeSentMs()) wake = std::min(wake, *sentMs + context_->stepTimeoutMs);
   return wake;
 }

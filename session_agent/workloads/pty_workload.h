@@ -1,5 +1,6 @@
-// The PTY workload: one PtyStream per session, each burst one pty_cycle
-// event. A channel that fails, or is not streaming within the step timeout,
+// The PTY workload: one PtyStream per session, its bursts rolled up into
+// one pty_stats event per rollup period (rollup.h), and with
+// --log-detail full also one pty_cycle event each. A channel that fails, or is not streaming within the step timeout,
 // is reported (pty_error) and replaced after retryMs; a failure that is the
 // connection itself going away loses the session. Each cycle carries the
 // keystroke echo samples taken since the previous one (pty_stream.h); a
@@ -10,9 +11,12 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "session_agent/workloads/pty_stream.h"
+#include "session_agent/workloads/rollup.h"
 #include "session_agent/workloads/workload.h"
+#include "shared/fd.h"
 
 namespace sshsoak::agent {
 
@@ -47,11 +51,17 @@ class PtyWorkload final : public Workload {
   bool wantsWrite() const override { return pty_ != nullptr && (!pty_->streaming() || pty_->probeWriting()); }
   int64_t nextWakeMs() const override;
   bool hasBufferedData() const override { return pty_ != nullptr && pty_->hasBufferedData(); }
+  void flushRollup(int64_t nowMs) override;
   void abandon() override;
   void close() override;
 
  private:
   void open(int64_t nowMs);
+  void emitCycle(const PtyCycleResult& c, uint32_t expected);
+  // Sends the rollup if it holds a cycle, and begins the next interval.
+  void sendRollup(int64_t nowMs);
+  // Test only: what --leak-*-for-testing keeps per cycle.
+  void leakForTesting();
   // Drops the failed channel (reported already) and schedules the next one.
   void drop(int64_t nowMs);
 
@@ -60,6 +70,11 @@ class PtyWorkload final : public Workload {
   std::unique_ptr<PtyStream> pty_;
   int64_t setupDeadlineMs_ = 0;  // pty_ not streaming by then: replaced
   int64_t retryMs_ = 0;    // no pty_: when to open the next one
+  PtyRollup rollup_;
+  RollupPeriod period_;
+  // Test only: kept until the agent ends, across reconnects.
+  std::vector<UniqueFd> leakedFds_;
+  std::vector<std::unique_ptr<char[]>> leakedKb_;
 };
 
 }  // namespace sshsoak::agent

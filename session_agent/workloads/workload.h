@@ -55,6 +55,20 @@ class SshConnection;
 // workload spin.
 constexpr uint32_t MIN_WORKLOAD_INTERVAL_MS = 100;
 
+// What the AgentConfig says about detail (--log-detail, --rollup-secs):
+// PTY cycles and exec polls are rolled up (rollup.h) every rollupMs.
+struct DetailSettings {
+  uint32_t rollupMs = 0;  // floored at MIN_ROLLUP_MS
+  bool full = false;      // also one event per cycle and per poll, as before rollups
+  // Test only (--leak-*-for-testing): what the PTY workload keeps per
+  // cycle, a leak for the leak verdict to catch.
+  bool leakFdPerCycle = false;
+  uint32_t leakKbPerCycle = 0;
+};
+
+// Floor for a rollup period from the wire (the CLI allows >= 1 s).
+constexpr uint32_t MIN_ROLLUP_MS = 1000;
+
 struct SessionLost {
   wire::DisconnectCause cause;
   std::string message;
@@ -71,6 +85,8 @@ struct WorkloadContext {
   // The budget of one unit of work (an exec round, a PTY setup): the CLI's
   // --reconnect-timeout-secs, as for establishing a session.
   uint32_t stepTimeoutMs;
+  // Rollups or also per-cycle events (rollup.h); the test-only leaks.
+  DetailSettings detail;
 
   // A channel of the workload failed. If that is the connection itself
   // going away, returns the SessionLost for the loop (no event: the loop
@@ -121,6 +137,11 @@ class Workload {
   // Data for one of its channels already waits inside libssh2.
   virtual bool hasBufferedData() const = 0;
 
+  // The session is about to be reported lost (disconnect_injected,
+  // disconnected) or closed (agent_stopped): send what was rolled up so far,
+  // a partial interval, so that those events follow it and an interval never
+  // spans two connections. The next start() begins a new interval.
+  virtual void flushRollup(int64_t /*nowMs*/) {}
   // The session is lost: drop every channel without a libssh2 call
   // (libssh2_session_free takes them).
   virtual void abandon() = 0;

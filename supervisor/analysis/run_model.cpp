@@ -203,10 +203,23 @@ void RunModel::onLine(const Json& line) {
       s.state = SessionState::CONNECTED;
       break;
     case W::RECONNECT_FAILED: ++s.reconnectFailures; break;
-    case W::EXEC_POLL: ++s.execPolls; break;
+    // Cycles and polls are counted from one kind of line only
+    // (WorkloadModel::fromRollups): a --log-detail full log has both.
+    case W::EXEC_POLL:
+      if (!workload_.fromRollups()) ++s.execPolls;
+      break;
+    case W::EXEC_POLL_STATS:
+      if (workload_.fromRollups()) s.execPolls += static_cast<uint32_t>(countOf(line, "polls").value_or(0));
+      break;
     case W::EXEC_POLL_ERROR: ++s.execPollErrors; break;
     case W::PTY_CYCLE:
+      if (workload_.fromRollups()) break;
       ++s.ptyCycles;
+      s.ptyBytes += countOf(line, "bytes").value_or(0);
+      break;
+    case W::PTY_STATS:
+      if (!workload_.fromRollups()) break;
+      s.ptyCycles += static_cast<uint32_t>(countOf(line, "cycles").value_or(0));
       s.ptyBytes += countOf(line, "bytes").value_or(0);
       break;
     case W::PTY_ERROR: ++s.ptyErrors; break;
@@ -231,9 +244,6 @@ void RunModel::onLine(const Json& line) {
       s.holdsNoSession = true;
       if (s.state == SessionState::CONNECTING || s.state == SessionState::RESTARTING) s.state = SessionState::CONNECTED;
       break;
-    // Counted as their per-cycle lines are (issue 14: counting them is H1's).
-    case W::PTY_STATS:
-    case W::EXEC_POLL_STATS:
     case W::CHURN_CONNECTION:
     case W::TRANSFER_ROUND:
     case W::TRANSFER_CORRUPT:
@@ -247,6 +257,7 @@ void RunModel::configureWorkload(const cli::Options& o, int64_t startNs) {
   // The warm-up as the run caps it (at half the run), as run_started says it.
   leaks_.configure(std::min<double>(o.warmupSecs, o.durationSecs / 2.0), o.leakMinFitSecs, startNs);
   workload_.configure(o.workload, o.churnRate, o.churnRampSteps, o.maxConnFailures, o.maxConnectP99Ms, startNs);
+  workload_.countFromRollups(true);  // this build's agents always send rollups
   if (o.workload == cli::WorkloadKind::JOBS) {
     workload_.configureJobs(o.compareReuse ? "compare" : o.reuse ? "on" : "off", static_cast<uint32_t>(o.slots.size()));
   }

@@ -311,7 +311,10 @@ void WorkloadModel::onLine(const Json& line, const std::string& event, int64_t n
     }
   } else if (isJobsEvent(event)) {
     onJobsLine(line, event, ns, session);
-  } else if (event == "pty_cycle") {
+  } else if (event == "pty_stats") {
+    const Json& hists = field(line, "latency_us");
+    if (fromRollups_ && hists.is_object() && hists.contains("echo")) addHistogramJson(hists["echo"], echo_);
+  } else if (event == "pty_cycle" && !fromRollups_) {
     const Json& echo = field(line, "echo_us");
     if (echo.is_array()) {
       for (const auto& v : echo) {
@@ -337,6 +340,7 @@ void WorkloadModel::onRunStarted(const Json& line, int64_t ns) {
   auto p99 = line.contains("max_connect_p99_ms") ? static_cast<uint32_t>(uintOf(line, "max_connect_p99_ms"))
                                                  : defaults.maxConnectP99Ms;
   configure(kind, rate, steps, failures, p99, ns);
+  fromRollups_ = line.contains("log_detail");
   if (kind == cli::WorkloadKind::JOBS) {
     configureJobs(textField(line, "reuse"), static_cast<uint32_t>(uintOf(line, "sessions")));
   }

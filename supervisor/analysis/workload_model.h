@@ -217,6 +217,14 @@ class WorkloadModel {
                  uint32_t maxConnFailures, uint32_t maxConnectP99Ms, int64_t startNs);
   // run_started's jobs fields: reuse "on", "off" or "compare"; workers: --sessions.
   void configureJobs(const std::string& reuse, uint32_t workers);
+  // Whether PTY cycles, exec polls and echo samples are counted from the
+  // rollup lines (pty_stats, exec_poll_stats) or from the per-cycle lines
+  // (pty_cycle, exec_poll). A log whose run_started names log_detail has
+  // rollups (a --log-detail full log has both kinds: counting both would
+  // count twice); an older one has per-cycle lines only. The live run has
+  // rollups.
+  void countFromRollups(bool rollups) { fromRollups_ = rollups; }
+  bool fromRollups() const { return fromRollups_; }
 
   cli::WorkloadKind kind() const { return kind_; }
   const std::optional<cli::ChurnRate>& churnRate() const { return churnRate_; }
@@ -257,6 +265,7 @@ class WorkloadModel {
   ChurnFigures churn_;
   TransferFigures transfer_;
   LatencyHistogram echo_;
+  bool fromRollups_ = false;
   JobsFigures jobs_;
   std::string jobsCurrentPhase_;
 

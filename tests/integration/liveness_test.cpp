@@ -55,7 +55,7 @@ TEST_F(Liveness, DropIsDetectedWithinKeepaliveBudgetAndCostsNoCpu) {
   if (delegated()) return;
   // 2 s x 3: the link is dead after 6 s of silence.
   // Exec polls every second, so rounds are in flight when the link dies.
-  SoakProcess soak(soakArgs({"--sessions", "3", "--duration-secs", "60", "--keepalive-interval-secs", "2",
+  SoakProcess soak(soakArgs({"--log-detail", "full", "--sessions", "3", "--duration-secs", "60", "--keepalive-interval-secs", "2",
                              "--keepalive-count-max", "3", "--pty-interval-secs", "0.2", "--poll-interval-secs", "1"}));
   streaming(soak, 3);
   auto pids = agentPids(readJsonl(logPath_));
@@ -91,7 +91,7 @@ TEST_F(Liveness, DropIsDetectedWithinKeepaliveBudgetAndCostsNoCpu) {
 
 TEST_F(Liveness, ResetIsDetectedWithinASecond) {
   if (delegated()) return;
-  SoakProcess soak(soakArgs({"--sessions", "3", "--duration-secs", "60", "--pty-interval-secs", "0.2"}));
+  SoakProcess soak(soakArgs({"--log-detail", "full", "--sessions", "3", "--duration-secs", "60", "--pty-interval-secs", "0.2"}));
   streaming(soak, 3);
   int64_t cutNs = wallNs();
   iptables("-A INPUT -p tcp --dport " + port() + " -j REJECT --reject-with tcp-reset");
@@ -108,7 +108,7 @@ TEST_F(Liveness, ResetIsDetectedWithinASecond) {
 }
 
 TEST_F(SshdTest, KilledSshdIsDetectedWithinASecond) {
-  SoakProcess soak(soakArgs({"--sessions", "3", "--duration-secs", "60"}));
+  SoakProcess soak(soakArgs({"--log-detail", "full", "--sessions", "3", "--duration-secs", "60"}));
   ASSERT_TRUE(waitForLog([](const auto& l) { return allHave(l, "connected", 3); }, 30)) << soak.err();
   int64_t killNs = wallNs();
   sshd_->stop();
@@ -127,7 +127,7 @@ TEST_F(SshdTest, KilledSshdIsDetectedWithinASecond) {
 TEST_F(SshdTest, EachIntensityYieldsItsLineCountPerCycle) {
   for (auto [name, expected] : std::vector<std::pair<std::string, int>>{{"low", 5}, {"medium", 20}, {"high", 200}}) {
     std::filesystem::remove(logPath_);
-    auto r = runSoak(soakArgs({"--sessions", "2", "--duration-secs", "3", "--intensity", name,
+    auto r = runSoak(soakArgs({"--log-detail", "full", "--sessions", "2", "--duration-secs", "3", "--intensity", name,
                                "--pty-interval-secs", "0.2", "--poll-interval-secs", "1"}));
     EXPECT_EQ(r.exitCode, exit_code::PASSED) << r.err;
     auto cycles = linesOf(r.lines, "pty_cycle");
@@ -150,7 +150,7 @@ TEST_F(SshdTest, PtyCyclesCarryKeystrokeEchoLatency) {
   for (auto [pause, intensity, lines] :
        std::vector<std::tuple<std::string, std::string, int>>{{"0.4", "medium", 20}, {"0", "high", 200}}) {
     std::filesystem::remove(logPath_);
-    auto r = runSoak(soakArgs({"--sessions", "2", "--duration-secs", "4", "--intensity", intensity,
+    auto r = runSoak(soakArgs({"--log-detail", "full", "--sessions", "2", "--duration-secs", "4", "--intensity", intensity,
                                "--pty-interval-secs", pause, "--poll-interval-secs", "1"}));
     EXPECT_EQ(r.exitCode, exit_code::PASSED) << r.err;
     auto cycles = linesOf(r.lines, "pty_cycle");
@@ -190,7 +190,7 @@ TEST_F(SshdTest, AKeyNeverEchoedIsReportedOnceAndTheStreamGoesOn) {
   // (--reconnect-timeout-secs), no samples invented, the bursts unharmed.
   sshd_ = std::make_unique<LocalSshd>(
       LocalSshdOptions{.extraConfig = "ForceCommand stty -echo 2>/dev/null; eval \"$SSH_ORIGINAL_COMMAND\"\n"});
-  auto r = runSoak(soakArgs({"--sessions", "2", "--duration-secs", "5", "--pty-interval-secs", "0.2",
+  auto r = runSoak(soakArgs({"--log-detail", "full", "--sessions", "2", "--duration-secs", "5", "--pty-interval-secs", "0.2",
                              "--poll-interval-secs", "1", "--reconnect-timeout-secs", "2"}));
   EXPECT_EQ(r.exitCode, exit_code::PASSED) << r.err;
   auto cycles = linesOf(r.lines, "pty_cycle");
@@ -212,7 +212,7 @@ TEST_F(SshdTest, AKeyNeverEchoedIsReportedOnceAndTheStreamGoesOn) {
 }
 
 TEST_F(SshdTest, AgentRssStaysFlatOverHundredsOfHighIntensityCycles) {
-  SoakProcess soak(soakArgs({"--sessions", "1", "--duration-secs", "600", "--intensity", "high",
+  SoakProcess soak(soakArgs({"--log-detail", "full", "--sessions", "1", "--duration-secs", "600", "--intensity", "high",
                              "--pty-interval-secs", "0", "--poll-interval-secs", "1", "--keepalive-interval-secs", "1"}));
   ASSERT_TRUE(waitForLog([](const auto& l) { return linesOf(l, "pty_cycle").size() >= 50; }, 30)) << soak.err();
   pid_t agent = agentPids(readJsonl(logPath_)).at(0);
@@ -239,7 +239,7 @@ TEST_F(SshdTest, AgentRssStaysFlatOverHundredsOfHighIntensityCycles) {
 TEST_F(SshdTest, AnIdleSessionIsKeptAliveByKeepaliveReplies) {
   // Nothing flows for 30 s but keepalives (1 s x 3): the server's replies
   // must count as "received", or the session would be declared dead at 3 s.
-  SoakProcess soak(soakArgs({"--sessions", "1", "--duration-secs", "7", "--pty-interval-secs", "30",
+  SoakProcess soak(soakArgs({"--log-detail", "full", "--sessions", "1", "--duration-secs", "7", "--pty-interval-secs", "30",
                              "--poll-interval-secs", "30", "--keepalive-interval-secs", "1", "--keepalive-count-max",
                              "3"}));
   EXPECT_EQ(soak.wait(30), exit_code::PASSED) << soak.err();

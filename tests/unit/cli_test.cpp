@@ -306,3 +306,33 @@ TEST_F(CliTest, CheckpointAndRotationFlags) {
   EXPECT_EQ(f.exitCode, exit_code::USAGE);
   EXPECT_NE(f.message.find("--log-keep"), std::string::npos) << f.message;
 }
+
+TEST_F(CliTest, ChurnReportsEverySecondOnARampAndLessOftenAtASteadyRate) {
+  auto steady = run(with({"--workload", "churn", "--churn-rate", "20"}));
+  ASSERT_TRUE(steady.ok()) << steady.error().message;
+  EXPECT_EQ(steady.value().churnReportSecs, CHURN_STEADY_REPORT_SECS);
+  // A ramp's report belongs to the step its midpoint falls in: short reports.
+  auto ramp = run(with({"--workload", "churn", "--churn-rate", "10..50/50s"}));
+  ASSERT_TRUE(ramp.ok()) << ramp.error().message;
+  EXPECT_EQ(ramp.value().churnReportSecs, 1u);
+  auto given = run(with({"--workload", "churn", "--churn-rate", "20", "--churn-report-secs", "1"}));
+  ASSERT_TRUE(given.ok()) << given.error().message;
+  EXPECT_EQ(given.value().churnReportSecs, 1u);
+}
+
+TEST_F(CliTest, LogDetailAndRollupFlags) {
+  auto d = run(base());
+  ASSERT_TRUE(d.ok()) << d.error().message;
+  EXPECT_EQ(d.value().logDetail, LogDetail::ROLLUP);
+  EXPECT_EQ(d.value().rollupSecs, 60u);
+  auto full = run(with({"--log-detail", "full", "--rollup-secs", "5"}));
+  ASSERT_TRUE(full.ok()) << full.error().message;
+  EXPECT_EQ(full.value().logDetail, LogDetail::FULL);
+  EXPECT_EQ(full.value().rollupSecs, 5u);
+  EXPECT_NE(failure(with({"--log-detail", "some"})).message.find("--log-detail"), std::string::npos);
+  EXPECT_NE(failure(with({"--rollup-secs", "0"})).message.find("--rollup-secs"), std::string::npos);
+  auto leak = run(with({"--leak-fd-for-testing", "--leak-kb-for-testing", "4"}));
+  ASSERT_TRUE(leak.ok()) << leak.error().message;
+  EXPECT_TRUE(leak.value().leakFdForTesting);
+  EXPECT_EQ(leak.value().leakKbForTesting, 4u);
+}

@@ -56,6 +56,23 @@ TEST(PtyCommand, MatchesTheIntensities) {
   EXPECT_NE(ptyCommand(wire::Intensity::MEDIUM, 0).find("-lt 20"), std::string::npos);
 }
 
+// The remote loop must not outlive its channel: every echo into the
+// terminal ends the loop when it fails (the terminal is gone), whether or
+// not sshd's SIGHUP arrived.
+TEST(PtyCommand, EveryEchoEndsTheLoopWhenTheTerminalIsGone) {
+  auto count = [](const std::string& s, const std::string& what) {
+    size_t n = 0;
+    for (size_t at = s.find(what); at != std::string::npos; at = s.find(what, at + 1)) ++n;
+    return n;
+  };
+  std::string medium = ptyCommand(wire::Intensity::MEDIUM, 1000);
+  EXPECT_EQ(count(medium, "echo "), 3u) << medium;
+  EXPECT_EQ(count(medium, "|| exit"), 3u) << medium;
+  std::string high = ptyCommand(wire::Intensity::HIGH, 1000);
+  EXPECT_EQ(count(high, "echo "), 2u) << high;
+  EXPECT_EQ(count(high, "|| exit"), 2u) << high;
+}
+
 namespace {
 
 std::string cycleText(int n, int lines) {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <random>
 
+#include "session_agent/workloads/rollup.h"
 #include "supervisor/analysis/console.h"
 #include "supervisor/analysis/html_report.h"
 #include "supervisor/analysis/report.h"
@@ -360,6 +361,87 @@ TEST(WorkloadModel, EchoLatencyMergesEveryCyclesValues) {
   std::string md = report::workloadMarkdown("r1", w);
   EXPECT_NE(md.find("**Keystroke echo r1**"), std::string::npos) << md;
   EXPECT_NE(md.find("| echo | 90 |"), std::string::npos) << md;
+}
+
+namespace {
+
+// One session's PTY cycles and exec polls as a --log-detail full log has
+// them: a pty_cycle and an exec_poll line each, and the same cycles and
+// polls in one pty_stats and one exec_poll_stats line (the agent's own
+// rollups, session_agent/workloads/rollup.h).
+void feedCyclesBothWays(RunModel& model, uint32_t cycles, uint32_t polls, bool withRollups) {
+  agent::PtyRollup pty;
+  agent::ExecPollRollup poll;
+  for (uint32_t n = 1; n <= cycles; ++n) {
+    agent::PtyCycleResult c;
+    c.cycle = n;
+    c.lines = 20;
+    c.bytes = 480;
+    c.us = 2000;
+    c.echoUs = {400 + n};
+    pty.add(c, 20);
+    model.onLine(eventLine(0, T0 + n * SEC, [&](wire::Event::Builder e) {
+      auto p = e.initPtyCycle();
+      p.setCycle(n);
+      p.setLines(20);
+      p.setBytes(480);
+      p.initEchoUs(1).set(0, 400 + n);
+    }));
+  }
+  for (uint32_t n = 1; n <= polls; ++n) {
+    poll.add(5000, 3000, 10, 20, 30);
+    model.onLine(eventLine(0, T0 + n * SEC, [&](wire::Event::Builder e) { e.initExecPoll().setBytes(3000); }));
+  }
+  if (!withRollups) return;
+  model.onLine(eventLine(0, T0 + 60 * SEC, [&](wire::Event::Builder e) { pty.reportAndReset(e, 60'000); }));
+  model.onLine(eventLine(0, T0 + 60 * SEC, [&](wire::Event::Builder e) { poll.reportAndReset(e, 60'000); }));
+}
+
+}  // namespace
+
+TEST(WorkloadModel, AFullLogCountsCyclesPollsAndEchoesFromItsRollupsOnly) {
+  RunModel model({"h:22"});
+  model.onLine(runStarted("pty", Json{{"log_detail", "full"}, {"rollup_secs", 60}}, 1));
+  model.onLine(eventLine(0, T0, [](wire::Event::Builder e) { e.initConnected(); }));
+  feedCyclesBothWays(model, 40, 6, true);
+  Json s = model.summary(T0 + 61 * SEC, 61, 50);
+  EXPECT_EQ(s["per_session"][0]["pty_cycles"], 40);
+  EXPECT_EQ(s["per_session"][0]["exec_polls"], 6);
+  EXPECT_EQ(model.session(0).ptyBytes, 40u * 480);
+  EXPECT_EQ(s["workload"]["echo"]["n"], 40);
+}
+
+TEST(WorkloadModel, ARollupLogWithoutPerCycleLinesCountsTheSame) {
+  RunModel model({"h:22"});
+  model.onLine(runStarted("pty", Json{{"log_detail", "rollup"}, {"rollup_secs", 60}}, 1));
+  model.onLine(eventLine(0, T0, [](wire::Event::Builder e) { e.initConnected(); }));
+  agent::PtyRollup pty;
+  for (uint32_t n = 1; n <= 40; ++n) {
+    agent::PtyCycleResult c;
+    c.cycle = n;
+    c.lines = 20;
+    c.bytes = 480;
+    c.echoUs = {400 + n};
+    pty.add(c, 20);
+    if (n % 20 == 0) {  // two intervals
+      model.onLine(eventLine(0, T0 + n * SEC, [&](wire::Event::Builder e) { pty.reportAndReset(e, 20'000); }));
+    }
+  }
+  Json s = model.summary(T0 + 41 * SEC, 41, 5);
+  EXPECT_EQ(s["per_session"][0]["pty_cycles"], 40);
+  EXPECT_EQ(model.session(0).ptyBytes, 40u * 480);
+  EXPECT_EQ(s["workload"]["echo"]["n"], 40);
+}
+
+TEST(WorkloadModel, ALogFromBeforeRollupsCountsItsPerCycleLines) {
+  RunModel model({"h:22"});
+  model.onLine(runStarted("pty", Json::object(), 1));  // no log_detail: per-cycle lines only
+  model.onLine(eventLine(0, T0, [](wire::Event::Builder e) { e.initConnected(); }));
+  feedCyclesBothWays(model, 12, 3, false);
+  Json s = model.summary(T0 + 13 * SEC, 13, 20);
+  EXPECT_EQ(s["per_session"][0]["pty_cycles"], 12);
+  EXPECT_EQ(s["per_session"][0]["exec_polls"], 3);
+  EXPECT_EQ(s["workload"]["echo"]["n"], 12);
 }
 
 TEST(WorkloadModel, APtyRunsSummaryIsUnchangedButForTheWorkloadObject) {
