@@ -22,7 +22,7 @@
 #                     warm-up        600 s    -> 120 s
 #                     --max-cpu-pct  5 % per 10 sessions x 24 (the load is 24x: CPU is
 #                                    judged against 24x the budget; give your own after --)
-#                   rollups (60 s), detailed samples (10 s) and the leak fit's minimum
+#                   rollups (60 s), detailed samples (60 s) and the leak fit's minimum
 #                   (600 s) are measurement periods, not workload: unchanged.
 #   --duration D    override the length: 90, 90s, 15m, 2h (a short smoke run)
 #   --sessions N    default 10
@@ -67,10 +67,10 @@ done
 seconds() {
   local v=$1
   case $v in
-    *h) echo $((${v%h} * 3600)) ;;
-    *m) echo $((${v%m} * 60)) ;;
-    *s) echo $((${v%s})) ;;
-    *) echo $((v)) ;;
+    *h) echo $((10#${v%h} * 3600)) ;;
+    *m) echo $((10#${v%m} * 60)) ;;
+    *s) echo $((10#${v%s})) ;;
+    *) echo $((10#$v)) ;;
   esac
 }
 

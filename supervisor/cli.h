@@ -181,7 +181,7 @@ struct Options {
   // sampler that costs little, checkpoints and the leak verdict.
   LogDetail logDetail = LogDetail::ROLLUP;
   uint32_t rollupSecs = 60;             // per-session pty_stats / exec_poll_stats
-  uint32_t detailSampleSecs = 10;       // smaps_rollup, fd lists, sockets, sshd processes; one resource_sample line each
+  uint32_t detailSampleSecs = 60;       // smaps_rollup, fd lists, sockets, sshd processes; one resource_sample line each
   uint32_t checkpointSecs = 300;        // a checkpoint line and the HTML rewritten; 0: none
   uint32_t logMaxMb = 0;                // rotate the log at this size (0: never)
   uint32_t logKeep = 9;                 // rotated files kept (LOG.1 .. LOG.N); older ones are deleted

@@ -359,8 +359,8 @@ def parse_args():
                     help="sshsoak --keepalive-interval-secs and ssh ServerAliveInterval (15)")
     ap.add_argument("--token-rate", type=float, default=25, help="connects per second, both sides (25)")
     ap.add_argument("--token-burst", type=int, default=8, help="connects at once, both sides (8)")
-    ap.add_argument("--sample-detail-secs", type=float, default=10,
-                    help="the sshsoak run's --sample-detail-secs, to count the expected lines (10, its default)")
+    ap.add_argument("--sample-detail-secs", type=float, default=60,
+                    help="the sshsoak run's --sample-detail-secs, to count the expected lines (60, its default)")
     ap.add_argument("--no-ref", action="store_true", help="sshsoak only, no OpenSSH clients")
     ap.add_argument("--out", default="bench-scale-results.json")
     ap.add_argument("--workdir", default=None, help="keep logs and reports here (default: a temp dir, removed)")

@@ -23,7 +23,25 @@ double median(std::vector<double>& v) {
 double round2(double v) { return std::round(v * 100.0) / 100.0; }
 
 // The slope that ranks a process: its RSS slope, or below every slope when unfitted.
-double rankOf(const ProcessLeak& p) { return p.rss ? p.rss->slope : -std::numeric_limits<double>::infinity(); }
+// The memory the verdict judges: anonymous memory (heap and anonymous maps,
+// what a leak grows), or RSS in a log without it. RSS also grows by code
+// pages touched the first time (a reconnect's first kex after warm-up) and
+// PSS moves when other processes exit: neither is a leak.
+const std::optional<LineFit>& judgedFit(const ProcessLeak& p) { return p.anon ? p.anon : p.rss; }
+
+double rankOf(const ProcessLeak& p) {
+  return judgedFit(p) ? judgedFit(p)->slope : -std::numeric_limits<double>::infinity();
+}
+
+// The slope the verdict judges: a fitted rise below the noise floor over the
+// process's span counts as flat.
+std::optional<double> judgedSlope(const ProcessLeak& p) {
+  const auto& fit = judgedFit(p);
+  if (!fit) return std::nullopt;
+  double spanH = (p.lastSecs - p.firstSecs) / 3600.0;
+  if (std::abs(fit->slope * spanH) < LeakModel::NOISE_FLOOR_MB) return 0.0;
+  return fit->slope;
+}
 
 std::optional<int64_t> intOf(const Json& v) {
   if (v.is_number_integer() || v.is_number_unsigned()) return v.get<int64_t>();
@@ -58,6 +76,7 @@ LeakPoint Downsampler::merge(const LeakPoint& a, const LeakPoint& b) {
   double wa = static_cast<double>(a.n) / m.n, wb = static_cast<double>(b.n) / m.n;
   m.t = a.t * wa + b.t * wb;
   m.rssMb = a.rssMb * wa + b.rssMb * wb;
+  m.anonMb = a.anonMb < 0 || b.anonMb < 0 ? -1 : a.anonMb * wa + b.anonMb * wb;
   m.pssMb = a.pssMb * wa + b.pssMb * wb;
   m.fds = std::min(a.fds, b.fds);
   m.threads = std::min(a.threads, b.threads);
@@ -153,6 +172,7 @@ void LeakModel::onLine(const Json& line, const std::string& event, int64_t ns) {
     Tracked& tr = it->second;
     if (added) {
       tr.pid = *pid;
+      tr.bornAfterWarmup = t >= warmupSecs_ && samplesTaken_ > 1;
       if (auto s = intOf(p[1])) tr.session = static_cast<uint32_t>(*s);
       // v2 names the role; the eight columns before it: agents have a session.
       tr.role = p.size() > 8 && p[8].is_string() ? p[8].get<std::string>() : tr.session ? "agent" : "supervisor";
@@ -161,7 +181,13 @@ void LeakModel::onLine(const Json& line, const std::string& event, int64_t ns) {
     if (t < warmupSecs_) continue;
     auto rss = intOf(p[3]), pss = intOf(p[4]), fds = intOf(p[5]), threads = intOf(p[6]);
     if (!rss) continue;
-    tr.series.add(LeakPoint{t, static_cast<double>(*rss) / 1024.0, static_cast<double>(pss.value_or(0)) / 1024.0,
+    if (tr.bornAfterWarmup && !tr.firstSkipped) {
+      tr.firstSkipped = true;  // a process sampled as it starts: its fds are not yet its own
+      continue;
+    }
+    auto anon = p.size() > 11 ? intOf(p[11]) : std::nullopt;
+    tr.series.add(LeakPoint{t, static_cast<double>(*rss) / 1024.0, anon ? static_cast<double>(*anon) / 1024.0 : -1.0,
+                            static_cast<double>(pss.value_or(0)) / 1024.0,
                             fds.value_or(0), threads.value_or(0), 1});
   }
   if (!tcpCloseWait && procsCloseWait) closeWait_ = *procsCloseWait;
@@ -196,12 +222,16 @@ ProcessLeak LeakModel::fitOf(const Tracked& t) const {
            " s (--leak-min-fit-secs)";
     return p;
   }
-  std::vector<std::pair<double, double>> rss, pss;
+  std::vector<std::pair<double, double>> rss, pss, anon;
+  bool hasAnon = true;
   for (const auto& pt : p.series) {
+    hasAnon = hasAnon && pt.anonMb >= 0;
+    if (hasAnon) anon.emplace_back(pt.t / 3600.0, pt.anonMb);
     rss.emplace_back(pt.t / 3600.0, pt.rssMb);
     pss.emplace_back(pt.t / 3600.0, pt.pssMb);
   }
   p.rss = theilSen(rss);
+  if (hasAnon) p.anon = theilSen(anon);
   p.pss = theilSen(pss);
   // Growth: the floor at the end over the floor at the start, so that a
   // transient (a reconnect's sockets) counts only if it stays.
@@ -218,6 +248,10 @@ ProcessLeak LeakModel::fitOf(const Tracked& t) const {
 
 void LeakModel::retire(Tracked&& t) {
   ProcessLeak p = fitOf(t);
+  if (!p.rss) {
+    ++goneUnfitted_;  // nothing to judge or plot: a count, not an entry (thousands per hour)
+    return;
+  }
   p.gone = true;
   gone_.push_back(std::move(p));
   // Bounded: the series of the SERIES_KEPT worst gone processes, the figures of GONE_KEPT.
@@ -258,12 +292,19 @@ void LeakModel::fillFrom(const std::vector<ProcessLeak>& all, VerdictInputs& in)
   std::string fdWho;
   std::optional<int64_t> fd;
   std::string na;
+  std::optional<double> worstSlope;
   for (const auto& p : all) {
     if (!p.rss) {
-      if (na.empty()) na = p.who() + ": " + p.na;
+      // The reason from a process that was there to the end (a gone one
+      // never fitted is only counted).
+      if (na.empty() || (!p.gone && p.role != "sshd")) na = p.who() + ": " + p.na;
       continue;
     }
-    if (worstRss == nullptr || p.rss->slope > worstRss->rss->slope) worstRss = &p;
+    auto judged = judgedSlope(p);
+    if (worstRss == nullptr || *judged > *worstSlope) {
+      worstRss = &p;
+      worstSlope = judged;
+    }
     if (p.fdGrowth && (!fd || *p.fdGrowth > *fd)) {
       fd = p.fdGrowth;
       fdWho = p.who() + ", after warm-up";
@@ -278,8 +319,13 @@ void LeakModel::fillFrom(const std::vector<ProcessLeak>& all, VerdictInputs& in)
   in.fdGrowth = fd;
   in.fdGrowthWho = fdWho;
   if (worstRss != nullptr) {
-    in.memorySlopeMbPerH = round2(worstRss->rss->slope);
-    in.memorySlopeWho = worstRss->who() + "; its PSS slope " + figureText(round2(worstRss->pss->slope)) + " MB/h";
+    in.memorySlopeMbPerH = round2(*worstSlope);
+    in.memorySlopeWho = worstRss->who() + (worstRss->anon ? "; its RSS slope " + figureText(round2(worstRss->rss->slope)) + " MB/h" : "") +
+                        "; its PSS slope " + figureText(round2(worstRss->pss->slope)) + " MB/h";
+    if (*worstSlope == 0.0 && judgedFit(*worstRss)->slope != 0.0) {
+      in.memorySlopeWho += "; every fitted rise was under " + figureText(NOISE_FLOOR_MB) +
+                           " MB over its span (noise, judged flat)";
+    }
     in.leakNa.clear();
   } else {
     in.leakNa = samplesTaken_ == 0 ? "no resource samples in the run" : "too short to fit: " + na;
@@ -288,17 +334,23 @@ void LeakModel::fillFrom(const std::vector<ProcessLeak>& all, VerdictInputs& in)
 
 Json LeakModel::json() const {
   auto all = processes();
-  std::sort(all.begin(), all.end(), [](const ProcessLeak& a, const ProcessLeak& b) { return rankOf(a) > rankOf(b); });
+  // Live processes first, then the steepest; stable, so equal ranks keep
+  // the live order (supervisor, agents by pid, sshd).
+  std::stable_sort(all.begin(), all.end(), [](const ProcessLeak& a, const ProcessLeak& b) {
+    if (a.gone != b.gone) return !a.gone;
+    return rankOf(a) > rankOf(b);
+  });
   Json j;
   j["warmup_secs"] = warmupSecs_;
   j["min_fit_secs"] = minFitSecs_;
   j["samples_taken"] = samplesTaken_;
   j["samples_missed"] = samplesMissed_;
-  j["processes_total"] = all.size() + goneDropped_;
+  j["processes_total"] = all.size() + goneDropped_ + goneUnfitted_;
+  j["processes_gone_unfitted"] = goneUnfitted_;
   Json procs = Json::array();
   std::map<std::string, std::vector<double>> slopesByRole;
   for (const auto& p : all) {
-    if (p.rss) slopesByRole[p.role].push_back(p.rss->slope);
+    if (judgedFit(p)) slopesByRole[p.role].push_back(judgedFit(p)->slope);
     if (procs.size() >= SERIES_KEPT) continue;
     Json e;
     e["role"] = p.role;
@@ -306,6 +358,7 @@ Json LeakModel::json() const {
     e["session"] = p.session ? Json(*p.session) : Json(nullptr);
     e["samples"] = p.samples;
     e["span_secs"] = std::round(p.lastSecs - p.firstSecs);
+    e["anon_slope_mb_per_h"] = p.anon ? Json(round2(p.anon->slope)) : Json(nullptr);
     e["rss_slope_mb_per_h"] = p.rss ? Json(round2(p.rss->slope)) : Json(nullptr);
     e["rss_intercept_mb"] = p.rss ? Json(round2(p.rss->intercept)) : Json(nullptr);
     e["pss_slope_mb_per_h"] = p.pss ? Json(round2(p.pss->slope)) : Json(nullptr);

@@ -32,6 +32,7 @@ std::optional<LineFit> theilSen(const std::vector<std::pair<double, double>>& po
 struct LeakPoint {
   double t = 0;       // seconds since the run started: the bin's mean
   double rssMb = 0;   // means over the bin
+  double anonMb = -1; // smaps_rollup's Anonymous (heap, anonymous maps); -1: the line has none
   double pssMb = 0;
   int64_t fds = 0;    // minimum over the bin (a transient does not count)
   int64_t threads = 0;
@@ -66,6 +67,7 @@ struct ProcessLeak {
   uint64_t samples = 0;       // after warm-up
   double firstSecs = 0, lastSecs = 0;  // after warm-up, since the run started
   std::optional<LineFit> rss, pss;     // MB per hour, intercept in MB at the run's start
+  std::optional<LineFit> anon;         // anonymous memory: what the verdict judges (RSS in logs without it)
   std::optional<int64_t> fdGrowth, threadGrowth;
   std::string na;             // why not fitted ("" when fitted)
   bool gone = false;          // missing from the later samples
@@ -96,7 +98,11 @@ class LeakModel {
 
   static constexpr size_t POINTS_PER_PROCESS = 128;  // 24 h: an 11-minute bin; a fit is 8128 pairs
   static constexpr size_t SERIES_KEPT = 64;      // gone processes' series kept, the worst slopes first
-  static constexpr size_t GONE_KEPT = 4096;      // gone processes' figures kept, the worst first
+  static constexpr size_t GONE_KEPT = 256;       // gone fitted processes' figures kept, the worst first
+  // A fitted rise smaller than this over the process's span is noise (a few
+  // heap pages, one malloc trim threshold), not growth: the slope is still
+  // reported, but not judged. 1 MB/h shows above it after 16 minutes.
+  static constexpr double NOISE_FLOOR_MB = 0.25;
   static constexpr int ABSENT_SAMPLES_GONE = 3;  // missing from this many samples in a row: gone
 
  private:
@@ -106,6 +112,8 @@ class LeakModel {
     std::optional<uint32_t> session;
     Downsampler series{POINTS_PER_PROCESS};
     int absent = 0;
+    bool bornAfterWarmup = false;  // its first sample may precede its steady fds: skipped
+    bool firstSkipped = false;
   };
   struct AgentFds {
     int64_t pid = 0;  // from agent_started; 0 when unknown
@@ -122,6 +130,7 @@ class LeakModel {
   std::map<int64_t, Tracked> live_;
   std::vector<ProcessLeak> gone_;  // fitted when they went; bounded by GONE_KEPT
   uint64_t goneDropped_ = 0;       // gone processes beyond GONE_KEPT (the mildest)
+  uint64_t goneUnfitted_ = 0;      // gone before a fit was possible (a reconnect's sshd): counted only
   std::map<uint32_t, AgentFds> agentFds_;  // per session: the current agent's connect fds
   std::map<uint32_t, std::pair<int64_t, std::string>> reconnectFdWorst_;  // per session: growth, who
   std::optional<int64_t> closeWait_;

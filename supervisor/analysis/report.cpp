@@ -245,10 +245,11 @@ Input read(const std::vector<std::string>& paths) {
         if (text.empty()) continue;
         Json j = Json::parse(text, nullptr, false);
         if (j.is_discarded() || !j.is_object() || !j.contains("event")) {
+          // A run killed mid-write leaves a cut line; a later run appended to
+          // the same file follows it (sshsoak starts it on a line of its own).
           input.warnings.push_back(part + " line " + std::to_string(lineNo) +
-                                   ": not a complete event (a run killed mid-write?); read up to line " +
-                                   std::to_string(lineNo - 1));
-          break;
+                                   ": not a complete event (a run killed mid-write?); skipped");
+          continue;
         }
         ++events;
         splitter.onLine(j);

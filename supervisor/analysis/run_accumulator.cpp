@@ -79,10 +79,27 @@ void RunAccumulator::onLine(const Json& line) {
   if (it != open_.end() && it->second.state == next) return;
   if (it != open_.end()) {
     auto& list = segs_[id];
-    if (list.size() < MAX_SEGMENTS_PER_SESSION) list.push_back({it->second.from, t, it->second.state});
-    else list.back().to = t;  // bounded: the row's tail is drawn as its last kept segment
+    if (list.size() >= MAX_SEGMENTS_PER_SESSION) halve(list);
+    list.push_back({it->second.from, t, it->second.state});
   }
   open_[id] = Segment{t, t, next};
+}
+
+// Bounded at any run length: neighbours merge pairwise (the row keeps its
+// span), and a merged pair takes the state that is not "connected", so an
+// interruption stays visible however many there were; a pixel could not
+// show them apart anyway.
+void RunAccumulator::halve(std::vector<Segment>& list) {
+  size_t out = 0;
+  for (size_t i = 0; i < list.size(); i += 2) {
+    Segment merged = list[i];
+    if (i + 1 < list.size()) {
+      merged.to = list[i + 1].to;
+      if (merged.state == SessionState::CONNECTED) merged.state = list[i + 1].state;
+    }
+    list[out++] = merged;
+  }
+  list.resize(out);
 }
 
 std::map<uint32_t, std::vector<RunAccumulator::Segment>> RunAccumulator::segments(double until) const {

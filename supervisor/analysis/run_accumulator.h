@@ -46,12 +46,14 @@ class RunAccumulator {
     double from = 0, to = 0;  // seconds since the run's first line
     SessionState state = SessionState::STARTING;
   };
+  static void halve(std::vector<Segment>& list);
   struct Marker {
     double t = 0;
     std::string what;
   };
   static constexpr size_t MAX_MARKERS = 200;
-  static constexpr size_t MAX_SEGMENTS_PER_SESSION = 2000;  // beyond: the rest of the row is one "..." segment
+  // Per session; when full, neighbours merge pairwise (1000 sessions: 6 MB at most).
+  static constexpr size_t MAX_SEGMENTS_PER_SESSION = 256;
 
   explicit RunAccumulator(const std::vector<std::string>& hosts = {});
 

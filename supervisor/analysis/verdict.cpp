@@ -114,11 +114,14 @@ std::vector<Criterion> evaluate(const VerdictInputs& in, const Thresholds& t) {
                              std::to_string(in.samplesTaken + in.samplesMissed) +
                              " samples (a loaded machine): the figures have gaps";
   if (!missed.empty()) out.back().note += missed;
-  // Leaks (leak_model.h): judged on RSS, not PSS: a process's PSS falls
-  // when another process sharing its pages exits, a slope no leak made.
-  add("memory_slope_mb_per_h", "memory growth (RSS slope)", in.memorySlopeMbPerH, t.maxMemorySlopeMbPerH, "<", "MB/h",
+  // Leaks (leak_model.h): judged on anonymous memory (heap, anonymous
+  // maps): RSS also grows by code pages first touched, and a process's PSS
+  // falls when another process sharing its pages exits: slopes no leak made.
+  add("memory_slope_mb_per_h", "memory growth (anonymous memory slope)", in.memorySlopeMbPerH, t.maxMemorySlopeMbPerH,
+      "<", "MB/h",
       in.memorySlopeMbPerH ? "worst process: " + in.memorySlopeWho +
-                                 "; Theil-Sen fit after warm-up, judged on RSS (PSS moves when other processes exit)" + missed
+                                 "; Theil-Sen fit after warm-up, judged on anonymous memory (RSS also counts code "
+                                 "pages touched the first time; PSS moves when other processes exit)" + missed
                            : "n/a: " + in.leakNa);
   std::optional<double> fd;
   if (in.fdGrowth) fd = double(*in.fdGrowth);

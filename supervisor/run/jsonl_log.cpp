@@ -1,6 +1,7 @@
 #include "supervisor/run/jsonl_log.h"
 
 #include <fcntl.h>
+#include <unistd.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
@@ -17,7 +18,7 @@ namespace {
 
 UniqueFd openForAppend(const std::string& path) {
   return UniqueFd(sysCall(("open " + path).c_str(),
-                          [&] { return ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644); }));
+                          [&] { return ::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644); }));
 }
 
 uint64_t sizeOf(int fd) {
@@ -28,7 +29,15 @@ uint64_t sizeOf(int fd) {
 }  // namespace
 
 JsonlLog::JsonlLog(const std::string& path, LogRotation rotation)
-    : path_(path), rotation_(rotation), fd_(openForAppend(path)), bytes_(sizeOf(fd_.get())) {}
+    : path_(path), rotation_(rotation), fd_(openForAppend(path)), bytes_(sizeOf(fd_.get())) {
+  // A run killed mid-write left a cut last line: this run's first line goes
+  // on a line of its own, not glued to it (readers skip the cut one).
+  char last = '\n';
+  if (bytes_ > 0 && ::pread(fd_.get(), &last, 1, static_cast<off_t>(bytes_ - 1)) == 1 && last != '\n') {
+    writeAll(fd_.get(), "\n", 1);
+    ++bytes_;
+  }
+}
 
 void JsonlLog::write(const Json& line) {
   // Invalid UTF-8 from a remote host is replaced, never a reason to throw.

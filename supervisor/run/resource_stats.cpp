@@ -193,7 +193,7 @@ std::optional<Json> ResourceStats::addPass(const SamplePass& pass) {
     if (pass.detail) {
       procs.push_back(Json::array({r.pid, session ? Json(*session) : Json(nullptr), round1(lineCpu), r.rssKb, r.pssKb,
                                    r.fds, r.threads, r.cpuTicks * 1000 / static_cast<uint64_t>(ticksPerSec_),
-                                   roleName(r.role), r.tcpEstablished, r.tcpCloseWait}));
+                                   roleName(r.role), r.tcpEstablished, r.tcpCloseWait, r.anonKb}));
     }
   }
   total_.add(runMs, warmupMs_, steady, pass.last ? std::nullopt : std::optional(cpuSum), rssSum, threadsSum);

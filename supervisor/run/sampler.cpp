@@ -122,7 +122,11 @@ void ProcSampler::readDetail(ProcFigures& f, bool countSockets, bool pss) {
   if (pss) {
     std::snprintf(path, sizeof path, "/proc/%d/smaps_rollup", static_cast<int>(f.pid));
     long n = readSmallFile(path, fileBuf_.data(), fileBuf_.size());
-    if (n > 0) f.pssKb = parseKbField(std::string_view(fileBuf_.data(), static_cast<size_t>(n)), "Pss").value_or(0);
+    if (n > 0) {
+      std::string_view text(fileBuf_.data(), static_cast<size_t>(n));
+      f.pssKb = parseKbField(text, "Pss").value_or(0);
+      f.anonKb = parseKbField(text, "Anonymous").value_or(0);
+    }
   }
   std::snprintf(path, sizeof path, "/proc/%d/fd", static_cast<int>(f.pid));
   int dirFd = ::open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -247,12 +251,15 @@ bool ProcSampler::readServerProc(pid_t pid, SamplePass& out) {
   // sshd's PSS (only ever shown, never judged) is read every
   // SSHD_PSS_EVERY-th detail pass and carried between.
   auto prev = std::lower_bound(sshdPss_.begin(), sshdPss_.end(), pid,
-                               [](const std::pair<pid_t, uint64_t>& e, pid_t p) { return e.first < p; });
-  bool known = prev != sshdPss_.end() && prev->first == pid;
+                               [](const SshdMemory& e, pid_t p) { return e.pid < p; });
+  bool known = prev != sshdPss_.end() && prev->pid == pid;
   bool fresh = !known || detailPasses_ % SSHD_PSS_EVERY == 0;
   readDetail(f, true, fresh);
-  if (!fresh) f.pssKb = prev->second;
-  sshdPssNext_.emplace_back(pid, f.pssKb);
+  if (!fresh) {
+    f.pssKb = prev->pssKb;
+    f.anonKb = prev->anonKb;
+  }
+  sshdPssNext_.push_back(SshdMemory{pid, f.pssKb, f.anonKb});
   out.procs.push_back(f);
   return true;
 }

@@ -64,6 +64,7 @@ struct ProcFigures {
   uint64_t rssKb = 0;
   uint32_t threads = 0;
   uint64_t pssKb = 0;
+  uint64_t anonKb = 0;     // smaps_rollup's Anonymous: heap and anonymous maps, what a leak grows
   uint32_t fds = 0;
   uint32_t tcpEstablished = 0;
   uint32_t tcpCloseWait = 0;
@@ -135,7 +136,12 @@ class ProcSampler {
   std::vector<ProcEntry> all_;
   std::vector<pid_t> frontier_;
   std::vector<pid_t> kids_;
-  std::vector<std::pair<pid_t, uint64_t>> sshdPss_, sshdPssNext_;  // by pid: the last PSS read
+  struct SshdMemory {
+    pid_t pid;
+    uint64_t pssKb, anonKb;
+    bool operator<(const SshdMemory& o) const { return pid < o.pid; }
+  };
+  std::vector<SshdMemory> sshdPss_, sshdPssNext_;  // by pid: the last smaps_rollup read
   uint64_t detailPasses_ = 0;
 };
 

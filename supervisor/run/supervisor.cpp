@@ -600,7 +600,9 @@ Json Supervisor::run() {
   }
   startSampling();
   for (auto& slot : slots_) spawn(*slot);
-  sampler_->start();
+  // A shutdown during the spawns (a signal, a jobs file already done) took
+  // its last sample already: no thread to start after it.
+  if (!shuttingDown_) sampler_->start();
   spdlog::info("started {} session agents; running for {} s (q + Enter, SIGINT or SIGTERM stops early)",
                slots_.size(), options_.durationSecs);
 

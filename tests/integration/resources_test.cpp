@@ -144,8 +144,11 @@ TEST_F(SshdTest, ResourceSampleLinesHaveTheV2ShapeWithAgentsSshdAndSockets) {
   for (const auto& s : samples) {
     std::map<std::string, int> roles;
     for (const auto& p : s["procs"]) {
-      ASSERT_EQ(p.size(), 11u) << p.dump();
+      ASSERT_EQ(p.size(), 12u) << p.dump();
       std::string role = p[8].get<std::string>();
+      // Anonymous memory: part of the resident set, never more.
+      EXPECT_GT(p[11].get<uint64_t>(), 0u) << p.dump();
+      EXPECT_LE(p[11].get<uint64_t>(), p[3].get<uint64_t>()) << p.dump();
       ++roles[role];
       EXPECT_EQ(p[1].is_null(), role != "agent") << p.dump();
       EXPECT_GT(p[3].get<long>(), 0) << "rss of " << p.dump();

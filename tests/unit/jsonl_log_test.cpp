@@ -265,3 +265,26 @@ TEST(JsonlLog, ARunAppendedToAnOlderLogKnowsItsOffset) {
   EXPECT_EQ(log.runOffset(), old.size());
   ASSERT_TRUE(log.runStarted().has_value());
 }
+
+// A run killed mid-write leaves a cut last line; the next run's lines start
+// on a line of their own, and the report reads them.
+TEST(JsonlLogCutLine, TheNextRunStartsOnALineOfItsOwn) {
+  auto dir = std::filesystem::temp_directory_path() / ("sshsoak-cut-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::string path = (dir / "run.jsonl").string();
+  {
+    std::ofstream out(path);
+    out << "{\"ts\":\"2026-11-23T10:00:00.000000+00:00\",\"event\":\"run_started\",\"run_id\":\"a\"}\n{\"ts\":\"2026-11-2";
+  }
+  {
+    sshsoak::JsonlLog log(path);
+    log.write(sshsoak::Json{{"ts", "2026-11-23T11:00:00.000000+00:00"}, {"event", "run_started"}, {"run_id", "b"}});
+  }
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[1], "{\"ts\":\"2026-11-2");
+  EXPECT_NE(lines[2].find("\"run_id\":\"b\""), std::string::npos) << lines[2];
+  std::filesystem::remove_all(dir);
+}

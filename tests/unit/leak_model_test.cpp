@@ -95,7 +95,7 @@ TEST(Downsampler, StaysBoundedAndKeepsTheShape) {
   Downsampler d(256);
   for (int i = 0; i < 100000; ++i) {
     double t = i;
-    d.add(LeakPoint{t, t / 100.0, 0, 10 + (i % 1000 == 500 ? 50 : 0), 3, 1});
+    d.add(LeakPoint{t, t / 100.0, -1, 0, 10 + (i % 1000 == 500 ? 50 : 0), 3, 1});
   }
   auto pts = d.points();
   EXPECT_LE(pts.size(), 257u);
@@ -252,5 +252,45 @@ TEST(LeakModel, ThousandsOfProcessesComingAndGoingStayBounded) {
   Json j = m.json();
   EXPECT_LE(j["processes"].size(), LeakModel::SERIES_KEPT);
   EXPECT_EQ(j["processes_total"], 5001);
-  EXPECT_EQ(j["rss_slope_by_role"]["agent"]["fitted"], 4096) << "the distribution covers every agent kept";
+  EXPECT_EQ(j["rss_slope_by_role"]["agent"]["fitted"], LeakModel::GONE_KEPT) << "the distribution covers every agent kept";
+}
+
+// A short fit sees one heap step of the supervisor (a malloc top pad, 128 KiB)
+// as a steep slope; a rise under the noise floor over the span is judged flat,
+// a real leak of the same span is not.
+TEST(LeakModel, OneHeapStepInAShortFitIsNoiseAndARealLeakIsNot) {
+  auto run = [](double stepKb, double perSampleKb) {
+    RunModel model;
+    std::vector<Json> lines{runStarted(10, 40)};
+    for (int i = 0; i <= 40; ++i) {
+      double t = i * 2.0;
+      double rss = 7500 + (t >= 50 ? stepKb : 0) + perSampleKb * i;
+      lines.push_back(sample(t, {{1, nullptr, rss, 10, 2, "supervisor"}, {100, 0, 8000, 6, 1, "agent"}}));
+    }
+    feedAll(model, lines);
+    return model.verdictInputs();
+  };
+  VerdictInputs step = run(128, 0);
+  ASSERT_TRUE(step.memorySlopeMbPerH);
+  EXPECT_EQ(*step.memorySlopeMbPerH, 0.0) << step.memorySlopeWho;
+  EXPECT_NE(step.memorySlopeWho.find("noise"), std::string::npos) << step.memorySlopeWho;
+  VerdictInputs leak = run(0, 64);  // 64 KiB a sample: 2.5 MB over the fit
+  ASSERT_TRUE(leak.memorySlopeMbPerH);
+  EXPECT_GT(*leak.memorySlopeMbPerH, 50.0) << leak.memorySlopeWho;
+  EXPECT_NE(leak.memorySlopeWho.find("supervisor"), std::string::npos) << leak.memorySlopeWho;
+}
+
+// A process that comes and goes before it could be fitted (a reconnect's
+// sshd) is counted, not kept: thousands an hour cost nothing.
+TEST(LeakModel, ProcessesGoneBeforeAFitAreCountedNotKept) {
+  LeakModel m;
+  m.configure(0, 60, 0);
+  int64_t ns = 0;
+  for (int i = 0; i < 3000; ++i) {
+    std::vector<Proc> procs{{1, nullptr, 20000, 10, 2, "supervisor"}, {5000 + i, nullptr, 3000, 8, 1, "sshd"}};
+    ns += 10'000'000'000;
+    m.onLine(sample(0, procs), "resource_sample", ns);
+  }
+  EXPECT_LE(m.processes().size(), 5u);
+  EXPECT_GE(m.json()["processes_gone_unfitted"].get<uint64_t>(), 2990u);
 }

@@ -3,10 +3,12 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
 #include "supervisor/analysis/html_report.h"
+#include "supervisor/analysis/run_accumulator.h"
 
 using namespace sshsoak;
 using namespace sshsoak::report;
@@ -103,7 +105,7 @@ TEST_F(ReportTest, SeveralRunsAndFilesMakeSeveralRowsAndACombinedLine) {
   EXPECT_NE(md.find("4/4"), std::string::npos) << md;
 }
 
-TEST_F(ReportTest, TruncatedLogIsReadUpToTheDamageWithAWarningNamingTheLine) {
+TEST_F(ReportTest, TruncatedLogIsReadPastTheDamageWithAWarningNamingTheLine) {
   std::string text = runA("run-a");
   // Cut the summary line in half: a run killed mid-write.
   text = text.substr(0, text.size() - 120);
@@ -227,4 +229,21 @@ TEST_F(ReportTest, ATimelineOfManySessionsIsCapped) {
   EXPECT_NE(html.find(">+10 not drawn<"), std::string::npos);
   EXPECT_NE(html.find("session 0: disconnected"), std::string::npos);
   EXPECT_EQ(html.find("session 1: connected"), std::string::npos) << "an uninterrupted session has no row of its own";
+}
+
+// A session's timeline is bounded at any run length: full, neighbours merge
+// pairwise, the row keeps its span and every interruption stays visible.
+TEST(RunAccumulatorTimeline, HalvingKeepsTheSpanAndTheInterruptions) {
+  using Seg = RunAccumulator::Segment;
+  std::vector<Seg> list;
+  for (int i = 0; i < 8; ++i) {
+    list.push_back({i * 10.0, i * 10.0 + 9, SessionState::CONNECTED});
+    list.push_back({i * 10.0 + 9, i * 10.0 + 10, i == 5 ? SessionState::DISCONNECTED : SessionState::CONNECTED});
+  }
+  RunAccumulator::halve(list);
+  ASSERT_EQ(list.size(), 8u);
+  EXPECT_EQ(list.front().from, 0.0);
+  EXPECT_EQ(list.back().to, 80.0);
+  EXPECT_EQ(list[5].state, SessionState::DISCONNECTED);
+  EXPECT_EQ(std::count_if(list.begin(), list.end(), [](const Seg& s) { return s.state != SessionState::CONNECTED; }), 1);
 }

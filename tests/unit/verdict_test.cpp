@@ -64,13 +64,13 @@ TEST(Verdict, EachCriterionFailsOnItsOwn) {
   check([](VerdictInputs& in) { in.closeWaitSockets = 1; }, "close_wait_sockets");
 }
 
-TEST(Verdict, TheLeakCriteriaNameTheProcessAndSayWhyRss) {
+TEST(Verdict, TheLeakCriteriaNameTheProcessAndSayWhatIsJudged) {
   auto v = evaluate(healthy(), designDefaults());
   const Criterion& m = find(v, "memory_slope_mb_per_h");
   EXPECT_EQ(m.result, Verdict::PASS);
   EXPECT_NE(m.note.find("agent 3 (pid 1234)"), std::string::npos) << m.note;
   EXPECT_NE(m.note.find("PSS slope 0.1"), std::string::npos) << m.note;
-  EXPECT_NE(m.note.find("judged on RSS"), std::string::npos) << m.note;
+  EXPECT_NE(m.note.find("judged on anonymous memory"), std::string::npos) << m.note;
   EXPECT_NE(find(v, "fd_growth").note.find("supervisor (pid 1)"), std::string::npos);
 }
 
