@@ -189,9 +189,17 @@ TEST_F(SshdTest, LeakingAgentsFailTheLeakCriteriaAndCleanOnesPassThem) {
   auto cleanSummaries = linesOf(clean.lines, "summary");
   ASSERT_EQ(cleanSummaries.size(), 1u) << clean.err;
   auto cleanVerdict = verdictOf(cleanSummaries[0]);
-  EXPECT_EQ(clean.exitCode, exit_code::PASSED) << cleanSummaries[0]["verdict"].dump();
   EXPECT_EQ(cleanVerdict["fd_growth"]["result"], "pass") << cleanVerdict["fd_growth"].dump();
+#ifdef SSHSOAK_TESTS_UNDER_ASAN
+  // ASan's quarantine keeps freed memory (up to 256 MB): under it an agent's
+  // anonymous memory grows with every allocation it frees, by design (228
+  // MB/h measured). The memory criterion is judged here (not n/a); whether a
+  // clean agent passes it is the plain build's question.
+  EXPECT_TRUE(cleanVerdict["memory_slope_mb_per_h"]["measured"].is_number()) << cleanVerdict["memory_slope_mb_per_h"].dump();
+#else
+  EXPECT_EQ(clean.exitCode, exit_code::PASSED) << cleanSummaries[0]["verdict"].dump();
   EXPECT_EQ(cleanVerdict["memory_slope_mb_per_h"]["result"], "pass") << cleanVerdict["memory_slope_mb_per_h"].dump();
+#endif
   ASSERT_TRUE(cleanVerdict.count("close_wait_sockets")) << cleanSummaries[0]["verdict"].dump();
   EXPECT_EQ(cleanVerdict["close_wait_sockets"]["result"], "pass") << cleanVerdict["close_wait_sockets"].dump();
   // The drop happened and was recovered: the fds were judged across it.
