@@ -80,6 +80,20 @@ const char* roleName(ProcRole role) {
   return "?";
 }
 
+namespace {
+
+// The cheap figures of one /proc/PID/stat reading, for agents and sshd alike.
+void fillFromStat(ProcFigures& f, pid_t pid, const StatFields& st) {
+  f.pid = pid;
+  f.bootMs = bootMs();
+  f.cpuTicks = st.cpuTicks;
+  f.startTicks = st.startTicks;
+  f.rssKb = st.rssPages * static_cast<uint64_t>(pageKb());
+  f.threads = st.threads;
+}
+
+}  // namespace
+
 ProcSampler::ProcSampler(SamplerConfig config) : config_(std::move(config)), fileBuf_(FILE_BUF_BYTES) {
   agents_.resize(config_.sessions);
 }
@@ -108,12 +122,7 @@ bool ProcSampler::readStat(Cached& c, pid_t pid, ProcFigures& f) {
   }
   auto st = parseProcStat(std::string_view(fileBuf_.data(), static_cast<size_t>(n)));
   if (!st || st->state == 'Z') return false;
-  f.pid = pid;
-  f.bootMs = bootMs();
-  f.cpuTicks = st->cpuTicks;
-  f.startTicks = st->startTicks;
-  f.rssKb = st->rssPages * static_cast<uint64_t>(pageKb());
-  f.threads = st->threads;
+  fillFromStat(f, pid, *st);
   return true;
 }
 
@@ -241,12 +250,7 @@ bool ProcSampler::readServerProc(pid_t pid, SamplePass& out) {
   if (!st || st->state == 'Z') return false;
   ProcFigures f;
   f.role = ProcRole::SSHD;
-  f.pid = pid;
-  f.bootMs = bootMs();
-  f.cpuTicks = st->cpuTicks;
-  f.startTicks = st->startTicks;
-  f.rssKb = st->rssPages * static_cast<uint64_t>(pageKb());
-  f.threads = st->threads;
+  fillFromStat(f, pid, *st);
   // smaps_rollup walks every page table: half a detail pass's cost. The
   // sshd's PSS (only ever shown, never judged) is read every
   // SSHD_PSS_EVERY-th detail pass and carried between.

@@ -451,18 +451,21 @@ void Supervisor::armStdin() {
   });
 }
 
-void Supervisor::armDrop(size_t index, std::chrono::seconds after) {
-  auto timer = std::make_unique<asio::steady_timer>(io_, after);
-  timer->async_wait([this, index](const boost::system::error_code& ec) {
+void Supervisor::armDrop(size_t index, std::chrono::seconds after, asio::steady_timer* timer) {
+  if (timer == nullptr) {
+    faultTimers_.push_back(std::make_unique<asio::steady_timer>(io_));
+    timer = faultTimers_.back().get();
+  }
+  timer->expires_after(after);
+  timer->async_wait([this, index, timer](const boost::system::error_code& ec) {
     if (ec || shuttingDown_) return;
     const DropSpec& drop = options_.drops[index];
     spdlog::info("injecting a drop ({})", drop.text());
     for (auto& slot : slots_) {
       if (drop.appliesTo(slot->id())) sendCommand(*slot, false);
     }
-    if (drop.everySecs > 0) armDrop(index, std::chrono::seconds(drop.everySecs));
+    if (drop.everySecs > 0) armDrop(index, std::chrono::seconds(drop.everySecs), timer);
   });
-  faultTimers_.push_back(std::move(timer));
 }
 
 void Supervisor::startFault(const FaultCommand& fault) {

@@ -64,7 +64,8 @@ class Supervisor {
   void recordRemaining();
   void armSignals();
   void armStdin();
-  void armDrop(size_t index, std::chrono::seconds after);
+  // A repeating --drop re-arms its own timer: nothing piles up per drop.
+  void armDrop(size_t index, std::chrono::seconds after, boost::asio::steady_timer* timer = nullptr);
   void startFault(const FaultCommand& fault);
   void reapFaults(bool killAll);
   void startSampling();
