@@ -60,6 +60,10 @@ struct AgentConfig {
   # leak verdict must catch.
   leakFdPerCycleForTesting @23 :Bool;
   leakKbPerCycleForTesting @24 :UInt32;
+  # Hardening (issue 15): with no other event for heartbeatMs the agent sends
+  # a heartbeat; the supervisor kills an agent silent for 3 heartbeats
+  # (agent_unresponsive). 0: no heartbeats, no watchdog.
+  heartbeatMs @25 :UInt32;
 }
 
 # One workload of a session (session_agent/workloads/). Each member's spec is
@@ -182,6 +186,7 @@ enum FailureCategory {
   channel @7;    # a channel could not be opened or failed
   parse @8;      # the remote output could not be understood
   other @9;
+  algorithms @10; # no algorithm in common (kex, host key, cipher or MAC): never retried
 }
 
 enum DisconnectCause {
@@ -375,6 +380,19 @@ struct Disconnected {
   message @2 :Text;
 }
 
+# Sent only when the agent sent nothing else for heartbeatMs (issue 15).
+struct Heartbeat {
+  seq @0 :UInt64;
+  phase @1 :Text;   # what the agent is doing ("connecting", "session", "backoff", ...)
+}
+
+# The PTY gave far more output than the workload asks for (issue 15).
+struct PtyFlood {
+  bytes @0 :UInt64;          # received in the window
+  expectedBytes @1 :UInt64;  # what the workload's intensity makes in that window
+  windowMs @2 :UInt32;
+}
+
 struct Started {
   pid @0 :Int32;
   version @1 :Text;
@@ -412,6 +430,8 @@ struct Event {
     jobConnectionClosed @29 :JobConnectionClosed;
     ptyStats @30 :PtyStats;
     execPollStats @31 :ExecPollStats;
+    heartbeat @32 :Heartbeat;        # never logged: the supervisor's watchdog eats it
+    ptyFlood @33 :PtyFlood;
   }
   tokenGrantedNs @20 :Int64;  # connect attempts: CLOCK_REALTIME of the token grant (0: none)
   backoffMs @21 :Int64 = -1;  # connect attempts: the jitter waited before it

@@ -29,6 +29,8 @@ std::string_view eventName(wire::Event::Which which) {
     case W::JOB_CONNECTION_CLOSED: return "job_connection_closed";
     case W::PTY_STATS: return "pty_stats";
     case W::EXEC_POLL_STATS: return "exec_poll_stats";
+    case W::HEARTBEAT: return "heartbeat";
+    case W::PTY_FLOOD: return "pty_flood";
   }
   return "unknown";
 }
@@ -46,6 +48,7 @@ std::string_view categoryName(wire::FailureCategory category) {
     case C::CHANNEL: return "channel";
     case C::PARSE: return "parse";
     case C::OTHER: return "other";
+    case C::ALGORITHMS: return "algorithms";
   }
   return "other";
 }

@@ -47,6 +47,7 @@ struct Flags {
   std::string failureStrategy = "abort-first";
   bool noLivenessCheck = false;
   std::string logDetail = "rollup";
+  std::string onLogError = "stop";
   CLI::Option* churnReportOpt = nullptr;
   CLI::Option* targetsOpt = nullptr;
   CLI::Option* passphraseOpt = nullptr;
@@ -273,6 +274,21 @@ void addLongRunFlags(CLI::App& app, Options& o) {
   app.add_option("--log-keep", o.logKeep, "Rotated log files kept (LOG.1 .. LOG.N); older ones are deleted");
 }
 
+// Hardening (issue 15): the agents' heartbeat, and what the log does when it
+// cannot be written or is held by another run.
+void addHardeningFlags(CLI::App& app, Options& o, Flags& f) {
+  app.add_option("--heartbeat-secs", o.heartbeatSecs,
+                 "An agent that sent nothing for this long sends a heartbeat; one silent for 3 heartbeats is "
+                 "killed and restarted (agent_unresponsive); 0: off");
+  app.add_option("--on-log-error", f.onLogError,
+                 "A failed write to the log: stop (end the run, exit 4) or console (go on with the console only, "
+                 "exit 4 at the end)");
+  app.add_flag("--append", o.appendLog,
+               "Write to a log file that another live run holds (each line carries its run_id); without it such a "
+               "log is refused");
+  app.add_option("--run-id", o.runId, "The run's id, stamped on every line (default: YYYYMMDDTHHMMSSZ-PID)");
+}
+
 void defineFlags(CLI::App& app, Options& o, Flags& f) {
   app.option_defaults()->always_capture_default()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.get_formatter()->column_width(36);
@@ -285,6 +301,7 @@ void defineFlags(CLI::App& app, Options& o, Flags& f) {
   addWorkloadFlags(app, o, f);
   addWorkloadVerdictFlags(app, o);
   addLongRunFlags(app, o);
+  addHardeningFlags(app, o, f);
   app.add_option("--pid-file", o.pidFile, "Write the supervisor's PID here at start; removed at exit");
 }
 
@@ -456,6 +473,9 @@ Check readChoices(Options& o, const Flags& f) {
   if (f.logDetail == "rollup") o.logDetail = LogDetail::ROLLUP;
   else if (f.logDetail == "full") o.logDetail = LogDetail::FULL;
   else return usage("--log-detail '" + f.logDetail + "' is not one of rollup, full");
+  if (f.onLogError == "stop") o.onLogError = OnLogError::STOP;
+  else if (f.onLogError == "console") o.onLogError = OnLogError::CONSOLE;
+  else return usage("--on-log-error '" + f.onLogError + "' is not one of stop, console");
   return Ok{};
 }
 

@@ -66,6 +66,9 @@ enum class LogDetail { ROLLUP, FULL };
 // --churn-report-secs when not given and the rate does not ramp.
 constexpr uint32_t CHURN_STEADY_REPORT_SECS = 5;
 
+// --on-log-error: what a failed write to the log does (docs/reference.md, "Hardening").
+enum class OnLogError { STOP, CONSOLE };
+
 struct Options {
   std::vector<Target> targets;  // empty: the embedded private sshd
   std::vector<Target> slots;    // targets repeated to fill the sessions
@@ -192,6 +195,12 @@ struct Options {
   bool maxMemoryMbGiven = false;        // without it, --max-memory-mb scales with --sessions above 10
   bool leakFdForTesting = false;        // test only: every agent keeps one more fd per PTY cycle
   uint32_t leakKbForTesting = 0;        // test only: every agent keeps this many more KiB per PTY cycle
+
+  // Hardening (issue 15; docs/reference.md, "Hardening").
+  uint32_t heartbeatSecs = 5;           // an agent silent this long sends a heartbeat; silent 3x this: killed (0: off)
+  OnLogError onLogError = OnLogError::STOP;  // a failed log write: stop the run (exit 4) or go on, console only (exit 4 too)
+  bool appendLog = false;               // --append: share a log file another live run holds (lines kept apart by run_id)
+  std::string runId;                    // --run-id; empty: generated (YYYYMMDDTHHMMSSZ-PID)
 
   bool embeddedDefault() const { return targets.empty(); }
 };

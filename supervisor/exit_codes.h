@@ -8,6 +8,8 @@ constexpr int PASSED = 0;           // the run completed and every criterion pas
 constexpr int CRITERIA_FAILED = 1;  // the run completed; one or more criteria failed
 constexpr int USAGE = 2;            // a flag or its value is wrong (nothing was started)
 constexpr int BAD_INPUT = 3;        // a file named by a flag is missing, unreadable or unwritable
+constexpr int LOG_FAILED = 4;       // the log could not be written during the run (named on the console with
+                                    // its errno; the summary and verdict are on the console)
 constexpr int INTERNAL = 70;        // a bug in sshsoak
 constexpr int SYSTEM = 71;          // the system refused: cannot start sshd or an agent, out of fds, ...
 

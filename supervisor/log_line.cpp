@@ -259,8 +259,16 @@ Json eventToJson(wire::Event::Reader e, const std::string& host) {
       j["disk_used_pct"] = round1(p.getDiskUsedPctLast());
       break;
     }
+    case W::PTY_FLOOD: {
+      auto p = e.getPtyFlood();
+      j["bytes"] = p.getBytes();
+      j["expected_bytes"] = p.getExpectedBytes();
+      j["window_ms"] = p.getWindowMs();
+      break;
+    }
     case W::DISCONNECT_INJECTED:
     case W::STOPPED:
+    case W::HEARTBEAT:  // not logged (Supervisor::onEventBytes); rendered bare if asked
       break;
   }
   return j;

@@ -271,7 +271,7 @@ int runMain(int argc, char** argv) {
                }(),
                options.logPath);
 
-  std::string id = runId();
+  std::string id = options.runId.empty() ? runId() : options.runId;
   Json started = runStartedLine(options, id, sshd != nullptr);
   log->write(started);
 

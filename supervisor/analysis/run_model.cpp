@@ -244,6 +244,8 @@ void RunModel::onLine(const Json& line) {
       s.holdsNoSession = true;
       if (s.state == SessionState::CONNECTING || s.state == SessionState::RESTARTING) s.state = SessionState::CONNECTED;
       break;
+    case W::HEARTBEAT:   // never logged
+    case W::PTY_FLOOD:   // issue 15: counted by the hardening helper
     case W::CHURN_CONNECTION:
     case W::TRANSFER_ROUND:
     case W::TRANSFER_CORRUPT:

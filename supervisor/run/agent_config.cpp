@@ -27,6 +27,7 @@ void fillAgentConfig(wire::AgentConfig::Builder c, const cli::Options& options, 
   c.setBackoffBaseMs(options.backoffBaseMs);
   c.setBackoffCapMs(options.backoffCapMs);
   c.setRollupMs(options.rollupSecs * 1000);
+  c.setHeartbeatMs(options.heartbeatSecs * 1000);
   c.setLogDetailFull(options.logDetail == cli::LogDetail::FULL);
   c.setLeakFdPerCycleForTesting(options.leakFdForTesting);
   c.setLeakKbPerCycleForTesting(options.leakKbForTesting);

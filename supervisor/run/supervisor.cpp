@@ -170,6 +170,8 @@ void Supervisor::onEventBytes(Slot& slot, size_t n) {
         case W::JOB_CONNECTION_CLOSED:
         case W::PTY_STATS:
         case W::EXEC_POLL_STATS:
+        case W::HEARTBEAT:
+        case W::PTY_FLOOD:
           spdlog::debug("session {:02} {}", slot.id(), eventName(event.which()));
           break;
       }
