@@ -9,9 +9,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <cstring>
+#include <signal.h>
+
 #include <algorithm>
+#include <atomic>
+#include <cstring>
 #include <mutex>
+#include <utility>
 
 #include "shared/clock.h"
 
@@ -22,7 +26,10 @@ namespace {
 using Cat = wire::FailureCategory;
 
 // poll(2) until something is ready or deadlineMs passes (then 0), calling
-// the ticker whenever it falls due meanwhile. EINTR is retried.
+// the ticker whenever it falls due meanwhile. EINTR is retried. Once the
+// deadline has passed it returns 0 without polling, whatever is ready: a
+// peer that keeps the socket readable (a byte at a time, a flood) must not
+// keep a caller's loop going past its deadline.
 int pollUntil(pollfd* fds, nfds_t count, int64_t deadlineMs, WaitTicker* ticker) {
   for (;;) {
     int64_t now = monoMs();
@@ -30,11 +37,15 @@ int pollUntil(pollfd* fds, nfds_t count, int64_t deadlineMs, WaitTicker* ticker)
       ticker->tick(now);
       continue;
     }
+    if (now >= deadlineMs) {
+      for (nfds_t i = 0; i < count; ++i) fds[i].revents = 0;
+      return 0;
+    }
     int64_t until = ticker != nullptr ? std::min(deadlineMs, ticker->dueMs) : deadlineMs;
     int timeout = static_cast<int>(std::clamp<int64_t>(until - now, 0, 60'000));
     int n = ::poll(fds, count, timeout);
     if (n < 0 && errno == EINTR) continue;
-    if (n != 0 || monoMs() >= deadlineMs) return n;
+    if (n != 0) return n;
   }
 }
 
@@ -70,6 +81,99 @@ Result<UniqueFd, SshError> connectTcp(const addrinfo* ai, int64_t deadlineMs, in
                          std::string("connect: ") + std::strerror(err)});
   }
   return fd;
+}
+
+// One asynchronous getaddrinfo (glibc's getaddrinfo_a): glibc resolves in
+// its own thread and, when done, calls lookupDone in another, which writes a
+// byte to `done`. The caller polls that pipe with its deadline and the
+// command pipe. A caller that gives up (deadline, command) cancels what glibc
+// has not started; a lookup already running cannot be stopped, so the record
+// is shared: whichever of the caller and lookupDone lets go last frees it.
+// An abandoned lookup thus lives only until the resolver's own timeout.
+struct Lookup {
+  gaicb cb{};
+  addrinfo hints{};
+  std::string host, port;
+  UniqueFd doneRead, doneWrite;
+  std::atomic<int> refs{2};
+};
+
+void release(Lookup* l) {
+  if (l->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    if (l->cb.ar_result != nullptr) ::freeaddrinfo(l->cb.ar_result);
+    delete l;
+  }
+}
+
+void lookupDone(sigval v) {
+  auto* l = static_cast<Lookup*>(v.sival_ptr);
+  char byte = 1;
+  [[maybe_unused]] ssize_t w = ::write(l->doneWrite.get(), &byte, 1);
+  release(l);
+}
+
+struct AddrList {
+  addrinfo* head = nullptr;
+  AddrList() = default;
+  AddrList(const AddrList&) = delete;
+  AddrList& operator=(const AddrList&) = delete;
+  AddrList(AddrList&& o) noexcept : head(std::exchange(o.head, nullptr)) {}
+  ~AddrList() {
+    if (head != nullptr) ::freeaddrinfo(head);
+  }
+};
+
+// Resolves host:port before deadlineMs; the command pipe cancels it.
+Result<AddrList, SshError> resolve(const std::string& host, uint16_t port, int64_t deadlineMs, int cancelFd,
+                                   WaitTicker* ticker) {
+  int64_t startMs = monoMs();
+  auto* l = new Lookup();
+  l->host = host;
+  l->port = std::to_string(port);
+  l->hints.ai_family = AF_UNSPEC;
+  l->hints.ai_socktype = SOCK_STREAM;
+  l->cb.ar_name = l->host.c_str();
+  l->cb.ar_service = l->port.c_str();
+  l->cb.ar_request = &l->hints;
+  int pipeFds[2];
+  if (::pipe2(pipeFds, O_CLOEXEC | O_NONBLOCK) != 0) {
+    int err = errno;
+    delete l;
+    return fail(SshError{Cat::RESOLVE, host + ": cannot resolve: pipe: " + std::strerror(err)});
+  }
+  l->doneRead.reset(pipeFds[0]);
+  l->doneWrite.reset(pipeFds[1]);
+  sigevent sev{};
+  sev.sigev_notify = SIGEV_THREAD;
+  sev.sigev_notify_function = &lookupDone;
+  sev.sigev_value.sival_ptr = l;
+  gaicb* list[1] = {&l->cb};
+  if (int rc = ::getaddrinfo_a(GAI_NOWAIT, list, 1, &sev); rc != 0) {
+    delete l;  // nothing was queued: lookupDone will not run
+    return fail(SshError{Cat::RESOLVE, host + ": cannot start resolving: " + ::gai_strerror(rc)});
+  }
+  for (;;) {
+    pollfd pfds[2] = {{l->doneRead.get(), POLLIN, 0}, {cancelFd, POLLIN, 0}};
+    int n = pollUntil(pfds, cancelFd >= 0 ? 2 : 1, deadlineMs, ticker);
+    if (n > 0 && pfds[0].revents != 0) break;
+    bool cancelled = n > 0 && cancelFd >= 0 && pfds[1].revents != 0;
+    if (n == 0 || cancelled) {
+      // Not started yet: glibc drops it and lookupDone never runs.
+      if (::gai_cancel(&l->cb) == EAI_CANCELED) release(l);
+      release(l);
+      if (cancelled) return fail(SshError::cancel());
+      return fail(SshError{Cat::TIMEOUT, "resolving " + host + " took too long: no answer from the resolver in " +
+                                             std::to_string(monoMs() - startMs) +
+                                             " ms, before the connect deadline (check /etc/resolv.conf's "
+                                             "name servers, or give an address)"});
+    }
+  }
+  AddrList out;
+  int gai = ::gai_error(&l->cb);
+  if (gai == 0) out.head = std::exchange(l->cb.ar_result, nullptr);
+  release(l);
+  if (gai != 0) return fail(SshError{Cat::RESOLVE, host + ": " + ::gai_strerror(gai)});
+  return out;
 }
 
 int knownHostKeyType(int hostKeyType) {
@@ -121,9 +225,13 @@ ssize_t SshConnection::recvHook(libssh2_socket_t sock, void* buffer, size_t leng
                                 void** abstract) {
   auto* self = static_cast<SshConnection*>(*abstract);
   if (self->recvRefused_) return -ECONNRESET;
+  // A server flooding us before its KEXINIT is cut off here, before libssh2
+  // (which reads the banner a byte at a time) spends more on it.
+  if (self->hello_.flooded()) return -EMSGSIZE;
   ssize_t n = ::recv(sock, buffer, length, flags);
   if (n > 0) {
     self->lastRecvMs_ = monoMs();
+    if (!self->hello_.kexinitComplete()) self->hello_.feed(static_cast<const uint8_t*>(buffer), static_cast<size_t>(n));
     return n;
   }
   if (n == 0) {
@@ -155,19 +263,11 @@ Result<std::unique_ptr<SshConnection>, SshError> SshConnection::open(const Conne
     return t.peerGone;
   };
 
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  std::string port = std::to_string(settings.port);
-  // TODO(perf): getaddrinfo blocks; a name that takes long to resolve holds
-  // this agent (only this one) until the resolver's own timeout.
-  int gai = ::getaddrinfo(settings.host.c_str(), port.c_str(), &hints, &res);
-  if (gai != 0) {
-    return fail(SshError{Cat::RESOLVE, settings.host + ": " + ::gai_strerror(gai)});
-  }
+  // Resolution is part of the connect step: same deadline, same cancel.
+  auto addrs = resolve(settings.host, settings.port, deadlineMs, cancelFd, ticker);
+  if (!addrs) return fail(addrs.error());
   SshError lastTcpError{Cat::SOCKET, "no address"};
-  for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+  for (addrinfo* ai = addrs.value().head; ai != nullptr; ai = ai->ai_next) {
     auto r = connectTcp(ai, deadlineMs, cancelFd, ticker);
     if (r) {
       conn->socket_ = std::move(r).value();
@@ -176,7 +276,6 @@ Result<std::unique_ptr<SshConnection>, SshError> SshConnection::open(const Conne
     lastTcpError = r.error();
     if (lastTcpError.category == Cat::TIMEOUT || lastTcpError.cancelled) break;
   }
-  ::freeaddrinfo(res);
   if (!conn->socket_) return fail(lastTcpError);
   t.tcpUs = usSince(phaseNs);
   t.reached = OpenPhase::KEX;
@@ -195,16 +294,26 @@ Result<std::unique_ptr<SshConnection>, SshError> SshConnection::open(const Conne
   Driven d = conn->drive([&] { return libssh2_session_handshake(s, fd); }, deadlineMs, cancelFd);
   // Ended by libssh2 itself (done or failed): its exit path has run.
   if (d.wait == Wait::READY) conn->kexInFlight_ = false;
-  if (d.wait == Wait::TIMEOUT) return fail(SshError{Cat::TIMEOUT, "SSH key exchange did not finish before the deadline"});
+  const ServerHello& hello = conn->hello_;
+  if (d.wait == Wait::TIMEOUT) {
+    if (!hello.bannerSeen()) {
+      return fail(SshError{Cat::TIMEOUT, "SSH banner: the server's banner did not arrive before the deadline (" +
+                                             std::to_string(hello.preBannerBytes()) + " bytes received, no SSH- line)"});
+    }
+    if (!hello.kexinitComplete()) {
+      return fail(SshError{Cat::TIMEOUT, "key exchange: the server's KEXINIT did not arrive before the deadline "
+                                         "(banner \"" + hello.banner() + "\", " +
+                                             std::to_string(hello.bytesAfterBanner()) + " bytes after it)"});
+    }
+    return fail(SshError{Cat::TIMEOUT, "key exchange did not finish before the deadline (banner \"" +
+                                           hello.banner() + "\")"});
+  }
   if (d.wait == Wait::CANCELLED) return fail(SshError::cancel());
   int rc = d.rc;
   if (rc != 0) {
-    std::string msg = conn->lastError();
-    if (peerGone(rc)) {
-      msg += " (the server closed the connection before key exchange: sshd's MaxStartups "
-             "refuses new connections when too many are unauthenticated)";
-    }
-    return fail(SshError{Cat::PROTOCOL, msg, rc});
+    std::optional<KexOffer> ours;
+    if (hello.offer()) ours = ourKexOffer(s);
+    return fail(kexFailure(hello, ours, peerGone(rc), conn->lastError(), rc));
   }
   conn->handshakeMs = static_cast<uint32_t>(monoMs() - startMs);
   conn->kex = methodOf(s, LIBSSH2_METHOD_KEX);
@@ -241,7 +350,9 @@ Result<std::unique_ptr<SshConnection>, SshError> SshConnection::open(const Conne
             settings.keyPath.c_str(), pass);
       },
       deadlineMs, cancelFd);
-  if (d.wait == Wait::TIMEOUT) return fail(SshError{Cat::TIMEOUT, "authentication did not finish before the deadline"});
+  if (d.wait == Wait::TIMEOUT) {
+    return fail(SshError{Cat::TIMEOUT, "authentication: the server did not answer before the deadline"});
+  }
   if (d.wait == Wait::CANCELLED) return fail(SshError::cancel());
   rc = d.rc;
   if (rc != 0) {
@@ -270,6 +381,55 @@ Result<std::unique_ptr<SshConnection>, SshError> SshConnection::open(const Conne
   t.authUs = usSince(phaseNs);
   t.reached = OpenPhase::DONE;
   return conn;
+}
+
+KexOffer ourKexOffer(LIBSSH2_SESSION* session) {
+  auto list = [&](int type) {
+    std::vector<std::string> out;
+    const char** algs = nullptr;
+    int n = libssh2_session_supported_algs(session, type, &algs);
+    for (int i = 0; i < n; ++i) out.emplace_back(algs[i]);
+    if (algs != nullptr && n > 0) libssh2_free(session, static_cast<void*>(algs));
+    return out;
+  };
+  return KexOffer{list(LIBSSH2_METHOD_KEX),     list(LIBSSH2_METHOD_HOSTKEY), list(LIBSSH2_METHOD_CRYPT_CS),
+                  list(LIBSSH2_METHOD_CRYPT_SC), list(LIBSSH2_METHOD_MAC_CS),  list(LIBSSH2_METHOD_MAC_SC)};
+}
+
+SshError kexFailure(const ServerHello& hello, const std::optional<KexOffer>& ours, bool peerGone,
+                    const std::string& libssh2Message, int rc) {
+  if (hello.flooded()) {
+    if (!hello.bannerSeen()) {
+      return SshError{Cat::PROTOCOL,
+                      "SSH banner: the server sent " + std::to_string(hello.preBannerBytes()) +
+                          " bytes without an SSH banner (more than any SSH server sends first): not an SSH server?",
+                      rc};
+    }
+    return SshError{Cat::PROTOCOL,
+                    "key exchange: the server's first packet after its banner (\"" + hello.banner() +
+                        "\") claims more than " + std::to_string(ServerHello::MAX_KEXINIT) +
+                        " bytes: not a KEXINIT",
+                    rc};
+  }
+  if (hello.offer() && ours) {
+    if (auto mismatch = describeMismatch(*ours, *hello.offer())) {
+      return SshError{Cat::ALGORITHMS, "key exchange with " + hello.banner() + ": " + *mismatch, rc};
+    }
+  }
+  if (peerGone && hello.bytesAfterBanner() == 0) {
+    // sshd's MaxStartups (and OpenSSH's PerSourcePenalties) drop a new
+    // connection at once: closed before or right after the banner, no KEXINIT.
+    std::string when = hello.bannerSeen() ? "right after its banner, before its key-exchange offer"
+                                          : "before sending its SSH banner";
+    if (!hello.lastLine().empty()) when += ", saying \"" + hello.lastLine() + "\"";
+    return SshError{Cat::PROTOCOL,
+                    libssh2Message + " (the server closed the connection " + when +
+                        ": sshd's MaxStartups refuses new connections when too many are unauthenticated)",
+                    rc};
+  }
+  std::string step = hello.bannerSeen() ? "key exchange: " : "SSH banner: ";
+  if (peerGone) return SshError{Cat::PROTOCOL, step + libssh2Message + " (the server closed the connection)", rc};
+  return SshError{Cat::PROTOCOL, step + libssh2Message, rc};
 }
 
 Status<SshError> SshConnection::checkHostKey(const ConnectSettings& settings) {

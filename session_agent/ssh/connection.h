@@ -14,6 +14,7 @@
 #include "events.capnp.h"
 #include "session_agent/ssh/client_key.h"
 #include "session_agent/ssh/error.h"
+#include "session_agent/ssh/server_hello.h"
 #include "shared/fd.h"
 #include "shared/result.h"
 
@@ -101,7 +102,8 @@ class SshConnection {
   Wait waitSocket(int64_t deadlineMs, int cancelFd) const;
 
   // Repeats a libssh2 call (same arguments) while it says EAGAIN, waiting on
-  // the socket in between.
+  // the socket in between. Past the deadline it stops (TIMEOUT) whatever the
+  // peer keeps sending: waitSocket never reports READY once it has passed.
   template <typename Call>
   Driven drive(Call&& call, int64_t deadlineMs, int cancelFd) {
     for (;;) {
@@ -144,6 +146,9 @@ class SshConnection {
   bool hostKeyAdded = false;
   std::string hostKey;  // the server's raw host key, as checked
 
+  // What the server sent before encryption (its banner, its KEXINIT).
+  const ServerHello& hello() const { return hello_; }
+
 
  private:
   SshConnection() = default;
@@ -160,7 +165,20 @@ class SshConnection {
   bool peerClosed_ = false;
   bool recvRefused_ = false;  // the destructor's last handshake call must not read (see ~SshConnection)
   WaitTicker* ticker_ = nullptr;
+  ServerHello hello_;  // fed by recvHook until the server's KEXINIT is complete
 };
+
+// Our own KEXINIT offer: what libssh2 1.10 offers by default (every method
+// it supports, as libssh2_session_supported_algs lists them).
+KexOffer ourKexOffer(LIBSSH2_SESSION* session);
+
+// Why a key exchange that failed with libssh2 code rc on this connection
+// failed, as the error to report: a flood (protocol), no algorithm in common
+// (algorithms, naming the list and both offers), a server that closed right
+// after its banner (protocol, with the MaxStartups hint), anything else
+// (protocol, libssh2's words). peerGone: the server closed or reset the link.
+SshError kexFailure(const ServerHello& hello, const std::optional<KexOffer>& ours, bool peerGone,
+                    const std::string& libssh2Message, int rc);
 
 // Once per process, before any session.
 void initLibssh2();
