@@ -269,9 +269,11 @@ void Agent::connectAttempt() {
     e.setTokenGrantedNs(grantedNs);
     e.setBackoffMs(delayMs);
   });
-  // F4 and a changed host key: a user must act; retrying cannot help and
-  // only hammers the server (autossh's classic mistake).
-  if (error.category == wire::FailureCategory::AUTH || error.category == wire::FailureCategory::HOSTKEY) {
+  // F4, a changed host key, no algorithm in common: a user must act;
+  // retrying cannot help and only hammers the server (autossh's classic
+  // mistake).
+  if (error.category == wire::FailureCategory::AUTH || error.category == wire::FailureCategory::HOSTKEY ||
+      error.category == wire::FailureCategory::ALGORITHMS) {
     events_.emit([&](wire::Event::Builder e) {
       auto f = error.category == wire::FailureCategory::AUTH ? e.initAuthFailed() : e.initManualReconnect();
       events_.failure(e, f, error.category, error.message + " (not retried: needs a user)", error.libssh2Error);
@@ -352,6 +354,9 @@ Status<SshError> Agent::establish() {
 
 bool Agent::runExec(ExecTask& task, int64_t deadlineMs) {
   for (;;) {
+    // Checked every turn, not only when a wait times out: a server that
+    // keeps output coming keeps `progressed` true.
+    if (monoMs() >= deadlineMs) return false;
     bool progressed = false;
     auto status = task.step(conn_->session(), progressed);
     if (status == ExecTask::Status::Done) return true;

@@ -128,6 +128,7 @@ ChurnFailure classifyChurnFailure(ChurnPhase phase, const SshError& error, bool 
     }
   }
   if (error.category == Cat::HOSTKEY) return ChurnFailure::HOSTKEY;
+  if (error.category == Cat::ALGORITHMS) return ChurnFailure::KEX;
   switch (phase) {
     case ChurnPhase::TCP:
       return error.category == Cat::REFUSED ? ChurnFailure::REFUSED : ChurnFailure::OTHER;
@@ -280,6 +281,18 @@ void ChurnRunner::run() {
         }
       });
     }
+    if (algorithmsMismatch_) {
+      // Like the session agent's: not retried, a user must change the
+      // server's or the client's algorithms. Said once, then the runner
+      // idles (reports continue) until it is told to stop.
+      events_.emit([&](wire::Event::Builder e) {
+        events_.failure(e, e.initManualReconnect(), Cat::ALGORITHMS,
+                        algorithmsMismatch_->message + " (churn stopped connecting: needs a user)",
+                        algorithmsMismatch_->libssh2Error);
+      });
+      waitUntil(std::numeric_limits<int64_t>::max());
+      break;
+    }
   }
   report(monoMs());  // the last, partial interval
 }
@@ -352,6 +365,7 @@ std::optional<ChurnConnectionResult> ChurnRunner::connectOnce(int64_t intendedNs
   if (!opened) {
     const SshError& error = opened.error();
     if (error.cancelled) return cut();
+    if (error.category == Cat::ALGORITHMS) algorithmsMismatch_ = error;
     return failed(classifyChurnFailure(phase, error, timings.peerGone), error.message);
   }
   std::unique_ptr<SshConnection> conn = std::move(opened).value();
@@ -363,6 +377,8 @@ std::optional<ChurnConnectionResult> ChurnRunner::connectOnce(int64_t intendedNs
     int64_t execStartNs = monoNs();
     ExecTask task(spec_.command, MAX_COMMAND_OUTPUT);
     for (;;) {
+      // Every turn: output that keeps coming keeps `progressed` true.
+      if (monoMs() >= deadlineMs) return overtime(ChurnFailure::TIMEOUT_EXEC, "'" + spec_.command + "'");
       bool progressed = false;
       ExecTask::Status status = task.step(conn->session(), progressed);
       if (status == ExecTask::Status::Done) break;

@@ -199,6 +199,10 @@ class ChurnRunner {
   ChurnSchedule schedule_;
   ChurnIntervalStats stats_;
   WaitTicker ticker_;
+  // Set by a connection that found no algorithm in common with the server:
+  // the run reports it once and connects no more (every attempt would fail
+  // the same way).
+  std::optional<SshError> algorithmsMismatch_;
   int64_t originNs_ = 0;  // the schedule's origin on CLOCK_MONOTONIC
   int64_t lastReportMs_ = 0;
   int64_t reportedCpuNs_ = 0;

@@ -56,6 +56,8 @@ std::string_view jobFailureName(JobFailure kind) {
 JobFailure classifyConnectFailure(const OpenTimings& timings, const SshError& error) {
   if (error.category == Cat::TIMEOUT) return JobFailure::CONNECT_TIMEOUT;
   if (error.category == Cat::HOSTKEY) return JobFailure::HOSTKEY;
+  // No algorithm in common, whether or not the server hung up meanwhile.
+  if (error.category == Cat::ALGORITHMS) return JobFailure::KEX;
   switch (timings.reached) {
     case OpenPhase::TCP:
       return error.category == Cat::REFUSED ? JobFailure::CONNECT_REFUSED : JobFailure::CONNECT_OTHER;
