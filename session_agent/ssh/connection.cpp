@@ -127,6 +127,17 @@ struct AddrList {
 Result<AddrList, SshError> resolve(const std::string& host, uint16_t port, int64_t deadlineMs, int cancelFd,
                                    WaitTicker* ticker) {
   int64_t startMs = monoMs();
+  // An address needs no resolver: parsed here, it never blocks, and a churn
+  // of hundreds of connections a second does not pay for glibc's threads.
+  {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+    AddrList numeric;
+    if (::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &numeric.head) == 0) return numeric;
+    numeric.head = nullptr;  // not an address: left unset by a failed call
+  }
   auto* l = new Lookup();
   l->host = host;
   l->port = std::to_string(port);

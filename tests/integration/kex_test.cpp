@@ -4,11 +4,14 @@
 // connections (MaxStartups) gets the MaxStartups hint, and only it.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <thread>
 
 #include "sshd_fixture.h"
@@ -115,4 +118,51 @@ TEST_F(SshdTest, MaxStartupsRefusalGetsTheHintAndNothingElseDoes) {
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   auto ok = SshConnection::open(settingsFor(*sshd_), monoMs() + 5000, -1);
   EXPECT_TRUE(ok) << ok.error().message;
+}
+
+// tinysshd (Debian's package; scripts/setup.sh installs it) offers only
+// chacha20-poly1305, which libssh2 1.10 lacks. Run inetd-style: a child
+// accepts one connection on a listener of this test and execs tinysshd on it.
+TEST(Tinysshd, OnlyChacha20IsAnAlgorithmsErrorNamingTheCipher) {
+  ASSERT_EQ(::access("/usr/sbin/tinysshd", X_OK), 0) << "tinysshd is missing: run scripts/setup.sh";
+  char dir[] = "/tmp/sshsoak-tinysshd-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  std::string keys = std::string(dir) + "/keys";
+  std::string out;
+  ASSERT_EQ(runProgram("/usr/sbin/tinysshd-makekey", {keys}, &out), 0) << out;
+  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(listener, 1), 0);
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    int c = ::accept(listener, nullptr, nullptr);
+    if (c < 0 || ::dup2(c, 0) < 0 || ::dup2(c, 1) < 0) ::_exit(127);
+    ::execl("/usr/sbin/tinysshd", "tinysshd", keys.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(listener);
+  ConnectSettings s;
+  s.host = "127.0.0.1";
+  s.port = ntohs(a.sin_port);
+  s.user = "nobody";
+  s.keyPath = "/nonexistent";
+  s.knownHostsPath = "/nonexistent";
+  s.hostKeyPolicy = wire::HostKeyPolicy::OFF;
+  auto r = SshConnection::open(s, monoMs() + 3000, -1);
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  std::filesystem::remove_all(dir);
+  ASSERT_FALSE(r);
+  std::printf("%s: %s\n", std::string(categoryName(r.error().category)).c_str(), r.error().message.c_str());
+  EXPECT_EQ(r.error().category, Cat::ALGORITHMS) << r.error().message;
+  EXPECT_NE(r.error().message.find("SSH-2.0-tinyssh"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("no common cipher (client to server)"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("the server offers chacha20-poly1305@openssh.com"), std::string::npos)
+      << r.error().message;
 }
