@@ -239,6 +239,10 @@ ssize_t SshConnection::recvHook(libssh2_socket_t sock, void* buffer, size_t leng
   // A server flooding us before its KEXINIT is cut off here, before libssh2
   // (which reads the banner a byte at a time) spends more on it.
   if (self->hello_.flooded()) return -EMSGSIZE;
+  // Past the deadline of the drive() in progress, nothing more is read:
+  // libssh2 loops inside one call for as long as whole packets keep coming
+  // (a stream of IGNOREs), so only "no data" makes it return to drive().
+  if (monoMs() >= self->recvDeadlineMs_) return -EAGAIN;
   ssize_t n = ::recv(sock, buffer, length, flags);
   if (n > 0) {
     self->lastRecvMs_ = monoMs();
@@ -417,9 +421,11 @@ SshError kexFailure(const ServerHello& hello, const std::optional<KexOffer>& our
                       rc};
     }
     return SshError{Cat::PROTOCOL,
-                    "key exchange: the server's first packet after its banner (\"" + hello.banner() +
-                        "\") claims more than " + std::to_string(ServerHello::MAX_KEXINIT) +
-                        " bytes: not a KEXINIT",
+                    "key exchange: the server sent " + std::to_string(hello.bytesAfterBanner()) +
+                        " bytes after its banner (\"" + hello.banner() +
+                        "\") without a valid KEXINIT (a packet over " + std::to_string(ServerHello::MAX_KEXINIT) +
+                        " bytes, or more than " + std::to_string(ServerHello::MAX_BEFORE_KEXINIT) +
+                        " bytes of other packets)",
                     rc};
   }
   if (hello.offer() && ours) {

@@ -5,6 +5,7 @@
 
 #include <libssh2.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -104,8 +105,16 @@ class SshConnection {
   // Repeats a libssh2 call (same arguments) while it says EAGAIN, waiting on
   // the socket in between. Past the deadline it stops (TIMEOUT) whatever the
   // peer keeps sending: waitSocket never reports READY once it has passed.
+  // The recv hook reads nothing past the deadline meanwhile, so that a call
+  // that libssh2 would keep busy with a stream of packets returns too.
   template <typename Call>
   Driven drive(Call&& call, int64_t deadlineMs, int cancelFd) {
+    struct RecvDeadline {
+      int64_t& slot;
+      int64_t saved;
+      ~RecvDeadline() { slot = saved; }
+    } guard{recvDeadlineMs_, recvDeadlineMs_};
+    recvDeadlineMs_ = std::min(recvDeadlineMs_, deadlineMs);
     for (;;) {
       int rc = call();
       if (rc != LIBSSH2_ERROR_EAGAIN) return Driven{Wait::READY, rc};
@@ -163,6 +172,7 @@ class SshConnection {
   int64_t lastRecvMs_ = 0;
   int lastRecvErrno_ = 0;
   bool peerClosed_ = false;
+  int64_t recvDeadlineMs_ = INT64_MAX;  // set by drive() while it runs
   bool recvRefused_ = false;  // the destructor's last handshake call must not read (see ~SshConnection)
   WaitTicker* ticker_ = nullptr;
   ServerHello hello_;  // fed by recvHook until the server's KEXINIT is complete

@@ -114,28 +114,34 @@ void ServerHello::feed(const uint8_t* data, size_t size) {
   }
   if (i >= size || !bannerSeen_) return;
   afterBanner_ += size - i;
-  if (kexinitDone_ || flooded_) return;
-  size_t take = size - i;
-  if (packet_.size() < 4) {
-    size_t head = std::min(take, 4 - packet_.size());
-    packet_.insert(packet_.end(), data + i, data + i + head);
-    i += head;
-    take -= head;
-    if (packet_.size() < 4) return;
-    if (be32(packet_.data()) + 4 > MAX_KEXINIT) {
-      flooded_ = true;
+  // Packets until the KEXINIT: others (SSH_MSG_IGNORE, DEBUG) are skipped,
+  // but all of them together stay under MAX_BEFORE_KEXINIT.
+  while (i < size && !kexinitDone_ && !flooded_) {
+    if (packet_.size() < 4) {
+      size_t head = std::min(size - i, 4 - packet_.size());
+      packet_.insert(packet_.end(), data + i, data + i + head);
+      i += head;
+      if (packet_.size() < 4) return;
+      if (be32(packet_.data()) + 4 > MAX_KEXINIT) {
+        flooded_ = true;
+        return;
+      }
+    }
+    size_t total = be32(packet_.data()) + 4;
+    size_t n = std::min(size - i, total - packet_.size());
+    packet_.insert(packet_.end(), data + i, data + i + n);
+    i += n;
+    if (packet_.size() < total) return;
+    if (packet_.size() > 5 && packet_[5] == SSH_MSG_KEXINIT) {
+      kexinitDone_ = true;
+      offer_ = parseKexinitPacket(packet_.data(), packet_.size());
+      packet_.clear();
+      packet_.shrink_to_fit();
       return;
     }
-  }
-  size_t want = be32(packet_.data()) + 4 - packet_.size();
-  size_t n = std::min(take, want);
-  packet_.insert(packet_.end(), data + i, data + i + n);
-  if (packet_.size() == be32(packet_.data()) + 4) {
-    kexinitDone_ = true;
-    offer_ = parseKexinitPacket(packet_.data(), packet_.size());
     packet_.clear();
-    packet_.shrink_to_fit();
   }
+  if (!kexinitDone_ && afterBanner_ > MAX_BEFORE_KEXINIT) flooded_ = true;
 }
 
 }  // namespace sshsoak::agent

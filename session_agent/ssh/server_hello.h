@@ -39,6 +39,9 @@ class ServerHello {
   // a KEXINIT is at most 35000 bytes.
   static constexpr size_t MAX_PRE_BANNER = 64 * 1024;
   static constexpr size_t MAX_KEXINIT = 35000;
+  // Bytes after the banner before the KEXINIT is complete (it may follow
+  // IGNORE or DEBUG packets).
+  static constexpr size_t MAX_BEFORE_KEXINIT = 64 * 1024;
 
   void feed(const uint8_t* data, size_t size);
 
@@ -51,10 +54,12 @@ class ServerHello {
   const std::string& lastLine() const { return lastLine_; }
   // Bytes after the banner line (KEXINIT or anything else).
   size_t bytesAfterBanner() const { return afterBanner_; }
+  // A KEXINIT packet (message 20) is complete; packets before it are skipped.
   bool kexinitComplete() const { return kexinitDone_; }
   const std::optional<KexOffer>& offer() const { return offer_; }
-  // More than MAX_PRE_BANNER before the banner, or a packet length over
-  // MAX_KEXINIT where the KEXINIT should be.
+  // More than MAX_PRE_BANNER before the banner, a packet length over
+  // MAX_KEXINIT, or more than MAX_BEFORE_KEXINIT after the banner without a
+  // complete KEXINIT.
   bool flooded() const { return flooded_; }
 
  private:

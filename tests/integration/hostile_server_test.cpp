@@ -273,7 +273,60 @@ TEST(HostileServer, FloodAfterTheBannerIsCutOff) {
     while (sendAll(fd, chunk, stop)) {
     }
   });
-  expectRejectedEarly(connectTo(peer.port()), "key exchange");
+  expectRejectedEarly(connectTo(peer.port()), "without a valid KEXINIT");
+}
+
+// Valid SSH_MSG_IGNORE packets (plaintext, 16 bytes each) without end.
+const std::string IGNORE_PACKET("\0\0\0\x0c\x06\x02\0\0\0\0\0\0\0\0\0\0", 16);
+
+void putString(std::string& out, const std::string& s) {
+  uint32_t n = static_cast<uint32_t>(s.size());
+  for (int shift = 24; shift >= 0; shift -= 8) out += static_cast<char>((n >> shift) & 0xff);
+  out += s;
+}
+
+// A KEXINIT libssh2 1.10 agrees with.
+std::string agreeableKexinit() {
+  std::string payload(1, static_cast<char>(20));
+  payload += std::string(16, 'c');
+  for (const char* l : {"curve25519-sha256", "ssh-ed25519", "aes128-ctr", "aes128-ctr", "hmac-sha2-256",
+                        "hmac-sha2-256", "none", "none", "", ""}) {
+    putString(payload, l);
+  }
+  payload += std::string(5, '\0');
+  uint8_t padding = static_cast<uint8_t>(8 - (payload.size() + 5) % 8 + 4);
+  std::string packet;
+  putString(packet, std::string(1, static_cast<char>(padding)) + payload + std::string(padding, '\0'));
+  return packet;
+}
+
+void sendIgnoresForever(int fd, const std::atomic<bool>& stop) {
+  std::string burst;
+  for (int i = 0; i < 256; ++i) burst += IGNORE_PACKET;
+  while (sendAll(fd, burst, stop)) {
+  }
+}
+
+TEST(HostileServer, EndlessIgnorePacketsInsteadOfAKexinitAreCutOff) {
+  HostilePeer peer([](int fd, const std::atomic<bool>& stop) {
+    if (sendAll(fd, BANNER, stop)) sendIgnoresForever(fd, stop);
+  });
+  expectRejectedEarly(connectTo(peer.port()), "without a valid KEXINIT");
+}
+
+TEST(HostileServer, EndlessIgnorePacketsAfterTheKexinitEndAtTheDeadline) {
+  // libssh2 takes each packet and asks for the next inside one call: the
+  // socket never runs dry, so only the recv hook's deadline stops it.
+  HostilePeer peer([](int fd, const std::atomic<bool>& stop) {
+    if (sendAll(fd, BANNER + agreeableKexinit(), stop)) sendIgnoresForever(fd, stop);
+  });
+  Attempt a = connectTo(peer.port());
+  ASSERT_TRUE(a.error);
+  EXPECT_EQ(a.error->category, Cat::TIMEOUT) << a.error->message;
+  EXPECT_NE(a.error->message.find("key exchange did not finish"), std::string::npos) << a.error->message;
+  EXPECT_GE(a.elapsedMs, DEADLINE_MS - 5);
+  EXPECT_LE(a.elapsedMs, DEADLINE_MS + SLACK_MS);
+  EXPECT_LE(a.rssGrowthKb, 16 * 1024) << "endless packets grew memory";
 }
 
 TEST(HostileServer, GarbageAfterTheBannerIsAProtocolError) {
@@ -346,4 +399,63 @@ TEST_F(HostileDns, UnansweredDnsEndsAtTheConnectDeadline) {
   int64_t until = monoMs() + 6000;
   while (openFds() > fdsBefore && monoMs() < until) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_EQ(openFds(), fdsBefore) << "the abandoned lookup was never freed";
+}
+
+// The same through a short sshsoak run: a peer that accepts every
+// connection and trickles a byte every 20 ms to each, never a banner. Each
+// attempt of the agent ends at --reconnect-timeout-secs as a `timeout`
+// naming the SSH banner, and the agent sleeps meanwhile (its
+// /proc/PID/stat CPU time).
+TEST_F(SshdTest, HostileTricklingPeerEndsEachAttemptAtItsDeadlineWithTheAgentIdle) {
+  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(listener, 8), 0);
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  std::atomic<bool> stop{false};
+  std::thread peer([&] {
+    std::vector<int> conns;
+    for (int64_t end = monoMs() + 30'000; !stop && monoMs() < end;) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      for (int c; (c = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0 && conns.size() < 64;) {
+        conns.push_back(c);
+      }
+      for (int c : conns) [[maybe_unused]] ssize_t n = ::send(c, "S", 1, MSG_NOSIGNAL);
+    }
+    for (int c : conns) ::close(c);
+  });
+  std::string target = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+  SoakProcess soak({"--targets", target, "--user", sshd_->user(), "--key", sshd_->clientKeyPath(), "--known-hosts",
+                    sshd_->knownHostsPath(), "--log-path", logPath_, "--sessions", "1", "--duration-secs", "4",
+                    "--reconnect-timeout-secs", "1", "--backoff-base-ms", "100", "--backoff-cap-ms", "200"});
+  ASSERT_TRUE(waitForLog([](const auto& l) { return !linesOf(l, "agent_started").empty(); }, 10)) << soak.err();
+  pid_t agent = linesOf(readJsonl(logPath_), "agent_started").front()["pid"].get<pid_t>();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  long before = cpuTicks(agent);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  long used = cpuTicks(agent) - before;
+  long hz = ::sysconf(_SC_CLK_TCK);
+  int code = soak.wait(30);
+  stop = true;
+  peer.join();
+  ::close(listener);
+  ASSERT_NE(code, -1) << soak.err();
+  std::printf("agent %d: %ld ticks (%.0f ms) of CPU over 2.5 s of trickled connect attempts\n", agent, used,
+              1000.0 * used / hz);
+  EXPECT_LE(used * 1000 / hz, 125) << "more than 5 % CPU while waiting on a trickling peer";
+  auto lines = readJsonl(logPath_);
+  std::vector<Json> failed = linesOf(lines, "connect_failed");
+  for (const auto& r : linesOf(lines, "reconnect_failed")) failed.push_back(r);
+  ASSERT_GE(failed.size(), 2u);
+  for (const auto& f : failed) {
+    EXPECT_EQ(f["category"], "timeout") << f.dump();
+    EXPECT_NE(f["message"].get<std::string>().find("SSH banner"), std::string::npos) << f.dump();
+    if (f.contains("elapsed_ms") && f["elapsed_ms"].is_number()) {
+      EXPECT_GE(f["elapsed_ms"].get<int64_t>(), 995) << f.dump();
+      EXPECT_LE(f["elapsed_ms"].get<int64_t>(), 1000 + SLACK_MS) << f.dump();
+    }
+  }
 }

@@ -95,8 +95,27 @@ TEST(ServerHello, GarbageOfPlausibleLengthIsNoOffer) {
   ServerHello h;
   std::string junk = std::string("\0\0\0\x10", 4) + std::string(16, 'z');
   feed(h, "SSH-2.0-x\r\n" + junk);
-  EXPECT_TRUE(h.kexinitComplete());
+  EXPECT_FALSE(h.kexinitComplete());  // not message 20: skipped
   EXPECT_FALSE(h.offer());
+  EXPECT_FALSE(h.flooded());
+}
+
+TEST(ServerHello, IgnorePacketsBeforeTheKexinitAreSkippedUpToABound) {
+  std::string ignore("\0\0\0\x0c\x06\x02\0\0\0\0\0\0\0\0\0\0", 16);
+  ServerHello h;
+  feed(h, "SSH-2.0-x\r\n" + ignore + ignore + kexinitPacket(TINYSSH));
+  ASSERT_TRUE(h.offer());
+  EXPECT_FALSE(h.flooded());
+
+  ServerHello endless;
+  size_t fed = 0;
+  feed(endless, "SSH-2.0-x\r\n");
+  while (!endless.flooded() && fed < 10 * ServerHello::MAX_BEFORE_KEXINIT) {
+    feed(endless, ignore);
+    fed += ignore.size();
+  }
+  EXPECT_TRUE(endless.flooded());
+  EXPECT_LE(fed, ServerHello::MAX_BEFORE_KEXINIT + ignore.size());
 }
 
 TEST(KexMismatch, NamesTheCipherListAndBothOffers) {
