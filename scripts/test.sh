@@ -26,13 +26,13 @@ ctest_all() {  # ctest_all DIR [env...]: unit tests, then everything else
 }
 
 echo "== build (warnings as errors)"
-"$root/scripts/build.sh" "$root/build" -DSSHSOAK_WERROR=ON
+"$root/scripts/build.sh" "$root/build" -DSSHSOAK_WERROR=ON -DSSHSOAK_UNITY=ON
 echo "== tests"
 ctest_all "$root/build"
 
 if [[ $quick -eq 0 ]]; then
   echo "== build with ASan + UBSan"
-  "$root/scripts/build.sh" "$root/build-asan" -DSSHSOAK_SANITIZE=ON -DSSHSOAK_WERROR=ON "${sanitizer_debug[@]}"
+  "$root/scripts/build.sh" "$root/build-asan" -DSSHSOAK_SANITIZE=ON -DSSHSOAK_WERROR=ON -DSSHSOAK_UNITY=ON "${sanitizer_debug[@]}"
   echo "== tests under ASan + UBSan"
   ctest_all "$root/build-asan" ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

@@ -37,4 +37,9 @@ int64_t parseIsoTimestamp(const std::string& text) {
   return static_cast<int64_t>(::timegm(&utc)) * 1'000'000'000 + int64_t{micros} * 1000;
 }
 
+uint64_t usSince(int64_t startNs) {
+  int64_t ns = monoNs() - startNs;
+  return ns <= 0 ? 1 : static_cast<uint64_t>((ns + 999) / 1000);
+}
+
 }  // namespace sshsoak

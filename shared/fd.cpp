@@ -1,5 +1,8 @@
 #include "shared/fd.h"
 
+#include <fstream>
+#include <sstream>
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -58,6 +61,14 @@ int countOpenFds() {
   }
   ::closedir(d);
   return n - 1;  // the DIR's own fd
+}
+
+std::optional<std::string> readWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
 }
 
 }  // namespace sshsoak

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cerrno>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -61,5 +62,8 @@ bool writeAll(int fd, const void* buf, size_t len);
 
 // Number of open fds of this process (from /proc/self/fd).
 int countOpenFds();
+
+// A whole file's bytes, or nullopt if it cannot be read.
+std::optional<std::string> readWholeFile(const std::string& path);
 
 }  // namespace sshsoak

@@ -10,9 +10,6 @@ namespace sshsoak {
 
 namespace {
 
-// Figures with one decimal, as a number (not a string) in the JSON.
-double round1(double v) { return std::round(v * 10.0) / 10.0; }
-
 void putFailure(Json& j, wire::Failure::Reader f) {
   j["category"] = std::string(categoryName(f.getCategory()));
   j["message"] = std::string(f.getMessage());
@@ -44,6 +41,8 @@ void putHistograms(Json& j, capnp::List<wire::Histogram>::Reader list) {
 }
 
 }  // namespace
+
+double round1(double v) { return std::round(v * 10.0) / 10.0; }
 
 Json histogramJson(const LatencyHistogram& h) {
   Json j;

@@ -28,6 +28,9 @@ Json eventToJson(wire::Event::Reader event, const std::string& host);
 // (p50, p90, p99, p999, max: HdrHistogram's figures, same unit as the
 // values), and "counts", the non-zero entries of its counts array as a flat
 // [index, count, index, count, ...] list, which readers merge.
+// Figures with one decimal, as a number (not a string) in the JSON.
+double round1(double v);
+
 Json histogramJson(const LatencyHistogram& h);
 // Adds a histogramJson's "counts" to h. False (h unchanged) if they are
 // malformed: not an array of pairs of non-negative integers, or an index

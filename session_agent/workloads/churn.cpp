@@ -27,23 +27,9 @@ using Cat = wire::FailureCategory;
 // stderr is counted and dropped).
 constexpr size_t MAX_COMMAND_OUTPUT = 4096;
 
-// A finished phase is at least 1 µs, so that 0 keeps meaning "not reached".
-uint64_t usSince(int64_t startNs) {
-  int64_t ns = monoNs() - startNs;
-  return ns <= 0 ? 1 : static_cast<uint64_t>((ns + 999) / 1000);
-}
-
 int64_t saturatingAdd(int64_t a, int64_t b) {
   if (b > 0 && a > std::numeric_limits<int64_t>::max() - b) return std::numeric_limits<int64_t>::max();
   return a + b;
-}
-
-std::optional<std::string> readWholeFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
 }
 
 }  // namespace

@@ -18,20 +18,6 @@ namespace sshsoak::agent {
 
 namespace {
 
-// A step that happened is at least 1 µs, so that 0 keeps meaning "not done".
-uint64_t usSince(int64_t startNs) {
-  int64_t ns = monoNs() - startNs;
-  return ns <= 0 ? 1 : static_cast<uint64_t>((ns + 999) / 1000);
-}
-
-std::optional<std::string> readWholeFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
 // What this process already knows without a round trip: the link was cut
 // (a drop), or the server closed or reset it while the connection sat in
 // the pool (a killed sshd child sends its FIN at once).

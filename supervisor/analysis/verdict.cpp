@@ -5,12 +5,11 @@
 #include <cstdio>
 
 #include "supervisor/analysis/stats.h"
+#include "supervisor/log_line.h"
 
 namespace sshsoak {
 
 namespace {
-
-double round1(double v) { return std::round(v * 10.0) / 10.0; }
 
 Verdict judge(std::optional<double> measured, double threshold, const std::string& cmp) {
   if (!measured) return Verdict::NA;

@@ -6,12 +6,12 @@
 
 #include "supervisor/analysis/jsonl_reader.h"
 #include "supervisor/analysis/stats.h"
+#include "supervisor/log_line.h"
 
 namespace sshsoak {
 
 namespace {
 
-double round1(double v) { return std::round(v * 10.0) / 10.0; }
 double round2(double v) { return std::round(v * 100.0) / 100.0; }
 double usToMs(uint64_t us) { return round2(static_cast<double>(us) / 1000.0); }
 

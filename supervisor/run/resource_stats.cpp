@@ -3,11 +3,12 @@
 #include <algorithm>
 #include <cmath>
 
+#include "supervisor/log_line.h"
+
 namespace sshsoak {
 
 namespace {
 
-double round1(double v) { return std::round(v * 10.0) / 10.0; }
 constexpr double MS_PER_HOUR = 3600.0 * 1000.0;
 
 }  // namespace
