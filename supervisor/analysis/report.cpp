@@ -67,8 +67,8 @@ namespace {
 
 // Lines to runs, one line at a time. Lines carrying a run_id go to that
 // run, so that runs appended to one file at once (--append) stay apart
-// however their lines interleave; lines without one (older logs) keep the
-// order rule: a run ends at its summary or at the next run_started. A
+// however their lines interleave; lines without one (older logs) go to the
+// run the line before went to, with the order rule: a run ends at its summary or at the next run_started. A
 // log_continued line (a rotated log's next part) continues the run it
 // belongs to, or starts one whose beginning is missing.
 class RunSplitter {
@@ -81,7 +81,14 @@ class RunSplitter {
     if (event == "log_continued" && id.empty() && field(line, "run_started").is_object()) {
       id = textField(field(line, "run_started"), "run_id");
     }
-    Open& open = id.empty() ? unnamed_ : byId_[id];
+    // A line without run_id (older logs wrote it on run_started only) goes
+    // to the run it follows.
+    if (id.empty() && current_ == nullptr) current_ = &unnamed_;
+    if (id.empty() && event == "run_started" && current_->acc != nullptr && current_->acc->lineCount() > 0) {
+      current_ = &unnamed_;
+    }
+    Open& open = id.empty() ? *current_ : byId_[id];
+    current_ = &open;
     if (event == "log_continued") {
       if (open.acc != nullptr && !open.complete) return;
       start(open);
@@ -119,7 +126,8 @@ class RunSplitter {
   }
   std::string source_;
   std::vector<std::shared_ptr<RunAccumulator>> accs_;  // in order of first line
-  Open unnamed_;                                       // lines without run_id
+  Open unnamed_;                                       // a run whose lines carry no run_id
+  Open* current_ = nullptr;                            // the run the last line went to
   std::map<std::string, Open> byId_;                   // a run's id to its run being read
 };
 

@@ -186,7 +186,7 @@ TEST_F(SshdTest, ALogWhoseFileSystemTurnsReadOnlyIsNamedAndEndsItWithExit4) {
   ASSERT_TRUE(fs.mounted()) << "mount tmpfs: " << std::strerror(errno);
   std::string log = workDir_ + "/ro/run.jsonl";
   SoakProcess soak(soakArgs({"--sessions", "2", "--duration-secs", "60", "--log-path", log}));
-  auto connected = [&] { return countEvent(readJsonl(log), "connected") == 2; };
+  auto connected = [&] { return countEvent(sshsoak::testing::readJsonl(log), "connected") == 2; };
   for (int i = 0; i < 300 && !connected(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   ASSERT_TRUE(connected()) << soak.err();
   ASSERT_TRUE(fs.remountReadOnly()) << std::strerror(errno);
@@ -219,19 +219,16 @@ TEST_F(SshdTest, ASecondRunOnTheSameLogIsRefusedNamingTheFirstAndAKilledRunBlock
   EXPECT_NE(second.err.find("pid " + std::to_string(first.pid())), std::string::npos) << second.err;
   EXPECT_NE(second.err.find("--append"), std::string::npos) << second.err;
   // The refused run wrote nothing to the first run's log.
-  auto lines = readJsonl(logPath_);
+  auto lines = sshsoak::testing::readJsonl(logPath_);
   EXPECT_EQ(countEvent(lines, "run_started"), 1u);
 
   // A run killed outright leaves its lock file behind; the kernel dropped
   // its lock, so the next run takes the file.
   ASSERT_EQ(::kill(first.pid(), SIGKILL), 0);
   first.wait(10);
-  for (pid_t agent : [&] {
-         std::vector<pid_t> pids;
-         for (const auto& l : linesOf(lines, "agent_started")) pids.push_back(l["pid"].get<pid_t>());
-         return pids;
-       }()) {
-    ::kill(agent, SIGKILL);  // the agents notice their parent's death themselves; do not wait for it here
+  for (const Json& started : linesOf(lines, "agent_started")) {
+    // The agents notice their parent's death themselves; do not wait for it here.
+    ::kill(static_cast<pid_t>(started["pid"].get<int>()), SIGKILL);
   }
   EXPECT_TRUE(std::filesystem::exists(logPath_ + ".lock"));
   auto third = runSoak(soakArgs({"--sessions", "1", "--duration-secs", "2"}), 30);
