@@ -169,6 +169,9 @@ Json runStartedLine(const cli::Options& o, const std::string& id, bool embedded)
 
 int runMain(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
+  // A log past the file-size limit (ulimit -f) is a failed write (EFBIG),
+  // named and handled like a full disk, not a silent death by SIGXFSZ.
+  ::signal(SIGXFSZ, SIG_IGN);
   if (argc >= 2 && std::strcmp(argv[1], "report") == 0) return report::main(argc - 1, argv + 1);
   if (argc >= 2 && std::strcmp(argv[1], "percentiles") == 0) return percentiles_cmd::main(argc - 1, argv + 1);
   auto console = std::make_shared<spdlog::logger>("sshsoak", status_line::makeConsoleSink());
