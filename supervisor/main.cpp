@@ -169,6 +169,9 @@ Json runStartedLine(const cli::Options& o, const std::string& id, bool embedded)
 
 int runMain(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
+  // A log past the file-size limit (ulimit -f) is a failed write (EFBIG),
+  // named and handled like a full disk, not a silent death by SIGXFSZ.
+  ::signal(SIGXFSZ, SIG_IGN);
   if (argc >= 2 && std::strcmp(argv[1], "report") == 0) return report::main(argc - 1, argv + 1);
   if (argc >= 2 && std::strcmp(argv[1], "percentiles") == 0) return percentiles_cmd::main(argc - 1, argv + 1);
   auto console = std::make_shared<spdlog::logger>("sshsoak", status_line::makeConsoleSink());
@@ -255,6 +258,18 @@ int runMain(int argc, char** argv) {
     }
   }
 
+  // One run per log file unless --append (docs/reference.md, "Hardening").
+  LogLock lock(options.logPath, options.appendLog ? LogLock::Mode::SHARED : LogLock::Mode::EXCLUSIVE);
+  if (!lock.held() && lock.error().empty() && !options.appendLog) {
+    std::string holder = lock.holderPid() > 0 ? "pid " + std::to_string(lock.holderPid()) : "a process (pid not yet known)";
+    std::fprintf(stderr,
+                 "sshsoak: --log-path %s is in use by another run (%s holds %s); name another --log-path, or add "
+                 "--append to write to it too (lines are kept apart by run_id)\n",
+                 options.logPath.c_str(), holder.c_str(), LogLock::lockPath(options.logPath).c_str());
+    return exit_code::BAD_INPUT;
+  }
+  if (!lock.error().empty()) spdlog::warn("log lock: {}; the log is not protected against a second run", lock.error());
+
   std::unique_ptr<JsonlLog> log;
   try {
     log = std::make_unique<JsonlLog>(
@@ -272,8 +287,14 @@ int runMain(int argc, char** argv) {
                options.logPath);
 
   std::string id = options.runId.empty() ? runId() : options.runId;
+  log->setRunId(id);
   Json started = runStartedLine(options, id, sshd != nullptr);
   log->write(started);
+  if (const auto& failure = log->failure()) {
+    std::fprintf(stderr, "sshsoak: --log-path: the first line could not be written: %s; nothing started (exit 4)\n",
+                 failure->text().c_str());
+    return exit_code::LOG_FAILED;
+  }
 
   std::unique_ptr<PidFile> pidFile;
   if (!options.pidFile.empty()) {
@@ -287,11 +308,13 @@ int runMain(int argc, char** argv) {
 
   Json summary;
   std::shared_ptr<RunAccumulator> thisRun;
+  bool htmlFailed = false;
   try {
     Supervisor supervisor(options, agentPath, *log);
     thisRun = supervisor.accumulator();
     thisRun->noteRunStarted(started);
     summary = supervisor.run();
+    htmlFailed = supervisor.htmlFailed();
   } catch (const boost::process::process_error& e) {
     std::fprintf(stderr, "sshsoak: cannot start an agent (%s): %s\n", agentPath.c_str(), e.what());
     return exit_code::SYSTEM;
@@ -310,11 +333,23 @@ int runMain(int argc, char** argv) {
     if (report::writeFileAtomically(options.htmlPath, report::renderHtml(input.runs), &error)) {
       std::printf("\nHTML report: %s\n", options.htmlPath.c_str());
     } else {
+      htmlFailed = true;
       spdlog::error("--html: cannot write the report: {}", error);
     }
   }
   std::printf("Table of several runs: sshsoak report %s [MORE.jsonl ...]\n", options.logPath.c_str());
   std::fflush(stdout);
+  // The exit code tells the worst that happened: the log failed (4), a
+  // report file could not be written (3), a criterion failed (1).
+  if (const auto& failure = log->failure()) {
+    std::fprintf(stderr, "sshsoak: the log failed during the run: %s; the summary and verdict above are complete, "
+                 "the log holds the lines written before the failure (exit 4)\n", failure->text().c_str());
+    return exit_code::LOG_FAILED;
+  }
+  if (htmlFailed) {
+    std::fprintf(stderr, "sshsoak: --html %s could not be written (see above; exit 3)\n", options.htmlPath.c_str());
+    return exit_code::BAD_INPUT;
+  }
   return summary["success"].get<bool>() ? exit_code::PASSED : exit_code::CRITERIA_FAILED;
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <ios>
 #include <optional>
 #include <string>
@@ -30,6 +31,22 @@ struct ReadError {
 };
 
 Result<JsonlFile, ReadError> readJsonl(const std::string& path, std::streamoff offset = 0);
+
+// Every event name sshsoak writes: the agents' (shared/wire_names.h, the
+// one list) and the supervisor's (docs/reference.md).
+const std::vector<std::string>& knownEvents();
+bool isKnownEvent(const std::string& name);
+
+// What is wrong with a parsed line that `report` cannot use, naming the
+// field and the value as it is in the log ("field session_id: -5 is not a
+// session number"); nullopt for a usable line. Checked: the object, the
+// eight head fields' types, a known event, run_id, and the figures the
+// report reads from summary, checkpoint and run_started lines.
+std::optional<std::string> lineProblem(const Json& line);
+
+// A whole number field in [0, max], or nullopt (missing, negative, a
+// fraction, out of range, not a number): never a wrapped value.
+std::optional<uint64_t> countField(const Json& j, const char* key, uint64_t max = UINT64_MAX);
 
 // A field of a log line, or null when it is missing: logs come from other
 // versions and damaged files, and const operator[] on a missing key is

@@ -65,26 +65,41 @@ std::string formatDuration(double s) {
 
 namespace {
 
-// Lines to runs, one line at a time: a run ends at its summary or at the next
-// run_started; a log_continued line (a rotated log's next part) continues the
-// run it follows, or starts one whose beginning is missing.
+// Lines to runs, one line at a time. Lines carrying a run_id go to that
+// run, so that runs appended to one file at once (--append) stay apart
+// however their lines interleave; lines without one (older logs) go to the
+// run the line before went to, with the order rule: a run ends at its summary or at the next run_started. A
+// log_continued line (a rotated log's next part) continues the run it
+// belongs to, or starts one whose beginning is missing.
 class RunSplitter {
  public:
   explicit RunSplitter(std::string source) : source_(std::move(source)) {}
 
   void onLine(const Json& line) {
     std::string event = textField(line, "event");
+    std::string id = textField(line, "run_id");
+    if (event == "log_continued" && id.empty() && field(line, "run_started").is_object()) {
+      id = textField(field(line, "run_started"), "run_id");
+    }
+    // A line without run_id (older logs wrote it on run_started only) goes
+    // to the run it follows.
+    if (id.empty() && current_ == nullptr) current_ = &unnamed_;
+    if (id.empty() && event == "run_started" && current_->acc != nullptr && current_->acc->lineCount() > 0) {
+      current_ = &unnamed_;
+    }
+    Open& open = id.empty() ? *current_ : byId_[id];
+    current_ = &open;
     if (event == "log_continued") {
-      if (current_ && !complete_) return;
-      start();
-      current_->setStartMissing();
-      if (field(line, "run_started").is_object()) current_->onLine(field(line, "run_started"));
-      if (current_->runId().empty()) current_->setRunId(textField(line, "run_id"));
+      if (open.acc != nullptr && !open.complete) return;
+      start(open);
+      open.acc->setStartMissing();
+      if (field(line, "run_started").is_object()) open.acc->onLine(field(line, "run_started"));
+      if (open.acc->runId().empty()) open.acc->setRunId(id);
       return;
     }
-    if (!current_ || complete_ || (event == "run_started" && current_->lineCount() > 0)) start();
-    current_->onLine(line);
-    if (event == "summary") complete_ = true;
+    if (open.acc == nullptr || open.complete || (event == "run_started" && open.acc->lineCount() > 0)) start(open);
+    open.acc->onLine(line);
+    if (event == "summary") open.complete = true;
   }
 
   std::vector<Run> finish() {
@@ -100,15 +115,20 @@ class RunSplitter {
   }
 
  private:
-  void start() {
+  struct Open {
+    RunAccumulator* acc = nullptr;
+    bool complete = false;
+  };
+  void start(Open& open) {
     accs_.push_back(std::make_shared<RunAccumulator>());
-    current_ = accs_.back().get();
-    complete_ = false;
+    open.acc = accs_.back().get();
+    open.complete = false;
   }
   std::string source_;
-  std::vector<std::shared_ptr<RunAccumulator>> accs_;
-  RunAccumulator* current_ = nullptr;
-  bool complete_ = false;
+  std::vector<std::shared_ptr<RunAccumulator>> accs_;  // in order of first line
+  Open unnamed_;                                       // a run whose lines carry no run_id
+  Open* current_ = nullptr;                            // the run the last line went to
+  std::map<std::string, Open> byId_;                   // a run's id to its run being read
 };
 
 // "01:02:03" of an ISO timestamp.
@@ -191,14 +211,14 @@ void derive(Run& run) {
   const auto& checkpoint = run.acc->lastCheckpoint();
   if (summary == nullptr && checkpoint) {
     summary = &*checkpoint;
-    if (field(*checkpoint, "checkpoint").is_number()) run.checkpoint = field(*checkpoint, "checkpoint").get<uint32_t>();
+    if (auto n = countField(*checkpoint, "checkpoint", UINT32_MAX)) run.checkpoint = static_cast<uint32_t>(*n);
     notes.push_back("incomplete: figures from checkpoint " + (run.checkpoint ? std::to_string(*run.checkpoint) : "?") +
                     " at " + clockOf(textField(*checkpoint, "ts")) + " (run killed?)");
   }
   if (summary != nullptr) {
     const Json& s = *summary;
     if (field(s, "duration_secs").is_number()) run.durationSecs = field(s, "duration_secs").get<double>();
-    if (field(s, "abnormal_ends").is_number()) run.abnormalEnds = field(s, "abnormal_ends").get<uint32_t>();
+    if (auto n = countField(s, "abnormal_ends", UINT32_MAX)) run.abnormalEnds = static_cast<uint32_t>(*n);
     if (s.contains("resources") && field(s, "resources").is_object()) {
       const Json& total = field(field(s, "resources"), "total");
       if (total.is_object()) {
@@ -225,6 +245,10 @@ void derive(Run& run) {
   for (size_t i = 0; i < notes.size(); ++i) run.notes += (i ? "; " : "") + notes[i];
 }
 
+// No line sshsoak writes comes near it (a 1,000-session summary is under
+// 1 MB); a longer one is damage, named and skipped.
+constexpr size_t MAX_LINE_BYTES = 16u << 20;
+
 Input read(const std::vector<std::string>& paths) {
   Input input;
   for (const auto& path : paths) {
@@ -243,16 +267,32 @@ Input read(const std::vector<std::string>& paths) {
       while (std::getline(in, text)) {
         ++lineNo;
         if (text.empty()) continue;
+        std::string where = part + " line " + std::to_string(lineNo);
+        if (text.size() > MAX_LINE_BYTES) {
+          input.warnings.push_back(where + ": " + std::to_string(text.size()) + " bytes, longer than any line sshsoak " +
+                                   "writes; skipped");
+          continue;
+        }
         Json j = Json::parse(text, nullptr, false);
-        if (j.is_discarded() || !j.is_object() || !j.contains("event")) {
+        if (j.is_discarded()) {
           // A run killed mid-write leaves a cut line; a later run appended to
           // the same file follows it (sshsoak starts it on a line of its own).
-          input.warnings.push_back(part + " line " + std::to_string(lineNo) +
-                                   ": not a complete event (a run killed mid-write?); skipped");
+          input.warnings.push_back(where + ": not a complete event (a run killed mid-write?); skipped");
+          continue;
+        }
+        if (auto problem = lineProblem(j)) {
+          input.warnings.push_back(where + ": " + *problem + "; skipped");
+          continue;
+        }
+        try {
+          splitter.onLine(j);
+        } catch (const Json::exception& e) {
+          // A field of a type the reader did not expect (lineProblem checks
+          // the ones it knows): the line is named and left out.
+          input.warnings.push_back(where + ": a field of an unexpected type (" + e.what() + "); skipped");
           continue;
         }
         ++events;
-        splitter.onLine(j);
       }
     }
     if (!opened) continue;
@@ -482,10 +522,21 @@ int main(int argc, const char* const* argv) {
     std::fprintf(stderr, "sshsoak report: no runs found in %zu file(s)\n", paths.size());
     return exit_code::BAD_INPUT;
   }
-  std::printf("%s", markdown(input).c_str());
+  std::string table, page;
+  try {
+    table = markdown(input);
+    if (!html.empty()) page = renderHtml(input.runs);
+  } catch (const Json::exception& e) {
+    // Every line was checked on reading (lineProblem); a value that still
+    // does not fit is the log's, not a bug to exit 70 on.
+    std::fprintf(stderr, "sshsoak report: a value in the log cannot be shown (%s); check the lines named above\n",
+                 e.what());
+    return exit_code::BAD_INPUT;
+  }
+  std::printf("%s", table.c_str());
   if (!html.empty()) {
     std::string error;
-    if (!writeFileAtomically(html, renderHtml(input.runs), &error)) {
+    if (!writeFileAtomically(html, page, &error)) {
       std::fprintf(stderr, "sshsoak report: --html %s (name a writable file)\n", error.c_str());
       return exit_code::BAD_INPUT;
     }

@@ -59,15 +59,17 @@ Json orNull(std::optional<double> v) { return v ? Json(*v) : Json(nullptr); }
 
 }  // namespace
 
+// No state reads like an event name (docs/reference.md, "Hardening"): a
+// grep for "connected" finds connected events, not sessions that are up.
 std::string_view stateName(SessionState state) {
   switch (state) {
     case SessionState::STARTING: return "starting";
     case SessionState::CONNECTING: return "connecting";
-    case SessionState::CONNECTED: return "connected";
-    case SessionState::CONNECT_FAILED: return "connect_failed";
-    case SessionState::DISCONNECTED: return "disconnected";
-    case SessionState::AUTH_FAILED: return "auth_failed";
-    case SessionState::MANUAL_RECONNECT_REQUIRED: return "manual_reconnect_required";
+    case SessionState::CONNECTED: return "up";
+    case SessionState::CONNECT_FAILED: return "connect_failing";
+    case SessionState::DISCONNECTED: return "down";
+    case SessionState::AUTH_FAILED: return "auth_refused";
+    case SessionState::MANUAL_RECONNECT_REQUIRED: return "needs_manual_reconnect";
     case SessionState::CRASHED: return "crashed";
     case SessionState::RESTARTING: return "restarting";
     case SessionState::GAVE_UP: return "gave_up";
@@ -105,8 +107,8 @@ void RunModel::onLine(const Json& line) {
   if (!firstNs_) firstNs_ = ns;
   lastNs_ = ns;
 
-  if (event == "run_started" && field(line, "sessions").is_number()) {
-    declaredSessions_ = field(line, "sessions").get<uint32_t>();
+  if (event == "run_started" && countField(line, "sessions", UINT32_MAX)) {
+    declaredSessions_ = static_cast<uint32_t>(*countField(line, "sessions", UINT32_MAX));
   } else if (event == "summary") {
     summaryLine_ = line;
   } else if (event == "fault_injected") {
@@ -347,7 +349,7 @@ Json RunModel::summary(int64_t ns, double durationSecs, uint64_t linesLogged) co
     j["reconnect_p50_ms"] = orNull(percentile(s.reconnectMs, 0.50));
     j["reconnect_max_ms"] = orNull(percentile(s.reconnectMs, 1.0));
     j["manual"] = s.manual;
-    j["auth_failed"] = s.authFailed;
+    j["auth_refused"] = s.authFailed;  // not "auth_failed": that is an event name
     std::string reason = s.abnormalReason();
     j["abnormal_end"] = reason.empty() ? Json(nullptr) : Json(reason);
     if (s.lastExit) j["agent_exit"] = *s.lastExit;

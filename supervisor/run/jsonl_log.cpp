@@ -1,12 +1,14 @@
 #include "supervisor/run/jsonl_log.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "shared/clock.h"
@@ -26,7 +28,84 @@ uint64_t sizeOf(int fd) {
   return ::fstat(fd, &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
 }
 
+// The line with run_id right after the predecessor's eight fields (or at
+// the end of a line that lacks them).
+Json stamped(const Json& line, const std::string& runId) {
+  if (runId.empty() || !line.is_object() || line.contains("run_id")) return line;
+  Json out = Json::object();
+  bool placed = false;
+  for (auto it = line.begin(); it != line.end(); ++it) {
+    out[it.key()] = it.value();
+    if (it.key() == "success" && !placed) {
+      out["run_id"] = runId;
+      placed = true;
+    }
+  }
+  if (!placed) out["run_id"] = runId;
+  return out;
+}
+
+pid_t readPid(int fd) {
+  char buf[32] = {};
+  ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+  if (n <= 0) return 0;
+  long pid = std::strtol(buf, nullptr, 10);
+  return pid > 0 ? static_cast<pid_t>(pid) : 0;
+}
+
 }  // namespace
+
+std::string LogFailure::text() const {
+  return path + ": " + what + ": " + std::strerror(errnum) + " (errno " + std::to_string(errnum) + ")";
+}
+
+LogLock::LogLock(const std::string& logPath, Mode mode) : path_(lockPath(logPath)) {
+  // The file found may be one its last holder is just removing (it unlinks
+  // it while holding it exclusively): after locking, the path must still
+  // name the file we hold, else try again.
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    UniqueFd fd(::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+    if (fd.get() < 0) {
+      error_ = path_ + ": cannot open: " + std::strerror(errno);
+      return;
+    }
+    int op = (mode == Mode::EXCLUSIVE ? LOCK_EX : LOCK_SH) | LOCK_NB;
+    int rc;
+    do rc = ::flock(fd.get(), op);
+    while (rc != 0 && errno == EINTR);
+    if (rc != 0) {
+      if (errno != EWOULDBLOCK) {
+        error_ = path_ + ": cannot lock: " + std::strerror(errno);
+        return;
+      }
+      holder_ = readPid(fd.get());
+      return;
+    }
+    struct stat held{}, named{};
+    if (::fstat(fd.get(), &held) != 0 || ::stat(path_.c_str(), &named) != 0 || held.st_ino != named.st_ino ||
+        held.st_dev != named.st_dev) {
+      continue;
+    }
+    std::string pid = std::to_string(::getpid()) + "\n";
+    if (mode == Mode::EXCLUSIVE && ::ftruncate(fd.get(), 0) != 0) {
+      spdlog::warn("{}: cannot truncate: {}", path_, std::strerror(errno));
+    }
+    if (::pwrite(fd.get(), pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+      spdlog::warn("{}: cannot write our pid: {}", path_, std::strerror(errno));
+    }
+    fd_ = std::move(fd);
+    return;
+  }
+  error_ = path_ + ": removed and recreated by other runs while locking; try again";
+}
+
+LogLock::~LogLock() {
+  if (fd_.get() < 0) return;
+  // Remove the file only when no other run shares it: upgrade to exclusive
+  // without waiting; unlinked while held, so a run locking it meanwhile
+  // sees the path no longer names its file and tries again.
+  if (::flock(fd_.get(), LOCK_EX | LOCK_NB) == 0) ::unlink(path_.c_str());
+}
 
 JsonlLog::JsonlLog(const std::string& path, LogRotation rotation)
     : path_(path), rotation_(rotation), fd_(openForAppend(path)), bytes_(sizeOf(fd_.get())) {
@@ -39,18 +118,29 @@ JsonlLog::JsonlLog(const std::string& path, LogRotation rotation)
   }
 }
 
-void JsonlLog::write(const Json& line) {
+void JsonlLog::write(const Json& given) {
+  bool isRunStarted = given.is_object() && given.value("event", "") == "run_started";
+  if (isRunStarted && runId_.empty() && given.contains("run_id") && given["run_id"].is_string()) {
+    runId_ = given["run_id"].get<std::string>();
+  }
+  Json line = stamped(given, runId_);
   // Invalid UTF-8 from a remote host is replaced, never a reason to throw.
   std::string text = line.dump(-1, ' ', false, Json::error_handler_t::replace);
   text += '\n';
-  bool isRunStarted = line.is_object() && line.value("event", "") == "run_started";
+  if (!failure_) {
+    int64_t now = monoMs();
+    if (now - lastCheckMs_ >= 1000) {
+      lastCheckMs_ = now;
+      checkFile();
+    }
+  }
   // Rotate before the line that would cross the cap, so that each file
   // stays within it (a single line larger than the cap still goes whole).
-  if (rotation_.maxBytes > 0 && bytes_ > 0 && bytes_ + text.size() > rotation_.maxBytes && rotate() &&
+  if (!failure_ && rotation_.maxBytes > 0 && bytes_ > 0 && bytes_ + text.size() > rotation_.maxBytes && rotate() &&
       runStarted_) {
     Json continued = lineHead(wallNs(), std::nullopt, "", "log_continued");
-    continued["part"] = part_;
     continued["run_id"] = runStarted_->value("run_id", "");
+    continued["part"] = part_;
     continued["run_started"] = *runStarted_;
     writeText(continued.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n", continued);
   }
@@ -62,10 +152,62 @@ void JsonlLog::write(const Json& line) {
 }
 
 void JsonlLog::writeText(const std::string& text, const Json& line) {
-  writeAll(fd_.get(), text.data(), text.size());
-  bytes_ += text.size();
-  ++lines_;
+  if (!failure_) {
+    size_t done = 0;
+    while (done < text.size()) {
+      ssize_t n = ::write(fd_.get(), text.data() + done, text.size() - done);
+      if (n > 0) {
+        done += static_cast<size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      int err = n < 0 ? errno : EIO;
+      if (done > 0) {
+        // A torn line: cut it off again, so that the file ends with a whole
+        // line. Only when it is still the file's end (a run appending to the
+        // same file may have written after it: then its last newline-less
+        // part is repaired by the next open, and readers skip it).
+        off_t end = ::lseek(fd_.get(), 0, SEEK_CUR);
+        struct stat st{};
+        if (end >= static_cast<off_t>(done) && ::fstat(fd_.get(), &st) == 0 && st.st_size == end &&
+            ::ftruncate(fd_.get(), end - static_cast<off_t>(done)) != 0) {
+          spdlog::warn("{}: cannot cut the partly written line: {}", path_, std::strerror(errno));
+        }
+      }
+      markFailed(err, done > 0 ? "write failed part-way (" + std::to_string(done) + " of " + std::to_string(text.size()) +
+                               " bytes; cut back)"
+                         : "write failed");
+      break;
+    }
+    if (!failure_) {
+      bytes_ += text.size();
+      ++lines_;
+    }
+  }
   if (listener_) listener_(line);
+}
+
+void JsonlLog::checkFile() {
+  if (failure_) return;
+  struct stat ours{}, named{};
+  if (::fstat(fd_.get(), &ours) != 0) {
+    markFailed(errno, "cannot stat the open log");
+    return;
+  }
+  if (ours.st_nlink == 0 || ::stat(path_.c_str(), &named) != 0) {
+    markFailed(ENOENT, "deleted under the run");
+    return;
+  }
+  if (named.st_ino != ours.st_ino || named.st_dev != ours.st_dev) {
+    markFailed(ESTALE, "replaced by another file under the run (inode " + std::to_string(named.st_ino) + ", ours " +
+                     std::to_string(ours.st_ino) + ")");
+  }
+}
+
+void JsonlLog::markFailed(int errnum, std::string what) {
+  if (failure_) return;
+  failure_ = LogFailure{path_, errnum, std::move(what)};
+  if (onFailure_) onFailure_(*failure_);
 }
 
 Result<std::vector<Json>, ReadError> JsonlLog::readRunBack() const {
@@ -80,6 +222,8 @@ Result<std::vector<Json>, ReadError> JsonlLog::readRunBack() const {
 
 bool JsonlLog::rotate() {
   if (rotationFailed_) return false;
+  checkFile();  // a replaced file is not rotated into LOG.1
+  if (failure_) return false;
   // LOG.keep is the oldest kept; it would become LOG.keep+1: delete it.
   std::string oldest = rotatedPath(path_, rotation_.keep);
   if (::unlink(oldest.c_str()) != 0 && errno != ENOENT) {

@@ -55,10 +55,12 @@ Supervisor::Supervisor(const cli::Options& options, std::string agentPath, Jsonl
       shutdownTimer_(io_),
       checkpointTimer_(io_) {
   log_.setListener([this](const Json& line) { run_->onLine(line); });
+  log_.setFailureHandler([this](const LogFailure& failure) { onLogFailure(failure); });
 }
 
 Supervisor::~Supervisor() {
   log_.setListener(nullptr);
+  log_.setFailureHandler(nullptr);
   if (sampler_) sampler_->stop();
   // Whatever path got us here, no agent outlives the run.
   slots_.clear();  // each slot kills and reaps an agent still running
@@ -398,6 +400,9 @@ void Supervisor::onSamplePasses() {
 }
 
 void Supervisor::recordPass(const SamplePass& pass) {
+  // Each sampling pass (about a second): a log deleted or replaced under a
+  // quiet run is found now, not at its next line.
+  log_.checkFile();
   if (auto payload = resources_->addPass(pass)) {
     Json j = lineHead(wallNs(), std::nullopt, "", "resource_sample");
     j.update(*payload);
@@ -559,7 +564,22 @@ void Supervisor::writeCheckpointHtml() {
   if (options_.htmlPath.empty()) return;
   std::string error;
   if (!report::writeFileAtomically(options_.htmlPath, report::renderRunHtml(options_.logPath, run_), &error)) {
-    spdlog::warn("checkpoint: --html {}: {}", options_.htmlPath, error);
+    htmlFailed_ = true;
+    spdlog::error("checkpoint: --html {}: {} (the run goes on; exit code 3 at the end)", options_.htmlPath, error);
+  }
+}
+
+void Supervisor::onLogFailure(const LogFailure& failure) {
+  if (options_.onLogError == cli::OnLogError::STOP) {
+    spdlog::error("the log failed: {}; --on-log-error stop: ending the run (summary and verdict follow on the "
+                  "console; exit code 4)",
+                  failure.text());
+    // Not from inside the write that failed: the loop ends the run.
+    boost::asio::post(io_, [this] { beginShutdown("the log could not be written"); });
+  } else {
+    spdlog::error("the log failed: {}; --on-log-error console: the run goes on with the console only (exit code 4 "
+                  "at the end)",
+                  failure.text());
   }
 }
 

@@ -47,6 +47,9 @@ class Supervisor {
   std::shared_ptr<RunAccumulator> accumulator() const { return run_; }
   const ResourceStats* resources() const { return resources_.get(); }
   std::vector<pid_t> agentPids() const;
+  // A checkpoint's --html write failed (named on the console then): the
+  // run's exit code says so (main.cpp).
+  bool htmlFailed() const { return htmlFailed_; }
 
  private:
   // A slot's life, driven from the loop (slot.h has its states).
@@ -81,6 +84,9 @@ class Supervisor {
   // The HTML report of the run so far, replaced atomically (--html).
   void writeCheckpointHtml();
   bool allFinished() const;
+  // The log failed (JsonlLog's failure handler): named on the console; with
+  // --on-log-error stop the run ends, with console it goes on.
+  void onLogFailure(const LogFailure& failure);
 
   const cli::Options& options_;
   std::string agentPath_;
@@ -111,6 +117,7 @@ class Supervisor {
   std::unique_ptr<jobs::JobDispatcher> jobs_;  // --workload jobs: the queue and its lines
   bool shuttingDown_ = false;
   bool killed_ = false;
+  bool htmlFailed_ = false;
   int64_t startMono_ = 0;
   int64_t startWallNs_ = 0;  // the churn schedule's origin
 };

@@ -76,7 +76,7 @@ TEST_F(SshdTest, SigkilledAgentIsRecordedRestartedAndFailsTheVerdict) {
   EXPECT_EQ(crashed[0]["exit_code"], nullptr);
   EXPECT_EQ(crashed[0]["core_dumped"], false);
   EXPECT_EQ(crashed[0]["success"], false);
-  EXPECT_EQ(crashed[0]["last_state"], "connected");
+  EXPECT_EQ(crashed[0]["last_state"], "up");
   // The first restart waits the policy's minimum delay.
   EXPECT_EQ(crashed[0]["restart_in_ms"], 200);
   EXPECT_TRUE(ofSession(lines, "agent_crashed", 0).empty());

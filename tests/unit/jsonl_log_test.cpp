@@ -288,3 +288,98 @@ TEST(JsonlLogCutLine, TheNextRunStartsOnALineOfItsOwn) {
   EXPECT_NE(lines[2].find("\"run_id\":\"b\""), std::string::npos) << lines[2];
   std::filesystem::remove_all(dir);
 }
+
+namespace {
+
+std::string tempLogPath(const char* name) {
+  return (std::filesystem::temp_directory_path() / (std::string("sshsoak-") + name + "-" + std::to_string(::getpid()) + ".jsonl"))
+      .string();
+}
+
+}  // namespace
+
+// Issue 15: run_id on every line, right after the predecessor's eight
+// fields, stamped in one place (JsonlLog::write) from the run_started line.
+TEST(JsonlLogRunId, EveryLineCarriesTheRunIdAfterTheEightFields) {
+  std::string path = tempLogPath("runid");
+  std::filesystem::remove(path);
+  {
+    JsonlLog log(path);
+    std::vector<Json> seen;
+    log.setListener([&](const Json& l) { seen.push_back(l); });
+    Json started = lineHead(0, std::nullopt, "", "run_started");
+    started["run_id"] = "r-1";
+    log.write(started);
+    Json connected = lineHead(0, 2, "h:22", "connected");
+    connected["kex"] = "curve25519-sha256";
+    log.write(connected);
+    EXPECT_EQ(log.runId(), "r-1");
+    ASSERT_EQ(seen.size(), 2u);
+    EXPECT_EQ(seen[1]["run_id"], "r-1");  // the listener sees the line as written
+  }
+  std::ifstream in(path);
+  std::string text;
+  std::getline(in, text);
+  std::getline(in, text);
+  EXPECT_EQ(text,
+            R"({"ts":"1970-01-01T00:00:00.000000+00:00","session_id":2,"host":"h:22","event":"connected","detail":null,)"
+            R"("elapsed_ms":null,"attempt":null,"success":true,"run_id":"r-1","kex":"curve25519-sha256"})");
+  std::filesystem::remove(path);
+}
+
+// The lock: one holder at a time, its pid named; --append shares it; the
+// file goes with the last holder.
+TEST(LogLock, ASecondExclusiveHolderIsRefusedWithTheHoldersPid) {
+  std::string path = tempLogPath("lock");
+  {
+    LogLock first(path, LogLock::Mode::EXCLUSIVE);
+    ASSERT_TRUE(first.held()) << first.error();
+    LogLock second(path, LogLock::Mode::EXCLUSIVE);
+    EXPECT_FALSE(second.held());
+    EXPECT_TRUE(second.error().empty()) << second.error();
+    EXPECT_EQ(second.holderPid(), ::getpid());
+    LogLock appending(path, LogLock::Mode::SHARED);
+    EXPECT_FALSE(appending.held());  // it goes on unlocked (main.cpp), refused nothing
+  }
+  EXPECT_FALSE(std::filesystem::exists(LogLock::lockPath(path)));
+  {
+    LogLock a(path, LogLock::Mode::SHARED), b(path, LogLock::Mode::SHARED);
+    EXPECT_TRUE(a.held());
+    EXPECT_TRUE(b.held());
+    LogLock c(path, LogLock::Mode::EXCLUSIVE);
+    EXPECT_FALSE(c.held());
+    EXPECT_EQ(c.holderPid(), ::getpid());
+  }
+  EXPECT_FALSE(std::filesystem::exists(LogLock::lockPath(path)));
+  // A leftover file of a dead holder (no flock on it) blocks nobody.
+  std::ofstream(LogLock::lockPath(path)) << "999999\n";
+  {
+    LogLock next(path, LogLock::Mode::EXCLUSIVE);
+    EXPECT_TRUE(next.held()) << next.error();
+  }
+  EXPECT_FALSE(std::filesystem::exists(LogLock::lockPath(path)));
+}
+
+// A failed write is reported once, the listener still sees every line, and
+// nothing more goes to the file.
+TEST(JsonlLogFailure, AFailedWriteIsReportedOnceAndTheListenerStillSeesEveryLine) {
+  std::string path = tempLogPath("fail");
+  std::filesystem::remove(path);
+  JsonlLog log(path);
+  std::vector<LogFailure> failures;
+  size_t seen = 0;
+  log.setFailureHandler([&](const LogFailure& f) { failures.push_back(f); });
+  log.setListener([&](const Json&) { ++seen; });
+  log.write(lineHead(0, 0, "", "connected"));
+  ASSERT_EQ(::unlink(path.c_str()), 0);
+  log.checkFile();
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_EQ(failures[0].errnum, ENOENT);
+  EXPECT_NE(failures[0].text().find(path + ": deleted under the run: No such file or directory"), std::string::npos)
+      << failures[0].text();
+  log.write(lineHead(0, 1, "", "connected"));
+  log.write(lineHead(0, 2, "", "connected"));
+  EXPECT_EQ(failures.size(), 1u);
+  EXPECT_EQ(seen, 3u);
+  EXPECT_EQ(log.linesWritten(), 1u);
+}

@@ -69,3 +69,37 @@ TEST(Field, MissingFieldsAndNonObjectsReadAsNull) {
   EXPECT_EQ(textField(j, "s"), "x");
   EXPECT_EQ(textField(j, "a"), "");
 }
+
+// Issue 15: what `report` cannot use is named (field, value as in the log).
+TEST(LineProblem, NamesTheFieldAndTheValueAsTheLogHasIt) {
+  auto problem = [](const std::string& text) { return lineProblem(Json::parse(text)).value_or(""); };
+  std::string head = R"("ts":"2026-01-01T00:00:00.000000+00:00",)";
+  EXPECT_EQ(problem("{" + head + R"("event":"connected","session_id":3,"success":true})"), "");
+  EXPECT_EQ(problem("{" + head + R"("event":"connected","session_id":-5})"), "field session_id: -5 is not a session number");
+  EXPECT_EQ(problem("{" + head + R"("event":"connected","session_id":4294967296})"),
+            "field session_id: 4294967296 is not a session number");
+  EXPECT_EQ(problem("{" + head + R"("event":"connected","session_id":1.5})"), "field session_id: 1.5 is not a session number");
+  EXPECT_EQ(problem("{" + head + R"("event":"bogus"})"), "field event: \"bogus\" is not an event sshsoak writes");
+  EXPECT_EQ(problem("{" + head + R"("event":5})"), "field event: 5 is not a string");
+  EXPECT_EQ(problem(R"({"ts":1,"event":"summary"})"), "field ts: 1 is not a timestamp string");
+  EXPECT_EQ(problem("{" + head + R"("event":"summary","abnormal_ends":-5})"), "field abnormal_ends: -5 is not a count");
+  EXPECT_EQ(problem("{" + head + R"("event":"summary","verdict":{"a":1}})"),
+            "field verdict: {\"a\":1} is not a list of criteria");
+  EXPECT_EQ(problem("{" + head + R"("event":"summary","verdict":[{"criterion":"x","measured":"high"}]})"),
+            "field verdict: [{\"criterion\":\"x\",\"measured\":\"high\"}] has a measured that is not a number");
+  EXPECT_EQ(problem("{" + head + R"("event":"connected","success":"yes"})"), "field success: \"yes\" is not true or false");
+  EXPECT_EQ(problem("[1]"), "not a JSON object");
+  EXPECT_EQ(problem(R"({"ts":"x"})"), "field event: missing");
+}
+
+TEST(CountField, NeverWrapsANegativeOrOverflowingNumber) {
+  Json j = Json::parse(R"({"neg":-5,"big":1e30,"frac":2.5,"ok":7,"str":"7","huge":18446744073709551615})");
+  EXPECT_FALSE(countField(j, "neg"));
+  EXPECT_FALSE(countField(j, "big"));
+  EXPECT_FALSE(countField(j, "frac"));
+  EXPECT_FALSE(countField(j, "str"));
+  EXPECT_FALSE(countField(j, "missing"));
+  EXPECT_EQ(countField(j, "ok"), 7u);
+  EXPECT_EQ(countField(j, "huge"), UINT64_MAX);
+  EXPECT_FALSE(countField(j, "huge", UINT32_MAX));
+}

@@ -144,9 +144,9 @@ TEST_F(ReportTest, HtmlTimelineShowsTheSummarysStateNames) {
   auto path = write("a.jsonl", runA("run-a"));
   std::string html = renderHtml(read({path}).runs);
   EXPECT_NE(html.find("session 0: connecting"), std::string::npos) << html;
-  EXPECT_NE(html.find("session 0: disconnected"), std::string::npos) << html;
-  EXPECT_NE(html.find("session 1: connected"), std::string::npos) << html;
-  EXPECT_NE(html.find("manual_reconnect_required</span>"), std::string::npos) << "the legend lists every state";
+  EXPECT_NE(html.find("session 0: down"), std::string::npos) << html;
+  EXPECT_NE(html.find("session 1: up"), std::string::npos) << html;
+  EXPECT_NE(html.find("needs_manual_reconnect</span>"), std::string::npos) << "the legend lists every state";
   EXPECT_EQ(html.find("reconnecting"), std::string::npos) << "the old timeline-only name";
 }
 
@@ -227,8 +227,8 @@ TEST_F(ReportTest, ATimelineOfManySessionsIsCapped) {
   std::string html = renderHtml(read({path}).runs);
   EXPECT_NE(html.find(">240 up<"), std::string::npos) << "the sessions never interrupted: one row";
   EXPECT_NE(html.find(">+10 not drawn<"), std::string::npos);
-  EXPECT_NE(html.find("session 0: disconnected"), std::string::npos);
-  EXPECT_EQ(html.find("session 1: connected"), std::string::npos) << "an uninterrupted session has no row of its own";
+  EXPECT_NE(html.find("session 0: down"), std::string::npos);
+  EXPECT_EQ(html.find("session 1: up"), std::string::npos) << "an uninterrupted session has no row of its own";
 }
 
 // A session's timeline is bounded at any run length: full, neighbours merge

@@ -70,7 +70,7 @@ TEST(RunModel, CleanRunHasNoAbnormalEnds) {
   EXPECT_EQ(s["abnormal_ends"], 0);
   EXPECT_EQ(s["global_reconnect_rate_pct"], nullptr);
   EXPECT_EQ(s["success"], true);
-  EXPECT_EQ(s["per_session"][0]["state"], "connected");
+  EXPECT_EQ(s["per_session"][0]["state"], "up");
   EXPECT_EQ(s["per_session"][0]["agent_exit"], "exit 0");
 }
 
@@ -80,7 +80,7 @@ TEST(RunModel, EachKindOfAbnormalEndCounts) {
   feed(model, 1, [](auto e) { e.initConnected(); });
   feed(model, 1, [](auto e) { e.initDisconnected().setCause(wire::DisconnectCause::RESET); });
   feed(model, 2, [](auto e) { e.initConnected(); });
-  EXPECT_EQ(stateName(model.stateBeforeExit(2)), "connected");
+  EXPECT_EQ(stateName(model.stateBeforeExit(2)), "up");
   agentExit(model, 2, killedBy(SIGKILL), true);
   feed(model, 3, [](auto e) { e.initConnected(); });
   EXPECT_EQ(model.abnormalEnds(), 3u);
@@ -92,8 +92,8 @@ TEST(RunModel, EachKindOfAbnormalEndCounts) {
   EXPECT_EQ(model.session(3).abnormalReason(), "");
   Json s = model.summary(0, 1, 1);
   EXPECT_EQ(s["success"], false);
-  EXPECT_EQ(s["per_session"][0]["state"], "connect_failed");
-  EXPECT_EQ(s["per_session"][1]["state"], "disconnected");
+  EXPECT_EQ(s["per_session"][0]["state"], "connect_failing");
+  EXPECT_EQ(s["per_session"][1]["state"], "down");
   EXPECT_EQ(s["per_session"][2]["state"], "crashed");
   EXPECT_EQ(s["per_session"][2]["up_at_end"], false);
 }
