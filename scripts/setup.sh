@@ -16,6 +16,8 @@ PACKAGES=(
   openssh-server openssh-client iptables iproute2 procps util-linux
   # the HTML report is checked in a real headless browser
   chromium
+  # fuzzing (scripts/fuzz.sh): clang and its libFuzzer runtime
+  clang libclang-rt-14-dev
 )
 
 missing=()
