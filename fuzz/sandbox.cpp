@@ -27,7 +27,8 @@ std::string asFile(const uint8_t* data, size_t size) {
 }
 
 const std::string& sandboxDir() {
-  static const std::string dir = [] {
+  // Never destroyed: the atexit handler below runs after static destructors.
+  static const std::string& dir = *new std::string([] {
     const char* tmp = std::getenv("TMPDIR");
     std::string pattern = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/sshsoak-fuzz-XXXXXX";
     if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp " + pattern + " failed");
@@ -37,7 +38,7 @@ const std::string& sandboxDir() {
       std::filesystem::remove_all(sandboxDir(), ec);
     });
     return pattern;
-  }();
+  }());
   return dir;
 }
 
