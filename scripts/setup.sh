@@ -18,6 +18,8 @@ PACKAGES=(
   tinysshd
   # the HTML report is checked in a real headless browser
   chromium
+  # fuzzing (scripts/fuzz.sh): clang and its libFuzzer runtime
+  clang libclang-rt-14-dev
 )
 
 missing=()

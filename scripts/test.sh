@@ -2,7 +2,8 @@
 # The test command (README, CI): installs what is missing, builds with
 # warnings as errors, runs every test under ctest, then builds again with
 # AddressSanitizer + UndefinedBehaviorSanitizer and runs the suite there too,
-# and the unit tests (the only threaded code) under ThreadSanitizer.
+# the unit tests (the only threaded code) under ThreadSanitizer, and the
+# libFuzzer targets for SSHSOAK_FUZZ_SECS seconds each (scripts/fuzz.sh).
 #   scripts/test.sh            everything
 #   scripts/test.sh --quick    the plain build only
 # Integration tests need root (sshd, network namespaces, iptables); without
@@ -52,4 +53,11 @@ if [[ $quick -eq 0 ]]; then
   fi
   rm -f "$log"
   (cd "$root/build-tsan" && TSAN_OPTIONS=halt_on_error=1 ctest -L unit --output-on-failure --timeout 600)
+
+  # libFuzzer targets (docs/fuzzing.md), a bounded time each; a crash input
+  # is named and copied to fuzz/regressions/ to be fixed and committed.
+  echo "== fuzzing (${SSHSOAK_FUZZ_SECS:-30} s per target)"
+  fuzz_started=$SECONDS
+  "$root/scripts/fuzz.sh"
+  echo "== fuzzing took $((SECONDS - fuzz_started)) s"
 fi

@@ -34,7 +34,14 @@ int64_t parseIsoTimestamp(const std::string& text) {
   tm utc{};
   if (::strptime(text.substr(0, 19).c_str(), "%Y-%m-%dT%H:%M:%S", &utc) == nullptr) return 0;
   long micros = std::strtol(text.substr(20, 6).c_str(), nullptr, 10);
-  return static_cast<int64_t>(::timegm(&utc)) * 1'000'000'000 + int64_t{micros} * 1000;
+  // A year a log's editor (or a fuzzer) made up must not overflow: 0, like
+  // any other timestamp that cannot be read (fuzz/regressions/report/).
+  int64_t ns = 0;
+  if (__builtin_mul_overflow(static_cast<int64_t>(::timegm(&utc)), int64_t{1'000'000'000}, &ns) ||
+      __builtin_add_overflow(ns, int64_t{micros} * 1000, &ns)) {
+    return 0;
+  }
+  return ns;
 }
 
 uint64_t usSince(int64_t startNs) {

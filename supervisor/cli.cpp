@@ -344,8 +344,6 @@ Result<Target, UsageError> parseTarget(std::string text) {
   return t;
 }
 
-namespace {
-
 // "AT", "AT/EVERY", "AT@0,2-4", "AT/EVERY@0-4".
 Result<DropSpec, UsageError> parseDropSpec(const std::string& text) {
   auto bad = [&](const std::string& why) { return usage("--drop '" + text + "': " + why); };
@@ -367,13 +365,18 @@ Result<DropSpec, UsageError> parseDropSpec(const std::string& text) {
   if (!number(atPart, d.atSecs) || d.atSecs == 0) {
     return bad("expected AT[/EVERY][@SESSIONS] with AT in whole seconds >= 1, e.g. 30, 30/60, 30@0-4");
   }
+  // Ids are below MAX_SESSIONS (checkSessionRefs later holds them to
+  // --sessions), and each is listed once however often the text names it:
+  // the list is bounded whatever the text ("1@0-999,0-999,...", or an id of
+  // 2^32-1, whose loop below would never end).
+  std::vector<bool> named(MAX_SESSIONS, false);
   while (!sessions.empty()) {
     auto comma = sessions.find(',');
     std::string_view item = sessions.substr(0, comma);
     sessions = comma == std::string_view::npos ? std::string_view{} : sessions.substr(comma + 1);
     uint32_t lo = 0, hi = 0;
     if (auto dash = item.find('-'); dash != std::string_view::npos) {
-      if (!number(item.substr(0, dash), lo) || !number(item.substr(dash + 1), hi) || hi < lo || hi - lo > 10000) {
+      if (!number(item.substr(0, dash), lo) || !number(item.substr(dash + 1), hi) || hi < lo) {
         return bad("bad session range '" + std::string(item) + "'");
       }
     } else if (!number(item, lo)) {
@@ -381,7 +384,14 @@ Result<DropSpec, UsageError> parseDropSpec(const std::string& text) {
     } else {
       hi = lo;
     }
-    for (uint32_t s = lo; s <= hi; ++s) d.sessions.push_back(s);
+    if (hi >= MAX_SESSIONS) {
+      return bad("session " + std::to_string(hi) + " does not exist (sessions are numbered from 0, at most " +
+                 std::to_string(MAX_SESSIONS) + " of them)");
+    }
+    for (uint32_t s = lo; s <= hi; ++s) {
+      if (!named[s]) d.sessions.push_back(s);
+      named[s] = true;
+    }
   }
   return d;
 }
@@ -398,6 +408,8 @@ Result<FaultCommand, UsageError> parseFaultCommand(const std::string& text) {
   if (f.command.find_first_not_of(" \t") == std::string::npos) return bad("empty command");
   return f;
 }
+
+namespace {
 
 // ---- Checks, by group, in order: the first failing one is reported.
 

@@ -233,6 +233,11 @@ struct JobsFileContents {
 };
 Result<JobsFileContents, UsageError> readJobsFile(const std::string& path, bool skipBad);
 
+// --drop's text ("AT", "AT/EVERY", "AT@0,2-4", "AT/EVERY@0-4") and
+// --fault-cmd's ("AT:COMMAND"); the message names the flag and the text.
+Result<DropSpec, UsageError> parseDropSpec(const std::string& text);
+Result<FaultCommand, UsageError> parseFaultCommand(const std::string& text);
+
 // --churn-rate's text ("R" or "A..B/Ts"); the analysis reads run_started's churn_rate with it.
 Result<ChurnRate, UsageError> parseChurnRate(const std::string& text);
 

@@ -28,9 +28,18 @@ void putConnected(Json& j, wire::Connected::Reader c) {
   if (c.getFds() != 0) j["fds"] = c.getFds();
 }
 
+// An agent sends at most 7 (churn's measures); a list of millions of empty
+// structs fits in a small frame, and each costs a histogram's worth of work
+// (found by fuzzing: fuzz/regressions/frame_events/). More are counted, not read.
+constexpr unsigned MAX_HISTOGRAMS_PER_EVENT = 32;
+constexpr unsigned MAX_FAILURE_KINDS_PER_EVENT = 64;
+
 void putHistograms(Json& j, capnp::List<wire::Histogram>::Reader list) {
   Json all = Json::object();
+  if (list.size() > MAX_HISTOGRAMS_PER_EVENT) j["histograms_ignored"] = list.size() - MAX_HISTOGRAMS_PER_EVENT;
+  unsigned n = 0;
   for (auto h : list) {
+    if (n++ == MAX_HISTOGRAMS_PER_EVENT) break;
     LatencyHistogram hist;
     auto indices = h.getIndices();
     auto counts = h.getCounts();
@@ -152,7 +161,11 @@ Json eventToJson(wire::Event::Reader e, const std::string& host) {
       j["cpu_ms"] = c.getCpuMs();
       putHistograms(j, c.getHistograms());
       Json failures = Json::object();
-      for (auto f : c.getFailures()) {
+      // One entry per failure kind (a dozen); bounded like the histograms.
+      auto kinds = c.getFailures();
+      if (kinds.size() > MAX_FAILURE_KINDS_PER_EVENT) j["failures_ignored"] = kinds.size() - MAX_FAILURE_KINDS_PER_EVENT;
+      for (unsigned i = 0; i < kinds.size() && i < MAX_FAILURE_KINDS_PER_EVENT; ++i) {
+        auto f = kinds[i];
         failures[std::string(f.getKind())] = Json{{"count", f.getCount()}, {"example", std::string(f.getExample())}};
       }
       j["failures"] = std::move(failures);

@@ -248,6 +248,8 @@ TEST_F(CliTest, BadDropsAndFaultCommandsAreNamed) {
       {{"--drop", "5@3-1"}, "--drop '5@3-1': bad session range '3-1'"},
       {{"--drop", "5@x"}, "--drop '5@x': bad session id 'x'"},
       {{"--drop", "5@12"}, "--drop at 5 s, sessions 12: session 12 does not exist (sessions are 0-9)"},
+      {{"--drop", "5@4294967295"}, "--drop '5@4294967295': session 4294967295 does not exist"},
+      {{"--drop", "5@0-100000"}, "--drop '5@0-100000': session 100000 does not exist"},
       {{"--fault-cmd", "5"}, "--fault-cmd '5': expected AT:COMMAND"},
       {{"--fault-cmd", "5: "}, "--fault-cmd '5: ': empty command"},
       {{"--targets", "[::1"}, "--targets '[::1': missing ']'"},
@@ -335,4 +337,20 @@ TEST_F(CliTest, LogDetailAndRollupFlags) {
   ASSERT_TRUE(leak.ok()) << leak.error().message;
   EXPECT_TRUE(leak.value().leakFdForTesting);
   EXPECT_EQ(leak.value().leakKbForTesting, 4u);
+}
+
+// Found by fuzzing (fuzz/regressions/drop_spec/): the session list is bounded
+// whatever the text says, each session listed once.
+TEST(DropSpecTest, SessionListIsBoundedAndListsEachSessionOnce) {
+  std::string text = "1@";
+  for (int i = 0; i < 400; ++i) text += "0-999,";
+  text += "3";
+  auto d = parseDropSpec(text);
+  ASSERT_TRUE(d.ok()) << d.error().message;
+  ASSERT_EQ(d->sessions.size(), 1000u);
+  EXPECT_EQ(d->sessions.front(), 0u);
+  EXPECT_EQ(d->sessions.back(), 999u);
+  auto last = parseDropSpec("1@999");
+  ASSERT_TRUE(last.ok()) << last.error().message;
+  EXPECT_EQ(last->sessions, std::vector<uint32_t>{999});
 }

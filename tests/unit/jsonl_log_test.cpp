@@ -28,6 +28,28 @@ TEST(IsoTimestamp, ParsesWhatItWrites) {
   EXPECT_EQ(parseIsoTimestamp(""), 0);
 }
 
+// Found by fuzzing report (fuzz/regressions/report/): a year whose seconds
+// times 1e9 do not fit in int64 is unreadable (0), not signed overflow.
+TEST(IsoTimestamp, OutOfRangeYearReadsAsZero) {
+  EXPECT_EQ(parseIsoTimestamp("1013-11-26T05:02:07.252074+00:00"), 0);
+  EXPECT_EQ(parseIsoTimestamp("2300-01-01T00:00:00.000000+00:00"), 0);
+  EXPECT_NE(parseIsoTimestamp("2200-01-01T00:00:00.000000+00:00"), 0);
+}
+
+// Found by fuzzing the event pipe (fuzz/regressions/frame_events/): a small
+// frame can list a great many empty histograms; only the first 32 are read.
+TEST(EventToJson, HistogramListIsBounded) {
+  capnp::MallocMessageBuilder m;
+  auto e = m.initRoot<wire::Event>();
+  e.setSessionId(1);
+  auto list = e.initPtyStats().initHistograms(100000);
+  list[0].setName("cycle");
+  Json j = eventToJson(e.asReader(), "h:22");
+  EXPECT_EQ(j["histograms_ignored"], 100000 - 32);
+  EXPECT_TRUE(j["latency_us"].contains("cycle"));
+  EXPECT_LE(j["latency_us"].size(), 2u);  // "cycle" and "" (the unnamed ones)
+}
+
 TEST(EventToJson, PredecessorFieldsFirstAndInOrder) {
   capnp::MallocMessageBuilder m;
   auto e = m.initRoot<wire::Event>();
