@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "shared/clock.h"
+
 namespace sshsoak {
 
 namespace {
@@ -139,6 +141,11 @@ std::optional<Json> ResourceStats::addPass(const SamplePass& pass) {
   missed_ = pass.missed;
   samplerCpuMs_ = pass.cpuMsTotal;
   double runMs = static_cast<double>(pass.monoMs - startMonoMs_);
+  if (lastPassMono_ && pass.monoMs - *lastPassMono_ > gapMs_) {
+    gapMs_ = pass.monoMs - *lastPassMono_;
+    gapFromWallNs_ = wallNs() - (monoMs() - *lastPassMono_) * 1'000'000;
+  }
+  lastPassMono_ = pass.monoMs;
   bool steady = lastPassRunMs_ && *lastPassRunMs_ >= static_cast<double>(warmupMs_);
   lastPassRunMs_ = runMs;
   double cpuSum = 0, lineCpuSum = 0;
@@ -215,6 +222,11 @@ std::optional<Json> ResourceStats::addPass(const SamplePass& pass) {
   j["tcp"] = {{"established", pass.tcp.established}, {"close_wait", pass.tcp.closeWait},
               {"time_wait", pass.tcp.timeWait}};
   j["missed"] = pass.missedSinceDetail;
+  if (gapMs_ > 0) {
+    j["unsampled_ms"] = gapMs_;
+    j["unsampled_from"] = isoTimestamp(gapFromWallNs_);
+  }
+  gapMs_ = 0;
   j["pass_ms"] = round1(pass.passMs);
   j["pass_cpu_ms"] = round1(pass.passCpuMs);
   return j;
