@@ -141,9 +141,12 @@ std::optional<Json> ResourceStats::addPass(const SamplePass& pass) {
   missed_ = pass.missed;
   samplerCpuMs_ = pass.cpuMsTotal;
   double runMs = static_cast<double>(pass.monoMs - startMonoMs_);
-  if (lastPassMono_ && pass.monoMs - *lastPassMono_ > gapMs_) {
-    gapMs_ = pass.monoMs - *lastPassMono_;
-    gapFromWallNs_ = wallNs() - (monoMs() - *lastPassMono_) * 1'000'000;
+  // From the run's start: a supervisor stopped before its first pass left
+  // a hole too.
+  int64_t previousMono = lastPassMono_.value_or(startMonoMs_);
+  if (pass.monoMs - previousMono > gapMs_) {
+    gapMs_ = pass.monoMs - previousMono;
+    gapFromWallNs_ = wallNs() - (monoMs() - previousMono) * 1'000'000;
   }
   lastPassMono_ = pass.monoMs;
   bool steady = lastPassRunMs_ && *lastPassRunMs_ >= static_cast<double>(warmupMs_);

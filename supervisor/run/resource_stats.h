@@ -115,7 +115,8 @@ class ResourceStats {
   Figures total_;
   std::optional<double> lastPassRunMs_;
   // The longest time between two passes since the previous resource_sample
-  // line, and when it began (CLOCK_REALTIME ns): a supervisor that could not
+  // line (the first from the run's start), and when it began (CLOCK_REALTIME
+  // ns): a supervisor that could not
   // sample for a while (stopped, stalled) says so in its lines.
   std::optional<int64_t> lastPassMono_;
   int64_t gapMs_ = 0;

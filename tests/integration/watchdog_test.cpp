@@ -65,8 +65,9 @@ TEST_F(SshdTest, AStoppedAgentIsCaughtWithinTheBoundKilledAndRestarted) {
   EXPECT_EQ(u["success"], false);
   EXPECT_GE(u["silent_ms"].get<int64_t>(), 3000);
   EXPECT_LE(u["silent_ms"].get<int64_t>(), 4500);
-  // Idle after its connect: its last word was a heartbeat in the session.
-  EXPECT_EQ(u["last_phase"], "session") << u.dump();
+  // Idle after its connect: its last heartbeat, if it sent one before the
+  // stop, was in the session.
+  EXPECT_TRUE(u["last_phase"].is_null() || u["last_phase"] == "session") << u.dump();
   EXPECT_EQ(u["last_event"], "connected") << u.dump();
   // The crash path: agent_crashed saying why, then a restart.
   auto crashed = ofSession(lines, "agent_crashed", 1);
@@ -127,7 +128,9 @@ TEST_F(SshdTest, AnAgentThatNeverStartsIsCaughtToo) {
   auto lines = readJsonl(logPath_);
   const Json u = linesOf(lines, "agent_unresponsive").at(0);
   // It may have said agent_started before the stop landed; if not, nothing.
-  if (u["last_event"].is_null()) EXPECT_TRUE(u["last_phase"].is_null()) << u.dump();
+  if (u["last_event"].is_null()) {
+    EXPECT_TRUE(u["last_phase"].is_null()) << u.dump();
+  }
   EXPECT_EQ(u["pid"], agent);
 }
 
@@ -180,11 +183,14 @@ TEST_F(SshdTest, AShortStopIsNoBacklogOfWorkNeverDone) {
   // cycles and 2 polls the stop missed on top of them.
   EXPECT_LE(cyclesAfter, 8u);
   EXPECT_LE(pollsAfter, 2u);
-  size_t zeroLength = 0;
-  for (const auto& c : linesOf(readJsonl(logPath_), "pty_cycle")) {
-    if (c["elapsed_ms"] == 0) ++zeroLength;
+  // The cycles the remote printed during the stop were drained, not
+  // counted: the cycle numbers jump over them.
+  auto cycles = linesOf(readJsonl(logPath_), "pty_cycle");
+  bool jumped = false;
+  for (size_t i = 1; i < cycles.size(); ++i) {
+    if (cycles[i]["cycle"].get<uint32_t>() > cycles[i - 1]["cycle"].get<uint32_t>() + 5) jumped = true;
   }
-  EXPECT_LE(zeroLength, 1u);
+  EXPECT_TRUE(jumped);
   EXPECT_TRUE(linesOf(readJsonl(logPath_), "agent_unresponsive").empty());
 }
 
@@ -223,7 +229,9 @@ TEST_F(SshdTest, ASupervisorThatCouldNotSampleSaysSoInTheVerdictAndKillsNoAgent)
   EXPECT_NE((*gap)["note"].get<std::string>().find("not sampled for"), std::string::npos) << gap->dump();
   // The only failed criterion: the run itself was fine.
   for (const auto& c : summary["verdict"]) {
-    if (c["criterion"] != "unsampled_secs") EXPECT_NE(c["result"], "fail") << c.dump();
+    if (c["criterion"] != "unsampled_secs") {
+      EXPECT_NE(c["result"], "fail") << c.dump();
+    }
   }
   // `report` reads the same lines and comes to the same verdict.
 }
