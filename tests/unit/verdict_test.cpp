@@ -33,7 +33,7 @@ VerdictInputs healthy() {
   in.fdGrowthWho = "supervisor (pid 1), after warm-up";
   in.closeWaitSockets = 0;
   in.longestUnsampledMs = 1000;
-  in.unsampledFrom = "2026-11-26T05:00:00.000Z";
+  in.unsampledFrom = "2026-11-26T05:00:00.000000+00:00";
   return in;
 }
 
@@ -70,12 +70,12 @@ TEST(Verdict, EachCriterionFailsOnItsOwn) {
 TEST(Verdict, ARunNotSampledForAWhileSaysWhenAndFails) {
   VerdictInputs in = healthy();
   in.longestUnsampledMs = 10'000;
-  in.unsampledFrom = "2026-11-26T05:00:00.000Z";
+  in.unsampledFrom = "2026-11-26T05:00:00.000000+00:00";
   auto v = evaluate(in, designDefaults());
   const Criterion& c = find(v, "unsampled_secs");
   EXPECT_EQ(c.result, Verdict::FAIL);
   EXPECT_DOUBLE_EQ(*c.measured, 10.0);
-  EXPECT_NE(c.note.find("not sampled for 10 s (from 2026-11-26T05:00:00.000Z to 2026-11-26T05:00:10.000Z)"),
+  EXPECT_NE(c.note.find("not sampled for 10 s (from 2026-11-26T05:00:00.000000+00:00 to 2026-11-26T05:00:10.000000+00:00)"),
             std::string::npos)
       << c.note;
   // 3 sample intervals, and never below 5 s.
