@@ -64,6 +64,14 @@ struct AgentConfig {
   # a heartbeat; the supervisor kills an agent silent for 3 heartbeats
   # (agent_unresponsive). 0: no heartbeats, no watchdog.
   heartbeatMs @25 :UInt32;
+  # Test only (--hang-for-testing MS): this long after its start the agent
+  # stops sending anything and spins (a busy loop that never waits), for the
+  # watchdog to catch. 0: never.
+  hangForTestingAfterMs @26 :UInt32;
+  # Test only (--garbage-for-testing): right after agent_started the agent
+  # writes a frame that is not an Event, for the supervisor's protocol-error
+  # path to catch.
+  garbageForTesting @27 :Bool;
 }
 
 # One workload of a session (session_agent/workloads/). Each member's spec is

@@ -14,6 +14,7 @@
 
 #include "session_agent/workloads/churn.h"
 #include "session_agent/workloads/jobs_worker.h"
+#include "session_agent/workloads/transfer.h"
 #include "shared/clock.h"
 #include "shared/fd.h"
 
@@ -57,6 +58,9 @@ AgentSettings AgentSettings::fromWire(wire::AgentConfig::Reader c) {
   s.detail.full = c.getLogDetailFull();
   s.detail.leakFdPerCycle = c.getLeakFdPerCycleForTesting();
   s.detail.leakKbPerCycle = c.getLeakKbPerCycleForTesting();
+  s.heartbeatMs = c.getHeartbeatMs();
+  s.hangAfterMs = c.getHangForTestingAfterMs();
+  s.garbageForTesting = c.getGarbageForTesting();
   return s;
 }
 
@@ -88,7 +92,8 @@ bool transitionAllowed(SessionState from, SessionState to) {
 
 Agent::Agent(AgentSettings settings, int eventFd, int commandFd, FrameReader pending)
     : settings_(std::move(settings)),
-      events_(eventFd, settings_.sessionId),
+      events_(eventFd, settings_.sessionId, settings_.heartbeatMs),
+      startMs_(monoMs()),
       commandFd_(commandFd),
       commandReader_(std::move(pending)),
       trace_(std::getenv("SSHSOAK_AGENT_TRACE") != nullptr),
@@ -119,10 +124,17 @@ int Agent::run() {
     started.setVersion("0.1.0");
     e.setSuccess(true);
   });
+  if (settings_.garbageForTesting) events_.writeGarbageForTesting();
   // Churn holds no session: its own loop, instead of the session's.
   for (const auto& spec : settings_.workloads) {
-    if (const auto* churn = spec.get<ChurnSpec>()) return runChurn(*churn);
-    if (const auto* jobs = spec.get<JobsSpec>()) return runJobs(*jobs);
+    if (const auto* churn = spec.get<ChurnSpec>()) {
+      events_.setPhase("churn");
+      return runChurn(*churn);
+    }
+    if (const auto* jobs = spec.get<JobsSpec>()) {
+      events_.setPhase("jobs");
+      return runJobs(*jobs);
+    }
   }
   if (!settings_.tokenBucketName.empty()) bucket_.emplace(TokenBucket::open(settings_.tokenBucketName));
   beginConnectPhase(false, monoMs());
@@ -146,10 +158,12 @@ int Agent::run() {
         break;
       case SessionState::MANUAL:
         // Nothing left to do but wait to be told.
+        events_.setPhase("manual");
         waitForShutdown();
         transition(SessionState::CLOSING, "told to stop");
         break;
       case SessionState::CLOSING:
+        events_.setPhase("stopping");
         closeSession();
         events_.emit([](wire::Event::Builder e) {
           e.setStopped();
@@ -208,6 +222,7 @@ void Agent::beginConnectPhase(bool reconnect, int64_t detectMs) {
 }
 
 void Agent::backOff() {
+  events_.setPhase("backoff");
   phase_.backoffMs = backoff_.nextDelayNs(phase_.attempt - 1) / 1'000'000;
   if (!sleepFor(phase_.backoffMs)) {
     transition(SessionState::CLOSING, "told to stop");
@@ -220,6 +235,7 @@ void Agent::connectAttempt() {
   const uint32_t attempt = phase_.attempt;
   const bool reconnect = phase_.reconnect;
   const int64_t delayMs = phase_.backoffMs;
+  events_.setPhase("connecting");
   if (!takeToken()) {
     transition(SessionState::CLOSING, "told to stop");
     return;
@@ -305,7 +321,7 @@ bool Agent::sleepFor(int64_t ms) {
     int64_t left = until - monoMs();
     if (left <= 0) return true;
     pollfd pfd{commandFd_, POLLIN, 0};
-    if (::poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left, 60'000))) > 0) readCommands();
+    if (::poll(&pfd, 1, waitTimeoutMs(monoMs(), until)) > 0) readCommands();
     dropRequested_ = false;  // nothing to drop while not connected
   }
   return false;
@@ -375,9 +391,15 @@ void Agent::sessionLoop() {
   conn_->setLiveness(settings_.keepaliveIntervalMs, settings_.keepaliveCountMax);
   lastProbeMs_ = monoMs();
   WorkloadContext context{*conn_, events_, settings_.reconnectTimeoutMs, settings_.detail};
+  bool transfer = std::any_of(settings_.workloads.begin(), settings_.workloads.end(),
+                              [](const auto& spec) { return spec.template get<TransferSpec>() != nullptr; });
+  events_.setPhase(transfer ? "transfer" : "session");
   for (auto& w : workloads_) w->start(context, monoMs());
   while (state_ == SessionState::READY && !stopRequested_) {
     int64_t now = monoMs();
+    if (settings_.hangAfterMs > 0 && now - startMs_ >= settings_.hangAfterMs) hangForTesting();
+    // A turn that never sleeps (output pouring in) still beats.
+    events_.maybeHeartbeat(now);
     bool libssh2Reads = false;
     for (auto& w : workloads_) {
       w->onTurn(now);
@@ -389,7 +411,10 @@ void Agent::sessionLoop() {
     // Step everything until nothing moves: libssh2 may have buffered data
     // for one channel while reading for another, so one pass is not enough.
     bool progressed = true;
-    while (progressed && state_ == SessionState::READY) {
+    // Bounded: a stream that never runs dry (a PTY flood) must still let the
+    // turn reach its poll (commands, deadlines, keepalives, heartbeat).
+    const int64_t stepsUntilMs = now + MAX_STEPPING_MS;
+    while (progressed && state_ == SessionState::READY && monoMs() < stepsUntilMs) {
       progressed = false;
       // A fresh clock per pass: what the step reads is stamped with it.
       int64_t stepNow = monoMs();
@@ -403,8 +428,10 @@ void Agent::sessionLoop() {
       }
     }
     if (state_ != SessionState::READY || checkTransport() || checkLiveness()) break;
-    bool buffered = std::any_of(workloads_.begin(), workloads_.end(), [](const auto& w) { return w->hasBufferedData(); });
-    if (buffered) continue;  // data already inside libssh2: read it before sleeping
+    // Data already inside libssh2 (or a stream still pouring): read it
+    // before sleeping, but look at the command pipe on the way.
+    bool buffered = progressed ||
+                    std::any_of(workloads_.begin(), workloads_.end(), [](const auto& w) { return w->hasBufferedData(); });
 
     // Sleep until the socket, a command, or the next timer.
     int64_t silenceDeadline = conn_->lastRecvMs() + int64_t{settings_.keepaliveIntervalMs} * settings_.keepaliveCountMax;
@@ -425,8 +452,14 @@ void Agent::sessionLoop() {
       sockEvents |= POLLOUT;
     }
     pollfd pfds[2] = {{commandFd_, POLLIN, 0}, {conn_->fd(), sockEvents, 0}};
-    int timeout = static_cast<int>(std::clamp<int64_t>(wakeMs - monoMs(), 0, 60'000));
-    int n = ::poll(pfds, 2, timeout);
+    const int64_t sleepFromMs = monoMs();
+    const int timeoutMs = buffered ? 0 : waitTimeoutMs(sleepFromMs, wakeMs);
+    int n = ::poll(pfds, 2, timeoutMs);
+    // Woke far later than asked: the agent did not run meanwhile (SIGSTOP,
+    // a stalled machine). What it never did is not logged as done.
+    if (int64_t lateMs = monoMs() - sleepFromMs - timeoutMs; lateMs > STALL_MS) {
+      for (auto& w : workloads_) w->resumedAfterStall(monoMs());
+    }
     if (n < 0 && errno != EINTR) throwErrno("poll");
     if (pfds[0].revents != 0) readCommands();
     if (dropRequested_) {
@@ -575,9 +608,24 @@ void Agent::waitForShutdown() {
   // Sleep in poll, no timer, no CPU.
   while (!stopRequested_) {
     pollfd pfd{commandFd_, POLLIN, 0};
-    if (::poll(&pfd, 1, -1) > 0) readCommands();
+    // No timer but the heartbeat's (none at all with heartbeats off).
+    int64_t due = heartbeatDue(monoMs());
+    int timeout = due == EventSink::NEVER_MS ? -1 : waitTimeoutMs(monoMs(), due);
+    if (::poll(&pfd, 1, timeout) > 0) readCommands();
     dropRequested_ = false;
   }
+}
+
+void Agent::hangForTesting() {
+  // Stuck the way a real bug sticks: in a read that never returns (the
+  // pipe's write end stays open here), sending nothing, heartbeat included.
+  if (trace_) std::fprintf(stderr, "sshsoak-agent[%02u]: hanging for testing\n", settings_.sessionId);
+  Pipe stuck = makePipe();
+  char byte;
+  for (;;) {
+    if (::read(stuck.readEnd.get(), &byte, 1) >= 0 || errno != EINTR) break;
+  }
+  std::abort();  // not reached: the write end is ours and never written
 }
 
 }  // namespace sshsoak::agent

@@ -43,6 +43,9 @@ struct AgentSettings {
   BackoffConfig backoff;        // the wire's, floored
   std::vector<WorkloadSpec> workloads;
   DetailSettings detail;        // rollups, --log-detail full, test-only leaks
+  uint32_t heartbeatMs{};       // 0: no heartbeats (event_sink.h)
+  uint32_t hangAfterMs{};       // test only: block for good this long after start (0: never)
+  bool garbageForTesting{};     // test only: write a bad frame after agent_started
 
   static AgentSettings fromWire(wire::AgentConfig::Reader config);
 };
@@ -53,6 +56,11 @@ constexpr uint32_t MIN_RECONNECT_TIMEOUT_MS = 100;
 constexpr uint32_t MIN_KEEPALIVE_INTERVAL_MS = 100;
 constexpr uint32_t MIN_KEEPALIVE_COUNT_MAX = 1;
 constexpr uint32_t MIN_BACKOFF_BASE_MS = 1;
+// A session loop turn steps its workloads for at most this long before it
+// looks at the command pipe and its timers again.
+constexpr int64_t MAX_STEPPING_MS = 100;
+// A sleep that ended this much later than asked: the agent was not running.
+constexpr int64_t STALL_MS = 500;
 
 // The first exec of every connection: the session is usable once its
 // output, PROBE_REPLY, comes back.
@@ -121,6 +129,8 @@ class Agent {
   void flushRollups();
   void closeSession();
   void waitForShutdown();
+  // Test only (--hang-for-testing): never returns.
+  [[noreturn]] void hangForTesting();
   // --workload churn: connections back to back (workloads/churn.h) until
   // told to stop; returns the exit code.
   int runChurn(const ChurnSpec& spec);
@@ -130,6 +140,7 @@ class Agent {
 
   AgentSettings settings_;
   EventSink events_;
+  int64_t startMs_;
   int commandFd_;
   FrameReader commandReader_;
   SessionState state_ = SessionState::CONNECTING;

@@ -287,6 +287,12 @@ void addHardeningFlags(CLI::App& app, Options& o, Flags& f) {
                "Write to a log file that another live run holds (each line carries its run_id); without it such a "
                "log is refused");
   app.add_option("--run-id", o.runId, "The run's id, stamped on every line (default: YYYYMMDDTHHMMSSZ-PID)");
+  app.add_option("--hang-for-testing", o.hangForTestingMs,
+                 "Test only: this many ms after it starts, every agent blocks for good without a heartbeat")
+      ->group("");
+  app.add_flag("--garbage-for-testing", o.garbageForTesting,
+               "Test only: every agent writes a frame that is not an event right after it starts")
+      ->group("");
 }
 
 void defineFlags(CLI::App& app, Options& o, Flags& f) {

@@ -201,6 +201,8 @@ struct Options {
   OnLogError onLogError = OnLogError::STOP;  // a failed log write: stop the run (exit 4) or go on, console only (exit 4 too)
   bool appendLog = false;               // --append: share a log file another live run holds (lines kept apart by run_id)
   std::string runId;                    // --run-id; empty: generated (YYYYMMDDTHHMMSSZ-PID)
+  uint32_t hangForTestingMs = 0;        // test only: every agent blocks for good this long after start (0: never)
+  bool garbageForTesting = false;       // test only: every agent writes a bad frame after agent_started
 
   bool embeddedDefault() const { return targets.empty(); }
 };

@@ -17,6 +17,7 @@
 #include <mutex>
 #include <utility>
 
+#include "session_agent/event_sink.h"
 #include "shared/clock.h"
 
 namespace sshsoak::agent {
@@ -42,7 +43,7 @@ int pollUntil(pollfd* fds, nfds_t count, int64_t deadlineMs, WaitTicker* ticker)
       return 0;
     }
     int64_t until = ticker != nullptr ? std::min(deadlineMs, ticker->dueMs) : deadlineMs;
-    int timeout = static_cast<int>(std::clamp<int64_t>(until - now, 0, 60'000));
+    int timeout = waitTimeoutMs(now, until);  // also sends the agent's heartbeat when due
     int n = ::poll(fds, count, timeout);
     if (n < 0 && errno == EINTR) continue;
     if (n != 0) return n;

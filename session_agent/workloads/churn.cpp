@@ -293,7 +293,9 @@ bool ChurnRunner::waitUntil(int64_t untilNs) {
       continue;
     }
     if (nowNs >= untilNs) return true;
-    int64_t sleepNs = std::min({untilNs, dueNs, nowNs + int64_t{60'000'000'000}}) - nowNs;
+    // The heartbeat is due at a whole ms; heartbeatDue sends it when it is.
+    int64_t beatNs = std::min(heartbeatDue(nowNs / 1'000'000), int64_t{INT64_MAX / 1'000'000}) * 1'000'000;
+    int64_t sleepNs = std::max<int64_t>(std::min({untilNs, dueNs, beatNs, nowNs + int64_t{60'000'000'000}}) - nowNs, 0);
     timespec ts{static_cast<time_t>(sleepNs / 1'000'000'000), static_cast<long>(sleepNs % 1'000'000'000)};
     pollfd pfd{commands_.fd, POLLIN, 0};
     int n = ::ppoll(&pfd, 1, &ts, nullptr);

@@ -59,6 +59,11 @@ class ExecPollWorkload final : public Workload {
   }
   bool hasBufferedData() const override { return round_ && round_->hasBufferedData(); }
   void flushRollup(int64_t nowMs) override;
+  // The polls that fell due while the agent did not run are one poll, now,
+  // then the period again (not a catch-up of back-to-back polls).
+  void resumedAfterStall(int64_t nowMs) override {
+    if (!round_ && nextPollMs_ < nowMs) nextPollMs_ = nowMs;
+  }
   void abandon() override;
   void close() override { abandon(); }
 

@@ -66,6 +66,7 @@ void JobWorker::run() {
     closeIdle(now);
     // Asleep until a command, or the next cached connection falls idle.
     int64_t wake = pool_.nextIdleDeadlineMs();
+    wake = std::min(wake, heartbeatDue(now));
     int timeout = wake == std::numeric_limits<int64_t>::max()
                       ? -1
                       : static_cast<int>(std::clamp<int64_t>(wake - now, 0, 60'000));

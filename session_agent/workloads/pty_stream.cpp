@@ -24,6 +24,14 @@ uint32_t expectedPtyLines(wire::Intensity intensity) {
   return 20;
 }
 
+uint64_t expectedPtyBytes(wire::Intensity intensity, uint32_t pauseMs, uint32_t windowMs) {
+  // "sshsoak pty line N\r\n" is ~22 bytes, "y\r\n" 3; two marks ~64.
+  uint64_t lineBytes = intensity == wire::Intensity::HIGH ? 3 : 22;
+  uint64_t perCycle = expectedPtyLines(intensity) * lineBytes + 64;
+  uint64_t cycles = windowMs / std::max<uint32_t>(pauseMs, 10) + 1;
+  return perCycle * cycles;
+}
+
 std::string ptyTerminalModes() {
   // RFC 4254 8 opcodes.
   constexpr uint8_t TTY_OP_END = 0, VERASE = 3, ICANON = 51, ECHO = 53, ECHOE = 54;
@@ -180,19 +188,39 @@ PtyStream::Status PtyStream::step(LIBSSH2_SESSION* session, int64_t nowMs, bool&
         state_ = State::Streaming;
         break;
       case State::Streaming: {
+        if (floodWindowStartMs_ < 0 || nowMs - floodWindowStartMs_ >= FLOOD_WINDOW_MS) {
+          floodWindowStartMs_ = nowMs;
+          floodWindowBytes_ = 0;
+          floodReported_ = false;
+        }
+        size_t readBytes = 0;
         int rc = channel_.read(
             0,
             [&](const char* data, size_t n) {
+              readBytes += n;
               // A fresh clock per chunk: echoes are a few hundred µs on
               // loopback, below the loop's ms stamp.
               auto done = parser_.feed(data, n, nowMs, monoNs() / 1000);
               for (auto& c : done) {
                 schedule_.cycleEnded(nowMs, pauseMs_);
-                cycles.push_back(std::move(c));
+                if (skippingBacklog_) {
+                  ++skippedCycles_;
+                } else {
+                  cycles.push_back(std::move(c));
+                }
               }
             },
-            progressed);
+            progressed, PTY_READ_BUDGET_BYTES);
         if (rc < 0 && rc != LIBSSH2_ERROR_EAGAIN) return channel_.fail("reading the PTY", rc);
+        // Ran dry within the budget: what comes next is live again.
+        if (readBytes < PTY_READ_BUDGET_BYTES) skippingBacklog_ = false;
+        floodWindowBytes_ += readBytes;
+        uint64_t expected = expectedPtyBytes(intensity_, pauseMs_, FLOOD_WINDOW_MS);
+        if (!floodReported_ && floodWindowBytes_ > std::max(FLOOD_FACTOR * expected, FLOOD_FLOOR_BYTES)) {
+          floodReported_ = true;
+          flood_ = PtyFloodReport{floodWindowBytes_, expected,
+                                  static_cast<uint32_t>(std::max<int64_t>(nowMs - floodWindowStartMs_, 1))};
+        }
         // A PTY merges stderr, but drain the stream anyway; its errors
         // show on stdout first.
         (void)channel_.read(1, [](const char*, size_t) {}, progressed);
@@ -240,6 +268,17 @@ std::optional<int64_t> PtyStream::probeSentMs() const {
   if (!probing_ || !parser_.probeInFlight()) return std::nullopt;
   // From the µs clock to the loop's ms one (both monoNs).
   return parser_.probeSentUs() / 1000;
+}
+
+void PtyStream::skipBacklog() {
+  skippingBacklog_ = true;
+  parser_.forgetProbe();
+}
+
+std::optional<PtyFloodReport> PtyStream::takeFlood() {
+  auto f = flood_;
+  flood_.reset();
+  return f;
 }
 
 void PtyStream::stopProbing() {

@@ -43,6 +43,28 @@ constexpr uint32_t ECHO_PROBES_PER_CYCLE = 3;
 // far apart could reach it).
 constexpr size_t MAX_ECHO_SAMPLES_PER_CYCLE = 16;
 
+// Output far beyond what the workload's intensity makes (issue 15): the
+// bytes of one window, against what the intensity makes in it.
+struct PtyFloodReport {
+  uint64_t bytes = 0;
+  uint64_t expectedBytes = 0;
+  uint32_t windowMs = 0;
+};
+
+// What the remote loop prints per window at most, for the flood watch: the
+// intensity's lines per cycle and a cycle per pause (or per 10 ms at a pause
+// of 0), marks included.
+uint64_t expectedPtyBytes(wire::Intensity intensity, uint32_t pauseMs, uint32_t windowMs);
+
+// A flood is more than FLOOD_FACTOR x the expected bytes in a window, and at
+// least FLOOD_FLOOR_BYTES; reported once per window at most.
+constexpr uint32_t FLOOD_WINDOW_MS = 1000;
+constexpr uint64_t FLOOD_FACTOR = 10;
+constexpr uint64_t FLOOD_FLOOR_BYTES = 256 * 1024;
+// Bytes read from the PTY per step: a stream that never runs dry (a flood)
+// still lets the loop turn (commands, deadlines, heartbeat).
+constexpr size_t PTY_READ_BUDGET_BYTES = 256 * 1024;
+
 struct PtyCycleResult {
   uint32_t cycle = 0;
   uint64_t bytes = 0;  // of the burst's lines, as received (CR LF included)
@@ -164,6 +186,14 @@ class PtyStream {
   // No more probes on this channel: the one in flight never came back
   // (the remote tty may not echo at all).
   void stopProbing();
+  // The agent did not run for a while (stopped, stalled): what the remote
+  // printed meanwhile is drained but not counted as cycles (their timings
+  // would be the stop's, not the server's), and the probe in flight is
+  // forgotten. Live again once the stream has run dry.
+  void skipBacklog();
+  uint64_t skippedCycles() const { return skippedCycles_; }
+  // A flood seen since the last call (at most one per window).
+  std::optional<PtyFloodReport> takeFlood();
 
  private:
   // Once the channel failed, step() answers Failed whatever the state.
@@ -182,6 +212,13 @@ class PtyStream {
   EchoProbeSchedule schedule_;
   bool probing_ = true;
   size_t probeWritten_ = PROBE_BYTES;  // < PROBE_BYTES: a write in progress
+  bool skippingBacklog_ = false;
+  uint64_t skippedCycles_ = 0;
+  // The flood watch: bytes in the current window, drained without storing.
+  int64_t floodWindowStartMs_ = -1;
+  uint64_t floodWindowBytes_ = 0;
+  bool floodReported_ = false;  // in this window
+  std::optional<PtyFloodReport> flood_;
 };
 
 }  // namespace sshsoak::agent

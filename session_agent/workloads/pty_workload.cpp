@@ -88,6 +88,19 @@ StepResult PtyWorkload::step(int64_t nowMs) {
     if (context_->detail.full) emitCycle(c, expected);
     leakForTesting();
   }
+  if (auto flood = pty_->takeFlood()) {
+    context_->events.emit([&](wire::Event::Builder e) {
+      auto f = e.initPtyFlood();
+      f.setBytes(flood->bytes);
+      f.setExpectedBytes(flood->expectedBytes);
+      f.setWindowMs(flood->windowMs);
+      e.setSuccess(false);
+      e.setDetail(std::to_string(flood->bytes) + " bytes of PTY output in " + std::to_string(flood->windowMs) +
+                  " ms where the workload makes " + std::to_string(flood->expectedBytes) +
+                  ": the remote prints far more than the workload (a login script, a flooding command); drained, "
+                  "not stored");
+    });
+  }
   if (status != PtyStream::Status::Failed) return result;
   result.lost = context_->channelFailed(pty_->failure(), &wire::Event::Builder::initPtyError);
   if (!result.lost) drop(nowMs);

@@ -52,6 +52,9 @@ class PtyWorkload final : public Workload {
   int64_t nextWakeMs() const override;
   bool hasBufferedData() const override { return pty_ != nullptr && pty_->hasBufferedData(); }
   void flushRollup(int64_t nowMs) override;
+  void resumedAfterStall(int64_t /*nowMs*/) override {
+    if (pty_) pty_->skipBacklog();
+  }
   void abandon() override;
   void close() override;
 

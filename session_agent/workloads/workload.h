@@ -142,6 +142,10 @@ class Workload {
   // a partial interval, so that those events follow it and an interval never
   // spans two connections. The next start() begins a new interval.
   virtual void flushRollup(int64_t /*nowMs*/) {}
+  // The agent did not run for a while (SIGSTOP, a stalled machine): work it
+  // never did is not logged as done. Schedules skip the missed periods
+  // anyway; a stream drops the backlog the peer buffered meanwhile.
+  virtual void resumedAfterStall(int64_t /*nowMs*/) {}
   // The session is lost: drop every channel without a libssh2 call
   // (libssh2_session_free takes them).
   virtual void abandon() = 0;

@@ -161,6 +161,16 @@ void printSummary(std::FILE* out, Json s, const std::string& logPath) {
                val(s["reconnects"]).c_str(), val(s["interrupts"]).c_str(),
                val(s["global_reconnect_rate_pct"]).c_str(), val(s["global_reconnect_p50_ms"]).c_str(),
                val(s["global_reconnect_p95_ms"]).c_str());
+  // Issue 15: said when it happened; a summary of a clean run stays as it was.
+  auto positive = [](const Json& v) { return v.is_number() && v.get<int64_t>() > 0; };
+  if (positive(s["agents_unresponsive"]) || positive(s["agent_protocol_errors"])) {
+    std::fprintf(out, "agents killed         %s unresponsive (agent_unresponsive), %s for a protocol error\n",
+                 val(s["agents_unresponsive"]).c_str(), val(s["agent_protocol_errors"]).c_str());
+  }
+  if (positive(s["pty_floods"])) {
+    std::fprintf(out, "PTY floods            %s (warning: a remote printed far more than the workload; see pty_flood)\n",
+                 val(s["pty_floods"]).c_str());
+  }
   printWorkload(out, s["workload"]);
   for (const auto& p : s["per_session"]) {
     if (!p["abnormal_end"].is_null()) {

@@ -154,6 +154,10 @@ void LeakModel::onLine(const Json& line, const std::string& event, int64_t ns) {
   if (!configured()) configure(warmupSecs_, minFitSecs_, ns);  // a log without its start: from the first sample
   ++samplesTaken_;
   if (auto missed = intOf(field(line, "missed")); missed && *missed > 0) samplesMissed_ += static_cast<uint64_t>(*missed);
+  if (auto gap = intOf(field(line, "unsampled_ms")); gap && *gap > unsampledMs_) {
+    unsampledMs_ = *gap;
+    unsampledFrom_ = field(line, "unsampled_from").is_string() ? field(line, "unsampled_from").get<std::string>() : "";
+  }
   auto tcpCloseWait = intOf(field(field(line, "tcp"), "close_wait"));
   if (tcpCloseWait) closeWait_ = *tcpCloseWait;
   double t = static_cast<double>(ns - *startNs_) / 1e9;
@@ -286,6 +290,10 @@ void LeakModel::fill(VerdictInputs& in) const { fillFrom(processes(), in); }
 void LeakModel::fillFrom(const std::vector<ProcessLeak>& all, VerdictInputs& in) const {
   in.samplesTaken = samplesTaken_;
   in.samplesMissed = samplesMissed_;
+  if (unsampledMs_ > 0) {
+    in.longestUnsampledMs = unsampledMs_;
+    in.unsampledFrom = unsampledFrom_;
+  }
   in.closeWaitSockets = closeWait_ ? std::optional<uint32_t>(static_cast<uint32_t>(std::max<int64_t>(0, *closeWait_)))
                                    : std::nullopt;
   const ProcessLeak* worstRss = nullptr;

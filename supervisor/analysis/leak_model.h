@@ -135,6 +135,8 @@ class LeakModel {
   std::map<uint32_t, std::pair<int64_t, std::string>> reconnectFdWorst_;  // per session: growth, who
   std::optional<int64_t> closeWait_;
   uint64_t samplesTaken_ = 0, samplesMissed_ = 0;
+  int64_t unsampledMs_ = 0;         // the longest time between two samples (resource_sample's unsampled_ms)
+  std::string unsampledFrom_;       // when it began (ISO)
 };
 
 }  // namespace sshsoak

@@ -162,6 +162,16 @@ void RunModel::onLine(const Json& line) {
     }
     return;
   }
+  // Killed by the supervisor: the agent_crashed line that follows is the
+  // abnormal end; these say why.
+  if (event == "agent_unresponsive") {
+    ++s.unresponsive;
+    return;
+  }
+  if (event == "agent_protocol_error") {
+    ++s.protocolErrors;
+    return;
+  }
   if (event == "agent_gave_up") {
     s.gaveUp = true;
     s.gaveUpReason = textField(line, "detail");
@@ -246,8 +256,10 @@ void RunModel::onLine(const Json& line) {
       s.holdsNoSession = true;
       if (s.state == SessionState::CONNECTING || s.state == SessionState::RESTARTING) s.state = SessionState::CONNECTED;
       break;
+    case W::PTY_FLOOD:
+      ++s.ptyFloods;
+      break;
     case W::HEARTBEAT:   // never logged
-    case W::PTY_FLOOD:   // issue 15: counted by the hardening helper
     case W::CHURN_CONNECTION:
     case W::TRANSFER_ROUND:
     case W::TRANSFER_CORRUPT:
@@ -342,6 +354,9 @@ Json RunModel::summary(int64_t ns, double durationSecs, uint64_t linesLogged) co
     j["sessions_opened"] = s.sessionsOpened;
     j["agent_crashes"] = s.crashes;
     j["agent_restarts"] = s.restarts;
+    j["agents_unresponsive"] = s.unresponsive;
+    j["agent_protocol_errors"] = s.protocolErrors;
+    j["pty_floods"] = s.ptyFloods;
     j["gave_up"] = s.gaveUp;
     j["reconnect_p95_ms"] = orNull(percentile(s.reconnectMs, 0.95));
     j["reconnect_attempts"] = s.reconnects + s.reconnectFailures;
@@ -371,6 +386,9 @@ Json RunModel::summary(int64_t ns, double durationSecs, uint64_t linesLogged) co
   j["reconnects"] = recovered;
   j["agent_crashes"] = crashes();
   j["agent_restarts"] = restarts();
+  j["agents_unresponsive"] = sumOf(&SessionModel::unresponsive);
+  j["agent_protocol_errors"] = sumOf(&SessionModel::protocolErrors);
+  j["pty_floods"] = sumOf(&SessionModel::ptyFloods);
   j["sessions_gave_up"] = gaveUp;
   j["global_reconnect_rate_pct"] = orNull(ratePct(recovered, interrupts));
   j["global_reconnect_p50_ms"] = orNull(percentile(allReconnectMs, 0.50));

@@ -63,6 +63,9 @@ struct SessionModel {
   std::string lastError;
   std::optional<std::string> lastExit;  // the slot's last agent end: "exit 0", "signal 9 (SIGKILL)"
   uint32_t crashes = 0;  // every unexpected agent end; each is one abnormal end
+  uint32_t unresponsive = 0;    // agent_unresponsive: killed by the watchdog (its crash is in crashes)
+  uint32_t protocolErrors = 0;  // agent_protocol_error: killed for a bad frame (its crash is in crashes)
+  uint32_t ptyFloods = 0;       // pty_flood: far more PTY output than the workload asks for
   uint32_t restarts = 0;
   bool gaveUp = false;  // crash loop: the slot is not restarted any more
   std::string gaveUpReason;

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "shared/clock.h"
 #include "supervisor/analysis/stats.h"
 #include "supervisor/log_line.h"
 
@@ -49,7 +50,8 @@ Thresholds thresholdsOf(const cli::Options& o) {
                     .maxJobP95Ms = o.maxJobP95Ms,
                     .maxMemorySlopeMbPerH = o.maxMemorySlopeMbPerH,
                     .maxFdGrowth = o.maxFdGrowth,
-                    .maxCloseWaitSockets = o.maxCloseWaitSockets};
+                    .maxCloseWaitSockets = o.maxCloseWaitSockets,
+                    .maxUnsampledSecs = std::max(3.0 * o.sampleIntervalSecs, 5.0)};
   // Totals grow with the run's size: 200 MB and 5 % up to 10 sessions, and
   // as much again per 10 sessions above, unless the flag was given.
   size_t n = o.slots.empty() ? o.sessions : o.slots.size();
@@ -132,6 +134,21 @@ std::vector<Criterion> evaluate(const VerdictInputs& in, const Thresholds& t) {
   add("close_wait_sockets", "CLOSE_WAIT sockets at the end", cw, t.maxCloseWaitSockets, "<=", "",
       cw ? "the harness's sockets at the last resource sample"
          : "n/a: no socket figures in the samples (a log before resource_sample v2, or no sample)");
+  // A run the supervisor could not sample for a while (it was stopped, or
+  // its machine stalled) must not pass on the samples it happened to take:
+  // a peak or a leak may lie in the gap.
+  std::optional<double> gapSecs;
+  if (in.longestUnsampledMs) gapSecs = round1(double(*in.longestUnsampledMs) / 1000.0);
+  std::string gapNote = "no two resource samples";
+  if (gapSecs) {
+    int64_t fromNs = parseIsoTimestamp(in.unsampledFrom);
+    std::string to = fromNs > 0 ? isoTimestamp(fromNs + *in.longestUnsampledMs * 1'000'000) : "";
+    gapNote = *gapSecs > t.maxUnsampledSecs
+                  ? "not sampled for " + figureText(*gapSecs) + " s (from " + in.unsampledFrom + " to " + to +
+                        "): the supervisor was stopped or stalled; memory, CPU and leak figures have a hole"
+                  : "the longest time between two resource samples";
+  }
+  add("unsampled_secs", "longest time not sampled", gapSecs, t.maxUnsampledSecs, "<=", "s", gapNote);
   if (in.workload == cli::WorkloadKind::CHURN) {
     // No report at all is the workload not working, not nothing to judge: 0.
     add("conn_rate_per_sec", "achieved connection rate", in.connRatePerSec.value_or(0.0), t.minConnRatePerSec, ">=",

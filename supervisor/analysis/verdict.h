@@ -33,6 +33,10 @@ struct Thresholds {
   double maxMemorySlopeMbPerH = 1.0;
   uint32_t maxFdGrowth = 0;
   uint32_t maxCloseWaitSockets = 0;
+  // Sampling coverage (issue 15): the longest time without a resource
+  // sample: 3 sample intervals, and at least 5 s (a loaded machine's late
+  // pass is not a hole).
+  double maxUnsampledSecs = 5;
   // --max-memory-mb / --max-cpu-pct not given: scaled with the sessions
   // above 10 (docs/reference.md, "Long runs"); the note says so.
   uint32_t scaledForSessions = 0;  // 0: neither was scaled
@@ -74,6 +78,10 @@ struct VerdictInputs {
   std::string leakNa;                       // why the leak criteria are n/a ("" when judged)
   uint64_t samplesTaken = 0;                // the sampler's passes, and those it missed (a loaded machine)
   uint64_t samplesMissed = 0;
+  // The longest time between two resource samples (none: fewer than two)
+  // and when it began (ISO): a supervisor stopped or stalled for a while.
+  std::optional<int64_t> longestUnsampledMs;
+  std::string unsampledFrom;
 };
 
 // A criterion's outcome; n/a: nothing to measure.

@@ -28,6 +28,8 @@ void fillAgentConfig(wire::AgentConfig::Builder c, const cli::Options& options, 
   c.setBackoffCapMs(options.backoffCapMs);
   c.setRollupMs(options.rollupSecs * 1000);
   c.setHeartbeatMs(options.heartbeatSecs * 1000);
+  c.setHangForTestingAfterMs(options.hangForTestingMs);
+  c.setGarbageForTesting(options.garbageForTesting);
   c.setLogDetailFull(options.logDetail == cli::LogDetail::FULL);
   c.setLeakFdPerCycleForTesting(options.leakFdForTesting);
   c.setLeakKbPerCycleForTesting(options.leakKbForTesting);

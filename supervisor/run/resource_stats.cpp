@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "supervisor/log_line.h"
+#include "shared/clock.h"
 
 namespace sshsoak {
 
@@ -140,6 +141,14 @@ std::optional<Json> ResourceStats::addPass(const SamplePass& pass) {
   missed_ = pass.missed;
   samplerCpuMs_ = pass.cpuMsTotal;
   double runMs = static_cast<double>(pass.monoMs - startMonoMs_);
+  // From the run's start: a supervisor stopped before its first pass left
+  // a hole too.
+  int64_t previousMono = lastPassMono_.value_or(startMonoMs_);
+  if (pass.monoMs - previousMono > gapMs_) {
+    gapMs_ = pass.monoMs - previousMono;
+    gapFromWallNs_ = wallNs() - (monoMs() - previousMono) * 1'000'000;
+  }
+  lastPassMono_ = pass.monoMs;
   bool steady = lastPassRunMs_ && *lastPassRunMs_ >= static_cast<double>(warmupMs_);
   lastPassRunMs_ = runMs;
   double cpuSum = 0, lineCpuSum = 0;
@@ -216,6 +225,11 @@ std::optional<Json> ResourceStats::addPass(const SamplePass& pass) {
   j["tcp"] = {{"established", pass.tcp.established}, {"close_wait", pass.tcp.closeWait},
               {"time_wait", pass.tcp.timeWait}};
   j["missed"] = pass.missedSinceDetail;
+  if (gapMs_ > 0) {
+    j["unsampled_ms"] = gapMs_;
+    j["unsampled_from"] = isoTimestamp(gapFromWallNs_);
+  }
+  gapMs_ = 0;
   j["pass_ms"] = round1(pass.passMs);
   j["pass_cpu_ms"] = round1(pass.passCpuMs);
   return j;

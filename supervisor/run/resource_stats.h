@@ -114,6 +114,13 @@ class ResourceStats {
   double samplerCpuMs_ = 0;
   Figures total_;
   std::optional<double> lastPassRunMs_;
+  // The longest time between two passes since the previous resource_sample
+  // line (the first from the run's start), and when it began (CLOCK_REALTIME
+  // ns): a supervisor that could not
+  // sample for a while (stopped, stalled) says so in its lines.
+  std::optional<int64_t> lastPassMono_;
+  int64_t gapMs_ = 0;
+  int64_t gapFromWallNs_ = 0;
   double lastCpuPct_ = 0;
   uint64_t lastRssKb_ = 0, lastPssKb_ = 0;
 };

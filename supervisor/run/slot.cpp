@@ -1,5 +1,7 @@
 #include "supervisor/run/slot.h"
 
+#include "shared/wire_names.h"
+
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/wait.h>
@@ -70,6 +72,11 @@ void Slot::attach(pid_t pid, UniqueFd commandFd, std::unique_ptr<boost::asio::po
   reaped_ = false;
   waitStatus_ = 0;
   startedMono_ = monoMs();
+  // An agent that never says agent_started is silent from its spawn on.
+  lastHeardMono_ = startedMono_;
+  lastEvent_ = {};
+  lastPhase_.clear();
+  killedBecause_.clear();
   connectedSinceSpawn_ = false;
   commandFd_ = std::move(commandFd);
   events_ = std::move(events);
@@ -119,6 +126,16 @@ void Slot::pipeEnded() {
 bool Slot::send(capnp::MessageBuilder& message) {
   if (!commandFd_) return false;
   return writeFrame(commandFd_.get(), message);
+}
+
+void Slot::heard(int64_t nowMono, wire::Event::Which event, std::string_view heartbeatPhase) {
+  lastHeardMono_ = nowMono;
+  // A heartbeat tells the phase; the last other event tells what happened.
+  if (event == wire::Event::HEARTBEAT) {
+    lastPhase_.assign(heartbeatPhase.substr(0, 32));
+  } else {
+    lastEvent_ = eventName(event);
+  }
 }
 
 std::optional<uint32_t> Slot::restartMark(wire::Event::Which event) {

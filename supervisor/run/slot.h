@@ -7,6 +7,7 @@
 
 #include <sys/types.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <functional>
@@ -105,6 +106,23 @@ class Slot {
   // the agent is gone (EPIPE).
   bool send(capnp::MessageBuilder& message);
 
+  // ---- Liveness (the watchdog, docs/reference.md "Heartbeat and watchdog").
+  // Any frame is life: called for each one, heartbeats included.
+  void heard(int64_t nowMono, wire::Event::Which event, std::string_view heartbeatPhase = {});
+  int64_t lastHeardMono() const { return lastHeardMono_; }
+  // After the supervisor itself could not run (stopped, stalled): the
+  // silence it could not watch is not the agent's.
+  void forgiveSilence(int64_t nowMono) { lastHeardMono_ = std::max(lastHeardMono_, nowMono); }
+  // The name of the last event heard other than a heartbeat ("" before the
+  // first), and the phase of its last heartbeat ("" before the first).
+  std::string_view lastEvent() const { return lastEvent_; }
+  const std::string& lastPhase() const { return lastPhase_; }
+  // The watchdog killed this agent (agent_unresponsive), or the supervisor
+  // killed it for a protocol error: its crash line says why. Cleared at the
+  // next attach.
+  void killedBecause(std::string why) { killedBecause_ = std::move(why); }
+  const std::string& killedBecause() const { return killedBecause_; }
+
   // ---- Supervision.
   uint32_t restarts() const { return restarts_; }
   void countRestart() { ++restarts_; }
@@ -131,6 +149,10 @@ class Slot {
   int waitStatus_ = 0;
   int64_t startedMono_ = 0;
   bool connectedSinceSpawn_ = false;
+  int64_t lastHeardMono_ = 0;   // the agent's spawn, then its last frame
+  std::string_view lastEvent_;  // wire_names' static names
+  std::string lastPhase_;
+  std::string killedBecause_;
   UniqueFd commandFd_;
   std::unique_ptr<boost::asio::posix::stream_descriptor> events_;
   bool eof_ = true;

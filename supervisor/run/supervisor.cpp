@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <boost/process.hpp>
+#include <capnp/schema.h>
 #include <algorithm>
 #include <cstdio>
 
@@ -53,7 +54,8 @@ Supervisor::Supervisor(const cli::Options& options, std::string agentPath, Jsonl
       signals_(io_, SIGINT, SIGTERM, SIGCHLD),
       durationTimer_(io_),
       shutdownTimer_(io_),
-      checkpointTimer_(io_) {
+      checkpointTimer_(io_),
+      watchdogTimer_(io_) {
   log_.setListener([this](const Json& line) { run_->onLine(line); });
   log_.setFailureHandler([this](const LogFailure& failure) { onLogFailure(failure); });
 }
@@ -111,80 +113,189 @@ void Supervisor::armRead(Slot& slot) {
       });
 }
 
+// One read from an agent's event pipe. Two kinds of failure are kept apart:
+// a frame the agent got wrong (not a frame, too large, not an Event, an
+// event of a union member this build does not know, another slot's session
+// id) is the agent's protocol error: logged with the slot, the agent killed
+// and restarted through the crash path. Anything our own handling of a good
+// event throws (the log, the model, the dispatcher) is a bug of ours: it is
+// not caught here, and ends the run as an internal error (exit 70).
 void Supervisor::onEventBytes(Slot& slot, size_t n) {
   slot.frames().feed(slot.readBuffer().data(), n);
-  try {
-    while (auto words = slot.frames().next()) {
-      capnp::FlatArrayMessageReader reader(*words);
-      auto event = reader.getRoot<wire::Event>();
-      // An agent speaks for its own slot only.
-      if (event.getSessionId() != slot.id()) {
-        spdlog::warn("session {:02}: event claims session {}; ignored", slot.id(), event.getSessionId());
-        continue;
-      }
-      if (slot.state() == SlotState::Starting) {
-        slot.transition(SlotState::Running, "first event: " + std::string(eventName(event.which())));
-      }
-      using W = wire::Event::Which;
-      // A job's result is the dispatcher's to log (only failures, or each
-      // job with --log-each-job), with what only the queue knows; a done
-      // job costs no JSON at all.
-      if (jobs_ && event.which() == W::JOB_RESULT) {
-        jobs_->onJobResult(slot.id(), event);
-        continue;
-      }
-      Json line = eventToJson(event, slot.host());
-      // A restarted agent's first session is logged like any connect, marked
-      // with the restart count so that the summary and a reader can tell.
-      if (auto restart = slot.restartMark(event.which())) line["restart"] = *restart;
-      log_.write(line);
-      if (jobs_ && event.which() == W::STARTED) jobs_->onAgentStarted(slot.id());
-      switch (event.which()) {
-        case W::CONNECTED:
-        case W::RECONNECTED:
-          spdlog::info("session {:02} {} {} in {} ms ({})", slot.id(), eventName(event.which()), slot.host(),
-                       event.getElapsedMs(), std::string(event.getDetail()));
-          break;
-        case W::CONNECT_FAILED:
-        case W::RECONNECT_FAILED:
-        case W::DISCONNECTED:
-        case W::EXEC_POLL_ERROR:
-        case W::PTY_ERROR:
-        case W::AUTH_FAILED:
-        case W::MANUAL_RECONNECT:
-        case W::TRANSFER_CORRUPT:
-        case W::TRANSFER_ERROR:
-          spdlog::warn("session {:02} {} {}: {}", slot.id(), eventName(event.which()), slot.host(),
-                       std::string(event.getDetail()));
-          break;
-        // Every event is named here (no default): a new one is a -Wswitch
-        // warning until someone decides how loud it is on the console.
-        case W::STARTED:
-        case W::DISCONNECT_INJECTED:
-        case W::EXEC_POLL:
-        case W::PTY_CYCLE:
-        case W::STOPPED:
-        case W::CHURN_STATS:
-        case W::CHURN_CONNECTION:
-        case W::TRANSFER_ROUND:
-        case W::TRANSFER_STALL:
-        case W::JOB_RESULT:
-        case W::JOB_CONNECTION_CLOSED:
-        case W::PTY_STATS:
-        case W::EXEC_POLL_STATS:
-        case W::HEARTBEAT:
-        case W::PTY_FLOOD:
-          spdlog::debug("session {:02} {}", slot.id(), eventName(event.which()));
-          break;
-      }
+  for (;;) {
+    std::optional<kj::Array<capnp::word>> words;
+    try {
+      words = slot.frames().next();
+    } catch (const FrameError& e) {
+      agentProtocolError(slot, e.what());
+      return;
     }
-  } catch (const std::exception& e) {
-    // A corrupt stream cannot be resynchronised: say so and stop reading it.
-    spdlog::error("session {:02}: unreadable event stream ({}); no more events from this agent", slot.id(),
-                  e.what());
-    slot.pipeEnded();
-    onAgentEnding(slot, "unreadable event stream");
+    if (!words) return;
+    std::optional<capnp::FlatArrayMessageReader> reader;
+    std::optional<wire::Event::Reader> decoded;
+    Json line;
+    std::string phase;
+    std::string error;
+    try {
+      // eventToJson reads every field the line shows: a bad segment table,
+      // pointer or text in the frame throws here, before anything is
+      // logged or counted.
+      reader.emplace(*words);
+      auto event = reader->getRoot<wire::Event>();
+      auto which = static_cast<uint16_t>(event.which());
+      if (which >= capnp::Schema::from<wire::Event>().getUnionFields().size()) {
+        error = "unknown event (union member " + std::to_string(which) + ")";
+      } else if (event.getSessionId() != slot.id()) {
+        error = "event claims session " + std::to_string(event.getSessionId());
+      } else {
+        if (event.which() == wire::Event::HEARTBEAT) {
+          phase = event.getHeartbeat().getPhase().cStr();
+        } else if (!(jobs_ && event.which() == wire::Event::JOB_RESULT)) {
+          line = eventToJson(event, slot.host());
+        }
+        decoded = event;
+      }
+    } catch (const kj::Exception& e) {
+      error = "undecodable event: " + std::string(e.getDescription().cStr());
+    }
+    if (!decoded) {
+      agentProtocolError(slot, error);
+      return;
+    }
+    onEvent(slot, *decoded, std::move(line), phase);
   }
+}
+
+// Kills an agent that broke the protocol: a stream that went wrong cannot be
+// resynchronised. The crash line that follows says why.
+void Supervisor::agentProtocolError(Slot& slot, const std::string& error) {
+  spdlog::error("session {:02}: agent pid {} broke the event protocol ({}); killing it", slot.id(), slot.pid(),
+                error);
+  Json j = lineHead(wallNs(), slot.id(), slot.host(), "agent_protocol_error");
+  j["detail"] = error;
+  j["success"] = false;
+  j["pid"] = slot.pid();
+  log_.write(j);
+  slot.killedBecause("killed for a protocol error: " + error);
+  slot.pipeEnded();
+  slot.sendKill();
+  onAgentEnding(slot, "protocol error");
+}
+
+void Supervisor::onEvent(Slot& slot, wire::Event::Reader event, Json line, const std::string& phase) {
+  using W = wire::Event::Which;
+  slot.heard(monoMs(), event.which(), phase);
+  if (slot.state() == SlotState::Starting) {
+    slot.transition(SlotState::Running, "first event: " + std::string(eventName(event.which())));
+  }
+  // A heartbeat is life, and nothing else: never logged.
+  if (event.which() == W::HEARTBEAT) return;
+  // A job's result is the dispatcher's to log (only failures, or each
+  // job with --log-each-job), with what only the queue knows; a done
+  // job costs no JSON at all.
+  if (jobs_ && event.which() == W::JOB_RESULT) {
+    jobs_->onJobResult(slot.id(), event);
+    return;
+  }
+  // A restarted agent's first session is logged like any connect, marked
+  // with the restart count so that the summary and a reader can tell.
+  if (auto restart = slot.restartMark(event.which())) line["restart"] = *restart;
+  log_.write(line);
+  if (jobs_ && event.which() == W::STARTED) jobs_->onAgentStarted(slot.id());
+  switch (event.which()) {
+    case W::CONNECTED:
+    case W::RECONNECTED:
+      spdlog::info("session {:02} {} {} in {} ms ({})", slot.id(), eventName(event.which()), slot.host(),
+                   event.getElapsedMs(), std::string(event.getDetail()));
+      break;
+    case W::CONNECT_FAILED:
+    case W::RECONNECT_FAILED:
+    case W::DISCONNECTED:
+    case W::EXEC_POLL_ERROR:
+    case W::PTY_ERROR:
+    case W::AUTH_FAILED:
+    case W::MANUAL_RECONNECT:
+    case W::TRANSFER_CORRUPT:
+    case W::TRANSFER_ERROR:
+    case W::PTY_FLOOD:
+      spdlog::warn("session {:02} {} {}: {}", slot.id(), eventName(event.which()), slot.host(),
+                   std::string(event.getDetail()));
+      break;
+    // Every event is named here (no default): a new one is a -Wswitch
+    // warning until someone decides how loud it is on the console.
+    case W::STARTED:
+    case W::DISCONNECT_INJECTED:
+    case W::EXEC_POLL:
+    case W::PTY_CYCLE:
+    case W::STOPPED:
+    case W::CHURN_STATS:
+    case W::CHURN_CONNECTION:
+    case W::TRANSFER_ROUND:
+    case W::TRANSFER_STALL:
+    case W::JOB_RESULT:
+    case W::JOB_CONNECTION_CLOSED:
+    case W::PTY_STATS:
+    case W::EXEC_POLL_STATS:
+    case W::HEARTBEAT:
+      spdlog::debug("session {:02} {}", slot.id(), eventName(event.which()));
+      break;
+  }
+}
+
+// The watchdog (docs/reference.md, "Heartbeat and watchdog"): one timer for
+// all slots, one pass over them per heartbeat period, so at 1000 sessions it
+// costs 1000 comparisons every few seconds, not a timer per slot.
+void Supervisor::armWatchdog() {
+  if (options_.heartbeatSecs == 0) return;
+  const int64_t periodMs = int64_t{options_.heartbeatSecs} * 1000;
+  lastWatchdogMono_ = monoMs();
+  watchdogTimer_.expires_after(std::chrono::milliseconds(periodMs));
+  watchdogTimer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || shuttingDown_) return;
+    checkAgentsAlive();
+    armWatchdog();
+  });
+}
+
+void Supervisor::checkAgentsAlive() {
+  const int64_t periodMs = int64_t{options_.heartbeatSecs} * 1000;
+  const int64_t boundMs = 3 * periodMs;
+  int64_t now = monoMs();
+  // Our own tick came late by more than a period: the supervisor was
+  // stopped or stalled, and could not have read what the agents sent
+  // meanwhile. That silence is ours: every agent gets a fresh bound.
+  if (now - lastWatchdogMono_ > 2 * periodMs) {
+    spdlog::warn("the supervisor did not run for {} ms; agents' silence meanwhile is not counted",
+                 now - lastWatchdogMono_ - periodMs);
+    for (auto& slot : slots_) slot->forgiveSilence(now);
+    return;
+  }
+  for (auto& slot : slots_) {
+    if (slot->state() != SlotState::Starting && slot->state() != SlotState::Running) continue;
+    int64_t silentMs = now - slot->lastHeardMono();
+    if (silentMs >= boundMs) agentUnresponsive(*slot, silentMs);
+  }
+}
+
+// Logged, then killed; its exit takes the crash path (restart policy,
+// backoff, crash-loop give-up), and its agent_crashed line says why.
+void Supervisor::agentUnresponsive(Slot& slot, int64_t silentMs) {
+  std::string lastEvent(slot.lastEvent());
+  spdlog::error("session {:02}: agent pid {} sent nothing for {} ms (last event {}, phase {}); killing it",
+                slot.id(), slot.pid(), silentMs, lastEvent.empty() ? "none" : lastEvent,
+                slot.lastPhase().empty() ? "none" : slot.lastPhase());
+  Json j = lineHead(wallNs(), slot.id(), slot.host(), "agent_unresponsive");
+  j["detail"] = "no frame for " + std::to_string(silentMs) + " ms (bound: 3 x --heartbeat-secs " +
+                std::to_string(options_.heartbeatSecs) + ")";
+  j["success"] = false;
+  j["pid"] = slot.pid();
+  j["silent_ms"] = silentMs;
+  j["last_event"] = lastEvent.empty() ? Json(nullptr) : Json(lastEvent);
+  j["last_phase"] = slot.lastPhase().empty() ? Json(nullptr) : Json(slot.lastPhase());
+  log_.write(j);
+  slot.killedBecause("killed as unresponsive");
+  slot.sendKill();  // reaped on SIGCHLD, like any exit
+  onAgentEnding(slot, "unresponsive");
 }
 
 void Supervisor::reapChildren() {
@@ -213,7 +324,8 @@ void Supervisor::maybeFinished(Slot& slot) {
   std::string lastState(stateName(model_.stateBeforeExit(slot.id())));
   bool crashed = !expected || !exit.clean();
   Json j = lineHead(wallNs(), slot.id(), slot.host(), crashed ? "agent_crashed" : "agent_exited");
-  j["detail"] = exit.text();
+  // "killed as unresponsive: signal 9 (SIGKILL)": why we killed it, if we did.
+  j["detail"] = slot.killedBecause().empty() ? exit.text() : slot.killedBecause() + ": " + exit.text();
   j["success"] = !crashed;
   j["pid"] = slot.pid();
   j["exit_code"] = exit.signaled ? Json(nullptr) : Json(exit.code);
@@ -230,8 +342,8 @@ void Supervisor::maybeFinished(Slot& slot) {
     if (jobs_) jobs_->onWorkerGone(slot.id(), shuttingDown_);
   };
   if (crashed && !shuttingDown_) {
-    spdlog::warn("session {:02}: agent pid {} crashed with {} (session was {})", slot.id(), pid, exit.text(),
-                 lastState);
+    spdlog::warn("session {:02}: agent pid {} crashed with {} (session was {})", slot.id(), pid,
+                 j["detail"].get<std::string>(), lastState);
     RestartDecision d = slot.onCrash(monoMs());
     j["crashes_in_window"] = d.crashesInWindow;
     j["restart_in_ms"] = d.giveUp ? Json(nullptr) : Json(d.delayMs);
@@ -298,6 +410,7 @@ void Supervisor::beginShutdown(const std::string& why) {
   durationTimer_.cancel();
   for (auto& t : faultTimers_) t->cancel();
   checkpointTimer_.cancel();  // the summary follows
+  watchdogTimer_.cancel();
   // The figures describe the run, not the closing of its sessions: the
   // last pass reads the sessions as they stand before they are told to stop
   // (CLOSE_WAIT at the end).
@@ -632,6 +745,7 @@ Json Supervisor::run() {
                slots_.size(), options_.durationSecs);
 
   armCheckpoint();
+  armWatchdog();
   durationTimer_.expires_after(std::chrono::seconds(options_.durationSecs));
   durationTimer_.async_wait([this](const boost::system::error_code& ec) {
     if (!ec) beginShutdown("duration reached");

@@ -56,6 +56,14 @@ class Supervisor {
   void spawn(Slot& slot);
   void armRead(Slot& slot);
   void onEventBytes(Slot& slot, size_t n);
+  // A decoded event of this slot's agent (line: its JSON, unless it is a
+  // heartbeat or a job result).
+  void onEvent(Slot& slot, wire::Event::Reader event, Json line, const std::string& heartbeatPhase);
+  void agentProtocolError(Slot& slot, const std::string& error);
+  // The watchdog: one timer for every slot (--heartbeat-secs).
+  void armWatchdog();
+  void checkAgentsAlive();
+  void agentUnresponsive(Slot& slot, int64_t silentMs);
   void reapChildren();
   void onAgentEnding(Slot& slot, std::string_view why);
   void maybeFinished(Slot& slot);
@@ -104,6 +112,8 @@ class Supervisor {
   boost::asio::steady_timer shutdownTimer_;
   boost::asio::steady_timer checkpointTimer_;  // --checkpoint-secs
   uint32_t checkpoints_ = 0;
+  boost::asio::steady_timer watchdogTimer_;  // --heartbeat-secs: one for all slots
+  int64_t lastWatchdogMono_ = 0;
   std::unique_ptr<ResourceStats> resources_;
   // After io_ (its passes are posted there); stopped and joined on every
   // way out of the run.

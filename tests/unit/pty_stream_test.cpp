@@ -206,3 +206,14 @@ TEST(PtyTerminalModes, AskForEchoAndDelAsErase) {
   EXPECT_EQ(ptyTerminalModes(), expected);
   EXPECT_EQ(static_cast<unsigned char>(ECHO_ERASE), 0x7fu);
 }
+
+TEST(PtyFlood, TheExpectedBytesFollowTheIntensityAndThePause) {
+  // medium: 20 lines of ~22 bytes and two marks per cycle, a cycle per pause.
+  uint64_t perCycle = 20 * 22 + 64;
+  EXPECT_EQ(expectedPtyBytes(wire::Intensity::MEDIUM, 1000, 1000), perCycle * 2);
+  EXPECT_EQ(expectedPtyBytes(wire::Intensity::MEDIUM, 200, 1000), perCycle * 6);
+  // A pause of 0 counts a cycle per 10 ms, not an infinite rate.
+  EXPECT_EQ(expectedPtyBytes(wire::Intensity::HIGH, 0, 1000), (200 * 3 + 64) * 101u);
+  // The floor keeps a quiet workload's flood threshold above noise.
+  EXPECT_GT(FLOOD_FLOOR_BYTES, FLOOD_FACTOR * expectedPtyBytes(wire::Intensity::LOW, 1000, FLOOD_WINDOW_MS));
+}

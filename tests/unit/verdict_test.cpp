@@ -32,6 +32,8 @@ VerdictInputs healthy() {
   in.fdGrowth = 0;
   in.fdGrowthWho = "supervisor (pid 1), after warm-up";
   in.closeWaitSockets = 0;
+  in.longestUnsampledMs = 1000;
+  in.unsampledFrom = "2026-11-26T05:00:00.000000+00:00";
   return in;
 }
 
@@ -39,7 +41,7 @@ VerdictInputs healthy() {
 
 TEST(Verdict, AllPassWithTheDesignDefaults) {
   auto v = evaluate(healthy(), designDefaults());
-  ASSERT_EQ(v.size(), 8u);
+  ASSERT_EQ(v.size(), 9u);
   for (const auto& c : v) EXPECT_EQ(c.result, Verdict::PASS) << c.name;
   EXPECT_TRUE(allPassed(v));
   EXPECT_DOUBLE_EQ(*find(v, "memory_mb").measured, 50.0);  // PSS, not RSS
@@ -62,6 +64,28 @@ TEST(Verdict, EachCriterionFailsOnItsOwn) {
   check([](VerdictInputs& in) { in.memorySlopeMbPerH = 1.0; }, "memory_slope_mb_per_h");  // strictly below
   check([](VerdictInputs& in) { in.fdGrowth = 1; }, "fd_growth");
   check([](VerdictInputs& in) { in.closeWaitSockets = 1; }, "close_wait_sockets");
+  check([](VerdictInputs& in) { in.longestUnsampledMs = 5100; }, "unsampled_secs");
+}
+
+TEST(Verdict, ARunNotSampledForAWhileSaysWhenAndFails) {
+  VerdictInputs in = healthy();
+  in.longestUnsampledMs = 10'000;
+  in.unsampledFrom = "2026-11-26T05:00:00.000000+00:00";
+  auto v = evaluate(in, designDefaults());
+  const Criterion& c = find(v, "unsampled_secs");
+  EXPECT_EQ(c.result, Verdict::FAIL);
+  EXPECT_DOUBLE_EQ(*c.measured, 10.0);
+  EXPECT_NE(c.note.find("not sampled for 10 s (from 2026-11-26T05:00:00.000000+00:00 to 2026-11-26T05:00:10.000000+00:00)"),
+            std::string::npos)
+      << c.note;
+  // 3 sample intervals, and never below 5 s.
+  cli::Options slow;
+  slow.sampleIntervalSecs = 4;
+  EXPECT_DOUBLE_EQ(thresholdsOf(slow).maxUnsampledSecs, 12.0);
+  EXPECT_DOUBLE_EQ(designDefaults().maxUnsampledSecs, 5.0);
+  // Fewer than two samples: nothing to judge.
+  in.longestUnsampledMs.reset();
+  EXPECT_EQ(find(evaluate(in, designDefaults()), "unsampled_secs").result, Verdict::NA);
 }
 
 TEST(Verdict, TheLeakCriteriaNameTheProcessAndSayWhatIsJudged) {

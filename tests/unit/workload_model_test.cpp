@@ -452,7 +452,8 @@ TEST(WorkloadModel, APtyRunsSummaryIsUnchangedButForTheWorkloadObject) {
   EXPECT_EQ(s["workload"], (Json{{"name", "pty"}, {"echo", nullptr}}));
   EXPECT_EQ(s["abnormal_ends"], 0);
   auto v = evaluate(model.verdictInputs(), defaults(cli::WorkloadKind::PTY));
-  EXPECT_EQ(v.size(), 8u);  // the predecessor's five criteria and the three leak criteria, no more
+  // the predecessor's five criteria, the three leak criteria and sampling coverage, no more
+  EXPECT_EQ(v.size(), 9u);
   for (size_t i = 5; i < v.size(); ++i) EXPECT_EQ(v[i].result, Verdict::NA) << v[i].name << ": too short to judge";
   EXPECT_EQ(model.workloadStatus(), "");
 }
