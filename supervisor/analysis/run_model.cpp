@@ -109,6 +109,8 @@ void RunModel::onLine(const Json& line) {
     declaredSessions_ = field(line, "sessions").get<uint32_t>();
   } else if (event == "summary") {
     summaryLine_ = line;
+  } else if (event == "run_aborted") {
+    abortedDetail_ = textField(line, "detail");
   } else if (event == "fault_injected") {
     ++interruptions_.faultCommands;
   } else if (event == "disconnect_injected") {
