@@ -170,6 +170,10 @@ Result<KeyInfo, KeyProblem> checkClientKey(const std::string& flag, const std::s
       return problem("is a FIDO security-key key (" + key->openSshKeyType() +
                      "), which libssh2 1.10 cannot use; " + makeNew);
     }
+  } else if (contains(text, "-----BEGIN OPENSSH PRIVATE KEY-----")) {
+    // OpenSSH's armour around a body ClientKey cannot read: damaged (libssh2
+    // is asked below, and says what it found).
+    info.format = "OpenSSH";
   } else {
     info.format = contains(text, "-----BEGIN PRIVATE KEY-----") || contains(text, "-----BEGIN ENCRYPTED PRIVATE KEY-----")
                       ? "PKCS#8"

@@ -69,7 +69,8 @@ class StartupTest : public ::testing::Test {
 
 // Each bad key: exit 3 within a second or two, the key's path and the fix on
 // stderr, no agent started (the agent named is a script that would leave a
-// mark) and no log written: the run never began, so it has no lines.
+// mark) and no line written: the run never began, so the log (an earlier
+// run's line here) is left as it was.
 TEST_F(StartupTest, EachBadKeyExits3AtOnceBeforeAnyAgentStarts) {
   keygen({"-t", "ed25519", "-a", "4", "-N", "right-pass", "-f", at("encrypted")});
   std::string whole = readText(at("encrypted"));
@@ -79,6 +80,8 @@ TEST_F(StartupTest, EachBadKeyExits3AtOnceBeforeAnyAgentStarts) {
   std::string marker = at("agent-started");
   std::ofstream(at("agent.sh")) << "#!/bin/sh\ntouch " << marker << "\nexec " << SSHSOAK_AGENT_BIN << " \"$@\"\n";
   ::chmod(at("agent.sh").c_str(), 0755);
+  const std::string earlier = "{\"event\":\"an earlier run's line\"}\n";
+  std::ofstream(at("run.jsonl")) << earlier;
 
   struct Case {
     std::string key;
@@ -112,7 +115,7 @@ TEST_F(StartupTest, EachBadKeyExits3AtOnceBeforeAnyAgentStarts) {
     EXPECT_NE(err.find("--key " + c.key + ": "), std::string::npos) << err;
     EXPECT_NE(err.find(c.says), std::string::npos) << err;
     EXPECT_FALSE(fs::exists(marker)) << c.key << ": an agent was started";
-    EXPECT_FALSE(fs::exists(at("run.jsonl"))) << c.key << ": a log was written";
+    EXPECT_EQ(readText(at("run.jsonl")), earlier) << c.key << ": the log was written to";
   }
 }
 
@@ -155,7 +158,8 @@ TEST_F(StartupTest, ARunThatCannotFitTheOpenFilesLimitIsRefusedAtStart) {
   EXPECT_NE(out.find("RLIMIT_NOFILE) is 64"), std::string::npos) << out;
   EXPECT_NE(out.find("ulimit -n"), std::string::npos) << out;
   EXPECT_EQ(out.find("private OpenSSH sshd"), std::string::npos) << "the sshd was started: " << out;
-  EXPECT_FALSE(fs::exists(at("run.jsonl")));
+  // The command line's check that the log is writable creates it; no line.
+  EXPECT_EQ(readText(at("run.jsonl")), "");
 }
 
 // The private sshd's dir holds private keys: 0700, keys 0600. A SIGKILLed
@@ -209,6 +213,36 @@ TEST_F(StartupTest, ASigkilledRunsSshdDirIsRemovedAtTheNextStartAndALiveOnesIsNo
   auto removed = LocalSshd::removeStale();
   EXPECT_NE(std::find(removed.begin(), removed.end(), liveDir), removed.end());
   EXPECT_FALSE(fs::exists(liveDir));
+}
+
+}  // namespace
+
+namespace {
+
+// A failure after the log is open still leaves the run's lines: its
+// run_started and a run_aborted saying why (here --pid-file names a
+// directory, found only when the pid file is written), and report says the
+// run did not start.
+TEST_F(StartupTest, AFailureAfterTheLogIsOpenEndsTheLogWithRunAborted) {
+  keygen({"-t", "ed25519", "-N", "", "-f", at("key")});
+  fs::create_directory(at("pid-dir"));
+  SoakProcess soak({"--targets", "127.0.0.1:9", "--user", "nobody", "--key", at("key"), "--known-hosts",
+                    at("known_hosts"), "--log-path", at("run.jsonl"), "--pid-file", at("pid-dir"), "--duration-secs",
+                    "30", "--run-id", "aborted-run"});
+  EXPECT_EQ(soak.wait(10), exit_code::BAD_INPUT) << soak.err();
+  EXPECT_NE(soak.err().find(at("pid-dir")), std::string::npos) << soak.err();
+  auto lines = readJsonl(at("run.jsonl"));
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0]["event"], "run_started");
+  EXPECT_EQ(lines[1]["event"], "run_aborted");
+  EXPECT_EQ(lines[1]["success"], false);
+  EXPECT_EQ(lines[1]["run_id"], "aborted-run");
+  EXPECT_EQ(lines[1]["exit_code"], exit_code::BAD_INPUT);
+  EXPECT_NE(lines[1]["detail"].get<std::string>().find(at("pid-dir")), std::string::npos) << lines[1].dump();
+
+  std::string out;
+  runProgram(SSHSOAK_BIN, {"report", at("run.jsonl")}, &out);
+  EXPECT_NE(out.find("did not start: "), std::string::npos) << out;
 }
 
 }  // namespace
