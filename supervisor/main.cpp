@@ -333,8 +333,11 @@ int runMain(int argc, char** argv) {
   } catch (const boost::process::process_error& e) {
     return startFailed({exit_code::SYSTEM, "cannot start an agent (" + agentPath + "): " + e.what()}, log.get(), id);
   } catch (const std::system_error& e) {
-    // The run's own end, in its log, before main's catch prints it again.
+    // Thrown out of the run: its log still gets its last line (main's own
+    // catch cannot reach the log).
     return startFailed({exit_code::SYSTEM, std::string("system error: ") + e.what()}, log.get(), id);
+  } catch (const std::exception& e) {
+    return startFailed({exit_code::INTERNAL, std::string("internal error: ") + e.what()}, log.get(), id);
   }
   status_line::clear();
   printSummary(stdout, summary, options.logPath);
