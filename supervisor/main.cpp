@@ -19,6 +19,7 @@
 #include "supervisor/run/local_sshd.h"
 #include "supervisor/cli.h"
 #include "supervisor/exit_codes.h"
+#include "supervisor/key_check.h"
 #include "supervisor/run/jsonl_log.h"
 #include "supervisor/run/supervisor.h"
 #include "supervisor/run/system_limits.h"
@@ -75,6 +76,33 @@ class PidFile {
  private:
   std::string path_;
 };
+
+// Why the run did not start: the exit code (2 usage, 3 bad input, 71 the
+// system refused, 70 a bug) and a message naming the input and the fix.
+struct StartError {
+  int exitCode;
+  std::string message;
+};
+
+// The one place a run that did not start is reported: on stderr, and, once
+// the log is open (log not null), as the run's last line, run_aborted, after
+// its run_started, so that the log says why the run it began never ran.
+int startFailed(const StartError& e, JsonlLog* log = nullptr, const std::string& runId = "") {
+  std::fprintf(stderr, "sshsoak: %s\n", e.message.c_str());
+  if (log != nullptr) {
+    Json j = lineHead(wallNs(), std::nullopt, "", "run_aborted");
+    j["detail"] = e.message;
+    j["success"] = false;
+    j["run_id"] = runId;
+    j["exit_code"] = e.exitCode;
+    try {
+      log->write(j);
+    } catch (const std::exception& writeError) {
+      std::fprintf(stderr, "sshsoak: --log-path: cannot write run_aborted: %s\n", writeError.what());
+    }
+  }
+  return e.exitCode;
+}
 
 std::string findAgent(const std::string& given) {
   if (!given.empty()) return given;
@@ -206,20 +234,22 @@ int runMain(int argc, char** argv) {
     }
   }
 
+  // A SIGKILLed run leaves its private sshd's dir (its keys): removed at the
+  // next start, as token_bucket.cpp does with stale shared memory.
+  for (const auto& stale : LocalSshd::removeStale()) spdlog::info("removed a dead run's private sshd dir {}", stale);
+
   // Before the sshd and the agents start: they inherit the raised limit.
-  LimitCheck limits = checkSystemLimits(options.sessions, options.embeddedDefault());
+  LimitCheck limits = checkSystemLimits(
+      options.sessions, options.embeddedDefault(),
+      options.workload == cli::WorkloadKind::JOBS ? options.maxConnectionsPerWorker : 1);
   if (!limits.info.empty()) spdlog::info("{}", limits.info);
-  if (limits.error) {
-    std::fprintf(stderr, "sshsoak: %s\n", limits.error->c_str());
-    return exit_code::SYSTEM;
-  }
+  if (limits.error) return startFailed({exit_code::SYSTEM, *limits.error});
   if (!limits.warning.empty()) spdlog::warn("{}", limits.warning);
 
   std::string agentPath = findAgent(options.agentPath);
   if (::access(agentPath.c_str(), X_OK) != 0) {
-    std::fprintf(stderr, "sshsoak: cannot execute the agent %s: %s (build it, or name it with --agent-path)\n",
-                 agentPath.c_str(), std::strerror(errno));
-    return exit_code::SYSTEM;
+    return startFailed({exit_code::SYSTEM, "cannot execute the agent " + agentPath + ": " + std::strerror(errno) +
+                                               " (build it, or name it with --agent-path)"});
   }
 
   std::unique_ptr<LocalSshd> sshd;
@@ -229,8 +259,7 @@ int runMain(int argc, char** argv) {
       if (options.workload == cli::WorkloadKind::CHURN) sshdOptions.extraConfig = CHURN_SSHD_CONFIG;
       sshd = std::make_unique<LocalSshd>(sshdOptions);
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "sshsoak: cannot start the private sshd: %s\n", e.what());
-      return exit_code::SYSTEM;
+      return startFailed({exit_code::SYSTEM, std::string("cannot start the private sshd: ") + e.what()});
     }
     spdlog::info("no --targets: started a private OpenSSH sshd on {} (pid {}) with THROWAWAY host and "
                  "client keys in {}; it and its keys are removed at exit",
@@ -258,15 +287,25 @@ int runMain(int argc, char** argv) {
     }
   }
 
+  // Before any agent is spawned: a key the agents cannot use would fail
+  // every session of the run (docs/reference.md, "Checked at start").
+  if (auto key = checkClientKey(sshd ? "the private sshd's throwaway key" : "--key", options.keyPath,
+                                options.passphrase);
+      !key) {
+    // The embedded default's key was made here by ssh-keygen: not the user's input.
+    return startFailed({sshd ? exit_code::SYSTEM : exit_code::BAD_INPUT, key.error().message});
+  } else if (!key->warning.empty()) {
+    spdlog::warn("{}", key->warning);
+  }
+
   // One run per log file unless --append (docs/reference.md, "Hardening").
   LogLock lock(options.logPath, options.appendLog ? LogLock::Mode::SHARED : LogLock::Mode::EXCLUSIVE);
   if (!lock.held() && lock.error().empty() && !options.appendLog) {
     std::string holder = lock.holderPid() > 0 ? "pid " + std::to_string(lock.holderPid()) : "a process (pid not yet known)";
-    std::fprintf(stderr,
-                 "sshsoak: --log-path %s is in use by another run (%s holds %s); name another --log-path, or add "
-                 "--append to write to it too (lines are kept apart by run_id)\n",
-                 options.logPath.c_str(), holder.c_str(), LogLock::lockPath(options.logPath).c_str());
-    return exit_code::BAD_INPUT;
+    return startFailed({exit_code::BAD_INPUT, "--log-path " + options.logPath + " is in use by another run (" + holder +
+                                                  " holds " + LogLock::lockPath(options.logPath) +
+                                                  "); name another --log-path, or add --append to write to it too "
+                                                  "(lines are kept apart by run_id)"});
   }
   if (!lock.error().empty()) spdlog::warn("log lock: {}; the log is not protected against a second run", lock.error());
 
@@ -275,8 +314,7 @@ int runMain(int argc, char** argv) {
     log = std::make_unique<JsonlLog>(
         options.logPath, LogRotation{.maxBytes = uint64_t{options.logMaxMb} << 20, .keep = options.logKeep});
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "sshsoak: --log-path %s: %s\n", options.logPath.c_str(), e.what());
-    return exit_code::BAD_INPUT;
+    return startFailed({exit_code::BAD_INPUT, "--log-path " + options.logPath + ": " + e.what()});
   }
   spdlog::info("{} sessions against {}; log {}", options.slots.size(),
                [&] {
@@ -301,8 +339,7 @@ int runMain(int argc, char** argv) {
     try {
       pidFile = std::make_unique<PidFile>(options.pidFile);
     } catch (const std::system_error& e) {
-      std::fprintf(stderr, "sshsoak: %s (name a writable file)\n", e.what());
-      return exit_code::BAD_INPUT;
+      return startFailed({exit_code::BAD_INPUT, std::string(e.what()) + " (name a writable file)"}, log.get(), id);
     }
   }
 
@@ -316,8 +353,13 @@ int runMain(int argc, char** argv) {
     summary = supervisor.run();
     htmlFailed = supervisor.htmlFailed();
   } catch (const boost::process::process_error& e) {
-    std::fprintf(stderr, "sshsoak: cannot start an agent (%s): %s\n", agentPath.c_str(), e.what());
-    return exit_code::SYSTEM;
+    return startFailed({exit_code::SYSTEM, "cannot start an agent (" + agentPath + "): " + e.what()}, log.get(), id);
+  } catch (const std::system_error& e) {
+    // Thrown out of the run: its log still gets its last line (main's own
+    // catch cannot reach the log).
+    return startFailed({exit_code::SYSTEM, std::string("system error: ") + e.what()}, log.get(), id);
+  } catch (const std::exception& e) {
+    return startFailed({exit_code::INTERNAL, std::string("internal error: ") + e.what()}, log.get(), id);
   }
   status_line::clear();
   printSummary(stdout, summary, options.logPath);

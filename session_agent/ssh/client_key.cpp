@@ -112,6 +112,8 @@ std::shared_ptr<const ClientKey> ClientKey::load(std::string fileText) {
   if (!b.string(type) || type.empty()) return key;
   key->publicBlob_ = blob;
   key->publicKeyLine_ = std::string(type) + " " + base64Encode(blob);
+  key->openSshKeyType_ = type;
+  key->openSshEncrypted_ = cipher != "none";
   if (cipher != "none" || type != "ssh-ed25519" || !b.string(publicBytes) || publicBytes.size() != 32) return key;
   // Two equal check words, then the key again: type, public (32 bytes),
   // private (seed and public, 64 bytes), comment.

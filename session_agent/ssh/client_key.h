@@ -39,6 +39,12 @@ class ClientKey {
   bool canSign() const { return signingKey_ != nullptr; }
   // The public key blob (RFC 4253 6.6) for libssh2_userauth_publickey.
   const std::string& publicBlob() const { return publicBlob_; }
+  // What OpenSSH's format says of the key before any decryption (the
+  // supervisor's check at start, supervisor/key_check.cpp): the key type
+  // ("ssh-ed25519", "ssh-rsa", ...; empty if the file is not in that
+  // format) and whether its private half is encrypted (a passphrase needed).
+  const std::string& openSshKeyType() const { return openSshKeyType_; }
+  bool openSshEncrypted() const { return openSshEncrypted_; }
   // libssh2's sign callback; *abstract is the ClientKey.
   static LIBSSH2_USERAUTH_PUBLICKEY_SIGN_FUNC(signCallback);
 
@@ -47,6 +53,8 @@ class ClientKey {
   std::string fileText_;
   std::string publicBlob_;
   std::string publicKeyLine_;
+  std::string openSshKeyType_;
+  bool openSshEncrypted_ = false;
   EVP_PKEY* signingKey_ = nullptr;
 };
 

@@ -43,7 +43,8 @@ const std::vector<std::string>& knownEvents() {
     }
     for (const char* supervisorEvent :
          {"run_started", "log_continued", "resource_sample", "checkpoint", "summary", "fault_started", "fault_injected",
-          "agent_exited", "agent_crashed", "agent_gave_up", "agent_restarted", "agent_unresponsive", "job", "job_phase",
+          "agent_exited", "agent_crashed", "agent_gave_up", "agent_restarted", "agent_unresponsive", "agent_protocol_error",
+          "run_aborted", "job", "job_phase",
           "job_queue", "job_rejected", "job_retried", "job_stats"}) {
       all.emplace_back(supervisorEvent);
     }

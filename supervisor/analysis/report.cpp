@@ -239,6 +239,8 @@ void derive(Run& run) {
     } else if (run.abnormalEnds && *run.abnormalEnds > 0) {
       notes.push_back("abnormal_ends failed");
     }
+  } else if (model.abortedDetail()) {
+    notes.push_back("did not start: " + *model.abortedDetail());
   } else {
     notes.push_back("incomplete: no summary (run killed?)");
   }

@@ -111,6 +111,8 @@ void RunModel::onLine(const Json& line) {
     declaredSessions_ = static_cast<uint32_t>(*countField(line, "sessions", UINT32_MAX));
   } else if (event == "summary") {
     summaryLine_ = line;
+  } else if (event == "run_aborted") {
+    abortedDetail_ = textField(line, "detail");
   } else if (event == "fault_injected") {
     ++interruptions_.faultCommands;
   } else if (event == "disconnect_injected") {

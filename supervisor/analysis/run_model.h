@@ -144,6 +144,8 @@ class RunModel {
   std::string workloadStatus() const { return workload_.statusText(); }
   // The run's summary line once it has been seen.
   const std::optional<Json>& summaryLine() const { return summaryLine_; }
+  // run_aborted's detail: why a run that logged run_started never ran.
+  const std::optional<std::string>& abortedDetail() const { return abortedDetail_; }
   // The leak model (leak_model.h): its fits, the summary's resources.leaks
   // (leaksJson()) and the verdict's leak inputs (in verdictInputs()).
   const LeakModel& leaks() const { return leaks_; }
@@ -160,6 +162,7 @@ class RunModel {
   std::optional<int64_t> firstNs_;
   int64_t lastNs_ = 0;
   std::optional<Json> summaryLine_;
+  std::optional<std::string> abortedDetail_;
   WorkloadModel workload_;
   LeakModel leaks_;
 };

@@ -1,6 +1,9 @@
 #include "supervisor/run/local_sshd.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pwd.h>
@@ -11,6 +14,7 @@
 #include <unistd.h>
 
 #include <boost/process.hpp>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -37,13 +41,46 @@ std::string readFile(const std::string& path) {
   return ss.str();
 }
 
+// Created with its mode, never wider for a moment (the dir holds keys).
 void writeFile(const std::string& path, const std::string& text, mode_t mode = 0600) {
-  {
-    std::ofstream out(path, std::ios::trunc);
-    if (!out) throw std::runtime_error("cannot write " + path);
-    out << text;
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode));
+  if (!fd) throwErrno("open " + path);
+  if (::fchmod(fd.get(), mode) != 0) throwErrno("fchmod " + path);
+  size_t done = 0;
+  while (done < text.size()) {
+    ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throwErrno("write " + path);
+    done += static_cast<size_t>(n);
   }
-  ::chmod(path.c_str(), mode);
+}
+
+constexpr const char* DIR_PREFIX = "sshsoak-sshd-";
+constexpr const char* LOCK_NAME = "lock";
+
+// dir/lock, made and flock()ed before it has its name: a concurrent
+// removeStale() sees either no lock file (and our live PID in the dir's
+// name) or a held lock, never a free one.
+UniqueFd lockDir(const std::string& dir) {
+  std::string temp = dir + "/lock.new";
+  UniqueFd fd(::open(temp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!fd) throwErrno("open " + temp);
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) throwErrno("flock " + temp);
+  if (::rename(temp.c_str(), (dir + "/" + LOCK_NAME).c_str()) != 0) throwErrno("rename " + temp);
+  return fd;
+}
+
+// The PID in "sshsoak-sshd-PID-XXXXXX", or 0.
+pid_t pidInName(const std::string& name) {
+  size_t i = std::strlen(DIR_PREFIX);
+  pid_t pid = 0;
+  size_t digits = 0;
+  while (i < name.size() && name[i] >= '0' && name[i] <= '9' && digits < 9) {
+    pid = pid * 10 + (name[i] - '0');
+    ++i;
+    ++digits;
+  }
+  return digits > 0 && i < name.size() && name[i] == '-' ? pid : 0;
 }
 
 uint16_t pickFreePort(const std::string& address) {
@@ -114,10 +151,12 @@ LocalSshd::LocalSshd(LocalSshdOptions options) : options_(std::move(options)) {
   if (pw == nullptr) throw std::runtime_error("cannot find the current user's name");
   user_ = pw->pw_name;
 
-  char tmpl[] = "/tmp/sshsoak-sshd-XXXXXX";
-  if (::mkdtemp(tmpl) == nullptr) throwErrno("mkdtemp /tmp/sshsoak-sshd-XXXXXX");
+  // mkdtemp makes it 0700.
+  std::string tmpl = "/tmp/" + std::string(DIR_PREFIX) + std::to_string(::getpid()) + "-XXXXXX";
+  if (::mkdtemp(tmpl.data()) == nullptr) throwErrno("mkdtemp " + tmpl);
   dir_ = tmpl;
   try {
+    lock_ = lockDir(dir_);
     std::string out;
     for (const char* name : {"host_ed25519", "client_ed25519"}) {
       if (runProgram(SSH_KEYGEN, {"-q", "-t", "ed25519", "-N", "", "-C", "sshsoak-throwaway", "-f",
@@ -160,6 +199,39 @@ LocalSshd::~LocalSshd() {
   stop();
   std::error_code ec;
   fs::remove_all(dir_, ec);
+}
+
+std::vector<std::string> LocalSshd::removeStale(const std::string& parent) {
+  std::vector<std::string> removed;
+  DIR* dir = ::opendir(parent.c_str());
+  if (dir == nullptr) return removed;
+  std::vector<std::string> names;
+  while (dirent* e = ::readdir(dir)) {
+    std::string name = e->d_name;
+    if (name.rfind(DIR_PREFIX, 0) == 0) names.push_back(std::move(name));
+  }
+  ::closedir(dir);
+  for (const std::string& name : names) {
+    std::string path = parent + "/" + name;
+    struct stat st{};
+    // Ours only (the sticky /tmp would refuse another user's anyway), and
+    // never through a symlink.
+    if (::lstat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::geteuid()) continue;
+    UniqueFd lock(::open((path + "/" + LOCK_NAME).c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+    if (lock) {
+      // Held: its LocalSshd lives.
+      if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) continue;
+    } else {
+      // No lock file: killed while making the dir, or a dir of an older
+      // sshsoak (no PID in its name: left alone). EPERM means alive.
+      pid_t pid = pidInName(name);
+      if (pid <= 0 || ::kill(pid, 0) == 0 || errno != ESRCH) continue;
+    }
+    std::error_code ec;
+    fs::remove_all(path, ec);
+    if (!ec) removed.push_back(path);
+  }
+  return removed;
 }
 
 std::string LocalSshd::target() const {

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "shared/fd.h"
+
 namespace sshsoak {
 
 struct LocalSshdOptions {
@@ -28,7 +30,11 @@ inline constexpr const char* CHURN_SSHD_CONFIG = "MaxStartups 200:30:400";
 class LocalSshd {
  public:
   // Creates a temp dir with host and client ed25519 keys, authorized_keys
-  // and an sshd_config, then starts sshd and waits until it answers.
+  // and an sshd_config, then starts sshd and waits until it answers. The
+  // dir, /tmp/sshsoak-sshd-PID-XXXXXX, is 0700 (its files 0600) and holds
+  // a file "lock" that this object keeps flock()ed: the kernel drops the
+  // lock when the process dies, however it dies, so removeStale() can tell a
+  // SIGKILLed run's dir from a live one's.
   // Throws std::runtime_error with sshd's own words when it cannot start.
   explicit LocalSshd(LocalSshdOptions options = {});
   ~LocalSshd();
@@ -51,6 +57,12 @@ class LocalSshd {
   std::string logPath() const { return dir_ + "/sshd.log"; }
   std::string log() const;  // sshd's log so far
 
+  // Removes the dirs of LocalSshds whose process is gone (SIGKILLed: no
+  // destructor ran): those whose lock nobody holds, and those without a lock
+  // file whose PID is dead (killed while making it). A live one's dir is
+  // never touched. Returns the dirs removed.
+  static std::vector<std::string> removeStale(const std::string& parent = "/tmp");
+
   // Makes a second client key that is NOT authorized; returns its path.
   std::string makeUnauthorizedKey();
   // The client key is no longer accepted from now on (an authentication
@@ -63,6 +75,7 @@ class LocalSshd {
 
   LocalSshdOptions options_;
   std::string dir_;
+  UniqueFd lock_;  // dir_/lock, flock()ed while we live (close-on-exec: sshd does not hold it)
   std::string user_;
   uint16_t port_ = 0;
   pid_t pid_ = -1;

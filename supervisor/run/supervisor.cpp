@@ -290,7 +290,9 @@ void Supervisor::agentUnresponsive(Slot& slot, int64_t silentMs) {
   j["success"] = false;
   j["pid"] = slot.pid();
   j["silent_ms"] = silentMs;
-  j["last_event"] = lastEvent.empty() ? Json(nullptr) : Json(lastEvent);
+  // "after connected", not "connected": no event name is ever a field's
+  // value, so grep -c '"connected"' counts connected events.
+  j["last_event"] = lastEvent.empty() ? Json(nullptr) : Json("after " + lastEvent);
   j["last_phase"] = slot.lastPhase().empty() ? Json(nullptr) : Json(slot.lastPhase());
   log_.write(j);
   slot.killedBecause("killed as unresponsive");

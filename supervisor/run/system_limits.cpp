@@ -14,12 +14,14 @@ std::string limitText(uint64_t v) { return v == RLIM_INFINITY ? "unlimited" : st
 }  // namespace
 
 uint64_t fdsNeeded(uint64_t sessions) { return FDS_BASE + FDS_PER_SESSION * sessions; }
+uint64_t agentFdsNeeded(uint64_t connectionsPerAgent) { return AGENT_FDS_BASE + connectionsPerAgent; }
 
 uint64_t processesNeeded(uint64_t sessions, bool embeddedSshd) {
   return 1 + sessions + (embeddedSshd ? 4 * sessions + 1 : 0);
 }
 
-LimitCheck judgeFdLimit(uint64_t sessions, uint64_t softBefore, uint64_t softAfter, uint64_t hard) {
+LimitCheck judgeFdLimit(uint64_t sessions, uint64_t softBefore, uint64_t softAfter, uint64_t hard,
+                        uint64_t connectionsPerAgent) {
   LimitCheck c;
   if (softAfter > softBefore) {
     c.info = "raised the open-files limit (RLIMIT_NOFILE) from " + limitText(softBefore) + " to the hard limit " +
@@ -32,6 +34,14 @@ LimitCheck judgeFdLimit(uint64_t sessions, uint64_t softBefore, uint64_t softAft
               std::to_string(FDS_BASE) + "), but the open-files limit (RLIMIT_NOFILE) is " + limitText(softAfter) +
               " (hard limit " + limitText(hard) + "). Raise it, e.g. `ulimit -n " + std::to_string(need) +
               "` (as root, or in /etc/security/limits.conf), or run fewer --sessions";
+  }
+  uint64_t agentNeed = agentFdsNeeded(connectionsPerAgent);
+  if (!c.error && softAfter != RLIM_INFINITY && softAfter < agentNeed) {
+    c.error = "each agent holds up to " + std::to_string(connectionsPerAgent) +
+              " connections (--max-connections-per-worker) and needs about " + std::to_string(agentNeed) +
+              " open files, but the open-files limit (RLIMIT_NOFILE) is " + limitText(softAfter) + " (hard limit " +
+              limitText(hard) + "). Raise it, e.g. `ulimit -n " + std::to_string(agentNeed) +
+              "`, or lower --max-connections-per-worker";
   }
   return c;
 }
@@ -50,7 +60,7 @@ std::string judgeProcessLimits(uint64_t sessions, bool embeddedSshd, uint64_t pi
   return "";
 }
 
-LimitCheck checkSystemLimits(uint64_t sessions, bool embeddedSshd) {
+LimitCheck checkSystemLimits(uint64_t sessions, bool embeddedSshd, uint64_t connectionsPerAgent) {
   rlimit nofile{};
   ::getrlimit(RLIMIT_NOFILE, &nofile);
   uint64_t before = nofile.rlim_cur;
@@ -59,7 +69,7 @@ LimitCheck checkSystemLimits(uint64_t sessions, bool embeddedSshd) {
     raised.rlim_cur = nofile.rlim_max;
     if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) nofile = raised;
   }
-  LimitCheck c = judgeFdLimit(sessions, before, nofile.rlim_cur, nofile.rlim_max);
+  LimitCheck c = judgeFdLimit(sessions, before, nofile.rlim_cur, nofile.rlim_max, connectionsPerAgent);
   uint64_t pidMax = 0;
   std::ifstream("/proc/sys/kernel/pid_max") >> pidMax;
   std::optional<uint64_t> nproc;

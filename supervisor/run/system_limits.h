@@ -18,6 +18,15 @@ namespace sshsoak {
 constexpr uint64_t FDS_PER_SESSION = 3;
 constexpr uint64_t FDS_BASE = 64;
 uint64_t fdsNeeded(uint64_t sessions);
+// Measured (issue 15): 13 + 3 per session in the supervisor at 10 and at 100
+// sessions of the embedded default (43 and 313 fds), so the base leaves
+// room for the sshd's pipes, the fault commands and the HTML write.
+
+// An agent inherits the raised limit; it holds stdin/stdout/stderr, its two
+// pipes and one socket per connection (6 measured for the PTY workload), a
+// jobs worker up to --max-connections-per-worker sockets at once.
+constexpr uint64_t AGENT_FDS_BASE = 16;
+uint64_t agentFdsNeeded(uint64_t connectionsPerAgent);
 
 // Processes: an agent per session, and with the embedded sshd about four per
 // session on its side (monitor, user process, shell, the remote loop's
@@ -31,11 +40,12 @@ struct LimitCheck {
 };
 
 // Pure: the decision from the limits' values (tests feed made-up ones).
-LimitCheck judgeFdLimit(uint64_t sessions, uint64_t softBefore, uint64_t softAfter, uint64_t hard);
+LimitCheck judgeFdLimit(uint64_t sessions, uint64_t softBefore, uint64_t softAfter, uint64_t hard,
+                        uint64_t connectionsPerAgent = 1);
 std::string judgeProcessLimits(uint64_t sessions, bool embeddedSshd, uint64_t pidMax, std::optional<uint64_t> nproc);
 
 // Raises RLIMIT_NOFILE's soft limit to the hard one and judges it and the
 // process limits for this run.
-LimitCheck checkSystemLimits(uint64_t sessions, bool embeddedSshd);
+LimitCheck checkSystemLimits(uint64_t sessions, bool embeddedSshd, uint64_t connectionsPerAgent = 1);
 
 }  // namespace sshsoak

@@ -68,7 +68,7 @@ TEST_F(SshdTest, AStoppedAgentIsCaughtWithinTheBoundKilledAndRestarted) {
   // Idle after its connect: its last heartbeat, if it sent one before the
   // stop, was in the session.
   EXPECT_TRUE(u["last_phase"].is_null() || u["last_phase"] == "session") << u.dump();
-  EXPECT_EQ(u["last_event"], "connected") << u.dump();
+  EXPECT_EQ(u["last_event"], "after connected") << u.dump();
   // The crash path: agent_crashed saying why, then a restart.
   auto crashed = ofSession(lines, "agent_crashed", 1);
   ASSERT_EQ(crashed.size(), 1u);

@@ -219,6 +219,13 @@ TEST(SystemLimits, RefusesARunThatCannotFitAndNamesTheFix) {
   EXPECT_TRUE(tooFew.info.empty());
   EXPECT_FALSE(judgeFdLimit(300, 1024, 1024, 1024).error.has_value());
   EXPECT_GE(fdsNeeded(1000), 3000u);
+  // An agent inherits the limit: a jobs worker caching many connections
+  // needs more than the supervisor's share of a small run.
+  auto agents = judgeFdLimit(10, 1024, 1024, 1024, 2000);
+  ASSERT_TRUE(agents.error.has_value());
+  EXPECT_NE(agents.error->find("--max-connections-per-worker"), std::string::npos) << *agents.error;
+  EXPECT_NE(agents.error->find("ulimit -n " + std::to_string(agentFdsNeeded(2000))), std::string::npos);
+  EXPECT_FALSE(judgeFdLimit(10, 1024, 1024, 1024, 8).error.has_value());
 
   EXPECT_EQ(judgeProcessLimits(1000, true, 4194304, std::nullopt), "");
   EXPECT_NE(judgeProcessLimits(1000, true, 32768 / 4, std::nullopt).find("kernel.pid_max"), std::string::npos);
