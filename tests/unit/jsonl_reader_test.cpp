@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 
 using namespace sshsoak;
 
@@ -102,4 +103,29 @@ TEST(CountField, NeverWrapsANegativeOrOverflowingNumber) {
   EXPECT_EQ(countField(j, "ok"), 7u);
   EXPECT_EQ(countField(j, "huge"), UINT64_MAX);
   EXPECT_FALSE(countField(j, "huge", UINT32_MAX));
+}
+
+// Every line the supervisor writes is one `report` reads: an event name
+// missing from knownEvents() would have its lines skipped as unknown. The
+// names are taken from the supervisor's own sources (each run-level line is
+// made by lineHead(..., "NAME")), so a new line cannot be forgotten.
+TEST(KnownEvents, EveryLineTheSupervisorWritesIsKnownToTheReport) {
+  namespace fs = std::filesystem;
+  // lineHead(..., "NAME") (or a choice of names) and j["event"] = "NAME".
+  const std::regex made(R"re(lineHead\(([^;]*)\);|\["event"\] = ("[a-z_]+"))re");
+  const std::regex name(R"re("([a-z_]+)")re");
+  int found = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(fs::path(SSHSOAK_SOURCE_DIR) / "supervisor")) {
+    if (entry.path().extension() != ".cpp") continue;
+    std::ifstream in(entry.path());
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    for (std::sregex_iterator it(text.begin(), text.end(), made), end; it != end; ++it) {
+      std::string args = (*it)[1].matched ? (*it)[1].str() : (*it)[2].str();
+      for (std::sregex_iterator n(args.begin(), args.end(), name); n != end; ++n) {
+        ++found;
+        EXPECT_TRUE(sshsoak::isKnownEvent((*n)[1].str())) << (*n)[1].str() << " (" << entry.path() << ")";
+      }
+    }
+  }
+  EXPECT_GT(found, 15) << "no lineHead(..., \"NAME\") found: has the pattern changed?";
 }
