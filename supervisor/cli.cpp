@@ -517,6 +517,13 @@ Check readLimits(Options& o, const Flags& /*f*/) {
     return usage("--sample-detail-secs must be at least --sample-interval-secs (" + std::to_string(o.sampleIntervalSecs) + ")");
   }
   if (o.logKeep == 0) return usage("--log-keep must be at least 1");
+  // Each run rotates on its own count of the file's size; one run's rename
+  // would look to the other like its log replaced under it.
+  if (o.appendLog && o.logMaxMb > 0) {
+    return usage("--append and --log-max-mb cannot go together: two runs sharing a log cannot both rotate it; "
+                 "drop --log-max-mb, or give each run its own --log-path");
+  }
+  if (o.heartbeatSecs > 3600) return usage("--heartbeat-secs must be at most 3600 (0: off)");
   if (!(o.maxMemorySlopeMbPerH > 0)) return usage("--max-memory-slope-mb-per-h must be more than 0");
   return Ok{};
 }

@@ -248,6 +248,11 @@ ssize_t SshConnection::recvHook(libssh2_socket_t sock, void* buffer, size_t leng
   if (n > 0) {
     self->lastRecvMs_ = monoMs();
     if (!self->hello_.kexinitComplete()) self->hello_.feed(static_cast<const uint8_t*>(buffer), static_cast<size_t>(n));
+    // Every byte libssh2 reads passes here, also inside loops that never
+    // wait while data keeps coming (a stream of IGNOREs in one handshake
+    // call, an exec whose output never pauses): the heartbeat goes out from
+    // them too, or the watchdog would kill a busy agent as a silent one.
+    heartbeatDue(self->lastRecvMs_);
     return n;
   }
   if (n == 0) {

@@ -58,7 +58,8 @@ std::optional<std::string> mismatchOf(const char* what, const std::vector<std::s
 
 std::optional<KexOffer> parseKexinitPacket(const uint8_t* data, size_t size) {
   if (size < 6) return std::nullopt;
-  uint32_t len = be32(data);
+  // In 64 bits: a length near 2^32 must not wrap past the checks.
+  uint64_t len = be32(data);
   if (len + 4 > size || len < 2) return std::nullopt;
   uint8_t padding = data[4];
   if (padding + 1u > len) return std::nullopt;
@@ -122,12 +123,12 @@ void ServerHello::feed(const uint8_t* data, size_t size) {
       packet_.insert(packet_.end(), data + i, data + i + head);
       i += head;
       if (packet_.size() < 4) return;
-      if (be32(packet_.data()) + 4 > MAX_KEXINIT) {
+      if (uint64_t{be32(packet_.data())} + 4 > MAX_KEXINIT) {  // 64 bits: no wrap near 2^32
         flooded_ = true;
         return;
       }
     }
-    size_t total = be32(packet_.data()) + 4;
+    size_t total = size_t{be32(packet_.data())} + 4;
     size_t n = std::min(size - i, total - packet_.size());
     packet_.insert(packet_.end(), data + i, data + i + n);
     i += n;

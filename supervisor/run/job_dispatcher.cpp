@@ -174,6 +174,11 @@ void JobDispatcher::onWorkerLeaving(uint32_t worker) { queue_.workerLeaving(work
 
 void JobDispatcher::onJobResult(uint32_t worker, wire::Event::Reader event) {
   auto r = event.getJobResult();
+  // Its pointers first (a bad one throws kj::Exception, the agent's protocol
+  // error): nothing is counted for a frame that turns out undecodable.
+  std::string failureKind(r.getFailureKind());
+  std::string message(r.getMessage());
+  (void)r.getExitCodes().size();
   auto finished = queue_.onResult(worker, r.getJobId(), r.getOutcome());
   if (!finished) {
     const QueuedJob* expected = queue_.inFlight(worker);
@@ -185,8 +190,6 @@ void JobDispatcher::onJobResult(uint32_t worker, wire::Event::Reader event) {
   int64_t now = nowUs();
   uint64_t queueWaitUs = nonNegative(job.dispatchedUs - job.queuedUs);
   uint64_t totalUs = nonNegative(now - job.intendedUs);
-  std::string failureKind(r.getFailureKind());
-  std::string message(r.getMessage());
   record(worker, JobSample{.outcome = r.getOutcome(),
                            .reused = r.getReused(),
                            .queueWaitUs = queueWaitUs,
@@ -224,7 +227,7 @@ void JobDispatcher::onWorkerGone(uint32_t worker, bool runEnding) {
     j["detail"] = "its worker died with it in flight; it runs again (its first attempt may have run in part)";
     j["success"] = false;
     j["job_id"] = job.id;
-    j["job"] = job.name();
+    j["job_name"] = job.name();  // not "job": that is an event's name (grep -c '"job"' counts job lines)
     j["target"] = job.targetText();
     j["attempt"] = job.attempt + 1;
     log_.write(j);

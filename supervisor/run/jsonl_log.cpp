@@ -247,9 +247,15 @@ bool JsonlLog::rotate() {
   try {
     fd_ = openForAppend(path_);
   } catch (const std::system_error& e) {
-    // The old file (now LOG.1) is still open: go on writing to it.
+    // The old file (now LOG.1) is still open: it goes back to its name and
+    // the log goes on in it (else the file check would find LOG gone and
+    // call the log deleted under the run).
     rotationFailed_ = true;
-    spdlog::error("log rotation: {}; the log goes on in {}", e.what(), first);
+    if (std::rename(first.c_str(), path_.c_str()) == 0) {
+      spdlog::error("log rotation: {}; the log grows on in one file", e.what());
+    } else {
+      spdlog::error("log rotation: {}; the log goes on in {}", e.what(), first);
+    }
     return false;
   }
   bytes_ = sizeOf(fd_.get());

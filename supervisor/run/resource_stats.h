@@ -68,6 +68,9 @@ class ResourceStats {
   // One pass. A detail pass returns the resource_sample line's payload
   // (total, procs, server, tcp, missed, pass_ms).
   std::optional<Json> addPass(const SamplePass& pass);
+  // The sampler starts now: unsampled time is counted from here, not from the
+  // run's start (spawning 1000 agents is not a hole in the sampling).
+  void samplingStarts(int64_t monoMs) { lastPassMono_ = monoMs; }
 
   uint32_t ticks() const { return total_.samples; }
   uint64_t samplesTaken() const { return taken_; }

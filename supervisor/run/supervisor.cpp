@@ -163,6 +163,9 @@ void Supervisor::onEventBytes(Slot& slot, size_t n) {
       return;
     }
     onEvent(slot, *decoded, std::move(line), phase);
+    // A protocol error found while handling it (an undecodable job result)
+    // ended the pipe: what is still buffered from that agent is not read.
+    if (slot.events() == nullptr) return;
   }
 }
 
@@ -194,7 +197,14 @@ void Supervisor::onEvent(Slot& slot, wire::Event::Reader event, Json line, const
   // job with --log-each-job), with what only the queue knows; a done
   // job costs no JSON at all.
   if (jobs_ && event.which() == W::JOB_RESULT) {
-    jobs_->onJobResult(slot.id(), event);
+    // Not rendered above: the dispatcher reads the frame itself. A bad
+    // pointer or text in it throws kj::Exception there, and only there (our
+    // own code never throws one): the agent's protocol error, as above.
+    try {
+      jobs_->onJobResult(slot.id(), event);
+    } catch (const kj::Exception& e) {
+      agentProtocolError(slot, "undecodable job result: " + std::string(e.getDescription().cStr()));
+    }
     return;
   }
   // A restarted agent's first session is logged like any connect, marked
@@ -631,7 +641,8 @@ void Supervisor::reapFaults(bool killAll) {
 
 Json Supervisor::summaryNow() const {
   double secs = static_cast<double>(monoMs() - startMono_) / 1000.0;
-  Json summary = model_.summary(wallNs(), secs, log_.linesWritten() + 1);
+  // + 1: the summary line itself, unless the log failed and it will not be written.
+  Json summary = model_.summary(wallNs(), secs, log_.linesWritten() + (log_.failure() ? 0 : 1));
   summary["resources"] = resources_->summary();
   summary["resources"]["leaks"] = model_.leaksJson();
   VerdictInputs in = model_.verdictInputs();
@@ -742,7 +753,10 @@ Json Supervisor::run() {
   for (auto& slot : slots_) spawn(*slot);
   // A shutdown during the spawns (a signal, a jobs file already done) took
   // its last sample already: no thread to start after it.
-  if (!shuttingDown_) sampler_->start();
+  if (!shuttingDown_) {
+    resources_->samplingStarts(monoMs());
+    sampler_->start();
+  }
   spdlog::info("started {} session agents; running for {} s (q + Enter, SIGINT or SIGTERM stops early)",
                slots_.size(), options_.durationSecs);
 

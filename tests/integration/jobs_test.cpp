@@ -151,7 +151,7 @@ TEST_F(SshdTest, AWorkerKilledMidJobGetsItsJobRetriedOnceWithOneResult) {
   EXPECT_NE(code, -1) << soak.err();
   auto retried = linesOf(lines, "job_retried");
   ASSERT_EQ(retried.size(), 1u) << soak.err();
-  EXPECT_EQ(retried[0]["job"], "victim");
+  EXPECT_EQ(retried[0]["job_name"], "victim");
   EXPECT_EQ(retried[0]["attempt"], 2);
   EXPECT_EQ(retried[0]["session_id"], 0);
   uint64_t victimId = retried[0]["job_id"].get<uint64_t>();

@@ -48,9 +48,10 @@ TEST_F(SshdTest, AStoppedAgentIsCaughtWithinTheBoundKilledAndRestarted) {
   ASSERT_TRUE(waitForLog([](const auto& l) { return !ofSession(l, "agent_unresponsive", 1).empty(); }, 15))
       << soak.err();
   int64_t detectedMs = monoMs() - stoppedMs;
-  // 3 heartbeats of silence, then at most one check tick (1 s) and the
-  // log poll's own granularity.
-  EXPECT_GE(detectedMs, 2900);
+  // 3 heartbeats of silence counted from its last frame, which may be up to
+  // one heartbeat older than the stop, then at most one check tick (1 s) and
+  // the log poll's own granularity. silent_ms below is the exact check.
+  EXPECT_GE(detectedMs, 1900);
   EXPECT_LE(detectedMs, 3 * 1000 + 1000 + 800);
   // The slot comes back and the run goes on.
   ASSERT_TRUE(waitForLog([](const auto& l) { return ofSession(l, "connected", 1).size() == 2; }, 30)) << soak.err();
@@ -99,7 +100,10 @@ TEST_F(SshdTest, AnAgentStuckInACallIsCaughtAndRestarted) {
   auto lines = readJsonl(logPath_);
   auto unresponsive = linesOf(lines, "agent_unresponsive");
   ASSERT_GE(unresponsive.size(), 1u);
-  EXPECT_EQ(unresponsive[0]["last_phase"], "session") << unresponsive[0].dump();
+  // "session" if a heartbeat went out between its connect and the hang (the
+  // connect is slow under load or a sanitizer: then none did).
+  EXPECT_TRUE(unresponsive[0]["last_phase"].is_null() || unresponsive[0]["last_phase"] == "session")
+      << unresponsive[0].dump();
   EXPECT_GE(unresponsive[0]["silent_ms"].get<int64_t>(), 3000);
   auto crashed = linesOf(lines, "agent_crashed");
   ASSERT_GE(crashed.size(), 1u);

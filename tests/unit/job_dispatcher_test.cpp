@@ -197,7 +197,7 @@ TEST_F(JobDispatcherTest, AWorkerDeathRetriesOnceThenTheSupervisorReportsItFaile
   ASSERT_EQ(retried.size(), 1u);
   EXPECT_EQ(retried[0]["session_id"], 0);
   EXPECT_EQ(retried[0]["job_id"], 1);
-  EXPECT_EQ(retried[0]["job"], "web-1");
+  EXPECT_EQ(retried[0]["job_name"], "web-1");
   EXPECT_EQ(retried[0]["attempt"], 2);
   d->onAgentStarted(1);
   ASSERT_EQ(sent_.size(), 2u);

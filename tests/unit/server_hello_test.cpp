@@ -91,6 +91,24 @@ TEST(ServerHello, AHugePacketLengthAfterTheBannerIsAFlood) {
   EXPECT_FALSE(h.offer());
 }
 
+// A length near 2^32 once wrapped past the flood check (length + 4 in 32
+// bits): the rest of the buffer then passed for a whole KEXINIT, and its
+// parse read far past the buffer.
+TEST(ServerHello, APacketLengthThatWouldWrapIsAFloodNotAKexinit) {
+  for (uint32_t len : {0xfffffffcu, 0xfffffffdu, 0xfffffffeu, 0xffffffffu}) {
+    ServerHello h;
+    std::string packet = {static_cast<char>(len >> 24), static_cast<char>(len >> 16), static_cast<char>(len >> 8),
+                          static_cast<char>(len), '\x04', '\x14'};
+    feed(h, "SSH-2.0-x\r\n" + packet + std::string(40, 'a'));
+    EXPECT_TRUE(h.flooded()) << len;
+    EXPECT_FALSE(h.kexinitComplete()) << len;
+    EXPECT_FALSE(h.offer()) << len;
+  }
+  // And the parser on its own, given such a length, refuses it.
+  std::string packet = std::string("\xff\xff\xff\xfc\x04\x14", 6) + std::string(64, 'a');
+  EXPECT_FALSE(parseKexinitPacket(reinterpret_cast<const uint8_t*>(packet.data()), packet.size()));
+}
+
 TEST(ServerHello, GarbageOfPlausibleLengthIsNoOffer) {
   ServerHello h;
   std::string junk = std::string("\0\0\0\x10", 4) + std::string(16, 'z');
