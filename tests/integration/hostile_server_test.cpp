@@ -459,3 +459,22 @@ TEST_F(SshdTest, HostileTricklingPeerEndsEachAttemptAtItsDeadlineWithTheAgentIdl
     }
   }
 }
+
+// libssh2 stays inside one handshake call for as long as whole packets keep
+// coming (endless IGNOREs after a good KEXINIT): the agent never waits, so
+// its heartbeat must go out from its reads, or the watchdog would take an
+// agent busy reading for a silent one (bound: 3 x 1 s here, while the
+// connect deadline is 6 s).
+TEST_F(SshdTest, AnAgentReadingAnEndlessKexIsNotTakenForSilence) {
+  HostilePeer peer([](int fd, const std::atomic<bool>& stop) {
+    if (sendAll(fd, BANNER + agreeableKexinit(), stop)) sendIgnoresForever(fd, stop);
+  });
+  std::string target = "127.0.0.1:" + std::to_string(peer.port());
+  auto r = runSoak({"--targets", target, "--user", sshd_->user(), "--key", sshd_->clientKeyPath(), "--known-hosts",
+                    sshd_->knownHostsPath(), "--log-path", logPath_, "--sessions", "1", "--duration-secs", "5",
+                    "--heartbeat-secs", "1", "--reconnect-timeout-secs", "6"},
+                   40);
+  EXPECT_EQ(linesOf(r.lines, "agent_unresponsive").size(), 0u) << r.err;
+  EXPECT_EQ(linesOf(r.lines, "agent_crashed").size(), 0u) << r.err;
+  EXPECT_EQ(linesOf(r.lines, "agent_started").size(), 1u) << r.err;
+}

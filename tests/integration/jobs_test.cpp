@@ -281,3 +281,20 @@ TEST_F(SshdTest, AJobWhoseWorkerDiesTwiceIsFailedWorkerDiedNotRunAThirdTime) {
   EXPECT_EQ(byName["after"][0]["outcome"], "done");
   expectFinalQueue(lines, 2);
 }
+
+// A command whose output never pauses keeps the worker reading without a
+// single wait: the heartbeat must go out from its reads (the recv hook), or
+// the watchdog takes a busy worker for a silent one and kills it mid-job.
+TEST_F(SshdTest, AJobStreamingOutputForLongerThanTheWatchdogBoundIsNotTakenForSilence) {
+  std::string file = writeJobsFile(workDir_, {"{\"commands\": [\"timeout 5 yes || true\"], \"id\": \"stream\"}"});
+  auto r = runSoak(soakArgs({"--workload", "jobs", "--sessions", "1", "--jobs-file", file, "--log-each-job",
+                             "--heartbeat-secs", "1", "--duration-secs", "60"}),
+                   90);
+  EXPECT_EQ(linesOf(r.lines, "agent_unresponsive").size(), 0u) << r.err;
+  EXPECT_EQ(linesOf(r.lines, "agent_crashed").size(), 0u) << r.err;
+  auto jobs = linesOf(r.lines, "job");
+  ASSERT_EQ(jobs.size(), 1u) << r.err;
+  EXPECT_EQ(jobs[0]["outcome"], "done") << jobs[0].dump();
+  // It did stream for longer than the bound (3 heartbeats).
+  EXPECT_GT(jobs[0]["run_us"].get<uint64_t>(), 3000000u) << jobs[0].dump();
+}
