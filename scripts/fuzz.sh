@@ -20,6 +20,16 @@ targets=("$@")
 [[ ${#targets[@]} -eq 0 ]] && targets=("${all[@]}")
 
 "$root/scripts/setup.sh"
+# setup.sh installs both; a machine set up otherwise gets told what is missing.
+if ! command -v clang++ >/dev/null; then
+  echo "fuzz.sh: clang++ is missing: scripts/setup.sh installs it (Debian packages clang, libclang-rt-14-dev)" >&2
+  exit 1
+fi
+if [[ -z $(clang++ -print-file-name=libclang_rt.fuzzer-x86_64.a | grep /) ||
+      ! -e $(clang++ -print-file-name=libclang_rt.fuzzer-x86_64.a) ]]; then
+  echo "fuzz.sh: clang's libFuzzer runtime is missing: install libclang-rt-14-dev (scripts/setup.sh does)" >&2
+  exit 1
+fi
 started=$SECONDS
 # -O1 -g1: libFuzzer's usual optimisation; line tables name file:line in reports.
 cmake -S "$root" -B "$dir" -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DSSHSOAK_FUZZ=ON \
