@@ -427,6 +427,18 @@ TEST_F(SshdTest, HostileTricklingPeerEndsEachAttemptAtItsDeadlineWithTheAgentIdl
     }
     for (int c : conns) ::close(c);
   });
+  // A failed ASSERT below returns early: the peer is still stopped and
+  // joined (a joinable thread's destructor would abort the test binary).
+  struct Joiner {
+    std::atomic<bool>& stop;
+    std::thread& thread;
+    int listener;
+    ~Joiner() {
+      stop = true;
+      if (thread.joinable()) thread.join();
+      ::close(listener);
+    }
+  } joiner{stop, peer, listener};
   std::string target = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
   SoakProcess soak({"--targets", target, "--user", sshd_->user(), "--key", sshd_->clientKeyPath(), "--known-hosts",
                     sshd_->knownHostsPath(), "--log-path", logPath_, "--sessions", "1", "--duration-secs", "4",
@@ -441,7 +453,6 @@ TEST_F(SshdTest, HostileTricklingPeerEndsEachAttemptAtItsDeadlineWithTheAgentIdl
   int code = soak.wait(30);
   stop = true;
   peer.join();
-  ::close(listener);
   ASSERT_NE(code, -1) << soak.err();
   std::printf("agent %d: %ld ticks (%.0f ms) of CPU over 2.5 s of trickled connect attempts\n", agent, used,
               1000.0 * used / hz);
