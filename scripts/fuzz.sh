@@ -32,7 +32,8 @@ if [[ -z $(clang++ -print-file-name=libclang_rt.fuzzer-x86_64.a | grep /) ||
 fi
 started=$SECONDS
 # -O1 -g1: libFuzzer's usual optimisation; line tables name file:line in reports.
-cmake -S "$root" -B "$dir" -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DSSHSOAK_FUZZ=ON \
+# Unity-built libraries, as in test.sh's builds: each is built from clean in CI.
+cmake -S "$root" -B "$dir" -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DSSHSOAK_FUZZ=ON -DSSHSOAK_UNITY=ON \
   -DSSHSOAK_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" >/dev/null
 log=$(mktemp)
 if ! cmake --build "$dir" -j"$(nproc)" --target "${targets[@]/#/fuzz_}" >"$log" 2>&1; then
