@@ -43,7 +43,9 @@ if [[ $quick -eq 0 ]]; then
   # /proc sampler (a thread beside the loop, sampler_thread_test); sshsoak
   # and sshsoak-agent otherwise run one event loop on one thread each. So
   # ThreadSanitizer builds and runs those tests (tests/CMakeLists.txt,
-  # thread_tests).
+  # thread_tests). The agent's name resolution (getaddrinfo_a) finishes on a
+  # thread glibc starts itself, which TSan cannot follow: its tests
+  # (resolver_tests) run in the two builds above.
   echo "== thread tests under TSan"
   "$root/scripts/setup.sh"
   cmake -S "$root" -B "$root/build-tsan" -DSSHSOAK_TSAN=ON -DSSHSOAK_WERROR=ON "${sanitizer_debug[@]}" >/dev/null
