@@ -40,16 +40,6 @@ using Cat = wire::FailureCategory;
 
 namespace {
 
-// Under ASan, freed memory waits in its quarantine (up to 256 MB by default)
-// and counts in RSS: the memory bounds are the plain build's to check; under
-// ASan they are widened by the quarantine's size, so only a growth beyond it
-// (unbounded) fails there.
-#ifdef SSHSOAK_TESTS_UNDER_ASAN
-constexpr long ASAN_QUARANTINE_KB = 256 * 1024;
-#else
-constexpr long ASAN_QUARANTINE_KB = 0;
-#endif
-
 constexpr int64_t DEADLINE_MS = 1500;
 constexpr int64_t SLACK_MS = 300;
 // No peer runs longer than this, even if the client never gives up (the

@@ -21,16 +21,6 @@ using namespace sshsoak::testing;
 
 namespace {
 
-// Under ASan, freed memory waits in its quarantine (up to 256 MB by default)
-// and counts in RSS: the memory bounds are the plain build's to check; under
-// ASan they are widened by the quarantine's size, so only a growth beyond it
-// (unbounded) fails there.
-#ifdef SSHSOAK_TESTS_UNDER_ASAN
-constexpr long ASAN_QUARANTINE_KB = 256 * 1024;
-#else
-constexpr long ASAN_QUARANTINE_KB = 0;
-#endif
-
 std::vector<Json> ofSession(const std::vector<Json>& lines, const std::string& event, int session) {
   std::vector<Json> out;
   for (const auto& l : linesOf(lines, event)) {
