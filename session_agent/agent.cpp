@@ -1,10 +1,12 @@
 #include "session_agent/agent.h"
 
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <limits>
 #include <cstdio>
 #include <cstdlib>
@@ -34,7 +36,31 @@ uint32_t openFds() {
   }
 }
 
+// SIGCONT since the last look: the agent was stopped (SIGSTOP, SIGTSTP, a
+// debugger). A late wake-up alone misses a stop that ends in a poll whose
+// timeout was long and whose socket has data by the resume (an exec in
+// flight and no key due: seconds), or a stop outside poll().
+std::atomic<bool> continued{false};
+static_assert(std::atomic<bool>::is_always_lock_free);
+
+void onContinue(int) { continued.store(true, std::memory_order_relaxed); }
+
 }  // namespace
+
+void watchForStops() {
+  struct sigaction sa {};
+  sa.sa_handler = onContinue;
+  ::sigemptyset(&sa.sa_mask);
+  // Blocking reads and writes restart; poll() returns EINTR, which every
+  // wait in the agent takes as an early wake-up.
+  sa.sa_flags = SA_RESTART;
+  if (::sigaction(SIGCONT, &sa, nullptr) != 0) throwErrno("sigaction SIGCONT");
+}
+
+bool Agent::stoppedSinceLastLook(int64_t lateMs) {
+  bool wasContinued = continued.exchange(false, std::memory_order_relaxed);
+  return wasContinued || lateMs > STALL_MS;
+}
 
 AgentSettings AgentSettings::fromWire(wire::AgentConfig::Reader c) {
   AgentSettings s;
@@ -418,6 +444,10 @@ void Agent::sessionLoop() {
       progressed = false;
       // A fresh clock per pass: what the step reads is stamped with it.
       int64_t stepNow = monoMs();
+      // Stopped mid-turn: what queued meanwhile is not work done now.
+      if (stoppedSinceLastLook(0)) {
+        for (auto& w : workloads_) w->resumedAfterStall(stepNow);
+      }
       for (auto& w : workloads_) {
         StepResult r = w->step(stepNow);
         progressed = progressed || r.progressed;
@@ -455,9 +485,10 @@ void Agent::sessionLoop() {
     const int64_t sleepFromMs = monoMs();
     const int timeoutMs = buffered ? 0 : waitTimeoutMs(sleepFromMs, wakeMs);
     int n = ::poll(pfds, 2, timeoutMs);
-    // Woke far later than asked: the agent did not run meanwhile (SIGSTOP,
-    // a stalled machine). What it never did is not logged as done.
-    if (int64_t lateMs = monoMs() - sleepFromMs - timeoutMs; lateMs > STALL_MS) {
+    // Continued after a stop, or woke far later than asked (a stalled
+    // machine): the agent did not run meanwhile. What it never did is not
+    // logged as done.
+    if (stoppedSinceLastLook(monoMs() - sleepFromMs - timeoutMs)) {
       for (auto& w : workloads_) w->resumedAfterStall(monoMs());
     }
     if (n < 0 && errno != EINTR) throwErrno("poll");

@@ -82,6 +82,10 @@ std::string_view stateName(SessionState state);
 // std::logic_error on any other (a bug in the agent, not a network event).
 bool transitionAllowed(SessionState from, SessionState to);
 
+// Installs the SIGCONT handler behind Agent's stall checks; once, before
+// Agent::run.
+void watchForStops();
+
 class Agent {
  public:
   // pending: what was read from the command pipe after the AgentConfig (a
@@ -100,6 +104,9 @@ class Agent {
     int64_t backoffMs = -1;  // the jitter waited before this attempt; -1: none
   };
 
+  // True once after a SIGCONT (watchForStops), or when a sleep ended
+  // lateMs > STALL_MS later than asked.
+  static bool stoppedSinceLastLook(int64_t lateMs);
   // The one writer of state_. Traces to stderr when SSHSOAK_AGENT_TRACE is set.
   void transition(SessionState next, std::string_view why);
   void beginConnectPhase(bool reconnect, int64_t detectMs);

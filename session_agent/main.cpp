@@ -74,6 +74,7 @@ int main(int argc, char** argv) {
     if (config.getSupervisorPid() != 0 && ::getppid() != config.getSupervisorPid()) return EXIT_SYSTEM;
     if (config.getCrashForTesting()) std::abort();
     // The reader may hold commands sent right behind the configuration.
+    agent::watchForStops();
     agent::Agent agent(agent::AgentSettings::fromWire(config), AGENT_EVENT_FD, AGENT_COMMAND_FD, std::move(reader));
     return agent.run();
   } catch (const std::exception& e) {

@@ -198,6 +198,40 @@ TEST_F(SshdTest, AShortStopIsNoBacklogOfWorkNeverDone) {
   EXPECT_TRUE(linesOf(readJsonl(logPath_), "agent_unresponsive").empty());
 }
 
+TEST_F(SshdTest, AStopEndingInALongWaitWithDataReadyIsStillNoBacklog) {
+  // The stop lands after a cycle's last echo probe: the agent sleeps until
+  // its next keepalive or heartbeat (seconds away), and the remote's next
+  // burst arrives while it is stopped. On SIGCONT poll() returns at once
+  // with data, earlier than its timeout, so a late wake-up cannot show the
+  // stop; the burst printed meanwhile must still not count as a cycle.
+  SoakProcess soak(soakArgs({"--sessions", "1", "--duration-secs", "120", "--heartbeat-secs", "30",
+                             "--log-detail", "full", "--pty-interval-secs", "4", "--poll-interval-secs", "60",
+                             "--keepalive-interval-secs", "10", "--intensity", "low"}),
+                   /*stdinPipe=*/true);
+  ASSERT_TRUE(waitForLog([](const auto& l) { return !linesOf(l, "pty_cycle").empty(); }, 30)) << soak.err();
+  const uint32_t seen = linesOf(readJsonl(logPath_), "pty_cycle").back()["cycle"].get<uint32_t>();
+  pid_t agent = agentPidOf(logPath_, 0);
+  ASSERT_GT(agent, 0);
+  // Probes at 1, 2 and 3 s of the 4 s pause; the next burst at 4 s.
+  std::this_thread::sleep_for(std::chrono::milliseconds(3300));
+  ASSERT_EQ(::kill(agent, SIGSTOP), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  ASSERT_EQ(::kill(agent, SIGCONT), 0);
+  ASSERT_TRUE(waitForLog(
+      [&](const auto& l) {
+        auto c = linesOf(l, "pty_cycle");
+        return !c.empty() && c.back()["cycle"].template get<uint32_t>() >= seen + 2;
+      },
+      30))
+      << soak.err();
+  soak.writeStdin("q\n");
+  soak.wait(30);
+  for (const auto& c : linesOf(readJsonl(logPath_), "pty_cycle")) {
+    EXPECT_NE(c["cycle"].get<uint32_t>(), seen + 1) << "the burst printed during the stop was counted: " << c.dump();
+  }
+  EXPECT_TRUE(linesOf(readJsonl(logPath_), "agent_unresponsive").empty());
+}
+
 namespace {
 
 const Json* criterionOf(const Json& summary, const std::string& name) {
