@@ -309,6 +309,10 @@ bool Relay::pump(Conn& c, Flow& flow, int from, int to, const Effects& e, int64_
     if (c.wakeNs == 0 || at < c.wakeNs) c.wakeNs = at;
   };
 
+  // Read, then write; again while a write made room for more to read
+  // (a bounded number of times, then the loop comes back: other
+  // connections get their turn).
+  for (int pass = 0;; ++pass) {
   // Read what the socket has, up to the buffer's bound.
   while (flow.readReady && !flow.eof && flow.queued < config_.bufferBytes) {
     size_t room = std::min(READ_BYTES, config_.bufferBytes - flow.queued);
@@ -348,6 +352,7 @@ bool Relay::pump(Conn& c, Flow& flow, int from, int to, const Effects& e, int64_
   }
 
   if (c.connecting || e.hold) return true;
+  const size_t queuedBefore = flow.queued;
 
   // Write what is due, within the bandwidth, slice and limit.
   while (flow.writeReady && !flow.queue.empty()) {
@@ -420,6 +425,13 @@ bool Relay::pump(Conn& c, Flow& flow, int from, int to, const Effects& e, int64_
       flow.writeReady = false;
       break;
     }
+  }
+  bool moreToRead = flow.readReady && !flow.eof && flow.queued < config_.bufferBytes;
+  if (!moreToRead || flow.queued == queuedBefore) break;
+  if (pass == 16) {
+    wake(nowNs);
+    break;
+  }
   }
 
   // Pass the FIN on once everything before it is written.
