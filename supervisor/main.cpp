@@ -28,6 +28,7 @@
 #include "supervisor/analysis/jsonl_reader.h"
 #include "supervisor/analysis/percentiles_cmd.h"
 #include "supervisor/analysis/report.h"
+#include "supervisor/analysis/ci_results.h"
 #include "supervisor/run/status_line.h"
 #include "shared/wire_names.h"
 #include "shared/clock.h"
@@ -383,6 +384,21 @@ int runMain(int argc, char** argv) {
   std::fflush(stdout);
   // The exit code tells the worst that happened: the log failed (4), a
   // report file could not be written (3), a criterion failed (1).
+  int code = log->failure() ? exit_code::LOG_FAILED
+             : htmlFailed   ? exit_code::BAD_INPUT
+                            : (summary["success"].get<bool>() ? exit_code::PASSED : exit_code::CRITERIA_FAILED);
+  // Issue 17: the verdict for CI and scripts, with the exit code it gives
+  // (a file that cannot be written makes it 3, unless the log's 4 wins).
+  bool ciFailed = false;
+  if (!options.junitPath.empty() || !options.summaryJsonPath.empty()) {
+    ci::RunResult result{.runId = id, .source = options.logPath, .summary = summary, .settings = started,
+                         .exitCode = code};
+    for (auto error : {ci::writeJunit(options.junitPath, {result}), ci::writeSummaryJson(options.summaryJsonPath, result)}) {
+      if (!error) continue;
+      ciFailed = true;
+      spdlog::error("{}", *error);
+    }
+  }
   if (const auto& failure = log->failure()) {
     std::fprintf(stderr, "sshsoak: the log failed during the run: %s; the summary and verdict above are complete, "
                  "the log holds the lines written before the failure (exit 4)\n", failure->text().c_str());
@@ -392,7 +408,11 @@ int runMain(int argc, char** argv) {
     std::fprintf(stderr, "sshsoak: --html %s could not be written (see above; exit 3)\n", options.htmlPath.c_str());
     return exit_code::BAD_INPUT;
   }
-  return summary["success"].get<bool>() ? exit_code::PASSED : exit_code::CRITERIA_FAILED;
+  if (ciFailed) {
+    std::fprintf(stderr, "sshsoak: --junit / --summary-json could not be written (see above; exit 3)\n");
+    return exit_code::BAD_INPUT;
+  }
+  return code;
 }
 
 }  // namespace
