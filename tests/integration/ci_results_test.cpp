@@ -2,7 +2,9 @@
 // sshd and on `sshsoak report`, read back by a real JUnit reader
 // (junitparser, Debian's python3-junitparser: read_junit.py beside this file)
 // and checked against tests/data/junit.xsd by xmllint.
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -37,15 +39,15 @@ Command capture(const std::string& command) {
   return c;
 }
 
-std::string quoted(const std::string& s) { return "'" + s + "'"; }
+std::string shellQuoted(const std::string& s) { return "'" + s + "'"; }
 
 // What a CI server's JUnit reader makes of the file, plus the schema check.
 Json readJunit(const std::string& path) {
-  Command schema = capture("xmllint --noout --schema " + quoted(std::string(SSHSOAK_SOURCE_DIR) + "/tests/data/junit.xsd") +
-                           " " + quoted(path));
+  Command schema = capture("xmllint --noout --schema " + shellQuoted(std::string(SSHSOAK_SOURCE_DIR) + "/tests/data/junit.xsd") +
+                           " " + shellQuoted(path));
   EXPECT_EQ(schema.status, 0) << schema.out;
-  Command read = capture("/usr/bin/python3 " + quoted(std::string(SSHSOAK_SOURCE_DIR) + "/tests/integration/read_junit.py") +
-                         " " + quoted(path));
+  Command read = capture("/usr/bin/python3 " + shellQuoted(std::string(SSHSOAK_SOURCE_DIR) + "/tests/integration/read_junit.py") +
+                         " " + shellQuoted(path));
   EXPECT_EQ(read.status, 0) << read.out;
   try {
     return Json::parse(read.out);
@@ -116,8 +118,8 @@ TEST_F(SshdTest, JunitAndSummaryJsonAreReadByAJunitReaderWithTheFailedCriterion)
 
   // `sshsoak report` on the log: the same verdict, the same cases.
   std::string junit2 = workDir_ + "/report-junit.xml", summary2 = workDir_ + "/report-summary.json";
-  Command rep = capture(std::string(SSHSOAK_BIN) + " report " + quoted(logPath_) + " --junit " + quoted(junit2) +
-                        " --summary-json " + quoted(summary2));
+  Command rep = capture(std::string(SSHSOAK_BIN) + " report " + shellQuoted(logPath_) + " --junit " + shellQuoted(junit2) +
+                        " --summary-json " + shellQuoted(summary2));
   ASSERT_EQ(rep.status, 0) << rep.out;
   Json y = readJunit(junit2);
   ASSERT_EQ(y["suites"].size(), 1u);
@@ -150,7 +152,36 @@ TEST_F(SshdTest, AJunitFileThatCannotBeWrittenIsExit3NamingThePath) {
   EXPECT_NE(early.err.find("--summary-json " + workDir_ + "/no-such-dir/s.json"), std::string::npos) << early.err;
 
   // report: the same, and --summary-json over several runs is a usage error.
-  Command rep = capture(std::string(SSHSOAK_BIN) + " report " + quoted(logPath_) + " --junit " + quoted(dirAsFile));
+  Command rep = capture(std::string(SSHSOAK_BIN) + " report " + shellQuoted(logPath_) + " --junit " + shellQuoted(dirAsFile));
   EXPECT_EQ(WEXITSTATUS(rep.status), exit_code::BAD_INPUT) << rep.out;
   EXPECT_NE(rep.out.find("--junit " + dirAsFile), std::string::npos) << rep.out;
+}
+
+// A run killed at any moment keeps its last checkpoint's CI results, and
+// they say it did not end: a failed run_complete case, state "checkpoint".
+TEST_F(SshdTest, AKilledRunKeepsItsCheckpointsJunitWithAFailedRunComplete) {
+  std::string junit = workDir_ + "/junit.xml", summaryJson = workDir_ + "/summary.json";
+  SoakProcess soak(soakArgs({"--sessions", "1", "--duration-secs", "60", "--checkpoint-secs", "1", "--junit", junit,
+                             "--summary-json", summaryJson}));
+  ASSERT_TRUE(waitForLog([](const auto& l) { return !linesOf(l, "checkpoint").empty(); }, 30)) << soak.err();
+  // The files follow the checkpoint line; the next checkpoint comes in 1 s.
+  for (int i = 0; i < 50 && !std::filesystem::exists(summaryJson); ++i) ::usleep(100'000);
+  ::kill(soak.pid(), SIGKILL);
+  soak.wait(10);
+  // A SIGKILLed supervisor cannot remove its token-bucket segment (the next
+  // run would: supervision_test checks that); the teardown counts it.
+  for (const auto& name : listDevShm()) {
+    if (name.rfind("sshsoak-" + std::to_string(soak.pid()) + "-", 0) == 0) std::filesystem::remove("/dev/shm/" + name);
+  }
+  Json x = readJunit(junit);
+  ASSERT_EQ(x["suites"].size(), 1u) << x.dump();
+  Json rc = caseNamed(x["suites"][0], "run_complete");
+  ASSERT_EQ(rc["result"], "failure") << x.dump();
+  EXPECT_EQ(rc["message"].get<std::string>().rfind("the run has not ended: figures from checkpoint ", 0), 0u)
+      << rc.dump();
+  std::ifstream in(summaryJson);
+  Json doc = Json::parse(in);
+  EXPECT_EQ(doc["state"], "checkpoint");
+  EXPECT_TRUE(doc["exit_code"].is_null());
+  EXPECT_EQ(doc["success"], false);
 }
