@@ -15,6 +15,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 
 #include "supervisor/run/local_sshd.h"
 #include "supervisor/cli.h"
@@ -85,6 +86,14 @@ struct StartError {
   std::string message;
 };
 
+// Issue 17: where --junit / --summary-json go, once run_started is logged,
+// so that a run that aborts after it still gives CI a (failed) result.
+struct CiOutputs {
+  std::string junitPath, summaryJsonPath, logPath;
+  Json started;
+};
+std::optional<CiOutputs> ciOutputs;
+
 // The one place a run that did not start is reported: on stderr, and, once
 // the log is open (log not null), as the run's last line, run_aborted, after
 // its run_started, so that the log says why the run it began never ran.
@@ -100,6 +109,14 @@ int startFailed(const StartError& e, JsonlLog* log = nullptr, const std::string&
       log->write(j);
     } catch (const std::exception& writeError) {
       std::fprintf(stderr, "sshsoak: --log-path: cannot write run_aborted: %s\n", writeError.what());
+    }
+    if (ciOutputs) {
+      ci::RunResult result{.runId = runId, .source = ciOutputs->logPath, .summary = j,
+                           .settings = ciOutputs->started, .exitCode = e.exitCode};
+      for (auto error : {ci::writeJunit(ciOutputs->junitPath, {result}),
+                         ci::writeSummaryJson(ciOutputs->summaryJsonPath, result)}) {
+        if (error) std::fprintf(stderr, "sshsoak: %s\n", error->c_str());
+      }
     }
   }
   return e.exitCode;
@@ -333,6 +350,9 @@ int runMain(int argc, char** argv) {
     std::fprintf(stderr, "sshsoak: --log-path: the first line could not be written: %s; nothing started (exit 4)\n",
                  failure->text().c_str());
     return exit_code::LOG_FAILED;
+  }
+  if (!options.junitPath.empty() || !options.summaryJsonPath.empty()) {
+    ciOutputs = CiOutputs{options.junitPath, options.summaryJsonPath, options.logPath, started};
   }
 
   std::unique_ptr<PidFile> pidFile;

@@ -256,7 +256,10 @@ Json summaryDocument(const RunResult& run) {
   doc["run_id"] = run.runId;
   doc["log"] = run.source;
   std::string reason = incompleteReason(run);
-  doc["state"] = !run.summary.is_object() ? "no_summary" : isCheckpoint(run.summary) ? "checkpoint" : "complete";
+  doc["state"] = !run.summary.is_object()                           ? "no_summary"
+                 : isCheckpoint(run.summary)                          ? "checkpoint"
+                 : textField(run.summary, "event") == "run_aborted" ? "aborted"
+                                                                      : "complete";
   doc["incomplete"] = reason.empty() ? Json(nullptr) : Json(reason);
   doc["success"] = reason.empty() && field(run.summary, "success").is_boolean() && run.summary["success"].get<bool>();
   doc["exit_code"] = run.exitCode ? Json(*run.exitCode) : Json(nullptr);

@@ -185,3 +185,24 @@ TEST_F(SshdTest, AKilledRunKeepsItsCheckpointsJunitWithAFailedRunComplete) {
   EXPECT_TRUE(doc["exit_code"].is_null());
   EXPECT_EQ(doc["success"], false);
 }
+
+// A run that aborts after run_started (here: --pid-file names a directory,
+// exit 3) still gives CI a failed result saying why, and scripts its code.
+TEST_F(SshdTest, ARunAbortedAfterItStartedStillGivesCiAFailedResult) {
+  std::string junit = workDir_ + "/junit.xml", summaryJson = workDir_ + "/summary.json";
+  std::string dirAsPidFile = workDir_ + "/pid-dir";
+  std::filesystem::create_directory(dirAsPidFile);
+  auto r = runSoak(soakArgs({"--sessions", "1", "--duration-secs", "2", "--pid-file", dirAsPidFile, "--junit", junit,
+                             "--summary-json", summaryJson}),
+                   30);
+  ASSERT_EQ(r.exitCode, exit_code::BAD_INPUT) << r.err;
+  ASSERT_EQ(linesOf(r.lines, "run_aborted").size(), 1u);
+  Json x = readJunit(junit);
+  Json rc = caseNamed(x["suites"][0], "run_complete");
+  ASSERT_EQ(rc["result"], "failure") << x.dump();
+  EXPECT_NE(rc["message"].get<std::string>().find("--pid-file " + dirAsPidFile), std::string::npos) << rc.dump();
+  std::ifstream in(summaryJson);
+  Json doc = Json::parse(in);
+  EXPECT_EQ(doc["state"], "aborted");
+  EXPECT_EQ(doc["exit_code"], exit_code::BAD_INPUT);
+}

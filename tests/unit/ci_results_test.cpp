@@ -127,6 +127,22 @@ TEST(CiResults, NoSummaryIsOneFailedCaseAndAFailedSummaryWithoutCriterionSaysWhy
   EXPECT_NE(xml.find("message=\"the run failed: shard 2 of 4 missing\""), std::string::npos) << xml;
 }
 
+// A run that aborted after run_started (exit 3, 70, 71): CI sees why.
+TEST(CiResults, AnAbortedRunIsAFailedRunCompleteWithItsDetailAndExitCode) {
+  ci::RunResult r = sample();
+  r.summary = {{"ts", "2026-11-26T08:00:01.000Z"}, {"event", "run_aborted"}, {"run_id", "run-1"},
+               {"detail", "cannot start an agent (/x): No such file"}, {"success", false}, {"exit_code", 71}};
+  r.exitCode = ci::exitCodeOf(r.summary);
+  EXPECT_EQ(r.exitCode, exit_code::SYSTEM);
+  std::string xml = ci::junitXml({r});
+  EXPECT_NE(xml.find("tests=\"1\" failures=\"1\""), std::string::npos) << xml;
+  EXPECT_NE(xml.find("message=\"the run failed: cannot start an agent (/x): No such file\""), std::string::npos) << xml;
+  Json doc = ci::summaryDocument(r);
+  EXPECT_EQ(doc["state"], "aborted");
+  EXPECT_EQ(doc["exit_code"], 71);
+  EXPECT_EQ(doc["success"], false);
+}
+
 TEST(CiResults, SummaryDocumentHasTheVerdictExitCodeSettingsAndK6Thresholds) {
   Json doc = ci::summaryDocument(sample());
   EXPECT_EQ(doc["format"], "sshsoak-summary/1");
