@@ -20,6 +20,8 @@ PACKAGES=(
   chromium
   # fuzzing (scripts/fuzz.sh): clang and its libFuzzer runtime
   clang libclang-rt-14-dev
+  # issue 17: --junit files are read back by a real JUnit reader; xmllint checks them against tests/data/junit.xsd
+  python3-junitparser libxml2-utils
 )
 
 missing=()
@@ -27,6 +29,9 @@ for p in "${PACKAGES[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
   [[ "$status" == "install ok installed" ]] || missing+=("$p")
 done
+# issue 17: scripts/check-deploy.sh validates deploy/ with npm packages. A
+# machine with its own Node.js (NodeSource's bundles npm) keeps it.
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 
 if [[ $(id -u) -ne 0 ]]; then

@@ -28,6 +28,8 @@ ctest_all() {  # ctest_all DIR [env...]: unit tests, then everything else
 
 echo "== build (warnings as errors)"
 "$root/scripts/build.sh" "$root/build" -DSSHSOAK_WERROR=ON -DSSHSOAK_UNITY=ON
+echo "== deploy manifests and Containerfile (issue 17)"
+"$root/scripts/check-deploy.sh"
 echo "== tests"
 ctest_all "$root/build"
 

@@ -148,6 +148,11 @@ void addFaultFlags(CLI::App& app, Flags& f) {
 void addRunFlags(CLI::App& app, Options& o, Flags& f) {
   app.add_option("--html", o.htmlPath, "At the end, write a self-contained HTML report of the run to this file "
                                         "(with the private sshd: sshsoak-report.html beside the log)");
+  // Issue 17: the verdict for CI and scripts (docs/reference.md, "CI results").
+  app.add_option("--junit", o.junitPath, "At each checkpoint and at the end, write the verdict as JUnit XML to this "
+                                         "file: one testcase per criterion (for CI)");
+  app.add_option("--summary-json", o.summaryJsonPath, "At each checkpoint and at the end, write the summary, verdict "
+                                                      "and exit code as one JSON document to this file (for scripts)");
   app.add_option("--shutdown-timeout-secs", o.shutdownTimeoutSecs,
                  "How long agents get to close their sessions at the end before they are killed");
   app.add_option("--agent-path", o.agentPath, "The sshsoak-agent binary (default: beside sshsoak)");
@@ -664,6 +669,12 @@ Check checkOutputs(Options& o, const Flags& /*f*/) {
     auto dir = std::filesystem::path(o.htmlPath).parent_path();
     if (!dir.empty() && !std::filesystem::is_directory(dir)) {
       return badInput("--html " + o.htmlPath + ": directory " + dir.string() + " does not exist");
+    }
+  }
+  for (const auto& [flag, path] : {std::pair{"--junit", &o.junitPath}, std::pair{"--summary-json", &o.summaryJsonPath}}) {
+    auto dir = std::filesystem::path(*path).parent_path();
+    if (!path->empty() && !dir.empty() && !std::filesystem::is_directory(dir)) {
+      return badInput(std::string(flag) + " " + *path + ": directory " + dir.string() + " does not exist");
     }
   }
   // Opened for append, as the run will: the check is the real thing.

@@ -111,6 +111,9 @@ struct Options {
   std::vector<FaultCommand> faultCommands;
   std::vector<NetFault> netFaults;      // --fault, then --fault-file's lines; none: no relay in the path
   std::string htmlPath;  // --html: a self-contained HTML report at the end
+  // Issue 17, CI results (analysis/ci_results.h): at each checkpoint and at the end.
+  std::string junitPath;        // --junit: the verdict as JUnit XML
+  std::string summaryJsonPath;  // --summary-json: the summary and verdict as one JSON document
   std::string agentPath;  // default: sshsoak-agent beside sshsoak
   bool crashAgentsForTesting = false;
   std::optional<uint32_t> crashSessionForTesting;  // test only: this slot's agent aborts at start

@@ -15,6 +15,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 
 #include "supervisor/run/local_sshd.h"
 #include "supervisor/cli.h"
@@ -28,6 +29,7 @@
 #include "supervisor/analysis/jsonl_reader.h"
 #include "supervisor/analysis/percentiles_cmd.h"
 #include "supervisor/analysis/report.h"
+#include "supervisor/analysis/ci_results.h"
 #include "supervisor/run/status_line.h"
 #include "shared/wire_names.h"
 #include "shared/clock.h"
@@ -84,6 +86,14 @@ struct StartError {
   std::string message;
 };
 
+// Issue 17: where --junit / --summary-json go, once run_started is logged,
+// so that a run that aborts after it still gives CI a (failed) result.
+struct CiOutputs {
+  std::string junitPath, summaryJsonPath, logPath;
+  Json started;
+};
+std::optional<CiOutputs> ciOutputs;
+
 // The one place a run that did not start is reported: on stderr, and, once
 // the log is open (log not null), as the run's last line, run_aborted, after
 // its run_started, so that the log says why the run it began never ran.
@@ -99,6 +109,14 @@ int startFailed(const StartError& e, JsonlLog* log = nullptr, const std::string&
       log->write(j);
     } catch (const std::exception& writeError) {
       std::fprintf(stderr, "sshsoak: --log-path: cannot write run_aborted: %s\n", writeError.what());
+    }
+    if (ciOutputs) {
+      ci::RunResult result{.runId = runId, .source = ciOutputs->logPath, .summary = j,
+                           .settings = ciOutputs->started, .exitCode = e.exitCode};
+      for (auto error : {ci::writeJunit(ciOutputs->junitPath, {result}),
+                         ci::writeSummaryJson(ciOutputs->summaryJsonPath, result)}) {
+        if (error) std::fprintf(stderr, "sshsoak: %s\n", error->c_str());
+      }
     }
   }
   return e.exitCode;
@@ -338,6 +356,9 @@ int runMain(int argc, char** argv) {
                  failure->text().c_str());
     return exit_code::LOG_FAILED;
   }
+  if (!options.junitPath.empty() || !options.summaryJsonPath.empty()) {
+    ciOutputs = CiOutputs{options.junitPath, options.summaryJsonPath, options.logPath, started};
+  }
 
   std::unique_ptr<PidFile> pidFile;
   if (!options.pidFile.empty()) {
@@ -390,6 +411,21 @@ int runMain(int argc, char** argv) {
   std::fflush(stdout);
   // The exit code tells the worst that happened: the log failed (4), a
   // report file could not be written (3), a criterion failed (1).
+  int code = log->failure() ? exit_code::LOG_FAILED
+             : htmlFailed   ? exit_code::BAD_INPUT
+                            : (summary["success"].get<bool>() ? exit_code::PASSED : exit_code::CRITERIA_FAILED);
+  // Issue 17: the verdict for CI and scripts, with the exit code it gives
+  // (a file that cannot be written makes it 3, unless the log's 4 wins).
+  bool ciFailed = false;
+  if (!options.junitPath.empty() || !options.summaryJsonPath.empty()) {
+    ci::RunResult result{.runId = id, .source = options.logPath, .summary = summary, .settings = started,
+                         .exitCode = code};
+    for (auto error : {ci::writeJunit(options.junitPath, {result}), ci::writeSummaryJson(options.summaryJsonPath, result)}) {
+      if (!error) continue;
+      ciFailed = true;
+      spdlog::error("{}", *error);
+    }
+  }
   if (const auto& failure = log->failure()) {
     std::fprintf(stderr, "sshsoak: the log failed during the run: %s; the summary and verdict above are complete, "
                  "the log holds the lines written before the failure (exit 4)\n", failure->text().c_str());
@@ -403,7 +439,11 @@ int runMain(int argc, char** argv) {
     std::fprintf(stderr, "sshsoak: --html %s could not be written (see above; exit 3)\n", options.htmlPath.c_str());
     return exit_code::BAD_INPUT;
   }
-  return summary["success"].get<bool>() ? exit_code::PASSED : exit_code::CRITERIA_FAILED;
+  if (ciFailed) {
+    std::fprintf(stderr, "sshsoak: --junit / --summary-json could not be written (see above; exit 3)\n");
+    return exit_code::BAD_INPUT;
+  }
+  return code;
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "supervisor/exit_codes.h"
+#include "supervisor/analysis/ci_results.h"
 #include "supervisor/analysis/html_report.h"
 #include "supervisor/analysis/run_model.h"
 #include "supervisor/analysis/stats.h"
@@ -508,6 +509,12 @@ int main(int argc, const char* const* argv) {
   std::string html;
   app.add_option("logs", paths, "JSONL logs written by sshsoak")->required();
   app.add_option("--html", html, "Also write a self-contained HTML report (timelines, resources, reconnect times)");
+  // Issue 17: the verdict for CI and scripts (ci_results.h).
+  std::string junit, summaryJson;
+  app.add_option("--junit", junit, "Also write the verdict as JUnit XML: one testsuite per run, one testcase per "
+                                   "criterion");
+  app.add_option("--summary-json", summaryJson, "Also write the run's summary, verdict and exit code as one JSON "
+                                                "document (one run: name its log)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -535,7 +542,27 @@ int main(int argc, const char* const* argv) {
                  e.what());
     return exit_code::BAD_INPUT;
   }
+  if (!summaryJson.empty() && input.runs.size() > 1) {
+    std::string ids;
+    for (const auto& r : input.runs) ids += (ids.empty() ? "" : ", ") + r.runId;
+    std::fprintf(stderr, "sshsoak report: --summary-json takes one run; the logs hold %zu (%s): name the log of one "
+                 "run (or merge a sharded run's logs with --merge)\n", input.runs.size(), ids.c_str());
+    return exit_code::USAGE;
+  }
   std::printf("%s", table.c_str());
+  if (!junit.empty() || !summaryJson.empty()) {
+    std::vector<ci::RunResult> results;
+    for (const auto& r : input.runs) results.push_back(ci::resultOf(r));
+    bool failed = false;
+    for (auto error : {ci::writeJunit(junit, results), ci::writeSummaryJson(summaryJson, results.front())}) {
+      if (!error) continue;
+      failed = true;
+      std::fprintf(stderr, "sshsoak report: %s\n", error->c_str());
+    }
+    if (failed) return exit_code::BAD_INPUT;
+    if (!junit.empty()) std::fprintf(stderr, "sshsoak report: wrote %s\n", junit.c_str());
+    if (!summaryJson.empty()) std::fprintf(stderr, "sshsoak report: wrote %s\n", summaryJson.c_str());
+  }
   if (!html.empty()) {
     std::string error;
     if (!writeFileAtomically(html, page, &error)) {

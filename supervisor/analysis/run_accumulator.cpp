@@ -43,6 +43,7 @@ RunAccumulator::RunAccumulator(const std::vector<std::string>& hosts) : model_(h
 
 void RunAccumulator::noteRunStarted(const Json& line) {
   runId_ = textField(line, "run_id");
+  runStarted_ = line;
   int64_t ns = parseIsoTimestamp(textField(line, "ts"));
   if (!firstNs_) firstNs_ = ns;
   lastNs_ = std::max(lastNs_, ns);
@@ -58,6 +59,10 @@ void RunAccumulator::onLine(const Json& line) {
   double t = static_cast<double>(ns - *firstNs_) / 1e9;
   if (event == "run_started" && runId_.empty()) runId_ = textField(line, "run_id");
   if (event == "checkpoint") checkpoint_ = line;
+  if (event == "run_started" && !runStarted_) runStarted_ = line;
+  if (event == "log_continued" && !runStarted_ && field(line, "run_started").is_object()) {
+    runStarted_ = field(line, "run_started");
+  }
   if (event == "disconnect_injected" || event == "fault_started") {
     if (markers_.size() < MAX_MARKERS && (markers_.empty() || t - markers_.back().t > 0.5)) {
       markers_.push_back({t, event == "fault_started" ? "fault: " + textField(line, "detail") : "injected drop"});

@@ -83,6 +83,9 @@ class RunAccumulator {
   // The last checkpoint line (the summary's fields so far), for a run
   // without a summary.
   const std::optional<Json>& lastCheckpoint() const { return checkpoint_; }
+  // The run's run_started line (or a log_continued line's copy of it): its
+  // settings, for the CI results (ci_results.h). None when the log lost it.
+  const std::optional<Json>& runStarted() const { return runStarted_; }
   // The log's part with run_started is gone (rotated away): the run starts
   // from a log_continued line's copy of it.
   bool startMissing() const { return startMissing_; }
@@ -99,6 +102,7 @@ class RunAccumulator {
   std::vector<Marker> markers_;
   BinnedSeries pssMb_, rssMb_, cpuPct_;
   std::optional<Json> checkpoint_;
+  std::optional<Json> runStarted_;
   bool startMissing_ = false;
 };
 

@@ -19,6 +19,7 @@
 #include "supervisor/run/status_line.h"
 #include "supervisor/analysis/verdict.h"
 #include "supervisor/analysis/html_report.h"
+#include "supervisor/analysis/ci_results.h"
 #include "supervisor/analysis/jsonl_reader.h"
 #include "supervisor/analysis/report.h"
 
@@ -712,6 +713,16 @@ void Supervisor::writeCheckpoint() {
   checkpoint["checkpoint"] = ++checkpoints_;
   log_.write(checkpoint);
   writeCheckpointHtml();
+  // Issue 17: a killed run's CI results are this checkpoint's (a failed
+  // run_complete case says the run did not end); the end's write decides
+  // the exit code, so a failure here is only logged.
+  if (!options_.junitPath.empty() || !options_.summaryJsonPath.empty()) {
+    ci::RunResult result{.runId = run_->runId(), .source = options_.logPath, .summary = checkpoint,
+                         .settings = run_->runStarted() ? *run_->runStarted() : Json(nullptr), .exitCode = std::nullopt};
+    for (auto error : {ci::writeJunit(options_.junitPath, {result}), ci::writeSummaryJson(options_.summaryJsonPath, result)}) {
+      if (error) spdlog::error("checkpoint: {} (the run goes on)", *error);
+    }
+  }
   spdlog::debug("checkpoint {} in {} ms", checkpoints_, monoMs() - startedMs);
 }
 
