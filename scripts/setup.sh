@@ -20,6 +20,8 @@ PACKAGES=(
   chromium
   # fuzzing (scripts/fuzz.sh): clang and its libFuzzer runtime
   clang libclang-rt-14-dev
+  # --metrics-listen is checked with promtool and scraped by a real Prometheus server (issue 17)
+  prometheus
 )
 
 missing=()
