@@ -532,6 +532,13 @@ void Supervisor::recordPass(const SamplePass& pass) {
     Json j = lineHead(wallNs(), std::nullopt, "", "resource_sample");
     j.update(*payload);
     log_.write(j);
+    // With live metrics every scrape judges the verdict: the leak model's
+    // fits (a few ms at 200 sessions) are redone here, once per sample line,
+    // and kept (LeakModel::fill caches them), not on a scrape.
+    if (metricsRenderer_) {
+      VerdictInputs fitted;
+      model_.leaks().fill(fitted);
+    }
   }
   if (status_line::enabled()) status_line::set(statusText());
 }
