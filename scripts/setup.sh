@@ -22,6 +22,8 @@ PACKAGES=(
   clang libclang-rt-14-dev
   # issue 17: --junit files are read back by a real JUnit reader; xmllint checks them against tests/data/junit.xsd
   python3-junitparser libxml2-utils
+  # --metrics-listen is checked with promtool and scraped by a real Prometheus server (issue 17)
+  prometheus
 )
 
 missing=()

@@ -16,6 +16,7 @@
 
 #include "shared/churn_schedule.h"
 #include "supervisor/exit_codes.h"
+#include "supervisor/run/metrics.h"
 
 namespace sshsoak::cli {
 
@@ -309,6 +310,16 @@ void addHardeningFlags(CLI::App& app, Options& o, Flags& f) {
       ->group("");
 }
 
+// Live metrics (issue 17): a Prometheus endpoint and a textfile.
+void addMetricsFlags(CLI::App& app, Options& o) {
+  app.add_option("--metrics-listen", o.metricsListen,
+                 "Serve Prometheus / OpenMetrics text at http://ADDR:PORT/metrics while the run lasts "
+                 "(port 0: any free port, logged at start)");
+  app.add_option("--metrics-textfile", o.metricsTextfile,
+                 "Write the same text to FILE every --sample-interval-secs (FILE.tmp, then renamed: for "
+                 "node_exporter's textfile collector)");
+}
+
 void defineFlags(CLI::App& app, Options& o, Flags& f) {
   app.option_defaults()->always_capture_default()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.get_formatter()->column_width(36);
@@ -323,6 +334,7 @@ void defineFlags(CLI::App& app, Options& o, Flags& f) {
   addLongRunFlags(app, o);
   addHardeningFlags(app, o, f);
   app.add_option("--pid-file", o.pidFile, "Write the supervisor's PID here at start; removed at exit");
+  addMetricsFlags(app, o);
 }
 
 // ---- Flag values with a grammar of their own. Errors name the flag.
@@ -686,6 +698,22 @@ Check checkOutputs(Options& o, const Flags& /*f*/) {
   return Ok{};
 }
 
+// --metrics-listen's syntax (binding it is the run's start, exit 3 when
+// refused), and --metrics-textfile's directory.
+Check checkMetrics(Options& o, const Flags& /*f*/) {
+  if (!o.metricsListen.empty()) {
+    if (auto address = metrics::parseListenAddress(o.metricsListen); !address) return usage(address.error());
+  }
+  if (!o.metricsTextfile.empty()) {
+    auto dir = std::filesystem::path(o.metricsTextfile).parent_path();
+    if (!dir.empty() && !std::filesystem::is_directory(dir)) {
+      return badInput("--metrics-textfile " + o.metricsTextfile + ": directory " + dir.string() +
+                      " does not exist (create it, or name a file in an existing directory)");
+    }
+  }
+  return Ok{};
+}
+
 // --workload jobs' flags; the jobs file itself is read by readJobsFile.
 Check readJobFlags(Options& o, const Flags& f) {
   if (f.reuse == "on") o.reuse = true;
@@ -909,7 +937,8 @@ Result<Options, UsageError> parse(int argc, const char* const* argv, EnvReader e
   using Step = Check (*)(Options&, const Flags&);
   for (Step step : {readTargets, readTimings, readFaultPlan, readPacing, readChoices, readLimits, readWorkload,
                     readSessionCount,
-                    readCredentials, readKnownHosts, checkOutputs, checkSessionRefs, checkPidFile}) {
+                    readCredentials, readKnownHosts, checkOutputs, checkSessionRefs, checkPidFile,
+                    checkMetrics}) {
     if (auto ok = step(o, f); !ok) return fail(std::move(ok.error()));
   }
   o.slots = fillSlots(o);

@@ -216,6 +216,10 @@ struct Options {
   uint32_t hangForTestingMs = 0;        // test only: every agent blocks for good this long after start (0: never)
   bool garbageForTesting = false;       // test only: every agent writes a bad frame after agent_started
 
+  // Live metrics (issue 17; docs/reference.md, "Live metrics").
+  std::string metricsListen;            // --metrics-listen ADDR:PORT; empty: no endpoint
+  std::string metricsTextfile;          // --metrics-textfile FILE; empty: none
+
   bool embeddedDefault() const { return targets.empty(); }
 };
 

@@ -22,6 +22,7 @@
 #include "supervisor/exit_codes.h"
 #include "supervisor/key_check.h"
 #include "supervisor/run/jsonl_log.h"
+#include "supervisor/run/metrics.h"
 #include "supervisor/run/supervisor.h"
 #include "supervisor/run/system_limits.h"
 #include "supervisor/analysis/console.h"
@@ -321,6 +322,16 @@ int runMain(int argc, char** argv) {
     spdlog::warn("{}", key->warning);
   }
 
+  // --metrics-listen is bound before anything is written or started: a port
+  // in use is a start-up error (exit 3) naming the address and the fix.
+  std::optional<metrics::Listener> metricsListener;
+  if (!options.metricsListen.empty()) {
+    auto bound = metrics::bindListener(metrics::parseListenAddress(options.metricsListen).value());
+    if (!bound) return startFailed({exit_code::BAD_INPUT, bound.error()});
+    metricsListener = std::move(bound).value();
+    spdlog::info("metrics at http://{}/metrics", metricsListener->bound);
+  }
+
   // One run per log file unless --append (docs/reference.md, "Hardening").
   LogLock lock(options.logPath, options.appendLog ? LogLock::Mode::SHARED : LogLock::Mode::EXCLUSIVE);
   if (!lock.held() && lock.error().empty() && !options.appendLog) {
@@ -350,6 +361,9 @@ int runMain(int argc, char** argv) {
   std::string id = options.runId.empty() ? runId() : options.runId;
   log->setRunId(id);
   Json started = runStartedLine(options, id, sshd != nullptr);
+  // Live metrics: where they are (port 0 picked one), on the run's first line.
+  if (metricsListener) started["metrics_listen"] = metricsListener->bound;
+  if (!options.metricsTextfile.empty()) started["metrics_textfile"] = options.metricsTextfile;
   log->write(started);
   if (const auto& failure = log->failure()) {
     std::fprintf(stderr, "sshsoak: --log-path: the first line could not be written: %s; nothing started (exit 4)\n",
@@ -377,6 +391,13 @@ int runMain(int argc, char** argv) {
     Supervisor supervisor(options, agentPath, *log);
     thisRun = supervisor.accumulator();
     thisRun->noteRunStarted(started);
+    if (metricsListener || !options.metricsTextfile.empty()) {
+      // The labels as the log has them: run_id, and shard on a shard's lines.
+      const Json& written = log->runStarted() ? *log->runStarted() : started;
+      metrics::RunLabels labels{id, std::nullopt};
+      if (written.contains("shard") && written["shard"].is_number_unsigned()) labels.shard = written["shard"].get<uint32_t>();
+      supervisor.enableMetrics(std::move(labels), metricsListener ? std::move(metricsListener->fd) : UniqueFd());
+    }
     summary = supervisor.run();
     htmlFailed = supervisor.htmlFailed();
     relayFailure = supervisor.relayFailure();

@@ -117,6 +117,7 @@ void LeakModel::configure(double warmupSecs, double minFitSecs, int64_t startNs)
   warmupSecs_ = std::max(0.0, warmupSecs);
   minFitSecs_ = std::max(0.0, minFitSecs);
   startNs_ = startNs;
+  ++fitsVersion_;
 }
 
 void LeakModel::onLine(const Json& line, const std::string& event, int64_t ns) {
@@ -151,6 +152,7 @@ void LeakModel::onLine(const Json& line, const std::string& event, int64_t ns) {
     return;
   }
   if (event != "resource_sample") return;
+  ++fitsVersion_;
   if (!configured()) configure(warmupSecs_, minFitSecs_, ns);  // a log without its start: from the first sample
   ++samplesTaken_;
   if (auto missed = intOf(field(line, "missed")); missed && *missed > 0) samplesMissed_ += static_cast<uint64_t>(*missed);
@@ -285,7 +287,21 @@ std::vector<ProcessLeak> LeakModel::processes() const {
   return all;
 }
 
-void LeakModel::fill(VerdictInputs& in) const { fillFrom(processes(), in); }
+// The fits change only with a resource_sample line (or the configuration):
+// the live metrics judge the verdict at every scrape, and refitting every
+// process's series (Theil-Sen, thousands of pairs each) each time would cost
+// tens of ms at 200 sessions. The cache keeps the figures, not the series.
+void LeakModel::fill(VerdictInputs& in) const {
+  if (fitsCacheVersion_ != fitsVersion_) {
+    fitsCache_ = processes();
+    for (auto& p : fitsCache_) {
+      p.series.clear();
+      p.series.shrink_to_fit();
+    }
+    fitsCacheVersion_ = fitsVersion_;
+  }
+  fillFrom(fitsCache_, in);
+}
 
 void LeakModel::fillFrom(const std::vector<ProcessLeak>& all, VerdictInputs& in) const {
   in.samplesTaken = samplesTaken_;

@@ -137,6 +137,11 @@ class LeakModel {
   uint64_t samplesTaken_ = 0, samplesMissed_ = 0;
   int64_t unsampledMs_ = 0;         // the longest time between two samples (resource_sample's unsampled_ms)
   std::string unsampledFrom_;       // when it began (ISO)
+  // fill()'s fits, kept until the next resource_sample line (processes()
+  // without the series); version 0 is never cached.
+  uint64_t fitsVersion_ = 1;
+  mutable uint64_t fitsCacheVersion_ = 0;
+  mutable std::vector<ProcessLeak> fitsCache_;
 };
 
 }  // namespace sshsoak

@@ -54,6 +54,18 @@ bool madeBySupervisor(const Json& jobLine) {
   return kind == "worker_died" || kind == "run_ended";
 }
 
+// A failure line's category, if it is one of FailureCategory's names.
+bool knownCategory(const std::string& name) {
+  static const std::set<std::string> names = [] {
+    std::set<std::string> all;
+    for (auto e : capnp::Schema::from<wire::FailureCategory>().getEnumerants()) {
+      all.emplace(categoryName(static_cast<wire::FailureCategory>(e.getOrdinal())));
+    }
+    return all;
+  }();
+  return names.count(name) > 0;
+}
+
 Json orNull(std::optional<int64_t> v) { return v ? Json(*v) : Json(nullptr); }
 Json orNull(std::optional<double> v) { return v ? Json(*v) : Json(nullptr); }
 
@@ -86,6 +98,12 @@ std::string SessionModel::abnormalReason() const {
   if (!up()) return "session lost without recovery" + (lastError.empty() ? "" : " (" + lastError + ")");
   if (crashes > 0) return std::to_string(crashes) + " agent crash(es), restarted and recovered";
   return "";
+}
+
+void BucketedMs::add(int64_t ms) {
+  ++count;
+  sumMs += ms;
+  for (size_t i = BOUNDS_MS.size(); i-- > 0 && ms <= BOUNDS_MS[i];) ++atOrBelow[i];
 }
 
 RunModel::RunModel(const std::vector<std::string>& hosts) {
@@ -188,6 +206,9 @@ void RunModel::onLine(const Json& line) {
 
   auto which = agentEventOf(event);
   if (!which) return;
+  if (const Json& category = field(line, "category"); category.is_string() && knownCategory(category.get<std::string>())) {
+    ++failures_[{event, category.get<std::string>()}];
+  }
   switch (*which) {
     // A jobs worker is ready for jobs as soon as it starts: its connections
     // are made per job, not before (its first job_stats may be an interval away).
@@ -213,7 +234,10 @@ void RunModel::onLine(const Json& line) {
     case W::RECONNECTED:
       ++s.reconnects;
       ++s.sessionsOpened;
-      if (auto ms = countOf(line, "elapsed_ms")) s.reconnectMs.push_back(static_cast<int64_t>(*ms));
+      if (auto ms = countOf(line, "elapsed_ms")) {
+        s.reconnectMs.push_back(static_cast<int64_t>(*ms));
+        reconnectBuckets_.add(static_cast<int64_t>(*ms));
+      }
       s.state = SessionState::CONNECTED;
       break;
     case W::RECONNECT_FAILED: ++s.reconnectFailures; break;
@@ -310,6 +334,12 @@ uint32_t RunModel::abnormalEnds() const {
     if (!endedByCrash && !s.holdsNoSession && (s.connects == 0 || !s.up())) ++n;
   }
   return n;
+}
+
+RunModel::StateCounts RunModel::sessionsByState() const {
+  StateCounts counts{};
+  for (const auto& [id, s] : sessions_) ++counts[static_cast<size_t>(s.state)];
+  return counts;
 }
 
 RunModel::Progress RunModel::progress() const {

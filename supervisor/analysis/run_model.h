@@ -6,6 +6,7 @@
 // HTML timeline). docs/reference.md lists the lines and the summary fields.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -40,6 +41,20 @@ inline constexpr SessionState ALL_SESSION_STATES[] = {
     SessionState::MANUAL_RECONNECT_REQUIRED, SessionState::CRASHED, SessionState::RESTARTING,
     SessionState::GAVE_UP};
 std::string_view stateName(SessionState state);
+
+// A latency's counts at or below fixed bounds (ms), kept as lines come in:
+// the live metrics' reconnect histogram (Prometheus' cumulative `le`
+// buckets, docs/reference.md "Live metrics"), read by a scrape without
+// walking every value. The bounds span a LAN reconnect (tens of ms) to
+// --reconnect-timeout-secs' default (15 s) and beyond.
+struct BucketedMs {
+  static constexpr std::array<int64_t, 13> BOUNDS_MS = {50,   100,  250,   500,   1000,  2500,  5000,
+                                                        7500, 10000, 15000, 30000, 60000, 120000};
+  std::array<uint64_t, BOUNDS_MS.size()> atOrBelow{};  // cumulative
+  uint64_t count = 0;
+  int64_t sumMs = 0;
+  void add(int64_t ms);
+};
 
 struct SessionModel {
   uint32_t id = 0;
@@ -108,6 +123,17 @@ class RunModel {
   // the end (never connected, lost without recovery).
   uint32_t abnormalEnds() const;
 
+  // The live metrics' figures (supervisor/run/metrics.h), kept as lines
+  // come so that a scrape reads them in O(sessions) without allocating.
+  using StateCounts = std::array<uint32_t, std::size(ALL_SESSION_STATES)>;
+  StateCounts sessionsByState() const;  // indexed like ALL_SESSION_STATES
+  uint32_t connects() const { return sumOf(&SessionModel::connects); }
+  const BucketedMs& reconnectBuckets() const { return reconnectBuckets_; }
+  // Failure lines (those with a `category`) by event and category; both
+  // come from fixed lists (the agents' events, FailureCategory), so the map
+  // stays small whatever a log holds.
+  const std::map<std::pair<std::string, std::string>, uint64_t>& failures() const { return failures_; }
+
   // The live status line's figures.
   struct Progress {
     size_t sessions = 0;
@@ -165,6 +191,8 @@ class RunModel {
   std::optional<std::string> abortedDetail_;
   WorkloadModel workload_;
   LeakModel leaks_;
+  BucketedMs reconnectBuckets_;
+  std::map<std::pair<std::string, std::string>, uint64_t> failures_;
 };
 
 }  // namespace sshsoak

@@ -161,10 +161,17 @@ std::optional<Json> ResourceStats::addPass(const SamplePass& pass) {
   uint64_t serverRss = 0, serverPss = 0;
   uint32_t serverFds = 0, serverProcs = 0;
   if (pass.detail) sshdNext_.clear();
+  // The newest pass by role: counts, CPU and RSS every pass (the sshd's on
+  // detail passes), PSS and fds kept from the last detail pass.
+  std::array<RoleFigures, 3> byRole{};
+  for (size_t i = 0; i < byRole.size() && !pass.detail; ++i) {
+    byRole[i].pssKb = byRole_[i].pssKb;
+    byRole[i].fds = byRole_[i].fds;
+  }
   for (const auto& r : pass.procs) {
     std::optional<uint32_t> session;
     if (r.role == ProcRole::AGENT) session = static_cast<uint32_t>(r.sessionId);
-    double lineCpu = 0;
+    double lineCpu = 0, passCpu = 0;
     if (r.role == ProcRole::SSHD) {
       // The sshd's processes: per line only (they are many and come and go).
       auto prev = sshdPrev_.find(r.pid);
@@ -179,6 +186,7 @@ std::optional<Json> ResourceStats::addPass(const SamplePass& pass) {
       ++live;
       auto it = procs_.find(r.pid);
       double cpu = cpuPct(it == procs_.end() ? nullptr : &it->second.pass, r);
+      passCpu = cpu;
       if (it == procs_.end()) it = procs_.emplace(r.pid, PerProc{}).first;
       PerProc& p = it->second;
       if (pass.detail) {
@@ -200,11 +208,28 @@ std::optional<Json> ResourceStats::addPass(const SamplePass& pass) {
       fdsSum += r.fds;
       threadsSum += r.threads;
     }
+    RoleFigures& role = byRole[static_cast<size_t>(r.role)];
+    ++role.processes;
+    role.rssKb += r.rssKb;
+    role.threads += r.threads;
+    if (pass.detail) {
+      role.pssKb += r.pssKb;
+      role.fds += r.fds;
+    }
+    role.cpuPct += r.role == ProcRole::SSHD ? lineCpu : passCpu;
     if (pass.detail) {
       procs.push_back(Json::array({r.pid, session ? Json(*session) : Json(nullptr), round1(lineCpu), r.rssKb, r.pssKb,
                                    r.fds, r.threads, r.cpuTicks * 1000 / static_cast<uint64_t>(ticksPerSec_),
                                    roleName(r.role), r.tcpEstablished, r.tcpCloseWait, r.anonKb}));
     }
+  }
+  for (size_t i = 0; i < byRole.size(); ++i) {
+    // The sshd's processes are read by detail passes only; the run's last
+    // pass has no CPU interval worth showing (see Figures::add).
+    if (static_cast<ProcRole>(i) == ProcRole::SSHD && !(pass.detail && pass.serverKnown)) continue;
+    if (pass.last) byRole[i].cpuPct = byRole_[i].cpuPct;
+    byRole[i].seen = true;
+    byRole_[i] = byRole[i];
   }
   total_.add(runMs, warmupMs_, steady, pass.last ? std::nullopt : std::optional(cpuSum), rssSum, threadsSum);
   if (!pass.last) lastCpuPct_ = cpuSum;

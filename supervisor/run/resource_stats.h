@@ -12,6 +12,7 @@
 
 #include <sys/types.h>
 
+#include <array>
 #include <map>
 #include <optional>
 #include <unordered_map>
@@ -59,6 +60,20 @@ struct Figures {
   Json toJson() const;
 };
 
+// One role's processes (the supervisor, the agents summed, the local sshd's
+// processes summed) as the newest pass saw them: the live metrics' process
+// gauges. PSS and fds come from the newest detail pass (a cheap pass reads
+// neither); the sshd's processes are seen by detail passes only.
+struct RoleFigures {
+  uint32_t processes = 0;
+  double cpuPct = 0;  // % of one core over the pass's interval
+  uint64_t rssKb = 0;
+  uint64_t pssKb = 0;
+  uint32_t fds = 0;
+  uint32_t threads = 0;
+  bool seen = false;  // a pass (a detail pass for the sshd) has been taken
+};
+
 class ResourceStats {
  public:
   // maxDeadAgents: entries of exited agents kept for the summary; beyond
@@ -87,6 +102,7 @@ class ResourceStats {
   uint64_t lastRssKb() const { return lastRssKb_; }
   uint64_t lastPssKb() const { return lastPssKb_; }
   size_t trackedProcesses() const { return procs_.size(); }
+  const RoleFigures& lastOf(ProcRole role) const { return byRole_[static_cast<size_t>(role)]; }
   Json summary() const;
 
  private:
@@ -126,6 +142,7 @@ class ResourceStats {
   int64_t gapFromWallNs_ = 0;
   double lastCpuPct_ = 0;
   uint64_t lastRssKb_ = 0, lastPssKb_ = 0;
+  std::array<RoleFigures, 3> byRole_{};  // by ProcRole
 };
 
 }  // namespace sshsoak

@@ -565,6 +565,13 @@ void Supervisor::recordPass(const SamplePass& pass) {
     Json j = lineHead(wallNs(), std::nullopt, "", "resource_sample");
     j.update(*payload);
     log_.write(j);
+    // With live metrics every scrape judges the verdict: the leak model's
+    // fits (a few ms at 200 sessions) are redone here, once per sample line,
+    // and kept (LeakModel::fill caches them), not on a scrape.
+    if (metricsRenderer_) {
+      VerdictInputs fitted;
+      model_.leaks().fill(fitted);
+    }
   }
   if (status_line::enabled()) status_line::set(statusText());
 }
@@ -672,12 +679,7 @@ void Supervisor::reapFaults(bool killAll) {
   }
 }
 
-Json Supervisor::summaryNow() const {
-  double secs = static_cast<double>(monoMs() - startMono_) / 1000.0;
-  // + 1: the summary line itself, unless the log failed and it will not be written.
-  Json summary = model_.summary(wallNs(), secs, log_.linesWritten() + (log_.failure() ? 0 : 1));
-  summary["resources"] = resources_->summary();
-  summary["resources"]["leaks"] = model_.leaksJson();
+std::vector<Criterion> Supervisor::criteriaNow() const {
   VerdictInputs in = model_.verdictInputs();
   in.peakTotalPssKb = resources_->peakTotalPssKb();
   in.peakTotalRssKb = resources_->peakTotalRssKb();
@@ -685,7 +687,16 @@ Json Supervisor::summaryNow() const {
   in.warmupSecs = resources_->warmupSecs();
   in.samplesTaken = resources_->samplesTaken();
   in.samplesMissed = resources_->samplesMissed();
-  auto criteria = evaluate(in, thresholdsOf(options_));
+  return evaluate(in, thresholdsOf(options_));
+}
+
+Json Supervisor::summaryNow() const {
+  double secs = static_cast<double>(monoMs() - startMono_) / 1000.0;
+  // + 1: the summary line itself, unless the log failed and it will not be written.
+  Json summary = model_.summary(wallNs(), secs, log_.linesWritten() + (log_.failure() ? 0 : 1));
+  summary["resources"] = resources_->summary();
+  summary["resources"]["leaks"] = model_.leaksJson();
+  auto criteria = criteriaNow();
   summary["memory_metric"] = "pss";
   summary["verdict"] = verdictJson(criteria);
   summary["success"] = allPassed(criteria);
@@ -736,6 +747,78 @@ void Supervisor::writeCheckpointHtml() {
     htmlFailed_ = true;
     spdlog::error("checkpoint: --html {}: {} (the run goes on; exit code 3 at the end)", options_.htmlPath, error);
   }
+}
+
+void Supervisor::enableMetrics(metrics::RunLabels labels, UniqueFd listening) {
+  metricsRenderer_.emplace(std::move(labels));
+  metricsListening_ = std::move(listening);
+}
+
+// From the live model, the sampler's newest pass, the bucket's segment and
+// the verdict as it stands: what the console and the summary read.
+void Supervisor::renderMetrics(std::string& out, metrics::Format format) {
+  std::vector<Criterion> criteria = criteriaNow();
+  metrics::Snapshot s;
+  s.model = &model_;
+  s.resources = resources_.get();
+  if (bucket_) {
+    // TODO(issue16-pacer): the adaptive pacer's current rate, once the
+    // segment has an accessor for it; today the rate the bucket was made with.
+    s.tokenRatePerSec = bucket_->bucket().ratePerSec();
+    s.tokenBurst = bucket_->bucket().burst();
+  }
+  s.criteria = &criteria;
+  s.startTimeSecs = static_cast<double>(startWallNs_) / 1e9;
+  s.elapsedSecs = static_cast<double>(monoMs() - startMono_) / 1000.0;
+  s.durationSecs = options_.durationSecs;
+  s.stopping = shuttingDown_;
+  s.server = metricsServer_ ? &metricsServer_->figures() : nullptr;
+  metricsRenderer_->render(out, format, s);
+}
+
+void Supervisor::startMetrics() {
+  if (!metricsRenderer_) return;
+  if (metricsListening_) {
+    metricsServer_ = std::make_unique<metrics::Server>(
+        io_, std::move(metricsListening_),
+        [this](std::string& out, metrics::Format format) { renderMetrics(out, format); });
+    metricsServer_->start();
+  }
+  if (!options_.metricsTextfile.empty()) {
+    metricsTimer_ = std::make_unique<asio::steady_timer>(io_);
+    writeMetricsTextfile();
+    armMetricsTextfile();
+  }
+}
+
+void Supervisor::armMetricsTextfile() {
+  metricsTimer_->expires_after(std::chrono::seconds(options_.sampleIntervalSecs));
+  metricsTimer_->async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    writeMetricsTextfile();
+    armMetricsTextfile();
+  });
+}
+
+// A failed write is named once and the run goes on: the metrics are a view
+// of the run, not part of its result.
+void Supervisor::writeMetricsTextfile() {
+  renderMetrics(metricsText_, metrics::Format::PROMETHEUS);
+  auto written = metrics::writeTextfile(options_.metricsTextfile, metricsText_);
+  if (!written && !metricsTextfileFailed_) {
+    metricsTextfileFailed_ = true;
+    spdlog::error("{} (the run goes on; later writes are tried again without a message)", written.error());
+  }
+}
+
+// At the very end: the textfile keeps the run's final figures (the verdict
+// as the summary has it), and the endpoint closes.
+void Supervisor::stopMetrics() {
+  if (metricsTimer_) {
+    metricsTimer_->cancel();
+    writeMetricsTextfile();
+  }
+  if (metricsServer_) metricsServer_->stop();
 }
 
 void Supervisor::onLogFailure(const LogFailure& failure) {
@@ -806,6 +889,7 @@ Json Supervisor::run() {
 
   armCheckpoint();
   armWatchdog();
+  startMetrics();
   durationTimer_.expires_after(std::chrono::seconds(options_.durationSecs));
   durationTimer_.async_wait([this](const boost::system::error_code& ec) {
     if (!ec) beginShutdown("duration reached");
@@ -832,6 +916,7 @@ Json Supervisor::run() {
   reapFaults(true);
   Json summary = summaryNow();
   log_.write(summary);
+  stopMetrics();
   return summary;
 }
 

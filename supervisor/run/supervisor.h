@@ -21,6 +21,8 @@
 #include "supervisor/run/slot.h"
 #include "supervisor/cli.h"
 #include "supervisor/run/jsonl_log.h"
+#include "supervisor/run/metrics.h"
+#include "supervisor/run/metrics_server.h"
 #include "supervisor/run/resource_stats.h"
 #include "supervisor/run/sampler.h"
 #include "supervisor/run/exit_status.h"
@@ -54,6 +56,10 @@ class Supervisor {
   // --fault: the relay died during the run (how, in words; empty: it did
   // not). The run was ended then; main.cpp makes it exit code 71.
   const std::string& relayFailure() const { return relayFailure_; }
+  // Live metrics (issue 17): the labels every sample carries and, with
+  // --metrics-listen, the socket main bound at start (served from the loop
+  // once the run starts). --metrics-textfile needs only the labels.
+  void enableMetrics(metrics::RunLabels labels, UniqueFd listening);
 
  private:
   // A slot's life, driven from the loop (slot.h has its states).
@@ -102,6 +108,15 @@ class Supervisor {
   // The log failed (JsonlLog's failure handler): named on the console; with
   // --on-log-error stop the run ends, with console it goes on.
   void onLogFailure(const LogFailure& failure);
+  // The verdict's criteria as they stand (the summary's, every checkpoint's
+  // and the live metrics').
+  std::vector<Criterion> criteriaNow() const;
+  // Live metrics (metrics.h): one rendering, the endpoint, the textfile.
+  void renderMetrics(std::string& out, metrics::Format format);
+  void startMetrics();
+  void armMetricsTextfile();
+  void writeMetricsTextfile();
+  void stopMetrics();
 
   const cli::Options& options_;
   std::string agentPath_;
@@ -139,6 +154,13 @@ class Supervisor {
   bool htmlFailed_ = false;
   int64_t startMono_ = 0;
   int64_t startWallNs_ = 0;  // the churn schedule's origin
+  // Live metrics (issue 17). After io_: the server and timer use it.
+  std::optional<metrics::Renderer> metricsRenderer_;
+  UniqueFd metricsListening_;  // bound by main; the server takes it at the run's start
+  std::unique_ptr<metrics::Server> metricsServer_;
+  std::unique_ptr<boost::asio::steady_timer> metricsTimer_;  // --metrics-textfile
+  std::string metricsText_;  // the textfile's buffer, reused
+  bool metricsTextfileFailed_ = false;  // named once on the console
 };
 
 }  // namespace sshsoak
