@@ -52,8 +52,11 @@ inline constexpr const char* TOKEN_BUCKET_NAME_PREFIX = "sshsoak-";
 // (shared/adaptive_pacer.h).
 enum class ReconnectPacing : uint32_t { FIXED = 0, ADAPTIVE = 1 };
 std::string_view reconnectPacingName(ReconnectPacing pacing) noexcept;
-// Measured in docs/benchmarks.md, "Issue 16": see "Reconnect storms" there.
-inline constexpr ReconnectPacing DEFAULT_RECONNECT_PACING = ReconnectPacing::ADAPTIVE;
+// Fixed until adaptive is proven (issue 16): measured (docs/benchmarks.md,
+// "Issue 16", "Reconnect storms"), adaptive brought 100 dropped sessions back
+// in 3.1-4.1 s against fixed's 9.3 s, but with 8-11 MaxStartups drops where
+// fixed had 0.
+inline constexpr ReconnectPacing DEFAULT_RECONNECT_PACING = ReconnectPacing::FIXED;
 
 struct Acquire {
   bool granted = false;

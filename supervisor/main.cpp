@@ -185,6 +185,10 @@ Json runStartedLine(const cli::Options& o, const std::string& id, bool embedded)
   Json faults = Json::array();
   for (const auto& f : o.faultCommands) faults.push_back(std::to_string(f.atSecs) + ": " + f.command);
   j["fault_commands"] = faults;
+  // issue 16 (issue16-pacer): how reconnects are paced.
+  j["reconnect_pacing"] = std::string(reconnectPacingName(o.reconnectPacing));
+  j["token_rate"] = o.tokenRatePerSec;
+  j["token_burst"] = o.tokenBurst;
   // Never the passphrase; the key only by path.
   j["user"] = o.user;
   j["key"] = o.keyPath;

@@ -45,7 +45,9 @@ const std::vector<std::string>& knownEvents() {
          {"run_started", "log_continued", "resource_sample", "checkpoint", "summary", "fault_started", "fault_injected",
           "agent_exited", "agent_crashed", "agent_gave_up", "agent_restarted", "agent_unresponsive", "agent_protocol_error",
           "run_aborted", "job", "job_phase",
-          "job_queue", "job_rejected", "job_retried", "job_stats"}) {
+          "job_queue", "job_rejected", "job_retried", "job_stats",
+          // issue 16 (issue16-pacer): adaptive pacing's rate
+          "pacer_rate"}) {
       all.emplace_back(supervisorEvent);
     }
     std::sort(all.begin(), all.end());

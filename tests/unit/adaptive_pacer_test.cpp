@@ -207,6 +207,27 @@ TEST(AdaptivePacer, TheRecentMinimumExpiresWithItsWindow) {
   EXPECT_EQ(f.pacer().snapshot().slow, 1u);
 }
 
+TEST(AdaptivePacer, AfterIdleTheNextTokenRestartsFromTheInitialRate) {
+  Fixture f(10);
+  int64_t now = BASE + SEC;
+  ASSERT_TRUE(f.pacer().tryAcquire(now).granted);
+  for (int i = 0; i < 20; ++i) f.pacer().reportSuccess(FAST_US, now += MS);
+  EXPECT_DOUBLE_EQ(f.rate(), 50.0);
+  // Tokens keep being taken: no restart.
+  ASSERT_TRUE(f.pacer().tryAcquire(now += f.law.idleRestartUs * 1000 / 2).granted);
+  EXPECT_DOUBLE_EQ(f.rate(), 50.0);
+  // Nobody connected for longer than the idle bound: a storm now starts low.
+  // (Idle counts from the bucket's time, which runs ahead of the last grant.)
+  ASSERT_TRUE(f.pacer().tryAcquire(now += f.law.idleRestartUs * 1000 + 200 * MS).granted);
+  EXPECT_DOUBLE_EQ(f.rate(), 10.0);
+  EXPECT_EQ(f.pacer().snapshot().restarts, 1u);
+  // A rate below the initial one is not raised by idling.
+  f.pacer().reportFailure(ConnectSignal::TIMEOUT, now);
+  ASSERT_TRUE(f.pacer().tryAcquire(now += f.law.idleRestartUs * 1000 + 200 * MS).granted);
+  EXPECT_DOUBLE_EQ(f.rate(), 5.0);
+  EXPECT_EQ(f.pacer().snapshot().restarts, 1u);
+}
+
 // Many threads report one overload at the same instant: CAS races, one cut.
 TEST(AdaptivePacer, ThreadsReportingOneOverloadAtOnceCutItOnce) {
   Fixture f(200);
