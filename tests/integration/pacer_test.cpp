@@ -57,8 +57,8 @@ TEST_F(SshdTest, DISABLED_AdaptivePacingBringsAHundredDroppedSessionsBackWithNoM
   SoakProcess soak(soakArgs({"--sessions", std::to_string(N), "--duration-secs", "120", "--reconnect-pacing",
                              "adaptive", "--drop", "20", "--keepalive-interval-secs", "30", "--pty-interval-secs",
                              "5"}));
-  ASSERT_TRUE(waitForLog([&](const auto& l) { return sessionsWith(l, "connected") == N; }, 20)) << soak.err();
-  ASSERT_TRUE(waitForLog([&](const auto& l) { return sessionsWith(l, "reconnected") == N; }, 60)) << soak.err();
+  ASSERT_TRUE(waitForLog([&](const std::vector<Json>& l) { return sessionsWith(l, "connected") == N; }, 20)) << soak.err();
+  ASSERT_TRUE(waitForLog([&](const std::vector<Json>& l) { return sessionsWith(l, "reconnected") == N; }, 60)) << soak.err();
   ::kill(soak.pid(), SIGTERM);
   EXPECT_EQ(soak.wait(60), exit_code::PASSED) << soak.err();
 
@@ -92,14 +92,14 @@ TEST_F(SshdTest, AdaptivePacingBacksOffFromAStoppedServerAndRecovers) {
                              "adaptive", "--reconnect-timeout-secs", "1", "--max-reconnect-attempts", "50",
                              "--backoff-base-ms", "100", "--backoff-cap-ms", "400", "--keepalive-interval-secs",
                              "30", "--pty-interval-secs", "5", "--drop", "4"}));
-  ASSERT_TRUE(waitForLog([&](const auto& l) { return sessionsWith(l, "connected") == N; }, 30)) << soak.err();
+  ASSERT_TRUE(waitForLog([&](const std::vector<Json>& l) { return sessionsWith(l, "connected") == N; }, 30)) << soak.err();
   {
     // sshd's listener stops; its sessions' own processes run on, so only
     // new connections wait (in the kernel's accept queue, unanswered).
     ASSERT_EQ(::kill(sshd_->pid(), SIGSTOP), 0);
     Continue resume{sshd_->pid()};
     ASSERT_TRUE(waitForLog(
-        [&](const auto& l) {
+        [&](const std::vector<Json>& l) {
           for (const auto& r : linesOf(l, "pacer_rate")) {
             if (r["reason"].get<std::string>().rfind("overload:", 0) == 0) return true;
           }
@@ -108,7 +108,7 @@ TEST_F(SshdTest, AdaptivePacingBacksOffFromAStoppedServerAndRecovers) {
         20))
         << soak.err();
   }
-  ASSERT_TRUE(waitForLog([&](const auto& l) { return sessionsWith(l, "reconnected") == N; }, 40)) << soak.err();
+  ASSERT_TRUE(waitForLog([&](const std::vector<Json>& l) { return sessionsWith(l, "reconnected") == N; }, 40)) << soak.err();
   ::kill(soak.pid(), SIGTERM);
   EXPECT_EQ(soak.wait(30), exit_code::PASSED) << soak.err();
 
