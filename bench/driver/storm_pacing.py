@@ -77,7 +77,7 @@ def storm_openssh_loop(sshd, workdir, n, back_secs):
             f = f"{stamps}/{i}"
             argv = ssh_base(sshd, ["-N", "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3",
                                    "-o", "ConnectTimeout=15", "-o", "PermitLocalCommand=yes",
-                                   "-o", f"LocalCommand=date +%s.%N >> {f}", target(sshd)])
+                                   "-o", f"LocalCommand=date +%%s.%%N >> {f}", target(sshd)])
             loops.append(spawn(["bash", "-c", LOOP, "loop", f, *argv], start_new_session=True))
             if (i + 1) % 5 == 0:
                 time.sleep(0.3)
