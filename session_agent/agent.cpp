@@ -274,6 +274,14 @@ void Agent::connectAttempt() {
     return;
   }
   int64_t nowMs = monoMs();
+  // Adaptive pacing learns from every attempt (fixed pacing ignores it).
+  if (bucket_) {
+    if (established) {
+      bucket_->reportSuccess((int64_t{conn_->handshakeMs} + conn_->authMs) * 1000, monoNs());
+    } else {
+      bucket_->reportFailure(established.error().overload, monoNs());
+    }
+  }
   if (established) {
     uint32_t execMs = lastFirstExecMs_;
     uint32_t fds = openFds();
@@ -378,6 +386,7 @@ Status<SshError> Agent::establish() {
     if (probe.error().empty()) {
       error = SshError{wire::FailureCategory::TIMEOUT, "first exec did not finish before the deadline",
                        probe.libssh2Error()};
+      error->overload = ConnectSignal::TIMEOUT;
     } else {
       error = probe.failure();
     }

@@ -30,7 +30,11 @@ namespace bip = boost::interprocess;
 static_assert(std::atomic<int64_t>::is_always_lock_free, "the TAT must be a lock-free atomic");
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "the magic must be a lock-free atomic");
 static_assert(std::is_standard_layout_v<TokenBucketState>, "the segment layout is shared by processes");
-static_assert(sizeof(TokenBucketState) == 128, "a layout change must bump TokenBucketState::VERSION");
+static_assert(sizeof(TokenBucketState) == 384, "a layout change must bump TokenBucketState::VERSION");
+
+std::string_view reconnectPacingName(ReconnectPacing pacing) noexcept {
+  return pacing == ReconnectPacing::ADAPTIVE ? "adaptive" : "fixed";
+}
 
 Acquire gcraTryAcquire(std::atomic<int64_t>& tatNs, int64_t intervalNs, uint32_t burst,
                        int64_t nowNs) noexcept {
@@ -74,6 +78,17 @@ void checkParams(int64_t intervalNs, uint32_t burst, const std::string& context)
   if (int64_t{burst - 1} > std::numeric_limits<int64_t>::max() / 4 / intervalNs) {
     throw std::invalid_argument(context + ": burst * interval overflows");
   }
+}
+
+void checkLaw(const PacerLaw& law, const std::string& context) {
+  auto bad = [&](const char* what) { throw std::invalid_argument(context + ": adaptive pacing: " + what); };
+  if (!(law.minRatePerSec >= PACER_MIN_RATE_PER_SEC && law.minRatePerSec <= law.maxRatePerSec &&
+        law.maxRatePerSec <= PACER_MAX_RATE_PER_SEC)) {
+    bad("the rate bounds must satisfy 0.001 <= min <= max <= 1048 per second");
+  }
+  if (!(law.decreaseFactor > 0 && law.decreaseFactor < 1)) bad("the decrease factor must be in (0, 1)");
+  if (!(law.risePerOk >= 0 && law.probeRise >= 0 && law.slowFactor >= 1)) bad("rises >= 0, slow factor >= 1");
+  if (law.holdoffUs < 0 || law.slowMarginUs < 0 || law.minWindowUs <= 0) bad("times must be >= 0");
 }
 
 // POSIX shm names: one leading '/', no other, short enough for /dev/shm.
@@ -158,6 +173,8 @@ TokenBucket TokenBucket::open(const std::string& name) {
   }
   try {
     checkParams(st->intervalNs, st->burst, what);
+    if (st->pacing == static_cast<uint32_t>(ReconnectPacing::ADAPTIVE)) checkLaw(st->law, what);
+    else if (st->pacing != static_cast<uint32_t>(ReconnectPacing::FIXED)) throw std::invalid_argument(what + ": unknown pacing");
   } catch (const std::invalid_argument& e) {
     throw std::runtime_error(std::string(e.what()) + " (corrupt header)");
   }
@@ -165,7 +182,30 @@ TokenBucket TokenBucket::open(const std::string& name) {
 }
 
 Acquire TokenBucket::tryAcquire(int64_t nowNs) noexcept {
+  if (pacing() == ReconnectPacing::ADAPTIVE) {
+    PacerAcquire a = pacer().tryAcquire(nowNs);
+    return Acquire{a.granted, a.waitNs};
+  }
   return gcraTryAcquire(state_->tatNs, state_->intervalNs, state_->burst, nowNs);
+}
+
+void TokenBucket::reportSuccess(int64_t latencyUs, int64_t nowNs) noexcept {
+  if (pacing() == ReconnectPacing::ADAPTIVE) pacer().reportSuccess(latencyUs, nowNs);
+}
+
+void TokenBucket::reportFailure(ConnectSignal signal, int64_t nowNs) noexcept {
+  if (pacing() == ReconnectPacing::ADAPTIVE) pacer().reportFailure(signal, nowNs);
+}
+
+double TokenBucket::currentRatePerSec() const noexcept {
+  return pacing() == ReconnectPacing::ADAPTIVE ? pacer().ratePerSec() : state_->ratePerSec;
+}
+
+PacerSnapshot TokenBucket::pacerSnapshot() const noexcept {
+  if (pacing() == ReconnectPacing::ADAPTIVE) return pacer().snapshot();
+  PacerSnapshot p;
+  p.ratePerSec = state_->ratePerSec;
+  return p;
 }
 
 Acquire TokenBucket::tryAcquire() noexcept { return tryAcquire(monoNs()); }
@@ -204,12 +244,13 @@ void TokenBucketSegment::removeNow() noexcept {
   name_.clear();
 }
 
-TokenBucketSegment TokenBucketSegment::create(const std::string& name, double ratePerSec,
-                                              uint32_t burst) {
+TokenBucketSegment TokenBucketSegment::create(const std::string& name, double ratePerSec, uint32_t burst,
+                                              ReconnectPacing pacing, const PacerLaw& law) {
   checkName(name);
   const std::string what = "token bucket segment " + name;
   const int64_t intervalNs = tokenIntervalNs(ratePerSec);
   checkParams(intervalNs, burst, what);
+  if (pacing == ReconnectPacing::ADAPTIVE) checkLaw(law, what);
 
   bip::shared_memory_object shm;
   try {
@@ -243,8 +284,13 @@ TokenBucketSegment TokenBucketSegment::create(const std::string& name, double ra
   st->burst = burst;
   st->intervalNs = intervalNs;
   st->ratePerSec = ratePerSec;
+  st->pacing = static_cast<uint32_t>(pacing);
+  // A second before now: the pacer's time 0 means "never".
+  st->baseNs = monoNs() - 1'000'000'000;
+  st->law = law;
   // 0 is "long ago" on CLOCK_MONOTONIC: the full burst is available at once.
   st->tatNs.store(0, std::memory_order_relaxed);
+  AdaptivePacer(st->pacer, st->law, burst, st->baseNs).init(ratePerSec);
   st->magic.store(TokenBucketState::MAGIC, std::memory_order_release);  // last: header complete
 
   TokenBucketSegment segment(name, TokenBucket(std::move(region)));

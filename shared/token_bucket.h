@@ -23,9 +23,12 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/interprocess/mapped_region.hpp>
+
+#include "shared/adaptive_pacer.h"
 
 namespace sshsoak {
 
@@ -45,6 +48,16 @@ static_assert(TOKEN_BUCKET_DEFAULT_BURST < SSHD_MAX_STARTUPS_START,
 // on the pid.
 inline constexpr const char* TOKEN_BUCKET_NAME_PREFIX = "sshsoak-";
 
+// --reconnect-pacing: a constant rate, or one that follows the server
+// (shared/adaptive_pacer.h).
+enum class ReconnectPacing : uint32_t { FIXED = 0, ADAPTIVE = 1 };
+std::string_view reconnectPacingName(ReconnectPacing pacing) noexcept;
+// Fixed until adaptive is proven (issue 16): measured (docs/benchmarks.md,
+// "Issue 16", "Reconnect storms"), adaptive brought 100 dropped sessions back
+// in 3.1-4.1 s against fixed's 9.3 s, but with 8-11 MaxStartups drops where
+// fixed had 0.
+inline constexpr ReconnectPacing DEFAULT_RECONNECT_PACING = ReconnectPacing::FIXED;
+
 struct Acquire {
   bool granted = false;
   int64_t waitNs = 0;  // when denied: how long until a token is due (> 0); 0 when granted
@@ -60,19 +73,24 @@ Acquire gcraTryAcquire(std::atomic<int64_t>& tatNs, int64_t intervalNs, uint32_t
 int64_t tokenIntervalNs(double ratePerSec);
 
 // Layout of the segment. Written once by the creator, magic last; only tatNs
-// changes afterwards. A layout change bumps VERSION.
+// (fixed pacing) or `pacer` (adaptive) changes afterwards. A layout change
+// bumps VERSION (2: the adaptive pacer).
 struct TokenBucketState {
   static constexpr uint64_t MAGIC = 0x62746b6f73687373ULL;  // "sshsoktb" in memory (little-endian)
-  static constexpr uint32_t VERSION = 1;
+  static constexpr uint32_t VERSION = 2;
 
   std::atomic<uint64_t> magic;
   uint32_t version;
   uint32_t burst;
   int64_t intervalNs;
-  double ratePerSec;  // as given to create(); intervalNs is what is enforced
+  double ratePerSec;  // as given to create(); intervalNs is what fixed pacing enforces
+  uint32_t pacing;    // a ReconnectPacing
+  int64_t baseNs;     // adaptive: the zero of the pacer's packed times (creation - 1 s)
+  PacerLaw law;       // adaptive: the law every agent applies
   // On its own cache line: the CAS target must not share one with the
   // read-only header that every acquire also reads.
   alignas(64) std::atomic<int64_t> tatNs;
+  PacerState pacer;  // adaptive only; its words sit on cache lines of their own
 };
 
 // Client view: a read-write mapping of an existing segment. Holds no fd.
@@ -88,8 +106,20 @@ class TokenBucket {
   TokenBucket(const TokenBucket&) = delete;
   TokenBucket& operator=(const TokenBucket&) = delete;
 
+  // Fixed pacing: GCRA at the header's interval; adaptive: at the pacer's rate.
   Acquire tryAcquire(int64_t nowNs) noexcept;
   Acquire tryAcquire() noexcept;  // now = monoNs()
+
+  // What one connect attempt said of the server (adaptive pacing feeds on
+  // it; fixed pacing ignores it). latencyUs: connect + authentication.
+  void reportSuccess(int64_t latencyUs, int64_t nowNs) noexcept;
+  void reportFailure(ConnectSignal signal, int64_t nowNs) noexcept;
+
+  ReconnectPacing pacing() const noexcept { return static_cast<ReconnectPacing>(state_->pacing); }
+  // Fixed: the header's; adaptive: the current rate (as the pacer holds it).
+  double currentRatePerSec() const noexcept;
+  // Adaptive: the rate and the counters; fixed: the constant rate, no counts.
+  PacerSnapshot pacerSnapshot() const noexcept;
 
   // How long to poll() before asking again: 0 if granted, else waitNs rounded
   // UP to whole ms so the agent does not wake just before the token and spin.
@@ -102,6 +132,7 @@ class TokenBucket {
  private:
   friend class TokenBucketSegment;
   explicit TokenBucket(boost::interprocess::mapped_region region);
+  AdaptivePacer pacer() const noexcept { return AdaptivePacer(state_->pacer, state_->law, state_->burst, state_->baseNs); }
 
   boost::interprocess::mapped_region region_;
   TokenBucketState* state_ = nullptr;
@@ -114,9 +145,12 @@ class TokenBucketSegment {
   // Creates `name` exclusively (fails if it exists: never adopts a segment
   // someone else prepared) with mode 0600 regardless of umask. Throws
   // std::runtime_error naming the segment; nothing is left in /dev/shm then.
+  // Adaptive pacing starts at ratePerSec (clamped to the law's bounds).
   static TokenBucketSegment create(const std::string& name,
                                    double ratePerSec = TOKEN_BUCKET_DEFAULT_RATE_PER_SEC,
-                                   uint32_t burst = TOKEN_BUCKET_DEFAULT_BURST);
+                                   uint32_t burst = TOKEN_BUCKET_DEFAULT_BURST,
+                                   ReconnectPacing pacing = ReconnectPacing::FIXED,
+                                   const PacerLaw& law = PacerLaw{});
 
   // "/sshsoak-<pid>-<16 hex digits from getrandom>".
   static std::string makeName();

@@ -51,6 +51,7 @@ struct Flags {
   bool noLivenessCheck = false;
   std::string logDetail = "rollup";
   std::string onLogError = "stop";
+  std::string reconnectPacing;  // empty: Options' default
   CLI::Option* churnReportOpt = nullptr;
   CLI::Option* targetsOpt = nullptr;
   CLI::Option* passphraseOpt = nullptr;
@@ -126,6 +127,10 @@ void addConnectionFlags(CLI::App& app, Options& o, Flags& f) {
   app.add_option("--token-burst", o.tokenBurst,
                  "Connects allowed at once (keep it below sshd's MaxStartups start, " +
                      std::to_string(SSHD_MAX_STARTUPS_START) + ")");
+  app.add_option("--reconnect-pacing", f.reconnectPacing,
+                 "fixed: the token bucket at --token-rate; adaptive: its rate starts there, rises while connects "
+                 "succeed quickly and falls on signs of an overloaded server (default: " +
+                     std::string(reconnectPacingName(DEFAULT_RECONNECT_PACING)) + ")");
 }
 
 void addFaultFlags(CLI::App& app, Flags& f) {
@@ -530,7 +535,12 @@ Check readFaultPlan(Options& o, const Flags& f) {
   return Ok{};
 }
 
-Check readPacing(Options& o, const Flags& /*f*/) {
+Check readPacing(Options& o, const Flags& f) {
+  if (f.reconnectPacing == "fixed") o.reconnectPacing = ReconnectPacing::FIXED;
+  else if (f.reconnectPacing == "adaptive") o.reconnectPacing = ReconnectPacing::ADAPTIVE;
+  else if (!f.reconnectPacing.empty()) {
+    return usage("--reconnect-pacing '" + f.reconnectPacing + "' is not one of fixed, adaptive");
+  }
   if (o.backoffBaseMs == 0) return usage("--backoff-base-ms must be at least 1");
   if (o.backoffCapMs < o.backoffBaseMs) return usage("--backoff-cap-ms must be at least --backoff-base-ms");
   if (!(o.tokenRatePerSec > 0.0 && o.tokenRatePerSec <= MAX_TOKEN_RATE_PER_SEC)) {

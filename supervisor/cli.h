@@ -107,6 +107,9 @@ struct Options {
   uint32_t backoffCapMs = 8000;
   double tokenRatePerSec = TOKEN_BUCKET_DEFAULT_RATE_PER_SEC;
   uint32_t tokenBurst = TOKEN_BUCKET_DEFAULT_BURST;
+  // --reconnect-pacing (issue 16): adaptive moves the bucket's rate with
+  // what the agents see of the server (shared/adaptive_pacer.h).
+  ReconnectPacing reconnectPacing = DEFAULT_RECONNECT_PACING;
   std::vector<DropSpec> drops;          // --drop and --disconnect-after-secs
   std::vector<FaultCommand> faultCommands;
   std::vector<NetFault> netFaults;      // --fault, then --fault-file's lines; none: no relay in the path

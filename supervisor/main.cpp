@@ -208,6 +208,10 @@ Json runStartedLine(const cli::Options& o, const std::string& id, bool embedded)
   Json netFaults = Json::array();
   for (const auto& f : o.netFaults) netFaults.push_back(f.given);
   j["net_faults"] = netFaults;
+  // issue 16 (issue16-pacer): how reconnects are paced.
+  j["reconnect_pacing"] = std::string(reconnectPacingName(o.reconnectPacing));
+  j["token_rate"] = o.tokenRatePerSec;
+  j["token_burst"] = o.tokenBurst;
   // Never the passphrase; the key only by path.
   j["user"] = o.user;
   j["key"] = o.keyPath;

@@ -65,12 +65,16 @@ Result<UniqueFd, SshError> connectTcp(const addrinfo* ai, int64_t deadlineMs, in
   if (::connect(fd.get(), ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
     int err = errno;
     return fail(SshError{err == ECONNREFUSED ? Cat::REFUSED : Cat::SOCKET,
-                         std::string("connect: ") + std::strerror(err)});
+                         std::string("connect: ") + std::strerror(err)}
+                    .signal(err == ECONNREFUSED || err == ECONNRESET ? ConnectSignal::RESET_BEFORE_BANNER
+                                                                     : ConnectSignal::NONE));
   }
   for (;;) {
     pollfd pfds[2] = {{fd.get(), POLLOUT, 0}, {cancelFd, POLLIN, 0}};
     int n = pollUntil(pfds, cancelFd >= 0 ? 2 : 1, deadlineMs, ticker);
-    if (n == 0) return fail(SshError{Cat::TIMEOUT, "TCP connect did not complete before the deadline"});
+    if (n == 0) {
+      return fail(SshError{Cat::TIMEOUT, "TCP connect did not complete before the deadline"}.signal(ConnectSignal::TIMEOUT));
+    }
     if (cancelFd >= 0 && pfds[1].revents != 0) return fail(SshError::cancel());
     if (pfds[0].revents != 0) break;
   }
@@ -79,7 +83,10 @@ Result<UniqueFd, SshError> connectTcp(const addrinfo* ai, int64_t deadlineMs, in
   ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
   if (err != 0) {
     return fail(SshError{err == ECONNREFUSED ? Cat::REFUSED : (err == ETIMEDOUT ? Cat::TIMEOUT : Cat::SOCKET),
-                         std::string("connect: ") + std::strerror(err)});
+                         std::string("connect: ") + std::strerror(err)}
+                    .signal(err == ECONNREFUSED || err == ECONNRESET ? ConnectSignal::RESET_BEFORE_BANNER
+                            : err == ETIMEDOUT                       ? ConnectSignal::TIMEOUT
+                                                                     : ConnectSignal::NONE));
   }
   return fd;
 }
@@ -319,15 +326,18 @@ Result<std::unique_ptr<SshConnection>, SshError> SshConnection::open(const Conne
   if (d.wait == Wait::TIMEOUT) {
     if (!hello.bannerSeen()) {
       return fail(SshError{Cat::TIMEOUT, "SSH banner: the server's banner did not arrive before the deadline (" +
-                                             std::to_string(hello.preBannerBytes()) + " bytes received, no SSH- line)"});
+                                             std::to_string(hello.preBannerBytes()) + " bytes received, no SSH- line)"}
+                      .signal(ConnectSignal::TIMEOUT));
     }
     if (!hello.kexinitComplete()) {
       return fail(SshError{Cat::TIMEOUT, "key exchange: the server's KEXINIT did not arrive before the deadline "
                                          "(banner \"" + hello.banner() + "\", " +
-                                             std::to_string(hello.bytesAfterBanner()) + " bytes after it)"});
+                                             std::to_string(hello.bytesAfterBanner()) + " bytes after it)"}
+                      .signal(ConnectSignal::TIMEOUT));
     }
     return fail(SshError{Cat::TIMEOUT, "key exchange did not finish before the deadline (banner \"" +
-                                           hello.banner() + "\")"});
+                                           hello.banner() + "\")"}
+                    .signal(ConnectSignal::TIMEOUT));
   }
   if (d.wait == Wait::CANCELLED) return fail(SshError::cancel());
   int rc = d.rc;
@@ -372,7 +382,8 @@ Result<std::unique_ptr<SshConnection>, SshError> SshConnection::open(const Conne
       },
       deadlineMs, cancelFd);
   if (d.wait == Wait::TIMEOUT) {
-    return fail(SshError{Cat::TIMEOUT, "authentication: the server did not answer before the deadline"});
+    return fail(SshError{Cat::TIMEOUT, "authentication: the server did not answer before the deadline"}
+                    .signal(ConnectSignal::TIMEOUT));
   }
   if (d.wait == Wait::CANCELLED) return fail(SshError::cancel());
   rc = d.rc;
@@ -445,13 +456,20 @@ SshError kexFailure(const ServerHello& hello, const std::optional<KexOffer>& our
     std::string when = hello.bannerSeen() ? "right after its banner, before its key-exchange offer"
                                           : "before sending its SSH banner";
     if (!hello.lastLine().empty()) when += ", saying \"" + hello.lastLine() + "\"";
+    // sshd >= 8.x says "Exceeded MaxStartups" before it closes; older ones
+    // close right after the banner. Nothing at all is a plain early close.
+    const bool maxStartups = hello.bannerSeen() || hello.lastLine().find("MaxStartups") != std::string::npos;
     return SshError{Cat::PROTOCOL,
                     libssh2Message + " (the server closed the connection " + when +
                         ": sshd's MaxStartups refuses new connections when too many are unauthenticated)",
-                    rc};
+                    rc}
+        .signal(maxStartups ? ConnectSignal::MAX_STARTUPS : ConnectSignal::RESET_BEFORE_BANNER);
   }
   std::string step = hello.bannerSeen() ? "key exchange: " : "SSH banner: ";
-  if (peerGone) return SshError{Cat::PROTOCOL, step + libssh2Message + " (the server closed the connection)", rc};
+  if (peerGone) {
+    return SshError{Cat::PROTOCOL, step + libssh2Message + " (the server closed the connection)", rc}.signal(
+        hello.bannerSeen() ? ConnectSignal::NONE : ConnectSignal::RESET_BEFORE_BANNER);
+  }
   return SshError{Cat::PROTOCOL, step + libssh2Message, rc};
 }
 

@@ -5,8 +5,10 @@
 #pragma once
 
 #include <string>
+#include <utility>
 
 #include "events.capnp.h"
+#include "shared/adaptive_pacer.h"
 
 namespace sshsoak::agent {
 
@@ -17,6 +19,14 @@ struct SshError {
   // The wait was cut short because the command pipe turned readable: not a
   // failure of the link, the caller reads its commands and decides.
   bool cancelled = false;
+  // What the failure says of the server's load, for adaptive pacing
+  // (shared/adaptive_pacer.h): set where the failure is first seen.
+  ConnectSignal overload = ConnectSignal::NONE;
+
+  SshError&& signal(ConnectSignal s) && {
+    overload = s;
+    return std::move(*this);
+  }
 
   static SshError cancel() {
     // The log has always said "cancelled" for such an attempt.

@@ -46,7 +46,9 @@ const std::vector<std::string>& knownEvents() {
           "agent_exited", "agent_crashed", "agent_gave_up", "agent_restarted", "agent_unresponsive", "agent_protocol_error",
           "run_aborted", "job", "job_phase",
           "job_queue", "job_rejected", "job_retried", "job_stats",
-          "net_fault_started", "net_fault_ended"}) {
+          "net_fault_started", "net_fault_ended",
+          // issue 16 (issue16-pacer): adaptive pacing's rate
+          "pacer_rate"}) {
       all.emplace_back(supervisorEvent);
     }
     std::sort(all.begin(), all.end());

@@ -573,7 +573,17 @@ void Supervisor::recordPass(const SamplePass& pass) {
       model_.leaks().fill(fitted);
     }
   }
+  logPacerRate();
   if (status_line::enabled()) status_line::set(statusText());
+}
+
+void Supervisor::logPacerRate() {
+  if (!pacerLine_ || !bucket_) return;
+  if (auto payload = pacerLine_->next(bucket_->bucket().pacerSnapshot())) {
+    Json j = lineHead(wallNs(), std::nullopt, "", "pacer_rate");
+    j.update(*payload);
+    log_.write(j);
+  }
 }
 
 // Stops the thread (a pass under way finishes first), logs a pass it had
@@ -842,7 +852,10 @@ Json Supervisor::run() {
   // Segments of runs that died without cleaning up (SIGKILL) go first.
   for (const auto& stale : TokenBucketSegment::removeStale()) spdlog::info("removed stale shared memory {}", stale);
   bucket_.emplace(TokenBucketSegment::create(TokenBucketSegment::makeName(), options_.tokenRatePerSec,
-                                             options_.tokenBurst));
+                                             options_.tokenBurst, options_.reconnectPacing));
+  if (options_.reconnectPacing == ReconnectPacing::ADAPTIVE) {
+    pacerLine_.emplace(bucket_->bucket().pacerSnapshot(), options_.tokenBurst);
+  }
   int64_t warmupMs = std::min(int64_t{options_.warmupSecs} * 1000, int64_t{options_.durationSecs} * 1000 / 2);
   resources_ = std::make_unique<ResourceStats>(startMono_, warmupMs, clockTicksPerSec());
   armSignals();

@@ -18,6 +18,7 @@
 #include "supervisor/run/fault_relay.h"
 #include "supervisor/run/faults.h"
 #include "supervisor/run/job_dispatcher.h"
+#include "supervisor/run/pacer_rate_line.h"
 #include "supervisor/run/slot.h"
 #include "supervisor/cli.h"
 #include "supervisor/run/jsonl_log.h"
@@ -95,6 +96,8 @@ class Supervisor {
   void startSampling();
   void onSamplePasses();
   void recordPass(const SamplePass& pass);
+  // Adaptive pacing: a pacer_rate line if the shared rate moved (one per pass at most).
+  void logPacerRate();
   void finalSample();
   std::string statusText() const;
   // The summary, resources and verdict as they stand: the final summary
@@ -131,6 +134,8 @@ class Supervisor {
   // The run's reconnect token bucket, removed from /dev/shm on every way
   // out of the run (a SIGKILLed run's segment is cleaned by the next).
   std::optional<TokenBucketSegment> bucket_;
+  // Adaptive pacing: the pacer_rate lines, one per sample pass at most.
+  std::optional<PacerRateLine> pacerLine_;
   boost::asio::steady_timer shutdownTimer_;
   boost::asio::steady_timer checkpointTimer_;  // --checkpoint-secs
   uint32_t checkpoints_ = 0;
