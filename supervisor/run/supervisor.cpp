@@ -772,9 +772,9 @@ void Supervisor::renderMetrics(std::string& out, metrics::Format format) {
   s.model = &model_;
   s.resources = resources_.get();
   if (bucket_) {
-    // TODO(issue16-pacer): the adaptive pacer's current rate, once the
-    // segment has an accessor for it; today the rate the bucket was made with.
-    s.tokenRatePerSec = bucket_->bucket().ratePerSec();
+    // The rate in force: the adaptive pacer's current one, or the fixed
+    // rate the bucket was made with.
+    s.tokenRatePerSec = bucket_->bucket().currentRatePerSec();
     s.tokenBurst = bucket_->bucket().burst();
   }
   s.criteria = &criteria;
