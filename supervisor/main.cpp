@@ -185,6 +185,9 @@ Json runStartedLine(const cli::Options& o, const std::string& id, bool embedded)
   Json faults = Json::array();
   for (const auto& f : o.faultCommands) faults.push_back(std::to_string(f.atSecs) + ": " + f.command);
   j["fault_commands"] = faults;
+  // The reconnect bucket's start: the summary's pacer.initial_rate.
+  j["token_rate"] = o.tokenRatePerSec;
+  j["token_burst"] = o.tokenBurst;
   // Never the passphrase; the key only by path.
   j["user"] = o.user;
   j["key"] = o.keyPath;

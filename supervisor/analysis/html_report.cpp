@@ -73,18 +73,21 @@ std::string faultBands(const Json& faults, double span, double top, double botto
     double from = field(w, "start_secs").is_number() ? field(w, "start_secs").get<double>() : 0;
     double to = from + (field(w, "duration_ms").is_number() ? field(w, "duration_ms").get<double>() / 1000.0 : 0);
     double x0 = x(from), width = std::max(2.0, x(to) - x0);
+    // Over the rows, translucent, edged: the states under it stay readable.
     s += "<rect class='fault-band' x='" + num(x0) + "' y='" + num(top) + "' width='" + num(width) + "' height='" +
-         num(bottom - top) + "' fill='#d63031' opacity='0.13'><title>" +
+         num(bottom - top) + "' fill='#d63031' fill-opacity='0.18' stroke='#d63031' stroke-opacity='0.6' "
+         "stroke-dasharray='3,2'><title>" +
          esc("fault " + r.fault + ": " + r.window + "; " + r.affected + " affected, " + r.noticed + " noticed (" +
              r.notice + "), " + r.recovered + " recovered (" + r.recover + ")") +
          "</title></rect>";
     if (!labelY) continue;
     std::string label = r.fault.substr(0, 48);
-    double labelWidth = 5.6 * static_cast<double>(label.size());
-    if (x0 <= labelEnd) continue;
-    s += "<text class='fault-label' x='" + num(x0 + 2) + "' y='" + num(*labelY) + "' font-size='10' fill='#a52a2a'>" +
+    double labelWidth = 6.0 * static_cast<double>(label.size());
+    double labelX = std::min(x0 + 2, WIDTH - 2 - labelWidth);  // a window near the end: its label ends at the edge
+    if (labelX <= labelEnd) continue;
+    s += "<text class='fault-label' x='" + num(labelX) + "' y='" + num(*labelY) + "' font-size='10' fill='#a52a2a'>" +
          esc(label) + "</text>";
-    labelEnd = x0 + 2 + labelWidth;
+    labelEnd = labelX + labelWidth;
   }
   return s;
 }
@@ -136,10 +139,6 @@ std::string timeline(const Run& run, double span) {
   double rowH = 14, height = rowsTop + 10 + rowH * static_cast<double>(segs.size() + extraRows.size()) + 24;
   std::string s = "<svg xmlns='http://www.w3.org/2000/svg' width='" + num(WIDTH, 0) + "' height='" + num(height, 0) +
                   "' role='img' aria-label='session timeline'>";
-  if (faults) {
-    double rowsBottom = rowsTop + rowH * static_cast<double>(segs.size() + extraRows.size());
-    s += faultBands(run.faults, span, rowsTop - 4, rowsBottom, 26.0);
-  }
   double y = rowsTop;
   for (const auto& [id, list] : segs) {
     s += "<text x='4' y='" + num(y + 11, 0) + "' font-size='11'>session " + std::to_string(id) + "</text>";
@@ -170,6 +169,7 @@ std::string timeline(const Run& run, double span) {
          "</text>";
     y += rowH;
   }
+  if (faults) s += faultBands(run.faults, span, rowsTop - 4, rowsTop + rowH * static_cast<double>(segs.size() + extraRows.size()), 26.0);
   for (const auto& [t, what] : markers) {
     s += "<line x1='" + num(x(t)) + "' x2='" + num(x(t)) + "' y1='12' y2='" + num(y) +
          "' stroke='#c0392b' stroke-dasharray='4,3'/><text x='" + num(x(t) + 3) + "' y='11' font-size='10' fill='#c0392b'>" +
@@ -770,7 +770,7 @@ std::string renderHtml(const std::vector<Run>& runs) {
       "body{font-family:system-ui,sans-serif;margin:24px;color:#222}h2{border-bottom:1px solid #ccc}"
       "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 10px;text-align:left}"
       "tr.pass td:nth-child(4){color:#2e9e5b;font-weight:bold}tr.fail td:nth-child(4){color:#d63031;font-weight:bold}"
-      "td.note{font-size:12px;color:#555}"
+      "td.note{font-size:12px;color:#555}table.faults td,table.faults th{font-size:13px;padding:3px 6px}"
       ".legend span{margin-right:12px;font-size:12px}.legend i{display:inline-block;width:12px;height:12px;"
       "margin-right:4px;vertical-align:middle}</style></head><body><h1>sshsoak report</h1>";
   for (const auto& r : runs) s += runSection(r);
