@@ -69,6 +69,16 @@ int faultCmd(const uint8_t* data, size_t size) {
   return 0;
 }
 
+int faultSpec(const uint8_t* data, size_t size) {
+  auto spec = parseFaultSpec(std::string_view(reinterpret_cast<const char*>(data), size));
+  if (!spec) return 0;
+  auto again = parseFaultSpec(spec->text());
+  // The round trip is the parser's promise: a break is a bug, so a crash.
+  if (!again || !(*again == *spec)) __builtin_trap();
+  (void)faultActiveAt(spec->when, 123456);
+  return 0;
+}
+
 int jobsFile(const uint8_t* data, size_t size) {
   std::string path = asFile(data, size);
   for (bool skipBad : {false, true}) {

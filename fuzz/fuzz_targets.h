@@ -31,6 +31,9 @@ int cli(const uint8_t* data, size_t size);
 int dropSpec(const uint8_t* data, size_t size);
 // One --fault-cmd text (cli::parseFaultCommand).
 int faultCmd(const uint8_t* data, size_t size);
+// One --fault SPEC (parseFaultSpec): when it parses, its canonical text
+// must parse back to the same value.
+int faultSpec(const uint8_t* data, size_t size);
 // A --jobs-file (cli::readJobsFile), with and without --skip-bad-jobs.
 int jobsFile(const uint8_t* data, size_t size);
 

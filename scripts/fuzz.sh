@@ -15,7 +15,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir=${SSHSOAK_FUZZ_DIR:-$root/build-fuzz}
 secs=${SSHSOAK_FUZZ_SECS:-30}
-all=(frame_events agent_frames report cli drop_spec fault_cmd jobs_file)
+all=(frame_events agent_frames report cli drop_spec fault_cmd jobs_file fault_spec)
 targets=("$@")
 [[ ${#targets[@]} -eq 0 ]] && targets=("${all[@]}")
 

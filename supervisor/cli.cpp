@@ -39,6 +39,8 @@ struct Flags {
   uint32_t crashSession = 0;
   std::vector<std::string> dropTexts;
   std::vector<std::string> faultTexts;
+  std::vector<std::string> netFaultTexts;
+  std::string faultFile;
   std::string workload = "pty";
   std::string churnRate = "100";
   std::string transferDirection = "both";
@@ -126,6 +128,13 @@ void addConnectionFlags(CLI::App& app, Options& o, Flags& f) {
 }
 
 void addFaultFlags(CLI::App& app, Flags& f) {
+  app.add_option("--fault", f.netFaultTexts,
+                 "A network fault through the built-in relay (no root): KIND[=PARAMS][@WHEN][@SESSIONS], e.g. "
+                 "'latency=200ms~50ms@30s-90s@0-4', 'blackhole@20s+30s', 'reset@40s/60s' (repeatable)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->default_str("none");
+  app.add_option("--fault-file", f.faultFile, "Network faults, one --fault SPEC a line ('#' comments)")
+      ->default_str("none");
   app.add_option("--drop", f.dropTexts,
                  "Shut sessions' sockets: AT[/EVERY][@SESSIONS] in seconds, e.g. 30, 30/60, 30@0-4 (repeatable)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
@@ -415,6 +424,31 @@ Result<FaultCommand, UsageError> parseFaultCommand(const std::string& text) {
   return f;
 }
 
+Result<NetFault, UsageError> parseNetFault(const std::string& text) {
+  auto spec = parseFaultSpec(text);
+  if (!spec) return usage("--fault " + spec.error());
+  return NetFault{std::move(*spec), text};
+}
+
+Result<std::vector<NetFault>, UsageError> readFaultFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return badInput("--fault-file " + path + ": cannot read it: " + std::strerror(errno) + " (name a readable file)");
+  std::vector<NetFault> faults;
+  std::string line;
+  uint32_t number = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    if (auto hash = line.find('#'); hash != std::string::npos) line.erase(hash);
+    line.erase(0, line.find_first_not_of(" \t\r"));
+    line.erase(line.find_last_not_of(" \t\r") + 1);
+    if (line.empty()) continue;
+    auto spec = parseFaultSpec(line);
+    if (!spec) return usage("--fault-file " + path + ":" + std::to_string(number) + ": " + spec.error());
+    faults.push_back(NetFault{std::move(*spec), line});
+  }
+  return faults;
+}
+
 namespace {
 
 // ---- Checks, by group, in order: the first failing one is reported.
@@ -465,6 +499,16 @@ Check readFaultPlan(Options& o, const Flags& f) {
     auto c = parseFaultCommand(text);
     if (!c) return fail(std::move(c.error()));
     o.faultCommands.push_back(std::move(*c));
+  }
+  for (const auto& text : f.netFaultTexts) {
+    auto n = parseNetFault(text);
+    if (!n) return fail(std::move(n.error()));
+    o.netFaults.push_back(std::move(*n));
+  }
+  if (!f.faultFile.empty()) {
+    auto fromFile = readFaultFile(f.faultFile);
+    if (!fromFile) return fail(std::move(fromFile.error()));
+    for (auto& n : *fromFile) o.netFaults.push_back(std::move(n));
   }
   return Ok{};
 }
@@ -734,6 +778,12 @@ Check checkSessionRefs(Options& o, const Flags& f) {
         return usage("--drop " + d.text() + ": session " + std::to_string(id) + " does not exist (sessions are 0-" +
                      std::to_string(o.sessions - 1) + ")");
       }
+    }
+  }
+  for (const auto& n : o.netFaults) {
+    if (!n.spec.sessions.empty() && n.spec.sessions.back() >= o.sessions) {
+      return usage("--fault '" + n.given + "': session " + std::to_string(n.spec.sessions.back()) +
+                   " does not exist (sessions are 0-" + std::to_string(o.sessions - 1) + ")");
     }
   }
   if (f.crashSessionOpt->count() > 0) {

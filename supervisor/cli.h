@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "events.capnp.h"
+#include "shared/fault_spec.h"
 #include "shared/result.h"
 #include "shared/token_bucket.h"
 #include "supervisor/run/faults.h"
@@ -59,6 +60,13 @@ struct RejectedJob {
   std::string message;
 };
 
+// --fault / --fault-file (issue 16): a network fault for sshsoak-proxy, with
+// the SPEC as the user wrote it (the net_fault_* lines show it).
+struct NetFault {
+  FaultSpec spec;
+  std::string given;
+};
+
 // --log-detail: high-rate detail (each PTY cycle, each exec poll) as
 // per-session rollups (pty_stats, exec_poll_stats), or also one line each.
 enum class LogDetail { ROLLUP, FULL };
@@ -101,6 +109,7 @@ struct Options {
   uint32_t tokenBurst = TOKEN_BUCKET_DEFAULT_BURST;
   std::vector<DropSpec> drops;          // --drop and --disconnect-after-secs
   std::vector<FaultCommand> faultCommands;
+  std::vector<NetFault> netFaults;      // --fault, then --fault-file's lines; none: no relay in the path
   std::string htmlPath;  // --html: a self-contained HTML report at the end
   std::string agentPath;  // default: sshsoak-agent beside sshsoak
   bool crashAgentsForTesting = false;
@@ -239,6 +248,12 @@ Result<JobsFileContents, UsageError> readJobsFile(const std::string& path, bool 
 // --fault-cmd's ("AT:COMMAND"); the message names the flag and the text.
 Result<DropSpec, UsageError> parseDropSpec(const std::string& text);
 Result<FaultCommand, UsageError> parseFaultCommand(const std::string& text);
+
+// --fault's SPEC (shared/fault_spec.h), and --fault-file: one SPEC a line,
+// '#' comments and blank lines allowed; a bad line names the file and line
+// (exit 2), a file that cannot be read is exit 3.
+Result<NetFault, UsageError> parseNetFault(const std::string& text);
+Result<std::vector<NetFault>, UsageError> readFaultFile(const std::string& path);
 
 // --churn-rate's text ("R" or "A..B/Ts"); the analysis reads run_started's churn_rate with it.
 Result<ChurnRate, UsageError> parseChurnRate(const std::string& text);

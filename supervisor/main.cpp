@@ -185,6 +185,10 @@ Json runStartedLine(const cli::Options& o, const std::string& id, bool embedded)
   Json faults = Json::array();
   for (const auto& f : o.faultCommands) faults.push_back(std::to_string(f.atSecs) + ": " + f.command);
   j["fault_commands"] = faults;
+  // --fault / --fault-file: the SPECs as given, in fault_id order.
+  Json netFaults = Json::array();
+  for (const auto& f : o.netFaults) netFaults.push_back(f.given);
+  j["net_faults"] = netFaults;
   // The reconnect bucket's start: the summary's pacer.initial_rate.
   j["token_rate"] = o.tokenRatePerSec;
   j["token_burst"] = o.tokenBurst;
@@ -280,7 +284,8 @@ int runMain(int argc, char** argv) {
     // planned faults. Churn holds no session to reconnect: a drop there is
     // only a failed connection, which its verdict counts against the run;
     // a drop under a job is likewise a failed job (job_failures).
-    if (options.drops.empty() && options.faultCommands.empty() && options.durationSecs >= DEMO_DROP_MIN_RUN_SECS &&
+    if (options.drops.empty() && options.faultCommands.empty() && options.netFaults.empty() &&
+        options.durationSecs >= DEMO_DROP_MIN_RUN_SECS &&
         options.workload != cli::WorkloadKind::CHURN && options.workload != cli::WorkloadKind::JOBS) {
       options.drops.push_back(DropSpec{demoDropAtSecs(options.durationSecs), 0, {}});
       spdlog::info("the demo drops every session at {} s to show the reconnect path", options.drops[0].atSecs);
@@ -349,12 +354,14 @@ int runMain(int argc, char** argv) {
   Json summary;
   std::shared_ptr<RunAccumulator> thisRun;
   bool htmlFailed = false;
+  std::string relayFailure;  // --fault: the relay died during the run
   try {
     Supervisor supervisor(options, agentPath, *log);
     thisRun = supervisor.accumulator();
     thisRun->noteRunStarted(started);
     summary = supervisor.run();
     htmlFailed = supervisor.htmlFailed();
+    relayFailure = supervisor.relayFailure();
   } catch (const boost::process::process_error& e) {
     return startFailed({exit_code::SYSTEM, "cannot start an agent (" + agentPath + "): " + e.what()}, log.get(), id);
   } catch (const std::system_error& e) {
@@ -390,6 +397,10 @@ int runMain(int argc, char** argv) {
     std::fprintf(stderr, "sshsoak: the log failed during the run: %s; the summary and verdict above are complete, "
                  "the log holds the lines written before the failure (exit 4)\n", failure->text().c_str());
     return exit_code::LOG_FAILED;
+  }
+  if (!relayFailure.empty()) {
+    std::fprintf(stderr, "sshsoak: %s (exit 71)\n", relayFailure.c_str());
+    return exit_code::SYSTEM;
   }
   if (htmlFailed) {
     std::fprintf(stderr, "sshsoak: --html %s could not be written (see above; exit 3)\n", options.htmlPath.c_str());

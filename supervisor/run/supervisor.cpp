@@ -92,8 +92,14 @@ void Supervisor::spawn(Slot& slot) {
   if (sampler_) sampler_->setAgent(slot.id(), pid);
 
   capnp::MallocMessageBuilder message;
-  fillAgentConfig(message.initRoot<wire::AgentConfig>(), options_, slot.id(), bucket_ ? bucket_->name() : "",
-                  startWallNs_);
+  auto config = message.initRoot<wire::AgentConfig>();
+  fillAgentConfig(config, options_, slot.id(), bucket_ ? bucket_->name() : "", startWallNs_);
+  if (relay_) {
+    // --fault: through the relay's port for this session (the lines keep
+    // naming the real target).
+    config.setHost("127.0.0.1");
+    config.setPort(relay_->port(slot.id()));
+  }
   slot.send(message);  // an agent dead already shows as EOF + exit
   armRead(slot);
 }
@@ -502,6 +508,32 @@ void Supervisor::armSignals() {
   });
 }
 
+void Supervisor::startRelay() {
+  if (options_.netFaults.empty()) return;
+  // Beside the agent, as the agent is beside sshsoak.
+  std::string dir = agentPath_.substr(0, agentPath_.rfind('/') + 1);
+  relay_ = std::make_unique<FaultRelay>(io_, dir + "sshsoak-proxy", options_, startMono_ * 1'000'000);
+  spdlog::info("fault relay sshsoak-proxy pid {}: {} fault(s), sessions connect through it", relay_->pid(),
+               options_.netFaults.size());
+  relay_->start([this](const Json& report) { onRelayReport(report); },
+                [this](const std::string& how) {
+                  relayFailure_ = "the fault relay sshsoak-proxy (pid " + std::to_string(relay_->pid()) +
+                                  ") died during the run: " + how;
+                  spdlog::error("{}; ending the run (its sessions cannot reach the server without it; exit 71)",
+                                relayFailure_);
+                  beginShutdown("the fault relay died");
+                });
+}
+
+void Supervisor::onRelayReport(const Json& report) {
+  Json line = netFaultLine(report, options_.netFaults, static_cast<uint32_t>(options_.slots.size()));
+  if (line.is_null()) return;
+  spdlog::info("{} {} (occurrence {}): {} connection(s)", line["event"].get<std::string>(),
+               line["spec"].get<std::string>(), line["occurrence"].get<uint32_t>(),
+               line["connections"].get<uint64_t>());
+  log_.write(line);
+}
+
 void Supervisor::startSampling() {
   SamplerConfig config;
   config.intervalMs = int64_t{options_.sampleIntervalSecs} * 1000;
@@ -749,6 +781,7 @@ Json Supervisor::run() {
             .allDone = [this](const std::string& why) { beginShutdown(why); }});
     jobs_->start();
   }
+  startRelay();
   startSampling();
   for (auto& slot : slots_) spawn(*slot);
   // A shutdown during the spawns (a signal, a jobs file already done) took
@@ -779,6 +812,9 @@ Json Supervisor::run() {
   // exception out of run() stops it in the destructor.
   if (sampler_) sampler_->stop();
   recordRemaining();
+  // After the agents: they closed their sessions through it. Its open
+  // windows end now, logged before the summary.
+  if (relay_) relay_->stop();
   // The jobs' last rollups come before the summary that reads them.
   if (jobs_) jobs_->finish();
   if (stdin_) stdin_.reset();

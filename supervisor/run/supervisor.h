@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "shared/token_bucket.h"
+#include "supervisor/run/fault_relay.h"
 #include "supervisor/run/faults.h"
 #include "supervisor/run/job_dispatcher.h"
 #include "supervisor/run/slot.h"
@@ -50,6 +51,9 @@ class Supervisor {
   // A checkpoint's --html write failed (named on the console then): the
   // run's exit code says so (main.cpp).
   bool htmlFailed() const { return htmlFailed_; }
+  // --fault: the relay died during the run (how, in words; empty: it did
+  // not). The run was ended then; main.cpp makes it exit code 71.
+  const std::string& relayFailure() const { return relayFailure_; }
 
  private:
   // A slot's life, driven from the loop (slot.h has its states).
@@ -79,6 +83,9 @@ class Supervisor {
   void armDrop(size_t index, std::chrono::seconds after, boost::asio::steady_timer* timer = nullptr);
   void startFault(const FaultCommand& fault);
   void reapFaults(bool killAll);
+  // --fault: sshsoak-proxy started, agents pointed at it, its reports logged.
+  void startRelay();
+  void onRelayReport(const Json& report);
   void startSampling();
   void onSamplePasses();
   void recordPass(const SamplePass& pass);
@@ -124,6 +131,8 @@ class Supervisor {
   std::string stdinLine_;
   // After io_: they use it.
   std::vector<std::unique_ptr<Slot>> slots_;
+  std::unique_ptr<FaultRelay> relay_;  // --fault only; after io_
+  std::string relayFailure_;
   std::unique_ptr<jobs::JobDispatcher> jobs_;  // --workload jobs: the queue and its lines
   bool shuttingDown_ = false;
   bool killed_ = false;

@@ -354,3 +354,50 @@ TEST(DropSpecTest, SessionListIsBoundedAndListsEachSessionOnce) {
   ASSERT_TRUE(last.ok()) << last.error().message;
   EXPECT_EQ(last->sessions, std::vector<uint32_t>{999});
 }
+
+// --fault / --fault-file (issue 16).
+TEST_F(CliTest, NetFaultsFromFlagsAndFile) {
+  auto none = run(base());
+  ASSERT_TRUE(none.ok()) << none.error().message;
+  EXPECT_TRUE(none->netFaults.empty());  // no relay in the path
+
+  std::string file = (dir_ / "faults.txt").string();
+  std::ofstream(file) << "# a comment\n\n  reset@40s/60s@1  # trailing comment\nslicer=64B/1ms\n";
+  auto o = run(with({"--sessions", "4", "--fault", "latency=200ms~50ms@30s-90s@0-3", "--fault", "blackhole@20s+30s",
+                     "--fault-file", file}));
+  ASSERT_TRUE(o.ok()) << o.error().message;
+  ASSERT_EQ(o->netFaults.size(), 4u);
+  EXPECT_EQ(o->netFaults[0].given, "latency=200ms~50ms@30s-90s@0-3");
+  EXPECT_EQ(o->netFaults[0].spec.kind, FaultKind::LATENCY);
+  EXPECT_EQ(o->netFaults[1].spec.kind, FaultKind::BLACKHOLE);
+  EXPECT_EQ(o->netFaults[2].given, "reset@40s/60s@1");
+  EXPECT_EQ(o->netFaults[3].spec.kind, FaultKind::SLICER);
+}
+
+TEST_F(CliTest, BadNetFaultsAreUsageErrorsNamingTheInput) {
+  auto bad = run(with({"--fault", "latency=200@30s"}));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().exitCode, exit_code::USAGE);
+  EXPECT_NE(bad.error().message.find("--fault 'latency=200@30s': the PARAMS '200'"), std::string::npos)
+      << bad.error().message;
+  EXPECT_NE(bad.error().message.find("e.g. 'latency=200ms~50ms@30s-90s@0-4'"), std::string::npos);
+
+  auto beyond = run(with({"--sessions", "4", "--fault", "reset@30s@2-4"}));
+  ASSERT_FALSE(beyond.ok());
+  EXPECT_EQ(beyond.error().exitCode, exit_code::USAGE);
+  EXPECT_NE(beyond.error().message.find("session 4 does not exist (sessions are 0-3)"), std::string::npos)
+      << beyond.error().message;
+
+  std::string file = (dir_ / "faults.txt").string();
+  std::ofstream(file) << "blackhole@20s+30s\n# fine\nreset@40s/60x\n";
+  auto line = run(with({"--fault-file", file}));
+  ASSERT_FALSE(line.ok());
+  EXPECT_EQ(line.error().exitCode, exit_code::USAGE);
+  EXPECT_NE(line.error().message.find("--fault-file " + file + ":3: 'reset@40s/60x'"), std::string::npos)
+      << line.error().message;
+
+  auto missing = run(with({"--fault-file", (dir_ / "nope.txt").string()}));
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().exitCode, exit_code::BAD_INPUT);
+  EXPECT_NE(missing.error().message.find("nope.txt: cannot read it"), std::string::npos) << missing.error().message;
+}

@@ -1,0 +1,404 @@
+// sshsoak-proxy, the fault relay, on its own: the real binary started by the
+// supervisor's FaultRelay, plain TCP on loopback between this test (client
+// and server ends, one thread, poll) and the relay. Each fault kind is
+// measured where it acts: bytes, times, closes and resets.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "shared/clock.h"
+#include "shared/fd.h"
+#include "supervisor/run/fault_relay.h"
+
+using namespace sshsoak;
+
+namespace {
+
+std::string proxyPath() { return SSHSOAK_PROXY_BIN; }
+
+UniqueFd listenLoopback(uint16_t& port) {
+  UniqueFd l(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::bind(l.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  EXPECT_EQ(::listen(l.get(), 16), 0);
+  socklen_t len = sizeof a;
+  ::getsockname(l.get(), reinterpret_cast<sockaddr*>(&a), &len);
+  port = ntohs(a.sin_port);
+  return l;
+}
+
+UniqueFd connectLoopback(uint16_t port) {
+  UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  EXPECT_EQ(::connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << std::strerror(errno);
+  int one = 1;
+  ::setsockopt(s.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return s;
+}
+
+// Waits up to timeoutMs for fd to be readable; then reads what is there.
+// Returns bytes read, 0 on EOF, -1 on timeout, -2 on error (errno kept).
+ssize_t readSome(int fd, std::string& out, int timeoutMs, size_t max = 65536) {
+  pollfd p{fd, POLLIN, 0};
+  int rc = ::poll(&p, 1, timeoutMs);
+  if (rc == 0) return -1;
+  std::string buf(max, '\0');
+  ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
+  if (n < 0) return -2;
+  out.append(buf.data(), static_cast<size_t>(n));
+  return n;
+}
+
+// Reads exactly n bytes (or fails the test at the deadline).
+std::string readExactly(int fd, size_t n, int timeoutMs) {
+  std::string out;
+  int64_t deadline = monoMs() + timeoutMs;
+  while (out.size() < n) {
+    int left = static_cast<int>(deadline - monoMs());
+    if (left <= 0 || readSome(fd, out, left, n - out.size()) <= 0) break;
+  }
+  EXPECT_EQ(out.size(), n);
+  return out;
+}
+
+void sendAll(int fd, const std::string& data) { ASSERT_TRUE(writeAll(fd, data.data(), data.size())); }
+
+class Proxy : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fdsBefore_ = countOpenFds();
+    for (int i = 0; i < 2; ++i) servers_.push_back(listenLoopback(serverPorts_.emplace_back()));
+  }
+  void TearDown() override {
+    if (relay_) relay_->stop();
+    relay_.reset();
+    servers_.clear();
+    io_.reset();  // its reactor's fds
+    EXPECT_EQ(countOpenFds(), fdsBefore_) << "the relay's pipes are closed";
+  }
+
+  // Starts the relay for two sessions (each to its own server here).
+  void start(std::vector<std::string> specs) {
+    cli::Options o;
+    for (auto port : serverPorts_) o.slots.push_back(cli::Target{"127.0.0.1", port});
+    for (const auto& s : specs) {
+      auto f = cli::parseNetFault(s);
+      ASSERT_TRUE(f.ok()) << f.error().message;
+      o.netFaults.push_back(*f);
+    }
+    options_ = o;
+    startMonoNs_ = monoNs();
+    relay_ = std::make_unique<FaultRelay>(*io_, proxyPath(), options_, startMonoNs_);
+    relay_->start([this](const Json& r) { reports_.push_back(r); }, [this](const std::string& how) { died_ = how; });
+  }
+
+  // A connection through the relay: the client end and the server's end.
+  std::pair<UniqueFd, UniqueFd> open(uint32_t session) {
+    UniqueFd client = connectLoopback(relay_->port(session));
+    pollfd p{servers_[session].get(), POLLIN, 0};
+    EXPECT_EQ(::poll(&p, 1, 3000), 1) << "the relay connects upstream";
+    UniqueFd server(::accept4(servers_[session].get(), nullptr, nullptr, SOCK_CLOEXEC));
+    int one = 1;
+    ::setsockopt(server.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return {std::move(client), std::move(server)};
+  }
+
+  std::vector<Json> reportsOf(const std::string& event) {
+    io_->poll();
+    std::vector<Json> out;
+    for (const auto& r : reports_) {
+      if (r.value("event", "") == event) out.push_back(r);
+    }
+    return out;
+  }
+  int64_t sinceStartMs() const { return (monoNs() - startMonoNs_) / 1'000'000; }
+  void sleepUntilMs(int64_t ms) {
+    while (sinceStartMs() < ms) ::usleep(5000);
+  }
+
+  std::optional<boost::asio::io_context> io_{std::in_place};
+  cli::Options options_;
+  std::unique_ptr<FaultRelay> relay_;
+  std::vector<Json> reports_;
+  std::string died_;
+  std::vector<UniqueFd> servers_;
+  std::vector<uint16_t> serverPorts_;
+  int64_t startMonoNs_ = 0;
+  int fdsBefore_ = 0;
+};
+
+// Round trip of one small message, client -> server -> client, in ms.
+double roundTripMs(int client, int server) {
+  int64_t t0 = monoNs();
+  sendAll(client, "ping");
+  readExactly(server, 4, 5000);
+  sendAll(server, "pong");
+  readExactly(client, 4, 5000);
+  return static_cast<double>(monoNs() - t0) / 1e6;
+}
+
+TEST_F(Proxy, NoFaultRelaysBothWaysAndClosesCleanly) {
+  start({"latency=100ms@60m"});  // not before an hour: nothing in force
+  auto [client, server] = open(0);
+  std::string big(300000, 'x');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + i % 26);
+  sendAll(client.get(), big);
+  EXPECT_TRUE(readExactly(server.get(), big.size(), 5000) == big);
+  for (int i = 0; i < 20; ++i) EXPECT_LT(roundTripMs(client.get(), server.get()), 50.0);
+  ::shutdown(client.get(), SHUT_WR);
+  std::string rest;
+  EXPECT_EQ(readSome(server.get(), rest, 3000), 0) << "the client's FIN reaches the server";
+  sendAll(server.get(), "bye");
+  server.reset();
+  EXPECT_EQ(readExactly(client.get(), 3, 3000), "bye");
+  EXPECT_EQ(readSome(client.get(), rest, 3000), 0);
+  EXPECT_TRUE(reportsOf("window_started").empty());
+}
+
+TEST_F(Proxy, LatencyPerDirectionOnTheAffectedSessionOnly) {
+  start({"latency=60ms,up@0"});
+  auto [c0, s0] = open(0);
+  auto [c1, s1] = open(1);
+  std::vector<double> slow, fast;
+  for (int i = 0; i < 5; ++i) slow.push_back(roundTripMs(c0.get(), s0.get()));
+  for (int i = 0; i < 5; ++i) fast.push_back(roundTripMs(c1.get(), s1.get()));
+  for (double ms : slow) {
+    EXPECT_GE(ms, 59.0);
+    EXPECT_LT(ms, 120.0) << "only the up direction is delayed";
+  }
+  for (double ms : fast) EXPECT_LT(ms, 30.0) << "session 1 is not affected";
+  auto started = reportsOf("window_started");
+  ASSERT_EQ(started.size(), 1u);
+  EXPECT_EQ(started[0]["fault_id"], 0);
+  EXPECT_EQ(started[0]["occurrence"], 1);
+}
+
+TEST_F(Proxy, LatencyJitterKeepsTheOrder) {
+  start({"latency=20ms~15ms"});
+  auto [client, server] = open(0);
+  std::string sent;
+  for (int i = 0; i < 200; ++i) {
+    std::string piece = std::to_string(i) + ",";
+    sent += piece;
+    sendAll(client.get(), piece);
+    ::usleep(200);
+  }
+  EXPECT_TRUE(readExactly(server.get(), sent.size(), 5000) == sent);
+}
+
+TEST_F(Proxy, BandwidthCapsAConnection) {
+  start({"bandwidth=400KB,down"});
+  auto [client, server] = open(0);
+  std::string data(800000, 'd');
+  int64_t t0 = monoNs();
+  // The server writes as fast as it can; the client reads what arrives.
+  setNonBlocking(server.get());
+  size_t sent = 0, got = 0;
+  std::string buf;
+  while (got < data.size() && monoNs() - t0 < 10'000'000'000) {
+    if (sent < data.size()) {
+      ssize_t n = ::send(server.get(), data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+      if (n > 0) sent += static_cast<size_t>(n);
+    }
+    buf.clear();
+    if (readSome(client.get(), buf, 10) > 0) got += buf.size();
+  }
+  double secs = static_cast<double>(monoNs() - t0) / 1e9;
+  ASSERT_EQ(got, data.size());
+  double rate = static_cast<double>(got) / secs;
+  std::printf("800 KB at 400 KB/s: %.2f s, %.0f KB/s\n", secs, rate / 1000);
+  EXPECT_GT(secs, 1.7) << "capped";
+  EXPECT_LT(secs, 3.0) << "but not slower than the cap by much";
+  // Up is not capped.
+  std::string up(800000, 'u');
+  t0 = monoNs();
+  sendAll(client.get(), up);
+  readExactly(server.get(), up.size(), 5000);
+  EXPECT_LT(static_cast<double>(monoNs() - t0) / 1e9, 1.0);
+}
+
+// Held, not dropped; bounded: the writer is pushed back by TCP, and what was
+// held arrives after the window, in order.
+TEST_F(Proxy, BlackholeHoldsBytesBoundedAndReleasesThemAfterTheWindow) {
+  start({"blackhole@300ms+1200ms@0"});
+  auto [client, server] = open(0);
+  sleepUntilMs(400);
+  ASSERT_EQ(reportsOf("window_started").size(), 1u);
+  EXPECT_EQ(reportsOf("window_started")[0]["connections"], 1);
+  setNonBlocking(client.get());
+  std::string data(16 * 1024 * 1024, 'b');
+  for (size_t i = 0; i < data.size(); i += 4096) data[i] = static_cast<char>('A' + (i / 4096) % 26);
+  size_t accepted = 0;
+  int64_t until = monoMs() + 500;
+  while (monoMs() < until) {
+    ssize_t n = ::send(client.get(), data.data() + accepted, data.size() - accepted, MSG_NOSIGNAL);
+    if (n > 0) accepted += static_cast<size_t>(n);
+    else ::usleep(2000);
+  }
+  std::printf("a blackholed connection took %zu bytes (relay buffer 256 KiB + kernel buffers)\n", accepted);
+  EXPECT_LT(accepted, data.size()) << "the writer was pushed back";
+  EXPECT_LT(accepted, 12u * 1024 * 1024);
+  std::string got;
+  EXPECT_EQ(readSome(server.get(), got, 300), -1) << "nothing forwarded during the window";
+  sleepUntilMs(1600);
+  // After the window: everything accepted arrives, in order.
+  setNonBlocking(client.get(), false);
+  std::string all = readExactly(server.get(), accepted, 10000);
+  EXPECT_TRUE(all == data.substr(0, accepted));
+  auto ended = reportsOf("window_ended");
+  ASSERT_EQ(ended.size(), 1u);
+  EXPECT_GT(ended[0]["bytes_held"].get<uint64_t>(), 100000u);
+  EXPECT_LE(ended[0]["bytes_held"].get<uint64_t>(), accepted);
+  EXPECT_GE(ended[0]["duration_ms"].get<int64_t>(), 1150);
+}
+
+TEST_F(Proxy, ResetSendsRstBothWaysAndResetsNewConnectionsInTheWindow) {
+  start({"reset@300ms+600ms@0"});
+  auto [client, server] = open(0);
+  auto [c1, s1] = open(1);
+  sleepUntilMs(400);
+  std::string buf;
+  EXPECT_EQ(readSome(client.get(), buf, 1000), -2);
+  EXPECT_EQ(errno, ECONNRESET);
+  EXPECT_EQ(readSome(server.get(), buf, 1000), -2);
+  EXPECT_EQ(errno, ECONNRESET);
+  // A new connection during the window: reset at once.
+  UniqueFd again = connectLoopback(relay_->port(0));
+  EXPECT_EQ(readSome(again.get(), buf, 1000), -2);
+  EXPECT_EQ(errno, ECONNRESET);
+  // Session 1 is untouched.
+  EXPECT_LT(roundTripMs(c1.get(), s1.get()), 50.0);
+  sleepUntilMs(1000);
+  auto [c2, s2] = open(0);
+  EXPECT_LT(roundTripMs(c2.get(), s2.get()), 50.0) << "after the window, connections work";
+  auto ended = reportsOf("window_ended");
+  ASSERT_EQ(ended.size(), 1u);
+  EXPECT_EQ(ended[0]["resets"], 2);       // the open one, and the new one
+  EXPECT_EQ(ended[0]["connections"], 2);
+}
+
+TEST_F(Proxy, TimeoutStopsForwardingThenClosesAfterT) {
+  start({"timeout=500ms@200ms+3s@0"});
+  auto [client, server] = open(0);
+  sleepUntilMs(250);
+  int64_t t0 = monoMs();
+  sendAll(client.get(), "held");
+  std::string buf;
+  ssize_t n = readSome(server.get(), buf, 3000);
+  int64_t closedAfter = monoMs() - t0;
+  EXPECT_EQ(n, 0) << "closed, and the held bytes not forwarded: " << buf;
+  EXPECT_GE(closedAfter, 350);
+  EXPECT_LT(closedAfter, 1200);
+  sleepUntilMs(3400);
+  EXPECT_EQ(reportsOf("window_ended").at(0)["resets"], 1);
+}
+
+TEST_F(Proxy, SlowCloseDelaysTheFin) {
+  start({"slow-close=700ms"});
+  auto [client, server] = open(0);
+  sendAll(client.get(), "last words");
+  int64_t t0 = monoMs();
+  client.reset();
+  EXPECT_EQ(readExactly(server.get(), 10, 2000), "last words");
+  std::string buf;
+  ssize_t n = readSome(server.get(), buf, 3000);
+  EXPECT_EQ(n, 0);
+  int64_t finAfter = monoMs() - t0;
+  EXPECT_GE(finAfter, 650);
+  EXPECT_LT(finAfter, 1500);
+}
+
+TEST_F(Proxy, LimitDataClosesAfterNBytes) {
+  start({"limit-data=10KB,down"});
+  auto [client, server] = open(0);
+  sendAll(client.get(), std::string(20000, 'u'));  // up is not counted
+  readExactly(server.get(), 20000, 3000);
+  std::string down(30000, 'd');
+  sendAll(server.get(), down);
+  std::string got;
+  int64_t deadline = monoMs() + 3000;
+  ssize_t n = 1;
+  while (n > 0 && monoMs() < deadline) n = readSome(client.get(), got, 1000);
+  EXPECT_LE(n, 0) << "closed";
+  EXPECT_EQ(got.size(), 10000u) << "exactly the limit went through";
+  relay_->stop();
+  auto ended = reportsOf("window_ended");
+  ASSERT_EQ(ended.size(), 1u);
+  EXPECT_EQ(ended[0]["resets"], 1);
+}
+
+TEST_F(Proxy, SlicerSplitsWritesAndPacesThem) {
+  start({"slicer=100B~20B/5ms@0"});
+  auto [client, server] = open(0);
+  std::string data(3000, 's');
+  int64_t t0 = monoNs();
+  sendAll(client.get(), data);
+  std::vector<size_t> reads;
+  size_t got = 0;
+  while (got < data.size()) {
+    std::string buf;
+    if (readSome(server.get(), buf, 2000) <= 0) break;
+    reads.push_back(buf.size());
+    got += buf.size();
+  }
+  double ms = static_cast<double>(monoNs() - t0) / 1e6;
+  EXPECT_EQ(got, data.size());
+  EXPECT_GE(reads.size(), 20u) << "arrived in slices";
+  EXPECT_LE(*std::max_element(reads.begin(), reads.end()), 240u) << "at most two slices of <= 120 B at once";
+  EXPECT_GE(ms, 100.0) << "about 25 slices, 5 ms apart";
+}
+
+TEST_F(Proxy, RepeatingWindowsAreReportedEachTime) {
+  start({"latency=1ms@100ms+100ms/300ms", "reset@150ms/300ms@1"});
+  sleepUntilMs(800);
+  auto started = reportsOf("window_started");
+  auto ended = reportsOf("window_ended");
+  size_t latencyStarts = 0, resetStarts = 0;
+  for (const auto& s : started) (s["fault_id"] == 0 ? latencyStarts : resetStarts)++;
+  EXPECT_EQ(latencyStarts, 3u);  // 100, 400, 700 ms
+  EXPECT_EQ(resetStarts, 3u);    // 150, 450, 750 ms
+  EXPECT_EQ(ended.size(), 5u + 1u) << "all but the latency window open at 800 ms";
+  for (const auto& e : ended) {
+    if (e["fault_id"] == 1) {
+      EXPECT_EQ(e["duration_ms"], 0);
+    }
+  }
+}
+
+TEST_F(Proxy, StopEndsOpenWindowsAndLeavesNothing) {
+  start({"blackhole@0s"});
+  auto [client, server] = open(0);
+  pid_t pid = relay_->pid();
+  relay_->stop();
+  auto ended = reportsOf("window_ended");
+  ASSERT_EQ(ended.size(), 1u);
+  EXPECT_EQ(ended[0]["connections"], 1);
+  EXPECT_NE(::kill(pid, 0), 0) << "the relay is gone and reaped";
+  std::string buf;
+  EXPECT_LE(readSome(client.get(), buf, 2000), 0) << "its connections are closed";
+}
+
+TEST_F(Proxy, ARelayThatDiesIsReported) {
+  start({"latency=1ms"});
+  ::kill(relay_->pid(), SIGKILL);
+  int64_t deadline = monoMs() + 3000;
+  while (died_.empty() && monoMs() < deadline) io_->run_one_for(std::chrono::milliseconds(50));
+  EXPECT_NE(died_.find("SIGKILL"), std::string::npos) << died_;
+}
+
+}  // namespace
