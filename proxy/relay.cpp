@@ -300,11 +300,13 @@ void Relay::closeConn(uint64_t id, bool reset) {
   conns_.erase(it);
 }
 
-bool Relay::pump(Conn& c, Flow& flow, int from, int to, const Effects& e, int64_t nowNs) {
+Relay::Pumped Relay::pump(Conn& c, Flow& flow, int from, int to, const Effects& e, int64_t nowNs) {
   const bool up = flow.up;
   const int64_t delayNs = up ? e.delayUpNs : e.delayDownNs;
   const int64_t jitterNs = up ? e.jitterUpNs : e.jitterDownNs;
   const uint64_t rate = up ? e.rateUp : e.rateDown;
+  const bool plain = !c.connecting && !e.hold && rate == 0 && e.sliceBytes == 0 && e.limitFaults.empty() &&
+                     delayNs == 0 && jitterNs == 0;
   auto wake = [&](int64_t at) {
     if (c.wakeNs == 0 || at < c.wakeNs) c.wakeNs = at;
   };
@@ -326,14 +328,26 @@ bool Relay::pump(Conn& c, Flow& flow, int from, int to, const Effects& e, int64_
       }
       due = std::max(due, flow.lastDueNs);  // jitter never reorders bytes
       flow.lastDueNs = due;
+      size_t off = 0;
+      // No fault shaping this direction and nothing queued before: straight
+      // from the read buffer to the other socket, no copy (the relay's
+      // common case, and its cost when no fault is in force).
+      if (plain && due <= nowNs && flow.queue.empty() && flow.writeReady) {
+        ssize_t w = ::send(to, scratch_.data(), static_cast<size_t>(n), MSG_NOSIGNAL);
+        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return Pumped::RESET;
+        if (w < n) flow.writeReady = false;
+        off = w > 0 ? static_cast<size_t>(w) : 0;
+        if (off == static_cast<size_t>(n)) continue;
+      }
+      size_t rest = static_cast<size_t>(n) - off;
       // Coalesce with the tail when due together: small reads of a bulk
       // stream do not become many chunks.
       if (!flow.queue.empty() && flow.queue.back().dueNs == due && flow.queue.back().data.size() < READ_BYTES) {
-        flow.queue.back().data.append(scratch_.data(), static_cast<size_t>(n));
+        flow.queue.back().data.append(scratch_.data() + off, rest);
       } else {
-        flow.queue.push_back(Chunk{due, std::string(scratch_.data(), static_cast<size_t>(n)), 0});
+        flow.queue.push_back(Chunk{due, std::string(scratch_.data() + off, rest), 0});
       }
-      flow.queued += static_cast<size_t>(n);
+      flow.queued += rest;
       if (e.hold) {
         for (size_t f = 0; f < faults_.size(); ++f) {
           FaultKind k = config_.faults[f].kind;
@@ -347,11 +361,11 @@ bool Relay::pump(Conn& c, Flow& flow, int from, int to, const Effects& e, int64_
     } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
       flow.readReady = false;
     } else if (errno != EINTR) {
-      return false;  // reset by the peer: the other side gets a reset too
+      return Pumped::RESET;  // reset by the peer: the other side gets a reset too
     }
   }
 
-  if (c.connecting || e.hold) return true;
+  if (c.connecting || e.hold) return Pumped::OPEN;
   const size_t queuedBefore = flow.queued;
 
   // Write what is due, within the bandwidth, slice and limit.
@@ -401,7 +415,7 @@ bool Relay::pump(Conn& c, Flow& flow, int from, int to, const Effects& e, int64_
     }
     if (limitHit >= 0) {
       ++faults_[limitHit].resets;
-      return false;
+      return Pumped::CLOSED;
     }
     ssize_t n = ::send(to, chunk.data.data() + chunk.off, len, MSG_NOSIGNAL);
     if (n < 0) {
@@ -410,7 +424,7 @@ bool Relay::pump(Conn& c, Flow& flow, int from, int to, const Effects& e, int64_
         break;
       }
       if (errno == EINTR) continue;
-      return false;
+      return Pumped::RESET;
     }
     chunk.off += static_cast<size_t>(n);
     flow.queued -= static_cast<size_t>(n);
@@ -440,13 +454,13 @@ bool Relay::pump(Conn& c, Flow& flow, int from, int to, const Effects& e, int64_
       if (flow.closeAtNs == 0) flow.closeAtNs = nowNs + e.slowCloseNs;
       if (nowNs < flow.closeAtNs) {
         wake(flow.closeAtNs);
-        return true;
+        return Pumped::OPEN;
       }
     }
     ::shutdown(to, SHUT_WR);
     flow.shutSent = true;
   }
-  return true;
+  return Pumped::OPEN;
 }
 
 void Relay::service(Conn& c, int64_t nowNs) {
@@ -461,10 +475,10 @@ void Relay::service(Conn& c, int64_t nowNs) {
     c.wakeNs = e.closeAtNs;
   }
   uint64_t id = c.id;
-  bool ok = pump(c, c.up, c.client.get(), c.server.get(), e, nowNs) &&
-            pump(c, c.down, c.server.get(), c.client.get(), e, nowNs);
-  if (!ok) {
-    closeConn(id, true);
+  Pumped p = pump(c, c.up, c.client.get(), c.server.get(), e, nowNs);
+  if (p == Pumped::OPEN) p = pump(c, c.down, c.server.get(), c.client.get(), e, nowNs);
+  if (p != Pumped::OPEN) {
+    closeConn(id, p == Pumped::RESET);
     return;
   }
   if (c.up.shutSent && c.down.shutSent) {

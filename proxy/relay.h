@@ -136,8 +136,11 @@ class Relay {
 
   void accept(size_t listener, int64_t nowNs);
   void service(Conn& c, int64_t nowNs);
-  // false: the connection ended (it is closed and erased by the caller).
-  bool pump(Conn& c, Flow& flow, int from, int to, const Effects& e, int64_t nowNs);
+  // What a pump left the connection as: the caller closes and erases it
+  // unless OPEN (CLOSED: with FIN, as limit-data does; RESET: with RST, as
+  // a peer's reset or a failed write is passed on).
+  enum class Pumped { OPEN, CLOSED, RESET };
+  Pumped pump(Conn& c, Flow& flow, int from, int to, const Effects& e, int64_t nowNs);
   void updateInterest(Conn& c);
   void closeConn(uint64_t id, bool reset);
 

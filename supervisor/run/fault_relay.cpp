@@ -62,7 +62,9 @@ Json netFaultLine(const Json& report, const std::vector<cli::NetFault>& faults, 
   uint32_t id = report.value("fault_id", uint32_t{0});
   if (id >= faults.size()) return nullptr;
   const cli::NetFault& fault = faults[id];
-  Json j = lineHead(report.value("wall_ns", wallNs()), std::nullopt, "", started ? "net_fault_started" : "net_fault_ended");
+  // The line's time is the relay's: when the window began or ended.
+  int64_t atNs = report.value("wall_ns", wallNs());
+  Json j = lineHead(atNs, std::nullopt, "", started ? "net_fault_started" : "net_fault_ended");
   j["fault_id"] = id;
   j["occurrence"] = report.value("occurrence", uint32_t{1});
   j["kind"] = std::string(faultKindName(fault.spec.kind));
