@@ -210,6 +210,7 @@ Json runStartedLine(const cli::Options& o, const std::string& id, bool embedded)
   j["net_faults"] = netFaults;
   // issue 16 (issue16-pacer): how reconnects are paced.
   j["reconnect_pacing"] = std::string(reconnectPacingName(o.reconnectPacing));
+  // The reconnect bucket's start: the summary's pacer.initial_rate.
   j["token_rate"] = o.tokenRatePerSec;
   j["token_burst"] = o.tokenBurst;
   // Never the passphrase; the key only by path.

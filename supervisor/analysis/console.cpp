@@ -147,6 +147,28 @@ void printWorkload(std::FILE* out, Json w) {
   }
 }
 
+// Fault windows (issue 16), one row each, the first CONSOLE_FAULT_ROWS;
+// nothing for a run without faults.
+constexpr size_t CONSOLE_FAULT_ROWS = 20;
+
+void printFaults(std::FILE* out, const Json& faults, const Json& ignored) {
+  if (!faults.is_array() || faults.empty()) return;
+  std::fprintf(out, "\n== fault windows ==\n");
+  std::fprintf(out, "%-28s %-26s %8s %8s %-19s %9s %s\n", "fault", "window", "affected", "noticed",
+               "notice p50 / max", "recovered", "recover p50 / max");
+  size_t shown = 0;
+  for (const auto& w : faults) {
+    if (shown++ == CONSOLE_FAULT_ROWS) break;
+    report::FaultRow r = report::faultRow(w);
+    std::fprintf(out, "%-28s %-26s %8s %8s %-19s %9s %s\n", r.fault.c_str(), r.window.c_str(), r.affected.c_str(),
+                 r.noticed.c_str(), r.notice.c_str(), r.recovered.c_str(), r.recover.c_str());
+  }
+  uint64_t more = (faults.size() > CONSOLE_FAULT_ROWS ? faults.size() - CONSOLE_FAULT_ROWS : 0) +
+                  (ignored.is_number_unsigned() ? ignored.get<uint64_t>() : 0);
+  if (more > 0) std::fprintf(out, "(%llu more windows: sshsoak report LOG, or the summary's faults)\n",
+                             static_cast<unsigned long long>(more));
+}
+
 }  // namespace
 
 // By value: the non-const operator[] reads a missing field as null.
@@ -172,6 +194,10 @@ void printSummary(std::FILE* out, Json s, const std::string& logPath) {
                  val(s["pty_floods"]).c_str());
   }
   printWorkload(out, s["workload"]);
+  printFaults(out, s["faults"], s["faults_ignored"]);
+  if (std::string pacer = report::pacerText(s["pacer"]); !pacer.empty()) {
+    std::fprintf(out, "reconnect pacing      %s\n", pacer.c_str());
+  }
   for (const auto& p : s["per_session"]) {
     if (!p["abnormal_end"].is_null()) {
       std::fprintf(out, "  session %02d %s: %s\n", p["session_id"].get<int>(), p["host"].get<std::string>().c_str(),

@@ -60,6 +60,38 @@ const char* colorOf(SessionState state) {
 // row for those up from their connect to the end.
 constexpr size_t MAX_ROWS = 50;
 
+// Each fault window (the run's `faults`) as a shaded band from `top` to
+// `bottom` on an x axis of the run's span; with labels, its spec above it
+// where the previous label leaves room (every band has its tooltip).
+std::string faultBands(const Json& faults, double span, double top, double bottom, std::optional<double> labelY) {
+  if (!faults.is_array()) return "";
+  auto x = [&](double t) { return LEFT + (WIDTH - LEFT - RIGHT) * std::clamp(t / span, 0.0, 1.0); };
+  std::string s;
+  double labelEnd = -1;
+  for (const auto& w : faults) {
+    FaultRow r = faultRow(w);
+    double from = field(w, "start_secs").is_number() ? field(w, "start_secs").get<double>() : 0;
+    double to = from + (field(w, "duration_ms").is_number() ? field(w, "duration_ms").get<double>() / 1000.0 : 0);
+    double x0 = x(from), width = std::max(2.0, x(to) - x0);
+    // Over the rows, translucent, edged: the states under it stay readable.
+    s += "<rect class='fault-band' x='" + num(x0) + "' y='" + num(top) + "' width='" + num(width) + "' height='" +
+         num(bottom - top) + "' fill='#d63031' fill-opacity='0.18' stroke='#d63031' stroke-opacity='0.6' "
+         "stroke-dasharray='3,2'><title>" +
+         esc("fault " + r.fault + ": " + r.window + "; " + r.affected + " affected, " + r.noticed + " noticed (" +
+             r.notice + "), " + r.recovered + " recovered (" + r.recover + ")") +
+         "</title></rect>";
+    if (!labelY) continue;
+    std::string label = r.fault.substr(0, 48);
+    double labelWidth = 6.0 * static_cast<double>(label.size());
+    double labelX = std::min(x0 + 2, WIDTH - 2 - labelWidth);  // a window near the end: its label ends at the edge
+    if (labelX <= labelEnd) continue;
+    s += "<text class='fault-label' x='" + num(labelX) + "' y='" + num(*labelY) + "' font-size='10' fill='#a52a2a'>" +
+         esc(label) + "</text>";
+    labelEnd = labelX + labelWidth;
+  }
+  return s;
+}
+
 std::string timeline(const Run& run, double span) {
   auto all = run.acc->segments(span);
   auto x = [&](double t) { return LEFT + (WIDTH - LEFT - RIGHT) * t / span; };
@@ -101,10 +133,13 @@ std::string timeline(const Run& run, double span) {
     }
     if (notDrawn > 0) extraRows.emplace_back("+" + std::to_string(notDrawn) + " not drawn", std::vector<Segment>{});
   }
-  double rowH = 14, height = 30 + rowH * static_cast<double>(segs.size() + extraRows.size()) + 24;
+  // Fault windows: a row of their labels above the sessions, their bands behind them.
+  bool faults = run.faults.is_array() && !run.faults.empty();
+  double rowsTop = faults ? 34 : 20;
+  double rowH = 14, height = rowsTop + 10 + rowH * static_cast<double>(segs.size() + extraRows.size()) + 24;
   std::string s = "<svg xmlns='http://www.w3.org/2000/svg' width='" + num(WIDTH, 0) + "' height='" + num(height, 0) +
                   "' role='img' aria-label='session timeline'>";
-  double y = 20;
+  double y = rowsTop;
   for (const auto& [id, list] : segs) {
     s += "<text x='4' y='" + num(y + 11, 0) + "' font-size='11'>session " + std::to_string(id) + "</text>";
     for (const auto& seg : list) {
@@ -134,6 +169,7 @@ std::string timeline(const Run& run, double span) {
          "</text>";
     y += rowH;
   }
+  if (faults) s += faultBands(run.faults, span, rowsTop - 4, rowsTop + rowH * static_cast<double>(segs.size() + extraRows.size()), 26.0);
   for (const auto& [t, what] : markers) {
     s += "<line x1='" + num(x(t)) + "' x2='" + num(x(t)) + "' y1='12' y2='" + num(y) +
          "' stroke='#c0392b' stroke-dasharray='4,3'/><text x='" + num(x(t) + 3) + "' y='11' font-size='10' fill='#c0392b'>" +
@@ -153,7 +189,7 @@ std::string timeline(const Run& run, double span) {
 
 // A line chart of (t, value) series with an optional threshold line.
 std::string chart(const std::string& title, const std::vector<std::pair<std::string, std::vector<std::pair<double, double>>>>& series,
-                  double span, std::optional<double> threshold, const std::string& unit) {
+                  double span, std::optional<double> threshold, const std::string& unit, const Json& faults = Json()) {
   double maxV = threshold ? *threshold * 1.1 : 0;
   for (const auto& [name, pts] : series) {
     for (const auto& p : pts) maxV = std::max(maxV, p.second * 1.1);
@@ -165,6 +201,7 @@ std::string chart(const std::string& title, const std::vector<std::pair<std::str
   static const char* palette[] = {"#2d6cdf", "#2e9e5b", "#e67e22", "#8e44ad", "#16a085", "#7f8c8d"};
   std::string s = "<svg xmlns='http://www.w3.org/2000/svg' width='" + num(WIDTH, 0) + "' height='" + num(h, 0) +
                   "' role='img' aria-label='" + esc(title) + "'>";
+  s += faultBands(faults, span, top, bottom, std::nullopt);
   s += "<line x1='" + num(LEFT) + "' x2='" + num(LEFT) + "' y1='" + num(top) + "' y2='" + num(bottom) + "' stroke='#555'/>";
   s += "<line x1='" + num(LEFT) + "' x2='" + num(WIDTH - RIGHT) + "' y1='" + num(bottom) + "' y2='" + num(bottom) +
        "' stroke='#555'/>";
@@ -634,6 +671,49 @@ std::vector<std::pair<double, double>> pointsOf(const BinnedSeries& b, bool peak
   return pts;
 }
 
+// The per-window table under the timeline: what each fault did.
+constexpr size_t HTML_FAULT_ROWS = 200;
+
+std::string faultTable(const Run& run) {
+  if (!run.faults.is_array() || run.faults.empty()) return "";
+  std::string s = "<h3>Fault windows</h3><p>Shaded on the timeline above. Noticed: affected sessions that logged "
+                  "<code>disconnected</code> from the window's start to its end plus the keepalive budget; time to "
+                  "notice from the start; time to recover from the window's end to <code>reconnected</code> (0: back "
+                  "before the end).</p><table class='faults'>" +
+                  tableRow({"fault", "kind", "window", "affected", "noticed", "time to notice p50 / max", "recovered",
+                            "time to recover p50 / max", "connections", "bytes held", "resets"},
+                           "th");
+  size_t shown = 0;
+  for (const auto& w : run.faults) {
+    if (shown++ == HTML_FAULT_ROWS) break;
+    FaultRow r = faultRow(w);
+    s += tableRow({r.fault, textField(w, "kind"), r.window, r.affected, r.noticed, r.notice, r.recovered, r.recover,
+                   fig(field(w, "connections_at_start")), fig(field(w, "bytes_held")), fig(field(w, "resets"))});
+  }
+  s += "</table>";
+  uint64_t more = (run.faults.size() > HTML_FAULT_ROWS ? run.faults.size() - HTML_FAULT_ROWS : 0) + run.faultsIgnored;
+  if (more > 0) s += "<p>" + std::to_string(more) + " more fault windows not shown.</p>";
+  return s;
+}
+
+// The adaptive pacer's rate as steps (each pacer_rate line holds until the
+// next), from its initial rate at the start to the run's end.
+std::string pacerSection(const Run& run, double span) {
+  const BinnedSeries& rate = run.acc->pacerRate();
+  std::string text = pacerText(run.pacer);
+  if (rate.empty() && text.empty()) return "";
+  std::vector<std::pair<double, double>> pts;
+  const Json& initial = field(run.pacer, "initial_rate");
+  if (initial.is_number()) pts.emplace_back(0.0, initial.get<double>());
+  for (const auto& bin : rate.bins()) {
+    if (!pts.empty()) pts.emplace_back(bin.t, pts.back().second);
+    pts.emplace_back(bin.t, bin.mean);
+  }
+  if (!pts.empty()) pts.emplace_back(span, pts.back().second);
+  return "<h3>Reconnect pacer: rate (connects/s)</h3><p>" + esc(text) + "</p>" +
+         chart("pacer rate", {{"pacer rate/s", pts}}, span, std::nullopt, "/s", run.faults);
+}
+
 std::string runSection(const Run& run) {
   double span = std::max(1.0, run.acc->spanSecs());
   std::string s = "<section><h2>Run " + esc(run.runId) + "</h2><p>" + esc(run.source) + " &middot; topology " +
@@ -643,6 +723,8 @@ std::string runSection(const Run& run) {
                   (run.complete ? "" : " &middot; <b>incomplete log</b>") + "</p>";
   if (!run.complete && !run.notes.empty()) s += "<p><b>" + esc(run.notes) + "</b></p>";
   s += "<h3>Sessions over time</h3>" + timeline(run, span);
+  s += faultTable(run);
+  s += pacerSection(run, span);
 
   const RunAccumulator& acc = *run.acc;
   if (!acc.totalPssMb().empty()) {
@@ -688,7 +770,7 @@ std::string renderHtml(const std::vector<Run>& runs) {
       "body{font-family:system-ui,sans-serif;margin:24px;color:#222}h2{border-bottom:1px solid #ccc}"
       "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 10px;text-align:left}"
       "tr.pass td:nth-child(4){color:#2e9e5b;font-weight:bold}tr.fail td:nth-child(4){color:#d63031;font-weight:bold}"
-      "td.note{font-size:12px;color:#555}"
+      "td.note{font-size:12px;color:#555}table.faults td,table.faults th{font-size:13px;padding:3px 6px}"
       ".legend span{margin-right:12px;font-size:12px}.legend i{display:inline-block;width:12px;height:12px;"
       "margin-right:4px;vertical-align:middle}</style></head><body><h1>sshsoak report</h1>";
   for (const auto& r : runs) s += runSection(r);

@@ -46,9 +46,8 @@ const std::vector<std::string>& knownEvents() {
           "agent_exited", "agent_crashed", "agent_gave_up", "agent_restarted", "agent_unresponsive", "agent_protocol_error",
           "run_aborted", "job", "job_phase",
           "job_queue", "job_rejected", "job_retried", "job_stats",
-          "net_fault_started", "net_fault_ended",
-          // issue 16 (issue16-pacer): adaptive pacing's rate
-          "pacer_rate"}) {
+          // Issue 16: the relay's fault windows and the adaptive pacer's rate.
+          "net_fault_started", "net_fault_ended", "pacer_rate"}) {
       all.emplace_back(supervisorEvent);
     }
     std::sort(all.begin(), all.end());

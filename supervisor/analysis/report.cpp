@@ -12,6 +12,7 @@
 #include <set>
 #include <unistd.h>
 
+#include "shared/clock.h"
 #include "supervisor/exit_codes.h"
 #include "supervisor/analysis/ci_results.h"
 #include "supervisor/analysis/html_report.h"
@@ -205,6 +206,15 @@ void derive(Run& run) {
   run.reconnectMs = model.reconnectMs();
   run.durationSecs = model.spanSecs();
   run.workload = model.workload().json();
+  // Windows still open are closed where the live summary closed them: at
+  // the summary line's time, or the last line's for a run without one.
+  int64_t endNs = run.acc->lastNs();
+  if (model.summaryLine()) {
+    if (int64_t at = parseIsoTimestamp(textField(*model.summaryLine(), "ts")); at != 0) endNs = at;
+  }
+  run.faults = model.faultsJson(endNs);
+  run.faultsIgnored = model.faults().ignored();
+  run.pacer = model.pacer().json();
   const Json* summary = model.summaryLine() ? &*model.summaryLine() : nullptr;
   std::vector<std::string> notes;
   if (run.acc->startMissing()) notes.push_back("the run's start is missing (its first log part was rotated away)");
@@ -251,6 +261,9 @@ void derive(Run& run) {
 // No line sshsoak writes comes near it (a 1,000-session summary is under
 // 1 MB); a longer one is damage, named and skipped.
 constexpr size_t MAX_LINE_BYTES = 16u << 20;
+// A repeating fault makes a window a minute for hours: the table shows the
+// first ones, the summary and the HTML all that were kept.
+constexpr size_t MARKDOWN_FAULT_ROWS = 50;
 
 Input read(const std::vector<std::string>& paths) {
   Input input;
@@ -353,6 +366,8 @@ std::string markdown(const Input& input) {
   }
   for (const auto& r : input.runs) {
     out += workloadMarkdown(r.runId, r.workload);
+    out += faultsMarkdown(r.runId, r.faults, r.faultsIgnored, MARKDOWN_FAULT_ROWS);
+    if (std::string pacer = pacerText(r.pacer); !pacer.empty()) out += "\n**Reconnect pacing " + r.runId + "**: " + pacer + "\n";
     out += "\n**Verdict " + r.runId + "**";
     if (!r.verdict.is_array()) {
       out += ": no verdict in this log" + std::string(r.complete ? "" : " (incomplete run)") + "\n";
@@ -366,6 +381,84 @@ std::string markdown(const Input& input) {
              " | " + c.value("comparison", "") + " " + (field(c, "threshold").is_number() ? figureText(field(c, "threshold").get<double>()) : "?") +
              (unit.empty() ? "" : " " + unit) + " | " + c.value("result", "?") + " |\n";
     }
+  }
+  return out;
+}
+
+namespace {
+
+std::string msText(const Json& v) {
+  if (!v.is_number()) return "n/a";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f s", v.get<double>() / 1000.0);
+  return buf;
+}
+
+std::string secsText(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", s);
+  return buf;
+}
+
+std::string countText(const Json& v) { return v.is_number() ? figureText(v.get<double>()) : "?"; }
+
+}  // namespace
+
+FaultRow faultRow(const Json& w) {
+  FaultRow r;
+  r.fault = textField(w, "spec");
+  if (r.fault.empty()) r.fault = textField(w, "kind");
+  if (auto occurrence = countField(w, "occurrence"); occurrence && *occurrence > 1) {
+    r.fault += " #" + std::to_string(*occurrence);
+  }
+  double start = field(w, "start_secs").is_number() ? field(w, "start_secs").get<double>() : 0;
+  double length = field(w, "duration_ms").is_number() ? field(w, "duration_ms").get<double>() / 1000.0 : 0;
+  bool open = field(w, "open_at_end").is_boolean() && field(w, "open_at_end").get<bool>();
+  r.window = secsText(start) + "-" + secsText(start + length) + " s" + (open ? " (open at end)" : "");
+  r.affected = countText(field(w, "sessions_affected"));
+  r.noticed = countText(field(w, "noticed"));
+  const Json& notice = field(w, "notice_ms");
+  const Json& recover = field(w, "recover_ms");
+  r.notice = field(notice, "p50").is_number() ? msText(field(notice, "p50")) + " / " + msText(field(notice, "max")) : "-";
+  r.recovered = countText(field(w, "recovered")) + "/" + r.noticed;
+  r.recover = field(recover, "p50").is_number() ? msText(field(recover, "p50")) + " / " + msText(field(recover, "max")) : "-";
+  return r;
+}
+
+std::string faultsMarkdown(const std::string& runId, const Json& faults, uint64_t ignored, size_t maxRows) {
+  if (!faults.is_array() || faults.empty()) return "";
+  std::string out = "\n**Fault windows " + runId +
+                    "**\n\n| fault | window | affected | noticed | time to notice p50 / max | recovered | "
+                    "time to recover p50 / max |\n|---|---|---:|---:|---|---:|---|\n";
+  size_t shown = 0;
+  for (const auto& w : faults) {
+    if (shown++ == maxRows) break;
+    FaultRow r = faultRow(w);
+    out += "| `" + r.fault + "` | " + r.window + " | " + r.affected + " | " + r.noticed + " | " + r.notice + " | " +
+           r.recovered + " | " + r.recover + " |\n";
+  }
+  uint64_t more = (faults.size() > maxRows ? faults.size() - maxRows : 0) + ignored;
+  if (more > 0) out += "\n" + std::to_string(more) + " more fault windows (the summary's `faults` lists the first " +
+                       std::to_string(FaultModel::MAX_WINDOWS) + ")\n";
+  return out;
+}
+
+std::string pacerText(const Json& p) {
+  if (!p.is_object()) return "";
+  std::string mode = textField(p, "mode");
+  uint64_t decreases = countField(p, "decreases").value_or(0), increases = countField(p, "increases").value_or(0);
+  if (mode != "adaptive" && decreases + increases == 0) return "";
+  auto rate = [&](const char* k) { return field(p, k).is_number() ? preciseText(field(p, k).get<double>()) : "n/a"; };
+  std::string out = mode + ": rate " + rate("initial_rate") + "/s at start, " + rate("final_rate") + "/s at end (min " +
+                    rate("min_rate") + ", max " + rate("max_rate") + "); " + std::to_string(increases) + " increases, " +
+                    std::to_string(decreases) + " decreases";
+  const Json& reasons = field(p, "decrease_reasons");
+  if (reasons.is_object() && !reasons.empty()) {
+    std::string list;
+    for (const auto& [reason, n] : reasons.items()) {
+      list += (list.empty() ? "" : ", ") + reason + " x" + (n.is_number() ? n.dump() : "?");
+    }
+    out += " (" + list + ")";
   }
   return out;
 }

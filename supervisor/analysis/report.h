@@ -38,6 +38,9 @@ struct Run {
   std::string notes;                 // failed criteria, incompleteness
   Json verdict;                      // the summary's list, or null
   Json workload;                     // the run model's "workload" object (workload_model.h)
+  Json faults;                       // the run model's "faults" (fault_model.h), open windows closed at the run's end
+  uint64_t faultsIgnored = 0;        // windows beyond the model's cap
+  Json pacer;                        // the run model's "pacer"
 };
 
 struct Input {
@@ -66,6 +69,20 @@ std::vector<std::string> phaseOrder(const Json& phases);
 // The workload's figures as Markdown; "" for a PTY run without echo figures.
 std::string workloadMarkdown(const std::string& runId, const Json& workload);
 std::string formatDuration(double secs);
+
+// One fault window as the console, the result table and the HTML show it
+// (from an object of the summary's `faults`).
+struct FaultRow {
+  std::string fault;     // its spec, "#N" for a repeat's Nth window
+  std::string window;    // "20.0-50.0 s", "20.0 s-end (open at end)"
+  std::string affected, noticed, notice, recovered, recover;
+};
+FaultRow faultRow(const Json& window);
+// The per-window table as Markdown, at most maxRows rows (the rest counted);
+// "" without fault windows.
+std::string faultsMarkdown(const std::string& runId, const Json& faults, uint64_t ignored, size_t maxRows);
+// The pacer in one sentence; "" for fixed pacing that never changed rate.
+std::string pacerText(const Json& pacer);
 
 // The `report` subcommand; returns the exit code.
 int main(int argc, const char* const* argv);

@@ -1,6 +1,7 @@
 #include "supervisor/analysis/run_accumulator.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "shared/clock.h"
 #include "supervisor/analysis/jsonl_reader.h"
@@ -44,6 +45,7 @@ RunAccumulator::RunAccumulator(const std::vector<std::string>& hosts) : model_(h
 void RunAccumulator::noteRunStarted(const Json& line) {
   runId_ = textField(line, "run_id");
   runStarted_ = line;
+  model_.noteRunStarted(line);
   int64_t ns = parseIsoTimestamp(textField(line, "ts"));
   if (!firstNs_) firstNs_ = ns;
   lastNs_ = std::max(lastNs_, ns);
@@ -67,6 +69,10 @@ void RunAccumulator::onLine(const Json& line) {
     if (markers_.size() < MAX_MARKERS && (markers_.empty() || t - markers_.back().t > 0.5)) {
       markers_.push_back({t, event == "fault_started" ? "fault: " + textField(line, "detail") : "injected drop"});
     }
+  }
+  if (event == "pacer_rate" && field(line, "rate_per_sec").is_number()) {
+    double rate = field(line, "rate_per_sec").get<double>();
+    if (std::isfinite(rate) && rate >= 0) pacerRate_.add(t, rate);
   }
   if (event == "resource_sample") {
     const Json& tot = field(line, "total");

@@ -79,6 +79,8 @@ class RunAccumulator {
   const BinnedSeries& totalPssMb() const { return pssMb_; }
   const BinnedSeries& totalRssMb() const { return rssMb_; }
   const BinnedSeries& totalCpuPct() const { return cpuPct_; }
+  // The adaptive pacer's rate (pacer_rate lines), for its chart.
+  const BinnedSeries& pacerRate() const { return pacerRate_; }
 
   // The last checkpoint line (the summary's fields so far), for a run
   // without a summary.
@@ -100,7 +102,7 @@ class RunAccumulator {
   std::map<uint32_t, std::vector<Segment>> segs_;
   std::map<uint32_t, Segment> open_;  // `to` unused
   std::vector<Marker> markers_;
-  BinnedSeries pssMb_, rssMb_, cpuPct_;
+  BinnedSeries pssMb_, rssMb_, cpuPct_, pacerRate_;
   std::optional<Json> checkpoint_;
   std::optional<Json> runStarted_;
   bool startMissing_ = false;

@@ -145,6 +145,9 @@ void RunModel::onLine(const Json& line) {
 
   auto id = countOf(line, "session_id");
   bool hasId = id && *id <= UINT32_MAX;
+  if (event == "run_started") runStartNs_ = ns;
+  faults_.onLine(line, event, ns, hasId ? std::optional<uint32_t>(static_cast<uint32_t>(*id)) : std::nullopt);
+  pacer_.onLine(line, event);
   workload_.onLine(line, event, ns, hasId ? std::optional<uint32_t>(static_cast<uint32_t>(*id)) : std::nullopt);
   if (event == "run_started" && holdsNoSession(workload_.kind())) {
     for (auto& [sid, sm] : sessions_) sm.holdsNoSession = true;
@@ -306,6 +309,16 @@ void RunModel::configureWorkload(const cli::Options& o, int64_t startNs) {
   for (auto& [id, s] : sessions_) s.holdsNoSession = holdsNoSession(o.workload);
 }
 
+void RunModel::noteRunStarted(const Json& line) {
+  runStartNs_ = parseIsoTimestamp(textField(line, "ts"));
+  faults_.onRunStarted(line);
+  pacer_.onRunStarted(line);
+}
+
+int64_t RunModel::runStartNs() const { return runStartNs_ ? *runStartNs_ : firstNs_.value_or(0); }
+
+Json RunModel::faultsJson(int64_t endNs) const { return faults_.json(endNs, runStartNs(), sessionsInRun()); }
+
 SessionState RunModel::stateBeforeExit(uint32_t id) const {
   SessionState state = session(id).state;
   return state == SessionState::CRASHED ? SessionState::RESTARTING : state;
@@ -441,6 +454,9 @@ Json RunModel::summary(int64_t ns, double durationSecs, uint64_t linesLogged) co
   j["events_logged"] = linesLogged;
   j["per_session"] = std::move(perSession);
   j["workload"] = workload_.json();
+  j["faults"] = faultsJson(ns);
+  j["faults_ignored"] = faults_.ignored();
+  j["pacer"] = pacer_.json();
   return j;
 }
 

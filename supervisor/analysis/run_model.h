@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "supervisor/analysis/fault_model.h"
 #include "supervisor/analysis/leak_model.h"
 #include "supervisor/analysis/verdict.h"
 #include "supervisor/analysis/workload_model.h"
@@ -103,6 +104,10 @@ class RunModel {
   explicit RunModel(const std::vector<std::string>& hosts = {});
 
   void onLine(const Json& line);
+  // The live run's model starts after run_started is written: the run hands
+  // it that line for what the fault and pacer figures need of it (a log's
+  // reader gets it through onLine).
+  void noteRunStarted(const Json& runStarted);
   // The live run's model starts after run_started is written: the run tells
   // it what that line says (the workload and its schedule, started at startNs).
   void configureWorkload(const cli::Options& options, int64_t startNs);
@@ -176,6 +181,13 @@ class RunModel {
   // (leaksJson()) and the verdict's leak inputs (in verdictInputs()).
   const LeakModel& leaks() const { return leaks_; }
   Json leaksJson() const { return leaks_.json(); }
+  // Network faults and the reconnect pacer (fault_model.h): the summary's
+  // `faults` with windows still open closed at endNs, and its `pacer`.
+  const FaultModel& faults() const { return faults_; }
+  Json faultsJson(int64_t endNs) const;
+  const PacerModel& pacer() const { return pacer_; }
+  // run_started's time, or the first line's when the log has none.
+  int64_t runStartNs() const;
 
  private:
   SessionModel& sessionFor(uint32_t id);
@@ -193,6 +205,9 @@ class RunModel {
   LeakModel leaks_;
   BucketedMs reconnectBuckets_;
   std::map<std::pair<std::string, std::string>, uint64_t> failures_;
+  FaultModel faults_;
+  PacerModel pacer_;
+  std::optional<int64_t> runStartNs_;
 };
 
 }  // namespace sshsoak
