@@ -20,6 +20,8 @@ PACKAGES=(
   chromium
   # fuzzing (scripts/fuzz.sh): clang and its libFuzzer runtime
   clang libclang-rt-14-dev
+  # issue 17: the summary's histograms and --hlog are HdrHistogram's compressed (zlib) encoding
+  zlib1g-dev
 )
 
 missing=()
