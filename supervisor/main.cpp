@@ -23,6 +23,7 @@
 #include "supervisor/run/jsonl_log.h"
 #include "supervisor/run/supervisor.h"
 #include "supervisor/run/system_limits.h"
+#include "supervisor/analysis/hlog.h"
 #include "supervisor/analysis/console.h"
 #include "supervisor/analysis/html_report.h"
 #include "supervisor/analysis/jsonl_reader.h"
@@ -192,6 +193,12 @@ Json runStartedLine(const cli::Options& o, const std::string& id, bool embedded)
   // The leak model's warm-up (as the run caps it: half the run) and minimum fit span.
   j["warmup_secs"] = std::min<double>(o.warmupSecs, o.durationSecs / 2.0);
   j["leak_min_fit_secs"] = o.leakMinFitSecs;
+  // Issue 17: a shard says which part of the run it is.
+  if (o.shardIndex) {
+    j["sessions_total"] = o.sessionsTotal;
+    j["first_session_id"] = o.firstSessionId;
+    j["token_rate_per_sec"] = o.tokenRatePerSec;
+  }
   return j;
 }
 
@@ -326,6 +333,7 @@ int runMain(int argc, char** argv) {
 
   std::string id = options.runId.empty() ? runId() : options.runId;
   log->setRunId(id);
+  if (options.shardIndex) log->setShard(*options.shardIndex, options.shardCount, options.firstSessionId);
   Json started = runStartedLine(options, id, sshd != nullptr);
   log->write(started);
   if (const auto& failure = log->failure()) {
@@ -377,6 +385,19 @@ int runMain(int argc, char** argv) {
     } else {
       htmlFailed = true;
       spdlog::error("--html: cannot write the report: {}", error);
+    }
+  }
+  // Issue 17: --hlog, the run's histograms as an HdrHistogram interval log.
+  if (!options.hlogPath.empty()) {
+    std::string error;
+    std::string text = hlog::render(thisRun->model().histograms(),
+                                    thisRun->firstNs() ? static_cast<double>(*thisRun->firstNs()) / 1e9 : 0,
+                                    thisRun->spanSecs(), "sshsoak run " + id);
+    if (report::writeFileAtomically(options.hlogPath, text, &error)) {
+      std::printf("\nHdrHistogram log: %s\n", options.hlogPath.c_str());
+    } else {
+      htmlFailed = true;
+      spdlog::error("--hlog: cannot write: {}", error);
     }
   }
   std::printf("Table of several runs: sshsoak report %s [MORE.jsonl ...]\n", options.logPath.c_str());
