@@ -388,6 +388,7 @@ int runMain(int argc, char** argv) {
     }
   }
   // Issue 17: --hlog, the run's histograms as an HdrHistogram interval log.
+  bool hlogFailed = false;
   if (!options.hlogPath.empty()) {
     std::string error;
     std::string text = hlog::render(thisRun->model().histograms(),
@@ -396,7 +397,7 @@ int runMain(int argc, char** argv) {
     if (report::writeFileAtomically(options.hlogPath, text, &error)) {
       std::printf("\nHdrHistogram log: %s\n", options.hlogPath.c_str());
     } else {
-      htmlFailed = true;
+      hlogFailed = true;
       spdlog::error("--hlog: cannot write: {}", error);
     }
   }
@@ -411,6 +412,10 @@ int runMain(int argc, char** argv) {
   }
   if (htmlFailed) {
     std::fprintf(stderr, "sshsoak: --html %s could not be written (see above; exit 3)\n", options.htmlPath.c_str());
+    return exit_code::BAD_INPUT;
+  }
+  if (hlogFailed) {
+    std::fprintf(stderr, "sshsoak: --hlog %s could not be written (see above; exit 3)\n", options.hlogPath.c_str());
     return exit_code::BAD_INPUT;
   }
   return summary["success"].get<bool>() ? exit_code::PASSED : exit_code::CRITERIA_FAILED;
