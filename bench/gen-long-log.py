@@ -6,8 +6,14 @@ local sshd's per-connection processes), a checkpoint every 300 s, a few
 injected drops, and a summary. Deterministic (seeded).
 
   bench/gen-long-log.py OUT.jsonl [--hours 24] [--sessions 10] [--leak-agent 3]
+
+With --shard I/N (issue 17) it is shard I of a run of N shards: every line
+carries run_id (--run-id), shard and shards, its sessions are the global ids
+I*S .. I*S+S-1, reconnect times vary, and the summary carries the
+mergeable `histograms` (HdrHistogram V2 compressed, base64) and the counts
+`sshsoak report --merge` adds up.
 """
-import argparse, datetime, json, random
+import argparse, base64, datetime, json, random, struct, zlib
 
 p = argparse.ArgumentParser()
 p.add_argument("out")
@@ -15,8 +21,11 @@ p.add_argument("--hours", type=float, default=24)
 p.add_argument("--sessions", type=int, default=10)
 p.add_argument("--leak-agent", type=int, default=-1, help="this agent's RSS grows 2 MB/h")
 p.add_argument("--drops", type=int, default=6)
+p.add_argument("--shard", default=None, help="I/N: this log is shard I of N")
+p.add_argument("--run-id", default="bench-24h")
 a = p.parse_args()
-rnd = random.Random(14)
+shard = tuple(int(x) for x in a.shard.split("/")) if a.shard else None
+rnd = random.Random(14 + (shard[0] if shard else 0))
 t0 = datetime.datetime(2026, 11, 23, 0, 0, 0, tzinfo=datetime.timezone.utc)
 end = int(a.hours * 3600)
 out = open(a.out, "w")
@@ -27,8 +36,12 @@ def ts(s):
 
 
 def emit(s, event, session=None, **fields):
+    if session is not None:
+        session += first
     line = {"ts": ts(s), "session_id": session, "host": "127.0.0.1:2222" if session is not None else None,
             "event": event, "detail": None, "elapsed_ms": None, "attempt": None, "success": True}
+    if shard:
+        line.update(run_id=a.run_id, shard=shard[0], shards=shard[1])
     line.update(fields)
     out.write(json.dumps(line, separators=(",", ":")) + "\n")
 
@@ -44,8 +57,61 @@ def hist(n, base):
     return {"n": n, "p50": base, "p90": base * 2, "p99": base * 3, "p999": base * 4, "max": base * 5, "counts": counts}
 
 
+# HdrHistogram's V2 compressed encoding (lowest value 1), as
+# supervisor/analysis/histogram_codec.cpp writes it: counts by index.
+def hdr_layout(sigfigs, highest=1 << 36):
+    mag = (2 * 10 ** sigfigs - 1).bit_length()
+    half_mag = mag - 1
+    sub = 1 << mag
+    buckets, smallest = 1, sub
+    while smallest <= highest:
+        smallest <<= 1
+        buckets += 1
+    return half_mag, sub, (buckets + 1) * (sub // 2)
+
+
+def hdr_index(value, sigfigs):
+    half_mag, sub, _ = hdr_layout(sigfigs)
+    value = min(value, 1 << 36)
+    bucket = (value | (sub - 1)).bit_length() - (half_mag + 1)
+    return ((bucket + 1) << half_mag) + (value >> bucket) - (sub // 2)
+
+
+def zigzag(v):
+    z = (v << 1) ^ (v >> 63)
+    z &= (1 << 64) - 1
+    out = bytearray()
+    for _ in range(8):
+        b = z & 0x7F
+        z >>= 7
+        if z == 0:
+            out.append(b)
+            return out
+        out.append(b | 0x80)
+    out.append(z & 0xFF)
+    return out
+
+
+def hdr_encode(counts, sigfigs):
+    words = bytearray()
+    nxt = 0
+    for i in sorted(counts):
+        if i > nxt:
+            words += zigzag(-(i - nxt))
+        words += zigzag(counts[i])
+        nxt = i + 1
+    if not counts:
+        words += zigzag(-1)
+    plain = struct.pack(">iiiiqqd", 0x1C849313, len(words), 0, sigfigs, 1, 1 << 36, 1.0) + bytes(words)
+    z = zlib.compress(plain)
+    return base64.b64encode(struct.pack(">ii", 0x1C849314, len(z)) + z).decode()
+
+
 N = a.sessions
-emit(0, "run_started", run_id="bench-24h", version="0.1.0", targets=[], embedded_sshd=True, sessions=N,
+first = shard[0] * N if shard else 0
+reconnect_counts = {}   # exact layout (5 figures): reconnect ms by index
+echo_counts = {}        # latency layout (2 figures): echo µs by index
+emit(0, "run_started", run_id=a.run_id, version="0.1.0", targets=[], embedded_sshd=True, sessions=N,
      duration_secs=end, intensity="default", poll_interval_secs=5, workload="pty", drops=[], fault_commands=[],
      warmup_secs=60, leak_min_fit_secs=600)
 agent_pid = {s: 1000 + s for s in range(N)}
@@ -65,7 +131,9 @@ for sec in range(1, end + 1):
         if d == sec:
             emit(sec, "disconnect_injected", s)
             emit(sec, "disconnected", s, cause="injected")
-            emit(sec + 2, "reconnected", s, elapsed_ms=2000, fds=9)
+            ms = 2000 if not shard else 300 + rnd.randrange(9000)
+            reconnect_counts[hdr_index(ms, 5)] = reconnect_counts.get(hdr_index(ms, 5), 0) + 1
+            emit(sec + 2, "reconnected", s, elapsed_ms=ms, fds=9)
     if sec % 60 == 0:
         for s in range(N):
             cycles = 12
@@ -73,6 +141,9 @@ for sec in range(1, end + 1):
             emit(sec, "pty_stats", s, interval_ms=60000, cycles=cycles, short_cycles=0, bytes=cycles * 4096,
                  lines=cycles * 40, last_cycle=last_cycle[s],
                  latency_us={"cycle": hist(cycles, 900), "echo": hist(cycles * 5, 700)})
+            ec = hist(cycles * 5, 700)["counts"]
+            for k in range(0, len(ec), 2):
+                echo_counts[ec[k]] = echo_counts.get(ec[k], 0) + ec[k + 1]
             emit(sec, "exec_poll_stats", s, interval_ms=60000, polls=12, bytes=12 * 300,
                  latency_us={"rtt": hist(12, 950)}, cpu_busy_pct_max=12.5, mem_used_pct=41.0, disk_used_pct=63.0)
     if sec % 10 == 0:
@@ -98,7 +169,16 @@ for sec in range(1, end + 1):
 for s in range(N):
     emit(end, "agent_stopped", s)
     emit(end, "agent_exited", s, detail="exit 0")
-emit(end, "summary", duration_secs=end, abnormal_ends=0,
+extra = {}
+if shard:
+    per = [{"session_id": first + s, "state": "up", "up_at_end": True, "connects": 1,
+            "disconnects": sum(1 for _, x in events if x == s), "reconnects": sum(1 for _, x in events if x == s)}
+           for s in range(N)]
+    extra = dict(sessions=N, sessions_up_at_end=N, interrupts=len(events), reconnects=len(events),
+                 reconnect_attempts=len(events), sessions_opened=N + len(events), per_session=per,
+                 workload={"name": "pty"},
+                 histograms={"reconnect_ms": hdr_encode(reconnect_counts, 5), "echo_us": hdr_encode(echo_counts, 2)})
+emit(end, "summary", duration_secs=end, abnormal_ends=0, **extra,
      resources={"total": {"cpu_mean_pct": 4.2, "cpu_mean_after_warmup_pct": 4.2, "pss_peak_kb": 60000}},
      verdict=[{"criterion": "abnormal_ends", "measured": 0, "threshold": 0, "comparison": "<=", "unit": "",
                "result": "pass", "note": ""}])

@@ -24,6 +24,8 @@ PACKAGES=(
   python3-junitparser libxml2-utils
   # --metrics-listen is checked with promtool and scraped by a real Prometheus server (issue 17)
   prometheus
+  # issue 17: the summary's histograms and --hlog are HdrHistogram's compressed (zlib) encoding
+  zlib1g-dev
 )
 
 missing=()

@@ -58,6 +58,10 @@ struct Flags {
   CLI::Option* disconnectOpt = nullptr;
   CLI::Option* sessionsOpt = nullptr;
   CLI::Option* crashSessionOpt = nullptr;
+  // Issue 17: shards.
+  std::string shard;
+  uint32_t shardCount = 0;
+  CLI::Option* shardCountOpt = nullptr;
 };
 
 using Check = Status<UsageError>;
@@ -340,6 +344,15 @@ void defineFlags(CLI::App& app, Options& o, Flags& f) {
   addHardeningFlags(app, o, f);
   app.add_option("--pid-file", o.pidFile, "Write the supervisor's PID here at start; removed at exit");
   addMetricsFlags(app, o);
+  // Issue 17: shards and the .hlog.
+  app.add_option("--shard", f.shard,
+                 "I/N: this run is shard I (0-based) of N: it runs sessions floor(I*S/N) .. floor((I+1)*S/N)-1 of "
+                 "--sessions S (keeping their ids) at 1/N of --token-rate; give all shards one --run-id");
+  f.shardCountOpt = app.add_option("--shard-count", f.shardCount,
+                                   "N: the same as --shard $JOB_COMPLETION_INDEX/N (a Kubernetes Indexed Job sets "
+                                   "JOB_COMPLETION_INDEX)");
+  app.add_option("--hlog", o.hlogPath,
+                 "At the end, write the latency histograms as an HdrHistogram interval log (.hlog) to this file");
 }
 
 // ---- Flag values with a grammar of their own. Errors name the flag.
@@ -850,14 +863,107 @@ Check checkPidFile(Options& o, const Flags& /*f*/) {
   return directoryExists("--pid-file", o.pidFile);
 }
 
-// The targets, repeated in order to fill the sessions.
+// The targets, repeated in order to fill the sessions (a shard's sessions
+// get the targets their global ids would get in one run).
 std::vector<Target> fillSlots(const Options& o) {
   std::vector<Target> slots;
-  for (uint32_t i = 0; i < o.sessions && !o.targets.empty(); ++i) slots.push_back(o.targets[i % o.targets.size()]);
+  for (uint32_t i = 0; i < o.sessions && !o.targets.empty(); ++i) {
+    slots.push_back(o.targets[(o.firstSessionId + i) % o.targets.size()]);
+  }
   return slots;
 }
 
+// Issue 17: --shard I/N, or --shard-count N with JOB_COMPLETION_INDEX. Runs
+// after checkSessionRefs, so --drop names global session ids; the shard
+// keeps the drops of its own sessions, renumbered to its slots.
+Check readShard(Options& o, const Flags& f) {
+  o.sessionsTotal = o.sessions;
+  bool countGiven = f.shardCountOpt->count() > 0;
+  if (f.shard.empty() && !countGiven) return Ok{};
+  std::optional<std::pair<uint32_t, uint32_t>> fromFlag;
+  if (!f.shard.empty()) {
+    auto parsed = parseShard(f.shard);
+    if (!parsed) return fail(std::move(parsed.error()));
+    fromFlag = *parsed;
+  }
+  std::optional<std::pair<uint32_t, uint32_t>> fromEnv;
+  if (countGiven) {
+    if (f.shardCount == 0) return usage("--shard-count 0: give the number of shards (1 or more)");
+    auto index = f.env("JOB_COMPLETION_INDEX");
+    if (!index) {
+      if (fromFlag) return usage("--shard-count needs JOB_COMPLETION_INDEX in the environment (a Kubernetes Indexed Job sets it); with --shard I/N leave --shard-count out");
+      return usage("--shard-count " + std::to_string(f.shardCount) +
+                   ": JOB_COMPLETION_INDEX is not set (a Kubernetes Indexed Job sets it); outside one, give --shard I/N");
+    }
+    uint32_t i = 0;
+    if (!number(*index, i)) {
+      return usage("JOB_COMPLETION_INDEX '" + *index + "' is not a whole number (with --shard-count " +
+                   std::to_string(f.shardCount) + ")");
+    }
+    if (i >= f.shardCount) {
+      return usage("JOB_COMPLETION_INDEX " + *index + " is not below --shard-count " + std::to_string(f.shardCount) +
+                   " (indexes are 0 .. N-1: set the Job's completions to N)");
+    }
+    fromEnv = std::make_pair(i, f.shardCount);
+  }
+  if (fromFlag && fromEnv && *fromFlag != *fromEnv) {
+    return usage("--shard " + f.shard + " disagrees with JOB_COMPLETION_INDEX " + std::to_string(fromEnv->first) +
+                 " and --shard-count " + std::to_string(fromEnv->second) + ": give one of them");
+  }
+  auto [index, count] = fromFlag ? *fromFlag : *fromEnv;
+  if (count > o.sessions) {
+    return usage("--shard " + std::to_string(index) + "/" + std::to_string(count) + ": more shards than --sessions " +
+                 std::to_string(o.sessions) + " (each shard needs a session); give at least " + std::to_string(count) +
+                 " sessions or fewer shards");
+  }
+  auto [first, end] = shardSessions(o.sessions, index, count);
+  o.shardIndex = index;
+  o.shardCount = count;
+  o.firstSessionId = first;
+  o.sessions = end - first;
+  o.tokenRatePerSec /= count;
+  std::vector<DropSpec> drops;
+  for (const auto& d : o.drops) {
+    if (d.sessions.empty()) {
+      drops.push_back(d);
+      continue;
+    }
+    DropSpec mine = d;
+    mine.sessions.clear();
+    for (auto id : d.sessions) {
+      if (id >= first && id < end) mine.sessions.push_back(id - first);
+    }
+    if (!mine.sessions.empty()) drops.push_back(std::move(mine));
+  }
+  o.drops = std::move(drops);
+  if (o.crashSessionForTesting) {
+    uint32_t id = *o.crashSessionForTesting;
+    o.crashSessionForTesting = id >= first && id < end ? std::optional<uint32_t>(id - first) : std::nullopt;
+  }
+  return Ok{};
+}
+
 }  // namespace
+
+Result<std::pair<uint32_t, uint32_t>, UsageError> parseShard(const std::string& text) {
+  auto bad = [&](const std::string& why) {
+    return usage("--shard '" + text + "': " + why + " (expected I/N, 0 <= I < N, e.g. --shard 0/4)");
+  };
+  auto slash = text.find('/');
+  if (slash == std::string::npos) return bad("no '/'");
+  uint32_t i = 0, n = 0;
+  if (!number(std::string_view(text).substr(0, slash), i) || !number(std::string_view(text).substr(slash + 1), n)) {
+    return bad("I and N must be whole numbers");
+  }
+  if (n == 0) return bad("N must be at least 1");
+  if (i >= n) return bad("I must be below N (shards are numbered from 0)");
+  return std::make_pair(i, n);
+}
+
+std::pair<uint32_t, uint32_t> shardSessions(uint32_t sessions, uint32_t index, uint32_t count) {
+  auto at = [&](uint64_t i) { return static_cast<uint32_t>(i * sessions / count); };
+  return {at(index), at(uint64_t{index} + 1)};
+}
 
 // "R" or "A..B/Ts".
 Result<ChurnRate, UsageError> parseChurnRate(const std::string& text) {
@@ -947,7 +1053,7 @@ Result<Options, UsageError> parse(int argc, const char* const* argv, EnvReader e
   using Step = Check (*)(Options&, const Flags&);
   for (Step step : {readTargets, readTimings, readFaultPlan, readPacing, readChoices, readLimits, readWorkload,
                     readSessionCount,
-                    readCredentials, readKnownHosts, checkOutputs, checkSessionRefs, checkPidFile,
+                    readCredentials, readKnownHosts, checkOutputs, checkSessionRefs, checkPidFile, readShard,
                     checkMetrics}) {
     if (auto ok = step(o, f); !ok) return fail(std::move(ok.error()));
   }

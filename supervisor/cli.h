@@ -222,9 +222,20 @@ struct Options {
   // Live metrics (issue 17; docs/reference.md, "Live metrics").
   std::string metricsListen;            // --metrics-listen ADDR:PORT; empty: no endpoint
   std::string metricsTextfile;          // --metrics-textfile FILE; empty: none
+  // Shards (issue 17; docs/reference.md, "Shards, live metrics and CI
+  // results"): this run is shard shardIndex of shardCount. It runs the global
+  // sessions firstSessionId .. firstSessionId + sessions - 1 (the log keeps
+  // their global ids; the slots inside this process count from 0) at
+  // 1/shardCount of --token-rate; sessionsTotal is --sessions as given.
+  std::optional<uint32_t> shardIndex;
+  uint32_t shardCount = 1;
+  uint32_t firstSessionId = 0;
+  uint32_t sessionsTotal = 0;
+  std::string hlogPath;  // --hlog: the latency histograms as an HdrHistogram interval log at the end
 
   bool embeddedDefault() const { return targets.empty(); }
 };
+
 
 // Why there are no Options: a flag or value is wrong (exit_code::USAGE), a
 // file named by a flag cannot be used (exit_code::BAD_INPUT), or --help was
@@ -267,5 +278,10 @@ Result<std::vector<NetFault>, UsageError> readFaultFile(const std::string& path)
 
 // --churn-rate's text ("R" or "A..B/Ts"); the analysis reads run_started's churn_rate with it.
 Result<ChurnRate, UsageError> parseChurnRate(const std::string& text);
+
+// --shard's "I/N": I and N, or the message naming what is wrong.
+Result<std::pair<uint32_t, uint32_t>, UsageError> parseShard(const std::string& text);
+// The global session ids [first, end) of shard index of count, of sessions in all.
+std::pair<uint32_t, uint32_t> shardSessions(uint32_t sessions, uint32_t index, uint32_t count);
 
 }  // namespace sshsoak::cli

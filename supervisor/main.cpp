@@ -25,6 +25,7 @@
 #include "supervisor/run/metrics.h"
 #include "supervisor/run/supervisor.h"
 #include "supervisor/run/system_limits.h"
+#include "supervisor/analysis/hlog.h"
 #include "supervisor/analysis/console.h"
 #include "supervisor/analysis/html_report.h"
 #include "supervisor/analysis/jsonl_reader.h"
@@ -220,6 +221,12 @@ Json runStartedLine(const cli::Options& o, const std::string& id, bool embedded)
   // The leak model's warm-up (as the run caps it: half the run) and minimum fit span.
   j["warmup_secs"] = std::min<double>(o.warmupSecs, o.durationSecs / 2.0);
   j["leak_min_fit_secs"] = o.leakMinFitSecs;
+  // Issue 17: a shard says which part of the run it is.
+  if (o.shardIndex) {
+    j["sessions_total"] = o.sessionsTotal;
+    j["first_session_id"] = o.firstSessionId;
+    j["token_rate_per_sec"] = o.tokenRatePerSec;
+  }
   return j;
 }
 
@@ -365,6 +372,7 @@ int runMain(int argc, char** argv) {
 
   std::string id = options.runId.empty() ? runId() : options.runId;
   log->setRunId(id);
+  if (options.shardIndex) log->setShard(*options.shardIndex, options.shardCount, options.firstSessionId);
   Json started = runStartedLine(options, id, sshd != nullptr);
   // Live metrics: where they are (port 0 picked one), on the run's first line.
   if (metricsListener) started["metrics_listen"] = metricsListener->bound;
@@ -433,12 +441,27 @@ int runMain(int argc, char** argv) {
       spdlog::error("--html: cannot write the report: {}", error);
     }
   }
+  // Issue 17: --hlog, the run's histograms as an HdrHistogram interval log.
+  bool hlogFailed = false;
+  if (!options.hlogPath.empty()) {
+    std::string error;
+    std::string text = hlog::render(thisRun->model().histograms(),
+                                    thisRun->firstNs() ? static_cast<double>(*thisRun->firstNs()) / 1e9 : 0,
+                                    thisRun->spanSecs(), "sshsoak run " + id);
+    if (report::writeFileAtomically(options.hlogPath, text, &error)) {
+      std::printf("\nHdrHistogram log: %s\n", options.hlogPath.c_str());
+    } else {
+      hlogFailed = true;
+      spdlog::error("--hlog: cannot write: {}", error);
+    }
+  }
   std::printf("Table of several runs: sshsoak report %s [MORE.jsonl ...]\n", options.logPath.c_str());
   std::fflush(stdout);
   // The exit code tells the worst that happened: the log failed (4), a
   // report file could not be written (3), a criterion failed (1).
-  int code = log->failure() ? exit_code::LOG_FAILED
-             : htmlFailed   ? exit_code::BAD_INPUT
+  int code = log->failure()          ? exit_code::LOG_FAILED
+             : !relayFailure.empty()   ? exit_code::SYSTEM
+             : htmlFailed || hlogFailed ? exit_code::BAD_INPUT
                             : (summary["success"].get<bool>() ? exit_code::PASSED : exit_code::CRITERIA_FAILED);
   // Issue 17: the verdict for CI and scripts, with the exit code it gives
   // (a file that cannot be written makes it 3, unless the log's 4 wins).
@@ -467,6 +490,10 @@ int runMain(int argc, char** argv) {
   }
   if (ciFailed) {
     std::fprintf(stderr, "sshsoak: --junit / --summary-json could not be written (see above; exit 3)\n");
+    return exit_code::BAD_INPUT;
+  }
+  if (hlogFailed) {
+    std::fprintf(stderr, "sshsoak: --hlog %s could not be written (see above; exit 3)\n", options.hlogPath.c_str());
     return exit_code::BAD_INPUT;
   }
   return code;

@@ -15,7 +15,9 @@
 #include "shared/clock.h"
 #include "supervisor/exit_codes.h"
 #include "supervisor/analysis/ci_results.h"
+#include "supervisor/analysis/hlog.h"
 #include "supervisor/analysis/html_report.h"
+#include "supervisor/analysis/merge.h"
 #include "supervisor/analysis/run_model.h"
 #include "supervisor/analysis/stats.h"
 
@@ -101,6 +103,9 @@ class RunSplitter {
     }
     if (open.acc == nullptr || open.complete || (event == "run_started" && open.acc->lineCount() > 0)) start(open);
     open.acc->onLine(line);
+    // A run whose run_started is not here (lines of another run appended to
+    // a shard's log) is still named by its lines' run_id.
+    if (!id.empty() && open.acc->runId().empty()) open.acc->setRunId(id);
     if (event == "summary") open.complete = true;
   }
 
@@ -595,6 +600,98 @@ std::string workloadMarkdown(const std::string& runId, const Json& workload) {
   return out;
 }
 
+namespace {
+
+// `report --merge`: the shards of one run as one (merge.h). Exit codes as a
+// single run's: 0 every shard complete and every criterion passed, 1 a
+// criterion failed or a shard is missing, running or failed, 3 unreadable
+// input or an output that cannot be written.
+int mergeMain(const std::vector<std::string>& given, const std::string& html, const std::string& hlogPath,
+              const std::string& junit, const std::string& summaryJson) {
+  auto paths = merge::expandPaths(given);
+  if (!paths) {
+    std::fprintf(stderr, "sshsoak report --merge: %s\n", paths.error().c_str());
+    return exit_code::BAD_INPUT;
+  }
+  Input input = read(*paths);
+  for (const auto& w : input.warnings) std::fprintf(stderr, "sshsoak report: warning: %s\n", w.c_str());
+  for (const auto& e : input.errors) std::fprintf(stderr, "sshsoak report: %s\n", e.c_str());
+  if (input.runs.empty()) {
+    std::fprintf(stderr, "sshsoak report --merge: no runs found in %zu file(s)\n", paths->size());
+    return exit_code::BAD_INPUT;
+  }
+  auto merged = merge::merge(input);
+  if (!merged) {
+    std::fprintf(stderr, "sshsoak report --merge: %s\n", merged.error().c_str());
+    return exit_code::BAD_INPUT;
+  }
+  for (const auto& w : merged->warnings) std::fprintf(stderr, "sshsoak report --merge: %s\n", w.c_str());
+  for (const auto& row : merged->shards) {
+    if (row.state != "complete") {
+      std::fprintf(stderr, "sshsoak report --merge: shard %u/%u %s: %s\n", row.index, merged->shardCount,
+                   row.state.c_str(), row.why.c_str());
+    }
+  }
+  std::string table, page;
+  try {
+    table = merge::markdown(*merged);
+    if (!html.empty()) page = merge::html(*merged);
+  } catch (const Json::exception& e) {
+    std::fprintf(stderr, "sshsoak report: a value in the log cannot be shown (%s); check the lines named above\n",
+                 e.what());
+    return exit_code::BAD_INPUT;
+  }
+  std::printf("%s", table.c_str());
+  std::string error;
+  if (!html.empty()) {
+    if (!writeFileAtomically(html, page, &error)) {
+      std::fprintf(stderr, "sshsoak report: --html %s (name a writable file)\n", error.c_str());
+      return exit_code::BAD_INPUT;
+    }
+    std::fprintf(stderr, "sshsoak report: wrote %s\n", html.c_str());
+  }
+  if (!hlogPath.empty()) {
+    int64_t firstNs = 0;
+    double span = 0;
+    for (const auto& r : merged->runs) {
+      if (r.acc->firstNs() && (firstNs == 0 || *r.acc->firstNs() < firstNs)) firstNs = *r.acc->firstNs();
+      span = std::max(span, r.acc->spanSecs());
+    }
+    std::string text = hlog::render(merged->histograms, static_cast<double>(firstNs) / 1e9, span,
+                                    "sshsoak report --merge " + merged->runId + ": " + std::to_string(merged->shardCount) +
+                                        " shards");
+    if (!writeFileAtomically(hlogPath, text, &error)) {
+      std::fprintf(stderr, "sshsoak report: --hlog %s (name a writable file)\n", error.c_str());
+      return exit_code::BAD_INPUT;
+    }
+    std::fprintf(stderr, "sshsoak report: wrote %s\n", hlogPath.c_str());
+  }
+  int code = merge::passed(*merged) ? exit_code::PASSED : exit_code::CRITERIA_FAILED;
+  // The merged run for CI: its summary, a shard's settings, the merge's code.
+  if (!junit.empty() || !summaryJson.empty()) {
+    Json settings;
+    for (const auto& r : merged->runs) {
+      if (r.acc->runStarted()) {
+        settings = *r.acc->runStarted();
+        break;
+      }
+    }
+    ci::RunResult result{.runId = merged->runId, .source = "merge of " + std::to_string(paths->size()) + " logs",
+                         .summary = merged->summary, .settings = settings, .exitCode = code};
+    for (auto e : {ci::writeJunit(junit, {result}), ci::writeSummaryJson(summaryJson, result)}) {
+      if (!e) continue;
+      std::fprintf(stderr, "sshsoak report: %s\n", e->c_str());
+      return exit_code::BAD_INPUT;
+    }
+    if (!junit.empty()) std::fprintf(stderr, "sshsoak report: wrote %s\n", junit.c_str());
+    if (!summaryJson.empty()) std::fprintf(stderr, "sshsoak report: wrote %s\n", summaryJson.c_str());
+  }
+  if (!input.errors.empty()) return exit_code::BAD_INPUT;
+  return code;
+}
+
+}  // namespace
+
 int main(int argc, const char* const* argv) {
   CLI::App app{"sshsoak report: the result table of one or more runs, as Markdown, from their JSONL logs",
                "sshsoak report"};
@@ -608,6 +705,13 @@ int main(int argc, const char* const* argv) {
                                    "criterion");
   app.add_option("--summary-json", summaryJson, "Also write the run's summary, verdict and exit code as one JSON "
                                                 "document (one run: name its log)");
+  // Issue 17: shards merged into one run; the histograms as an .hlog.
+  bool mergeShards = false;
+  std::string hlogPath;
+  app.add_flag("--merge", mergeShards,
+               "The logs (or the *.jsonl of one directory) are the shards of one run (--shard I/N): one global "
+               "summary, table, verdict and exit code, with a row per shard");
+  app.add_option("--hlog", hlogPath, "Also write the latency histograms as an HdrHistogram interval log (.hlog)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -617,6 +721,7 @@ int main(int argc, const char* const* argv) {
     std::fprintf(stderr, "sshsoak report: %s\nRun 'sshsoak report --help'.\n", e.what());
     return exit_code::USAGE;
   }
+  if (mergeShards) return mergeMain(paths, html, hlogPath, junit, summaryJson);
   Input input = read(paths);
   for (const auto& w : input.warnings) std::fprintf(stderr, "sshsoak report: warning: %s\n", w.c_str());
   for (const auto& e : input.errors) std::fprintf(stderr, "sshsoak report: %s\n", e.c_str());
@@ -663,6 +768,24 @@ int main(int argc, const char* const* argv) {
       return exit_code::BAD_INPUT;
     }
     std::fprintf(stderr, "sshsoak report: wrote %s\n", html.c_str());
+  }
+  if (!hlogPath.empty()) {
+    // One run: its histograms by name; several: each tag prefixed by its run.
+    std::map<std::string, hdr::Histogram> all;
+    for (const auto& r : input.runs) {
+      for (auto& [name, h] : r.acc->model().histograms()) {
+        all.emplace(input.runs.size() == 1 ? name : r.runId + ":" + name, h);
+      }
+    }
+    const auto& first = *input.runs.front().acc;
+    std::string error;
+    std::string text = hlog::render(all, first.firstNs() ? static_cast<double>(*first.firstNs()) / 1e9 : 0,
+                                    first.spanSecs(), "sshsoak report " + input.runs.front().runId);
+    if (!writeFileAtomically(hlogPath, text, &error)) {
+      std::fprintf(stderr, "sshsoak report: --hlog %s (name a writable file)\n", error.c_str());
+      return exit_code::BAD_INPUT;
+    }
+    std::fprintf(stderr, "sshsoak report: wrote %s\n", hlogPath.c_str());
   }
   return input.errors.empty() ? 0 : exit_code::BAD_INPUT;
 }

@@ -40,7 +40,7 @@ std::vector<BinnedSeries::Bin> BinnedSeries::bins() const {
   return all;
 }
 
-RunAccumulator::RunAccumulator(const std::vector<std::string>& hosts) : model_(hosts) {}
+RunAccumulator::RunAccumulator(const std::vector<std::string>& hosts, uint32_t firstId) : model_(hosts, firstId) {}
 
 void RunAccumulator::noteRunStarted(const Json& line) {
   runId_ = textField(line, "run_id");
@@ -64,6 +64,11 @@ void RunAccumulator::onLine(const Json& line) {
   if (event == "run_started" && !runStarted_) runStarted_ = line;
   if (event == "log_continued" && !runStarted_ && field(line, "run_started").is_object()) {
     runStarted_ = field(line, "run_started");
+  }
+  // Issue 17: a shard's lines say which shard it is (the first line that says).
+  if (!shard_) {
+    auto index = countField(line, "shard", UINT32_MAX), count = countField(line, "shards", UINT32_MAX);
+    if (index && count) shard_ = Shard{static_cast<uint32_t>(*index), static_cast<uint32_t>(*count)};
   }
   if (event == "disconnect_injected" || event == "fault_started") {
     if (markers_.size() < MAX_MARKERS && (markers_.empty() || t - markers_.back().t > 0.5)) {

@@ -55,7 +55,7 @@ class RunAccumulator {
   // Per session; when full, neighbours merge pairwise (1000 sessions: 6 MB at most).
   static constexpr size_t MAX_SEGMENTS_PER_SESSION = 256;
 
-  explicit RunAccumulator(const std::vector<std::string>& hosts = {});
+  explicit RunAccumulator(const std::vector<std::string>& hosts = {}, uint32_t firstId = 0);
 
   void onLine(const Json& line);
   // The live run's accumulator starts listening after run_started is
@@ -91,6 +91,11 @@ class RunAccumulator {
   // The log's part with run_started is gone (rotated away): the run starts
   // from a log_continued line's copy of it.
   bool startMissing() const { return startMissing_; }
+  // Issue 17: the shard the run's lines name (`shard`, `shards`), if any.
+  struct Shard {
+    uint32_t index = 0, count = 0;
+  };
+  const std::optional<Shard>& shard() const { return shard_; }
   void setStartMissing() { startMissing_ = true; }
 
  private:
@@ -106,6 +111,7 @@ class RunAccumulator {
   std::optional<Json> checkpoint_;
   std::optional<Json> runStarted_;
   bool startMissing_ = false;
+  std::optional<Shard> shard_;
 };
 
 }  // namespace sshsoak

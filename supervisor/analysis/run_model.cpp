@@ -108,6 +108,8 @@ void BucketedMs::add(int64_t ms) {
 
 RunModel::RunModel(const std::vector<std::string>& hosts) {
   for (size_t i = 0; i < hosts.size(); ++i) sessionFor(static_cast<uint32_t>(i)).host = hosts[i];
+RunModel::RunModel(const std::vector<std::string>& hosts, uint32_t firstId) {
+  for (size_t i = 0; i < hosts.size(); ++i) sessionFor(firstId + static_cast<uint32_t>(i)).host = hosts[i];
 }
 
 SessionModel& RunModel::sessionFor(uint32_t id) {
@@ -240,6 +242,7 @@ void RunModel::onLine(const Json& line) {
       if (auto ms = countOf(line, "elapsed_ms")) {
         s.reconnectMs.push_back(static_cast<int64_t>(*ms));
         reconnectBuckets_.add(static_cast<int64_t>(*ms));
+        reconnectHist_.record(*ms);
       }
       s.state = SessionState::CONNECTED;
       break;
@@ -457,6 +460,32 @@ Json RunModel::summary(int64_t ns, double durationSecs, uint64_t linesLogged) co
   j["faults"] = faultsJson(ns);
   j["faults_ignored"] = faults_.ignored();
   j["pacer"] = pacer_.json();
+  j["histograms"] = histogramsJson(histograms());
+  return j;
+}
+
+std::map<std::string, hdr::Histogram> RunModel::histograms() const {
+  std::map<std::string, hdr::Histogram> out;
+  if (!reconnectHist_.empty()) out.emplace("reconnect_ms", reconnectHist_);
+  auto add = [&](const std::string& name, const LatencyHistogram& h) {
+    if (!h.empty()) out.emplace(name, hdr::fromLatency(h));
+  };
+  switch (workload_.kind()) {
+    case cli::WorkloadKind::PTY: add("echo_us", workload_.echo()); break;
+    case cli::WorkloadKind::CHURN:
+      for (const auto& [phase, h] : workload_.churn().phases) add("churn_" + phase + "_us", h);
+      break;
+    case cli::WorkloadKind::JOBS:
+      for (const char* name : JOB_LATENCIES) add(std::string("job_") + name + "_us", workload_.jobs().latency(name));
+      break;
+    case cli::WorkloadKind::TRANSFER: break;  // its figures are rates per round, not latencies
+  }
+  return out;
+}
+
+Json RunModel::histogramsJson(const std::map<std::string, hdr::Histogram>& histograms) {
+  Json j = Json::object();
+  for (const auto& [name, h] : histograms) j[name] = hdr::toBase64(h);
   return j;
 }
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "supervisor/analysis/fault_model.h"
+#include "supervisor/analysis/histogram_codec.h"
 #include "supervisor/analysis/leak_model.h"
 #include "supervisor/analysis/verdict.h"
 #include "supervisor/analysis/workload_model.h"
@@ -101,7 +102,8 @@ class RunModel {
   // hosts: the run's slots when the caller knows them (the live run starts
   // its model after run_started is written). Otherwise the slots are the
   // session ids the lines name.
-  explicit RunModel(const std::vector<std::string>& hosts = {});
+  // firstId: the id of hosts[0] (a shard's first global session id).
+  explicit RunModel(const std::vector<std::string>& hosts = {}, uint32_t firstId = 0);
 
   void onLine(const Json& line);
   // The live run's model starts after run_started is written: the run hands
@@ -189,6 +191,14 @@ class RunModel {
   // run_started's time, or the first line's when the log has none.
   int64_t runStartNs() const;
 
+  // Issue 17: the run's latency histograms by name, one per figure the
+  // summary gives percentiles of: reconnect_ms (exact: hdr::exactLayout),
+  // echo_us, churn_<phase>_us, job_<latency>_us (the workload's, in µs).
+  // Only those with values. The summary's `histograms` is their base64 V2
+  // encoding; `report --merge` adds them, `--hlog` writes them.
+  std::map<std::string, hdr::Histogram> histograms() const;
+  static Json histogramsJson(const std::map<std::string, hdr::Histogram>& histograms);
+
  private:
   SessionModel& sessionFor(uint32_t id);
   uint32_t sumOf(uint32_t SessionModel::*field) const;
@@ -208,6 +218,7 @@ class RunModel {
   FaultModel faults_;
   PacerModel pacer_;
   std::optional<int64_t> runStartNs_;
+  hdr::Histogram reconnectHist_{hdr::exactLayout(), {}, 0};
 };
 
 }  // namespace sshsoak

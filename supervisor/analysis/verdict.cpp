@@ -70,6 +70,36 @@ Thresholds thresholdsOf(const cli::Options& o) {
   return t;
 }
 
+Thresholds thresholdsOfVerdict(const Json& verdict) {
+  Thresholds t = thresholdsOf(cli::Options{});
+  if (!verdict.is_array()) return t;
+  for (const auto& c : verdict) {
+    if (!c.is_object() || !c.contains("threshold") || !c["threshold"].is_number() || !c.contains("criterion") ||
+        !c["criterion"].is_string()) {
+      continue;
+    }
+    double v = c["threshold"].get<double>();
+    auto whole = [&] { return static_cast<uint32_t>(std::max(0.0, v)); };
+    std::string name = c["criterion"].get<std::string>();
+    if (name == "abnormal_ends") t.maxAbnormalEnds = whole();
+    else if (name == "reconnect_rate_pct") t.minReconnectRatePct = v;
+    else if (name == "reconnect_p95_ms") t.maxReconnectP95Ms = whole();
+    else if (name == "memory_mb") t.maxMemoryMb = v;
+    else if (name == "cpu_pct") t.maxCpuPct = v;
+    else if (name == "conn_rate_per_sec") t.minConnRatePerSec = v;
+    else if (name == "conn_failures") t.maxConnFailures = whole();
+    else if (name == "connect_p99_ms") t.maxConnectP99Ms = whole();
+    else if (name == "throughput_mbps") t.minThroughputMbPerSec = v;
+    else if (name == "job_failures") t.maxJobFailures = whole();
+    else if (name == "job_p95_ms") t.maxJobP95Ms = whole();
+    else if (name == "memory_slope_mb_per_h") t.maxMemorySlopeMbPerH = v;
+    else if (name == "fd_growth") t.maxFdGrowth = whole();
+    else if (name == "close_wait_sockets") t.maxCloseWaitSockets = whole();
+    else if (name == "unsampled_secs") t.maxUnsampledSecs = v;
+  }
+  return t;
+}
+
 std::vector<Criterion> evaluate(const VerdictInputs& in, const Thresholds& t) {
   std::vector<Criterion> out;
   auto add = [&](std::string name, std::string label, std::optional<double> measured, double threshold,

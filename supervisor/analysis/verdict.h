@@ -43,6 +43,10 @@ struct Thresholds {
   bool memoryScaled = false, cpuScaled = false;
 };
 Thresholds thresholdsOf(const cli::Options& options);
+// Issue 17: the thresholds a summary's verdict list was judged against (a
+// merge judges the whole run by its shards' thresholds); criteria the list
+// lacks keep cli::Options' defaults.
+Thresholds thresholdsOfVerdict(const Json& verdict);
 
 struct VerdictInputs {
   uint32_t abnormalEnds = 0;

@@ -159,6 +159,9 @@ PhaseFigures figuresOf(const LatencyHistogram& h) {
                       usToMs(h.valueAtPercentile(99)), usToMs(h.valueAtPercentile(99.9)), usToMs(h.max())};
 }
 
+Json jobLatencyFiguresJson(const LatencyHistogram& h) { return jobLatencyJson(h); }
+std::optional<double> latencyPercentileMs(const LatencyHistogram& h, double pct) { return percentileMs(h, pct); }
+
 Json figuresJson(const LatencyHistogram& h) {
   PhaseFigures f = figuresOf(h);
   return Json{{"n", f.n},          {"p50_ms", f.p50Ms},   {"p90_ms", f.p90Ms},

@@ -61,6 +61,10 @@ struct PhaseFigures {  // one latency histogram as the summary shows it, ms
 };
 PhaseFigures figuresOf(const LatencyHistogram& h);
 Json figuresJson(const LatencyHistogram& h);
+// Issue 17 (report --merge): the jobs summary's latency shape {n, p50, p95,
+// p99, max} and one percentile of it, ms, the same definitions the run uses.
+Json jobLatencyFiguresJson(const LatencyHistogram& h);
+std::optional<double> latencyPercentileMs(const LatencyHistogram& h, double pct);
 
 // The churn phases in the order people read them (ChurnStats.histograms).
 inline const char* const CHURN_PHASES[] = {"tcp", "kex", "auth", "exec", "close", "total", "service"};

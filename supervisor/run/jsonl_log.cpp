@@ -45,6 +45,30 @@ Json stamped(const Json& line, const std::string& runId) {
   return out;
 }
 
+// Issue 17: shard and shards right after run_id (or at the end), and the
+// slot's number as the global session id.
+Json shardStamped(Json line, uint32_t index, uint32_t count, uint32_t firstSessionId) {
+  if (!line.is_object() || line.contains("shard")) return line;
+  if (firstSessionId > 0 && line.contains("session_id") && line["session_id"].is_number_unsigned()) {
+    line["session_id"] = line["session_id"].get<uint64_t>() + firstSessionId;
+  }
+  Json out = Json::object();
+  bool placed = false;
+  for (auto it = line.begin(); it != line.end(); ++it) {
+    out[it.key()] = std::move(it.value());
+    if (it.key() == "run_id" && !placed) {
+      out["shard"] = index;
+      out["shards"] = count;
+      placed = true;
+    }
+  }
+  if (!placed) {
+    out["shard"] = index;
+    out["shards"] = count;
+  }
+  return out;
+}
+
 pid_t readPid(int fd) {
   char buf[32] = {};
   ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
@@ -124,6 +148,7 @@ void JsonlLog::write(const Json& given) {
     runId_ = given["run_id"].get<std::string>();
   }
   Json line = stamped(given, runId_);
+  if (shard_) line = shardStamped(std::move(line), shard_->index, shard_->count, shard_->firstSessionId);
   // Invalid UTF-8 from a remote host is replaced, never a reason to throw.
   std::string text = line.dump(-1, ' ', false, Json::error_handler_t::replace);
   text += '\n';

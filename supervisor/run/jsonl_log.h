@@ -83,6 +83,12 @@ class JsonlLog {
   // when not set before.
   void setRunId(std::string id) { runId_ = std::move(id); }
   const std::string& runId() const { return runId_; }
+  // Issue 17: a shard's lines carry `shard` and `shards` after run_id, and
+  // its slots' local numbers become the run's global session ids here, the
+  // one place every line passes (the listener gets the global ids too).
+  void setShard(uint32_t index, uint32_t count, uint32_t firstSessionId) {
+    shard_ = ShardStamp{index, count, firstSessionId};
+  }
   // Called once, on the first failure (from inside write()).
   void setFailureHandler(std::function<void(const LogFailure&)> handler) { onFailure_ = std::move(handler); }
   const std::optional<LogFailure>& failure() const { return failure_; }
@@ -125,6 +131,10 @@ class JsonlLog {
   bool rotationFailed_ = false;
   std::optional<Json> runStarted_;
   std::string runId_;
+  struct ShardStamp {
+    uint32_t index = 0, count = 1, firstSessionId = 0;
+  };
+  std::optional<ShardStamp> shard_;
   std::optional<LogFailure> failure_;
   std::function<void(const LogFailure&)> onFailure_;
   int64_t lastCheckMs_ = 0;

@@ -50,7 +50,7 @@ Supervisor::Supervisor(const cli::Options& options, std::string agentPath, Jsonl
         std::vector<std::string> hosts;
         for (const auto& slot : options.slots) hosts.push_back(slot.text());
         return hosts;
-      }())),
+      }(), options.firstSessionId)),
       model_(run_->model()),
       signals_(io_, SIGINT, SIGTERM, SIGCHLD),
       durationTimer_(io_),
@@ -340,7 +340,7 @@ void Supervisor::maybeFinished(Slot& slot) {
   if (slot.state() != SlotState::Draining || !slot.exitedAndDrained()) return;
   ExitInfo exit = slot.exitInfo();
   bool expected = shuttingDown_ && !killed_;
-  std::string lastState(stateName(model_.stateBeforeExit(slot.id())));
+  std::string lastState(stateName(model_.stateBeforeExit(options_.firstSessionId + slot.id())));
   bool crashed = !expected || !exit.clean();
   Json j = lineHead(wallNs(), slot.id(), slot.host(), crashed ? "agent_crashed" : "agent_exited");
   // "killed as unresponsive: signal 9 (SIGKILL)": why we killed it, if we did.
@@ -403,7 +403,7 @@ void Supervisor::giveUp(Slot& slot, const std::string& reason) {
   Json j = lineHead(wallNs(), slot.id(), slot.host(), "agent_gave_up");
   j["detail"] = reason + std::string(GAVE_UP_DETAIL_SUFFIX);
   j["success"] = false;
-  j["crashes"] = model_.session(slot.id()).crashes;
+  j["crashes"] = model_.session(options_.firstSessionId + slot.id()).crashes;
   j["restarts"] = slot.restarts();
   log_.write(j);
   spdlog::error("session {:02}: given up: {}; not restarted", slot.id(), reason);
