@@ -106,8 +106,6 @@ void BucketedMs::add(int64_t ms) {
   for (size_t i = BOUNDS_MS.size(); i-- > 0 && ms <= BOUNDS_MS[i];) ++atOrBelow[i];
 }
 
-RunModel::RunModel(const std::vector<std::string>& hosts) {
-  for (size_t i = 0; i < hosts.size(); ++i) sessionFor(static_cast<uint32_t>(i)).host = hosts[i];
 RunModel::RunModel(const std::vector<std::string>& hosts, uint32_t firstId) {
   for (size_t i = 0; i < hosts.size(); ++i) sessionFor(firstId + static_cast<uint32_t>(i)).host = hosts[i];
 }
