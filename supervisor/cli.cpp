@@ -530,6 +530,7 @@ Check readFaultPlan(Options& o, const Flags& f) {
     if (!d) return fail(std::move(d.error()));
     o.drops.push_back(std::move(*d));
   }
+  o.dropsGiven = !o.drops.empty();
   for (const auto& text : f.faultTexts) {
     auto c = parseFaultCommand(text);
     if (!c) return fail(std::move(c.error()));
@@ -911,6 +912,14 @@ Check readShard(Options& o, const Flags& f) {
                  " and --shard-count " + std::to_string(fromEnv->second) + ": give one of them");
   }
   auto [index, count] = fromFlag ? *fromFlag : *fromEnv;
+  // Only the sessions and the reconnect rate are split; churn's and jobs'
+  // load (--churn-rate, --job-rate, --job-count, a jobs file) would run in
+  // full on every shard and the merge would judge N times the rate asked.
+  if (o.workload == WorkloadKind::CHURN || o.workload == WorkloadKind::JOBS) {
+    return usage(std::string("--shard with --workload ") + (o.workload == WorkloadKind::CHURN ? "churn" : "jobs") +
+                 ": only the pty and transfer workloads are split across shards; run churn and jobs unsharded, "
+                 "or give each machine its own share of the rate by hand");
+  }
   if (count > o.sessions) {
     return usage("--shard " + std::to_string(index) + "/" + std::to_string(count) + ": more shards than --sessions " +
                  std::to_string(o.sessions) + " (each shard needs a session); give at least " + std::to_string(count) +

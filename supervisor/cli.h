@@ -111,6 +111,7 @@ struct Options {
   // what the agents see of the server (shared/adaptive_pacer.h).
   ReconnectPacing reconnectPacing = DEFAULT_RECONNECT_PACING;
   std::vector<DropSpec> drops;          // --drop and --disconnect-after-secs
+  bool dropsGiven = false;              // any of them given (a shard may keep none of its own)
   std::vector<FaultCommand> faultCommands;
   std::vector<NetFault> netFaults;      // --fault, then --fault-file's lines; none: no relay in the path
   std::string htmlPath;  // --html: a self-contained HTML report at the end

@@ -312,7 +312,7 @@ int runMain(int argc, char** argv) {
     // planned faults. Churn holds no session to reconnect: a drop there is
     // only a failed connection, which its verdict counts against the run;
     // a drop under a job is likewise a failed job (job_failures).
-    if (options.drops.empty() && options.faultCommands.empty() && options.netFaults.empty() &&
+    if (!options.dropsGiven && options.faultCommands.empty() && options.netFaults.empty() &&
         options.durationSecs >= DEMO_DROP_MIN_RUN_SECS &&
         options.workload != cli::WorkloadKind::CHURN && options.workload != cli::WorkloadKind::JOBS) {
       options.drops.push_back(DropSpec{demoDropAtSecs(options.durationSecs), 0, {}});
@@ -403,7 +403,8 @@ int runMain(int argc, char** argv) {
   try {
     Supervisor supervisor(options, agentPath, *log);
     thisRun = supervisor.accumulator();
-    thisRun->noteRunStarted(started);
+    // As written: a shard's line carries shard and shards.
+    thisRun->noteRunStarted(log->runStarted() ? *log->runStarted() : started);
     if (metricsListener || !options.metricsTextfile.empty()) {
       // The labels as the log has them: run_id, and shard on a shard's lines.
       const Json& written = log->runStarted() ? *log->runStarted() : started;
@@ -467,7 +468,8 @@ int runMain(int argc, char** argv) {
   // (a file that cannot be written makes it 3, unless the log's 4 wins).
   bool ciFailed = false;
   if (!options.junitPath.empty() || !options.summaryJsonPath.empty()) {
-    ci::RunResult result{.runId = id, .source = options.logPath, .summary = summary, .settings = started,
+    ci::RunResult result{.runId = id, .source = options.logPath, .summary = summary,
+                         .settings = log->runStarted() ? *log->runStarted() : started,
                          .exitCode = code};
     for (auto error : {ci::writeJunit(options.junitPath, {result}), ci::writeSummaryJson(options.summaryJsonPath, result)}) {
       if (!error) continue;

@@ -135,8 +135,14 @@ std::string testsuiteXml(const RunResult& run, Counts& counts, double& secs) {
   bool failedWithoutCriterion = reason.empty() && run.summary.is_object() &&
                                 field(run.summary, "success").is_boolean() && !run.summary["success"].get<bool>() &&
                                 c.failures == 0;
-  if (!reason.empty() || failedWithoutCriterion) {
-    if (reason.empty()) reason = "the run failed: " + textField(run.summary, "detail");
+  // An exit code other than 0 or 1 (the log failed, the relay died, a
+  // report file could not be written) fails the run whatever its criteria.
+  bool failedOutsideVerdict = reason.empty() && run.exitCode && *run.exitCode != 0 && *run.exitCode != 1;
+  if (!reason.empty() || failedWithoutCriterion || failedOutsideVerdict) {
+    if (reason.empty() && failedWithoutCriterion) reason = "the run failed: " + textField(run.summary, "detail");
+    if (reason.empty()) {
+      reason = "the run ended with exit code " + std::to_string(*run.exitCode) + " (docs/reference.md, exit codes)";
+    }
     ++c.tests;
     ++c.failures;
     cases += "    <testcase" + attr("name", "run_complete") + attr("classname", className) + attr("time", "0") +
@@ -261,7 +267,8 @@ Json summaryDocument(const RunResult& run) {
                  : textField(run.summary, "event") == "run_aborted" ? "aborted"
                                                                       : "complete";
   doc["incomplete"] = reason.empty() ? Json(nullptr) : Json(reason);
-  doc["success"] = reason.empty() && field(run.summary, "success").is_boolean() && run.summary["success"].get<bool>();
+  doc["success"] = reason.empty() && field(run.summary, "success").is_boolean() && run.summary["success"].get<bool>() &&
+                   (!run.exitCode || *run.exitCode == 0 || *run.exitCode == 1);
   doc["exit_code"] = run.exitCode ? Json(*run.exitCode) : Json(nullptr);
   doc["started_ts"] = textField(run.settings, "ts").empty() ? Json(nullptr) : Json(textField(run.settings, "ts"));
   doc["settings"] = settingsOf(run.settings);

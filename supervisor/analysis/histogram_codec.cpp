@@ -271,7 +271,8 @@ Result<Histogram, std::string> decodeCompressed(std::string_view bytes) {
     int64_t v = 0;
     if (!getZigZag(words, at, v)) return fail(std::string("a count word is cut short"));
     if (v < 0) {
-      index += static_cast<uint64_t>(-v);
+      // 0 - (uint64_t)v: -v overflows for INT64_MIN (a damaged log).
+      index += uint64_t{0} - static_cast<uint64_t>(v);
       continue;
     }
     if (index >= layout->countsLength()) return fail(std::string("more counts than the layout holds"));

@@ -442,6 +442,9 @@ Result<Merged, std::string> merge(const report::Input& input) {
   }
   s["shards"] = std::move(shards);
   m.summary = std::move(s);
+  // As a single run's: success is the verdict's (and every shard ended),
+  // so --summary-json and --junit agree with the exit code.
+  m.summary["success"] = passed(m);
   return m;
 }
 

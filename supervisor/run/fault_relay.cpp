@@ -55,7 +55,8 @@ std::optional<std::string> readLineBefore(int fd, std::string& pending, int64_t 
 
 }  // namespace
 
-Json netFaultLine(const Json& report, const std::vector<cli::NetFault>& faults, uint32_t sessions) {
+Json netFaultLine(const Json& report, const std::vector<cli::NetFault>& faults, uint32_t sessions,
+                 uint32_t firstId) {
   std::string event = report.value("event", "");
   bool started = event == "window_started";
   if (!started && event != "window_ended") return nullptr;
@@ -71,7 +72,9 @@ Json netFaultLine(const Json& report, const std::vector<cli::NetFault>& faults, 
   j["spec"] = fault.given;
   if (started) {
     Json ids = Json::array();
-    for (uint32_t s = 0; s < sessions; ++s) {
+    // Global ids (a shard's sessions start at firstId), as every other
+    // line and the SPEC's session list have them.
+    for (uint32_t s = firstId; s < firstId + sessions; ++s) {
       if (fault.spec.appliesTo(s)) ids.push_back(s);
     }
     j["sessions"] = std::move(ids);
@@ -109,7 +112,9 @@ FaultRelay::FaultRelay(asio::io_context& io, const std::string& proxyPath, const
   for (const auto& f : options.netFaults) c["faults"].push_back(f.spec.text());
   c["sessions"] = Json::array();
   for (uint32_t i = 0; i < options.slots.size(); ++i) {
-    c["sessions"].push_back({{"id", i}, {"host", options.slots[i].host}, {"port", options.slots[i].port}});
+    // The SPECs name global session ids: on a shard, slot i is session
+    // firstSessionId + i. The relay's ports stay in slot order.
+    c["sessions"].push_back({{"id", options.firstSessionId + i}, {"host", options.slots[i].host}, {"port", options.slots[i].port}});
   }
   std::string text = c.dump() + "\n";
   if (!writeAll(config_.get(), text.data(), text.size())) {

@@ -24,8 +24,10 @@ namespace sshsoak {
 
 // A report of the relay as a log line: net_fault_started / net_fault_ended
 // with the fields docs/reference.md gives; null for any other report.
-// sessions: the run's session count (a fault for all names them all).
-Json netFaultLine(const Json& report, const std::vector<cli::NetFault>& faults, uint32_t sessions);
+// sessions: the run's session count (a fault for all names them all);
+// firstId: the first one's global id (a shard's; 0 otherwise).
+Json netFaultLine(const Json& report, const std::vector<cli::NetFault>& faults, uint32_t sessions,
+                  uint32_t firstId = 0);
 
 class FaultRelay {
  public:

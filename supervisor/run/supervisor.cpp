@@ -527,7 +527,8 @@ void Supervisor::startRelay() {
 }
 
 void Supervisor::onRelayReport(const Json& report) {
-  Json line = netFaultLine(report, options_.netFaults, static_cast<uint32_t>(options_.slots.size()));
+  Json line = netFaultLine(report, options_.netFaults, static_cast<uint32_t>(options_.slots.size()),
+                           options_.firstSessionId);
   if (line.is_null()) return;
   spdlog::info("{} {} (occurrence {}): {} connection(s)", line["event"].get<std::string>(),
                line["spec"].get<std::string>(), line["occurrence"].get<uint32_t>(),
@@ -851,8 +852,12 @@ Json Supervisor::run() {
   model_.configureWorkload(options_, startWallNs_);
   // Segments of runs that died without cleaning up (SIGKILL) go first.
   for (const auto& stale : TokenBucketSegment::removeStale()) spdlog::info("removed stale shared memory {}", stale);
+  // The pacer's floor never lies above the rate asked (a shard's share of
+  // it may be below the default floor of 2/s).
+  PacerLaw law;
+  law.minRatePerSec = std::max(PACER_MIN_RATE_PER_SEC, std::min(law.minRatePerSec, options_.tokenRatePerSec));
   bucket_.emplace(TokenBucketSegment::create(TokenBucketSegment::makeName(), options_.tokenRatePerSec,
-                                             options_.tokenBurst, options_.reconnectPacing));
+                                             options_.tokenBurst, options_.reconnectPacing, law));
   if (options_.reconnectPacing == ReconnectPacing::ADAPTIVE) {
     pacerLine_.emplace(bucket_->bucket().pacerSnapshot(), options_.tokenBurst);
   }

@@ -143,6 +143,24 @@ TEST(CiResults, AnAbortedRunIsAFailedRunCompleteWithItsDetailAndExitCode) {
   EXPECT_EQ(doc["success"], false);
 }
 
+TEST(CiResults, AnExitCodeBeyondTheVerdictFailsTheRunEvenWithEveryCriterionPassed) {
+  // The relay died (71) or the log failed (4) in a run whose criteria passed:
+  // CI must not show it green.
+  ci::RunResult r = sample();
+  r.summary["success"] = true;
+  r.summary["verdict"] = Json::array({criterion("memory_mb", 21.5, 200, "<", "MB", "pass")});
+  for (int code : {exit_code::SYSTEM, exit_code::LOG_FAILED}) {
+    r.exitCode = code;
+    std::string xml = ci::junitXml({r});
+    EXPECT_NE(xml.find("name=\"run_complete\""), std::string::npos) << xml;
+    EXPECT_NE(xml.find("exit code " + std::to_string(code)), std::string::npos) << xml;
+    EXPECT_EQ(ci::summaryDocument(r)["success"], false);
+  }
+  r.exitCode = 0;
+  EXPECT_EQ(ci::junitXml({r}).find("run_complete"), std::string::npos);
+  EXPECT_EQ(ci::summaryDocument(r)["success"], true);
+}
+
 TEST(CiResults, SummaryDocumentHasTheVerdictExitCodeSettingsAndK6Thresholds) {
   Json doc = ci::summaryDocument(sample());
   EXPECT_EQ(doc["format"], "sshsoak-summary/1");

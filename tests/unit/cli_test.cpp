@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "supervisor/exit_codes.h"
+#include "supervisor/run/fault_relay.h"
 
 using namespace sshsoak;
 using namespace sshsoak::cli;
@@ -372,6 +373,18 @@ TEST_F(CliTest, NetFaultsFromFlagsAndFile) {
   EXPECT_EQ(o->netFaults[1].spec.kind, FaultKind::BLACKHOLE);
   EXPECT_EQ(o->netFaults[2].given, "reset@40s/60s@1");
   EXPECT_EQ(o->netFaults[3].spec.kind, FaultKind::SLICER);
+}
+
+TEST(NetFaultLine, AShardsWindowNamesGlobalSessionIds) {
+  // Shard 1/2 of 6 sessions runs 3..5; a SPEC names global ids, and so do
+  // the line's sessions (the agents' lines carry global ids too).
+  auto f = parseNetFault("reset@1s@2-4");
+  ASSERT_TRUE(f.ok()) << f.error().message;
+  std::vector<NetFault> faults{*f};
+  Json report = {{"event", "window_started"}, {"fault_id", 0}, {"occurrence", 1}, {"connections", 2}};
+  Json line = netFaultLine(report, faults, 3, 3);
+  EXPECT_EQ(line["sessions"], Json::array({3, 4}));
+  EXPECT_EQ(netFaultLine(report, faults, 3)["sessions"], Json::array({2}));
 }
 
 TEST_F(CliTest, BadNetFaultsAreUsageErrorsNamingTheInput) {

@@ -178,6 +178,8 @@ TEST_F(MergeTest, RunningAndMissingShardsAreNamedAndFailTheVerdict) {
   EXPECT_EQ(merged->shards[1].state, "running");
   EXPECT_EQ(merged->shards[3].state, "missing");
   EXPECT_FALSE(merge::passed(*merged));
+  // The summary says so too (--summary-json and --junit read it).
+  EXPECT_EQ(merged->summary["success"], false);
   bool failed = false;
   for (const auto& c : merged->summary["verdict"]) {
     if (c["criterion"] == "shards_finished") {

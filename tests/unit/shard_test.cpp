@@ -138,6 +138,25 @@ TEST_F(ShardTest, BadValuesAreUsageErrorsNamingTheInput) {
   EXPECT_NE(usageOf({"--shard-count", "0"}).find("--shard-count 0"), std::string::npos);
 }
 
+TEST_F(ShardTest, ChurnAndJobsAreRefusedBecauseTheirRateIsNotSplit) {
+  EXPECT_NE(usageOf({"--sessions", "4", "--shard", "0/2", "--workload", "churn"}).find("--shard with --workload churn"),
+            std::string::npos);
+  EXPECT_NE(usageOf({"--sessions", "4", "--shard", "1/2", "--workload", "jobs"}).find("--shard with --workload jobs"),
+            std::string::npos);
+}
+
+TEST_F(ShardTest, AShardWithNoneOfTheGivenDropsStillKnowsDropsWereGiven) {
+  // The demo drop (main.cpp) is for runs without any planned drop; a shard
+  // whose sessions the --drop does not name must not get it.
+  auto o = run({"--sessions", "6", "--shard", "1/2", "--drop", "5@0-1"});
+  ASSERT_TRUE(o.ok()) << o.error().message;
+  EXPECT_TRUE(o->drops.empty());
+  EXPECT_TRUE(o->dropsGiven);
+  auto none = run({"--sessions", "6", "--shard", "1/2"});
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->dropsGiven);
+}
+
 TEST_F(ShardTest, EveryLineCarriesShardAfterRunIdAndGlobalSessionIds) {
   std::string path = (dir_ / "log.jsonl").string();
   {
