@@ -153,8 +153,15 @@ void FaultRelay::start(std::function<void(const Json&)> onReport, std::function<
 }
 
 void FaultRelay::armRead() {
+  if (!reports_) return;  // stopped
   reports_->async_read_some(asio::buffer(buf_), [this](const boost::system::error_code& ec, size_t n) {
     if (ec == asio::error::operation_aborted) return;
+    // A read that completed just before stop() cancelled it still runs here,
+    // after stop() dropped the descriptor: keep its bytes, read no more.
+    if (!reports_) {
+      if (!ec) onBytes(n);
+      return;
+    }
     if (ec) {
       // EOF: the relay ended. Expected only once stop() asked it to.
       if (!stopping_) {
