@@ -18,14 +18,6 @@ using namespace sshsoak::testing;
 
 namespace {
 
-std::vector<Json> ofSession(const std::vector<Json>& lines, const std::string& event, int session) {
-  std::vector<Json> out;
-  for (const auto& l : linesOf(lines, event)) {
-    if (l["session_id"] == session) out.push_back(l);
-  }
-  return out;
-}
-
 bool hasProxyChild(pid_t soak) {
   for (pid_t child : childrenOf(soak)) {
     if (cmdlineOf(child).find("sshsoak-proxy") != std::string::npos) return true;

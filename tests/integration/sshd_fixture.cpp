@@ -44,6 +44,14 @@ std::vector<Json> linesOf(const std::vector<Json>& lines, const std::string& eve
   return out;
 }
 
+std::vector<Json> ofSession(const std::vector<Json>& lines, const std::string& event, int session) {
+  std::vector<Json> out;
+  for (const auto& l : linesOf(lines, event)) {
+    if (l["session_id"] == session) out.push_back(l);
+  }
+  return out;
+}
+
 std::set<std::string> listDevShm() {
   std::set<std::string> names;
   for (const auto& e : fs::directory_iterator("/dev/shm")) names.insert(e.path().filename().string());

@@ -28,6 +28,8 @@ constexpr long ASAN_QUARANTINE_KB = 0;
 
 std::vector<Json> readJsonl(const std::string& path);
 std::vector<Json> linesOf(const std::vector<Json>& lines, const std::string& event);
+// The lines of one event for one session.
+std::vector<Json> ofSession(const std::vector<Json>& lines, const std::string& event, int session);
 std::set<std::string> listDevShm();
 // Segments in /dev/shm now and not in `before` that this test process or an
 // sshsoak it started made. Segments named "sshsoak-<pid>-..." of other PIDs

@@ -20,14 +20,6 @@ using namespace sshsoak::testing;
 
 namespace {
 
-std::vector<Json> ofSession(const std::vector<Json>& lines, const std::string& event, int session) {
-  std::vector<Json> out;
-  for (const auto& l : linesOf(lines, event)) {
-    if (l["session_id"] == session) out.push_back(l);
-  }
-  return out;
-}
-
 bool isAgent(pid_t pid) { return cmdlineOf(pid).find("sshsoak-agent") != std::string::npos; }
 
 std::vector<pid_t> agentsOf(pid_t soak) {

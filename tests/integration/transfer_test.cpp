@@ -31,14 +31,6 @@ bool isSha256(const Json& v) {
   return v.is_string() && std::regex_match(v.get<std::string>(), hex);
 }
 
-std::vector<Json> ofSession(const std::vector<Json>& lines, const std::string& event, int session) {
-  std::vector<Json> out;
-  for (const auto& l : linesOf(lines, event)) {
-    if (l["session_id"] == session) out.push_back(l);
-  }
-  return out;
-}
-
 // The lines of `event` that come after the n-th (from 1) line of `after`.
 std::vector<Json> linesAfter(const std::vector<Json>& lines, const std::string& after, size_t n,
                              const std::string& event) {

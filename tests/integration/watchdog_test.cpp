@@ -21,14 +21,6 @@ using namespace sshsoak::testing;
 
 namespace {
 
-std::vector<Json> ofSession(const std::vector<Json>& lines, const std::string& event, int session) {
-  std::vector<Json> out;
-  for (const auto& l : linesOf(lines, event)) {
-    if (l["session_id"] == session) out.push_back(l);
-  }
-  return out;
-}
-
 pid_t agentPidOf(const std::string& logPath, int session) {
   auto started = ofSession(readJsonl(logPath), "agent_started", session);
   return started.empty() ? -1 : started.back()["pid"].get<pid_t>();
