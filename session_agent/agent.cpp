@@ -269,6 +269,15 @@ void Agent::connectAttempt() {
   int64_t grantedNs = wallNs();
   int64_t startMs = monoMs();
   auto established = establish();
+  // The handshake slot was released when the first exec's channel was
+  // confirmed (runExec), not at USERAUTH_SUCCESS: sshd stops counting a
+  // connection against MaxStartups only when its privileged monitor has
+  // reaped the pre-auth child and closed the startup pipe, a few ms after
+  // the client already saw the success (longer in a storm). Released at
+  // authentication, a storm of 100 under a window of 8 still had one
+  // MaxStartups drop; the channel's confirmation comes from the post-auth
+  // child, which exists only after that close. Here: every other path.
+  releaseHandshakeSlot();
   if (stopRequested_) {
     transition(SessionState::CLOSING, "told to stop");
     return;
@@ -363,11 +372,29 @@ bool Agent::sleepFor(int64_t ms) {
 
 bool Agent::takeToken() {
   if (!bucket_) return true;
+  // The slot first: a token taken while no slot is free would be a connect
+  // the rate allowed and nobody made.
+  for (;;) {
+    handshakeSlot_ = bucket_->claimHandshakeSlot(monoNs());
+    if (handshakeSlot_ != TokenBucket::NO_SLOT_FREE) break;
+    // Slots are freed by other processes, with no wake-up to wait on: look
+    // again after a short random wait (4-16 ms), so that the waiters of a
+    // storm neither spin nor come back in step.
+    if (!sleepFor(4 + static_cast<int64_t>(backoff_.uniform(13)))) return false;
+  }
   for (;;) {
     Acquire a = bucket_->tryAcquire();
     if (a.granted) return true;
-    if (!sleepFor((a.waitNs + 999'999) / 1'000'000)) return false;
+    if (!sleepFor((a.waitNs + 999'999) / 1'000'000)) {
+      releaseHandshakeSlot();
+      return false;
+    }
   }
+}
+
+void Agent::releaseHandshakeSlot() {
+  if (bucket_ && handshakeSlot_ >= 0) bucket_->releaseHandshakeSlot(handshakeSlot_);
+  handshakeSlot_ = TokenBucket::NO_SLOT_NEEDED;
 }
 
 Status<SshError> Agent::establish() {
@@ -410,6 +437,10 @@ bool Agent::runExec(ExecTask& task, int64_t deadlineMs) {
     if (monoMs() >= deadlineMs) return false;
     bool progressed = false;
     auto status = task.step(conn_->session(), progressed);
+    // The first exec's channel is confirmed by sshd's post-auth child, which
+    // exists only once sshd stopped counting this connection against
+    // MaxStartups: the handshake slot can go (see connectAttempt).
+    if (handshakeSlot_ >= 0 && task.channelOpen()) releaseHandshakeSlot();
     if (status == ExecTask::Status::Done) return true;
     if (status == ExecTask::Status::Failed) return false;
     if (progressed) continue;

@@ -120,7 +120,11 @@ class Agent {
   Status<SshError> establish();
   // Sleeps in poll on the command pipe; false if told to stop meanwhile.
   bool sleepFor(int64_t ms);
+  // Waits for a handshake slot (adaptive pacing), then a token; false when
+  // told to stop. The slot is released when the attempt has ended
+  // (connectAttempt, releaseHandshakeSlot).
   bool takeToken();
+  void releaseHandshakeSlot();
   // READY: runs the workloads until the session is lost or a stop comes.
   void sessionLoop();
   void readCommands();
@@ -168,6 +172,7 @@ class Agent {
   uint32_t lastFirstExecMs_ = 0;
   Backoff backoff_;
   std::optional<TokenBucket> bucket_;
+  int handshakeSlot_ = TokenBucket::NO_SLOT_NEEDED;
 };
 
 }  // namespace sshsoak::agent

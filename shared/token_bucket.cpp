@@ -30,7 +30,7 @@ namespace bip = boost::interprocess;
 static_assert(std::atomic<int64_t>::is_always_lock_free, "the TAT must be a lock-free atomic");
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "the magic must be a lock-free atomic");
 static_assert(std::is_standard_layout_v<TokenBucketState>, "the segment layout is shared by processes");
-static_assert(sizeof(TokenBucketState) == 384, "a layout change must bump TokenBucketState::VERSION");
+static_assert(sizeof(TokenBucketState) == 1536, "a layout change must bump TokenBucketState::VERSION");
 
 std::string_view reconnectPacingName(ReconnectPacing pacing) noexcept {
   return pacing == ReconnectPacing::ADAPTIVE ? "adaptive" : "fixed";
@@ -88,7 +88,10 @@ void checkLaw(const PacerLaw& law, const std::string& context) {
   }
   if (!(law.decreaseFactor > 0 && law.decreaseFactor < 1)) bad("the decrease factor must be in (0, 1)");
   if (!(law.risePerOk >= 0 && law.probeRise >= 0 && law.slowFactor >= 1)) bad("rises >= 0, slow factor >= 1");
-  if (law.holdoffUs < 0 || law.slowMarginUs < 0 || law.minWindowUs <= 0) bad("times must be >= 0");
+  if (law.holdoffUs < 0 || law.slowMarginUs < 0 || law.minWindowUs <= 0 || law.slotCheckAliveUs < 0 ||
+      law.slotStaleUs <= 0) {
+    bad("times must be >= 0");
+  }
 }
 
 // POSIX shm names: one leading '/', no other, short enough for /dev/shm.
@@ -195,6 +198,15 @@ void TokenBucket::reportSuccess(int64_t latencyUs, int64_t nowNs) noexcept {
 
 void TokenBucket::reportFailure(ConnectSignal signal, int64_t nowNs) noexcept {
   if (pacing() == ReconnectPacing::ADAPTIVE) pacer().reportFailure(signal, nowNs);
+}
+
+int TokenBucket::claimHandshakeSlot(int64_t nowNs) noexcept {
+  if (pacing() != ReconnectPacing::ADAPTIVE) return NO_SLOT_NEEDED;
+  return pacer().claimSlot(static_cast<uint32_t>(::getpid()), nowNs);
+}
+
+void TokenBucket::releaseHandshakeSlot(int slot) noexcept {
+  if (pacing() == ReconnectPacing::ADAPTIVE) pacer().releaseSlot(slot, static_cast<uint32_t>(::getpid()));
 }
 
 double TokenBucket::currentRatePerSec() const noexcept {

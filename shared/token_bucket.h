@@ -52,10 +52,12 @@ inline constexpr const char* TOKEN_BUCKET_NAME_PREFIX = "sshsoak-";
 // (shared/adaptive_pacer.h).
 enum class ReconnectPacing : uint32_t { FIXED = 0, ADAPTIVE = 1 };
 std::string_view reconnectPacingName(ReconnectPacing pacing) noexcept;
-// Fixed until adaptive is proven (issue 16): measured (docs/benchmarks.md,
-// "Issue 16", "Reconnect storms"), adaptive brought 100 dropped sessions back
-// in 3.1-4.1 s against fixed's 9.3 s, but with 8-11 MaxStartups drops where
-// fixed had 0.
+// Still fixed (issue 16): with its handshake window adaptive brings 100
+// dropped sessions back 3-4x faster than fixed with 0 MaxStartups drops
+// (docs/benchmarks.md, "Reconnect storms with the handshake window"), but a
+// blackhole's timeouts narrow its window to 1, so a long outage's attempts
+// are made one at a time and F2's give-up comes far later than
+// --max-reconnect-attempts x timeout (docs/reference.md, "Reconnect pacing").
 inline constexpr ReconnectPacing DEFAULT_RECONNECT_PACING = ReconnectPacing::FIXED;
 
 struct Acquire {
@@ -74,10 +76,10 @@ int64_t tokenIntervalNs(double ratePerSec);
 
 // Layout of the segment. Written once by the creator, magic last; only tatNs
 // (fixed pacing) or `pacer` (adaptive) changes afterwards. A layout change
-// bumps VERSION (2: the adaptive pacer).
+// bumps VERSION (2: the adaptive pacer; 3: its handshake window).
 struct TokenBucketState {
   static constexpr uint64_t MAGIC = 0x62746b6f73687373ULL;  // "sshsoktb" in memory (little-endian)
-  static constexpr uint32_t VERSION = 2;
+  static constexpr uint32_t VERSION = 3;
 
   std::atomic<uint64_t> magic;
   uint32_t version;
@@ -114,6 +116,15 @@ class TokenBucket {
   // it; fixed pacing ignores it). latencyUs: connect + authentication.
   void reportSuccess(int64_t latencyUs, int64_t nowNs) noexcept;
   void reportFailure(ConnectSignal signal, int64_t nowNs) noexcept;
+
+  // Adaptive pacing: a handshake slot for this process, held from before the
+  // token until authenticated or failed (AdaptivePacer::claimSlot): its
+  // index, or NO_SLOT_FREE (ask again shortly). Fixed pacing bounds no
+  // handshakes: always NO_SLOT_NEEDED.
+  static constexpr int NO_SLOT_FREE = -1;
+  static constexpr int NO_SLOT_NEEDED = -2;
+  int claimHandshakeSlot(int64_t nowNs) noexcept;
+  void releaseHandshakeSlot(int slot) noexcept;
 
   ReconnectPacing pacing() const noexcept { return static_cast<ReconnectPacing>(state_->pacing); }
   // Fixed: the header's; adaptive: the current rate (as the pacer holds it).

@@ -133,7 +133,8 @@ void addConnectionFlags(CLI::App& app, Options& o, Flags& f) {
                      std::to_string(SSHD_MAX_STARTUPS_START) + ")");
   app.add_option("--reconnect-pacing", f.reconnectPacing,
                  "fixed: the token bucket at --token-rate; adaptive: its rate starts there, rises while connects "
-                 "succeed quickly and falls on signs of an overloaded server (default: " +
+                 "succeed quickly and falls on signs of an overloaded server, and at most --token-burst handshakes "
+                 "are in flight at once (default: " +
                      std::string(reconnectPacingName(DEFAULT_RECONNECT_PACING)) + ")");
 }
 

@@ -72,4 +72,10 @@ int64_t Backoff::nextDelayNs(uint32_t attempt) {
   return dist(rng_);
 }
 
+uint64_t Backoff::uniform(uint64_t n) {
+  if (n <= 1) return 0;
+  std::uniform_int_distribution<uint64_t> dist(0, n - 1);
+  return dist(rng_);
+}
+
 }  // namespace sshsoak

@@ -41,6 +41,9 @@ class Backoff {
   // A delay uniform in [0, ceilingNs(attempt)], both ends included.
   int64_t nextDelayNs(uint32_t attempt);
 
+  // A draw uniform in [0, n), from the same generator (other waits' jitter).
+  uint64_t uniform(uint64_t n);
+
   const BackoffConfig& config() const noexcept { return config_; }
 
  private:

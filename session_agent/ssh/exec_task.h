@@ -31,6 +31,8 @@ class ExecTask {
   // byte moved or a state changed.
   Status step(LIBSSH2_SESSION* session, bool& progressed);
 
+  // The server confirmed the channel (it is past opening).
+  bool channelOpen() const { return state_ != State::Open && !channel_.failed(); }
   const std::string& command() const { return command_; }
   const std::string& output() const { return stdout_; }
   size_t stderrBytes() const { return stderrBytes_; }

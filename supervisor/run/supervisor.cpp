@@ -856,6 +856,9 @@ Json Supervisor::run() {
   // it may be below the default floor of 2/s).
   PacerLaw law;
   law.minRatePerSec = std::max(PACER_MIN_RATE_PER_SEC, std::min(law.minRatePerSec, options_.tokenRatePerSec));
+  // No handshake outlives its reconnect timeout: a slot older than that is
+  // one its holder can no longer release.
+  law.slotStaleUs = (int64_t{options_.reconnectTimeoutSecs} + 5) * 1'000'000;
   bucket_.emplace(TokenBucketSegment::create(TokenBucketSegment::makeName(), options_.tokenRatePerSec,
                                              options_.tokenBurst, options_.reconnectPacing, law));
   if (options_.reconnectPacing == ReconnectPacing::ADAPTIVE) {

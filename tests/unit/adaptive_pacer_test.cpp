@@ -30,10 +30,9 @@ constexpr int64_t FAST_US = 5'000;    // a quick connect + auth on loopback
 
 // A pacer in plain memory with its own law, as a segment holds one.
 struct Fixture {
-  explicit Fixture(double initial, PacerLaw l = PacerLaw{}, uint32_t burst = 8) : law(l) {
+  explicit Fixture(double initial, PacerLaw l = PacerLaw{}, uint32_t burst = 8) : law(l), burstOf(burst) {
     state = std::make_unique<PacerState>();
     pacer().init(initial);
-    burstOf = burst;
   }
   AdaptivePacer pacer() { return AdaptivePacer(*state, law, burstOf, BASE); }
   double rate() { return pacer().ratePerSec(); }
@@ -74,13 +73,16 @@ TEST(AdaptivePacer, EachOverloadSignCutsTheRateMultiplicatively) {
     EXPECT_EQ(s.decreases, 1u);
     EXPECT_EQ(s.lastReason, sign);
   }
-  // Connect time far above the recent minimum: a success that is a sign too.
+  // Connect time far above the recent minimum: a success that is a sign
+  // too, which narrows the handshake window and leaves the rate.
   Fixture f(100);
   f.pacer().reportSuccess(FAST_US, BASE + SEC);
   const double before = f.rate();
   f.pacer().reportSuccess(FAST_US + f.law.slowMarginUs + 1000, BASE + 2 * SEC);
-  EXPECT_DOUBLE_EQ(f.rate(), before * f.law.decreaseFactor);
+  EXPECT_DOUBLE_EQ(f.rate(), before);
+  EXPECT_EQ(f.pacer().window(), 4u);
   PacerSnapshot s = f.pacer().snapshot();
+  EXPECT_EQ(s.decreases, 1u);
   EXPECT_EQ(s.slow, 1u);
   EXPECT_EQ(s.lastReason, ConnectSignal::SLOW);
   EXPECT_EQ(overloadReason(ConnectSignal::SLOW), "overload: handshake time rising");
@@ -90,17 +92,19 @@ TEST(AdaptivePacer, EachOverloadSignCutsTheRateMultiplicatively) {
 }
 
 TEST(AdaptivePacer, ASlowConnectNeedsBothTheFactorAndTheMargin) {
-  // 4x a 5 ms minimum is 20 ms, but within the 100 ms margin: not slow.
+  // 6x a 5 ms minimum is 30 ms, but within the 200 ms margin: not slow.
   Fixture f(100);
+  ASSERT_EQ(f.law.slowFactor, 6.0);
+  ASSERT_EQ(f.law.slowMarginUs, 200'000);
   f.pacer().reportSuccess(FAST_US, BASE + SEC);
   f.pacer().reportSuccess(FAST_US + f.law.slowMarginUs - 1000, BASE + 2 * SEC);
   EXPECT_EQ(f.pacer().snapshot().slow, 0u);
-  // 300 ms against a 200 ms minimum is past the margin but under 4x: not slow.
+  // 500 ms against a 100 ms minimum is past the margin but under 6x: not slow.
   Fixture g(100);
-  g.pacer().reportSuccess(200'000, BASE + SEC);
-  g.pacer().reportSuccess(300'000, BASE + 2 * SEC);
+  g.pacer().reportSuccess(100'000, BASE + SEC);
+  g.pacer().reportSuccess(500'000, BASE + 2 * SEC);
   EXPECT_EQ(g.pacer().snapshot().slow, 0u);
-  g.pacer().reportSuccess(900'000, BASE + 3 * SEC);
+  g.pacer().reportSuccess(700'000, BASE + 3 * SEC);
   EXPECT_EQ(g.pacer().snapshot().slow, 1u);
 }
 
@@ -207,25 +211,17 @@ TEST(AdaptivePacer, TheRecentMinimumExpiresWithItsWindow) {
   EXPECT_EQ(f.pacer().snapshot().slow, 1u);
 }
 
-TEST(AdaptivePacer, AfterIdleTheNextTokenRestartsFromTheInitialRate) {
+// The rate learnt before is kept across idle: the handshake window, not a
+// restart from the initial rate, bounds what a storm piles up.
+TEST(AdaptivePacer, AfterIdleTheRateIsKept) {
   Fixture f(10);
   int64_t now = BASE + SEC;
   ASSERT_TRUE(f.pacer().tryAcquire(now).granted);
   for (int i = 0; i < 20; ++i) f.pacer().reportSuccess(FAST_US, now += MS);
   EXPECT_DOUBLE_EQ(f.rate(), 50.0);
-  // Tokens keep being taken: no restart.
-  ASSERT_TRUE(f.pacer().tryAcquire(now += f.law.idleRestartUs * 1000 / 2).granted);
+  ASSERT_TRUE(f.pacer().tryAcquire(now += 600 * SEC).granted);
   EXPECT_DOUBLE_EQ(f.rate(), 50.0);
-  // Nobody connected for longer than the idle bound: a storm now starts low.
-  // (Idle counts from the bucket's time, which runs ahead of the last grant.)
-  ASSERT_TRUE(f.pacer().tryAcquire(now += f.law.idleRestartUs * 1000 + 200 * MS).granted);
-  EXPECT_DOUBLE_EQ(f.rate(), 10.0);
-  EXPECT_EQ(f.pacer().snapshot().restarts, 1u);
-  // A rate below the initial one is not raised by idling.
-  f.pacer().reportFailure(ConnectSignal::TIMEOUT, now);
-  ASSERT_TRUE(f.pacer().tryAcquire(now += f.law.idleRestartUs * 1000 + 200 * MS).granted);
-  EXPECT_DOUBLE_EQ(f.rate(), 5.0);
-  EXPECT_EQ(f.pacer().snapshot().restarts, 1u);
+  EXPECT_EQ(f.pacer().window(), 8u);
 }
 
 // Many threads report one overload at the same instant: CAS races, one cut.
@@ -355,4 +351,171 @@ TEST(AdaptivePacer, AProcessKilledWhileReportingLeavesNothingHeld) {
   EXPECT_EQ(survivor.pacerSnapshot().ok, before + 1);
   const int64_t later = monoNs() + 20 * SEC;
   EXPECT_TRUE(survivor.tryAcquire(later).granted);
+}
+
+// The handshake window (issue 16): at most `window` connects between their
+// slot and the end of authentication, whatever the rate allows.
+namespace {
+const uint32_t SELF = static_cast<uint32_t>(::getpid());
+}  // namespace
+
+TEST(AdaptivePacerWindow, StartsAtTheBurstAndHoldsNoMoreThanItInFlight) {
+  Fixture f(10, PacerLaw{}, 4);
+  const int64_t now = BASE + SEC;
+  EXPECT_EQ(f.pacer().window(), 4u);
+  std::vector<int> held;
+  for (int i = 0; i < 4; ++i) {
+    held.push_back(f.pacer().claimSlot(SELF, now));
+    EXPECT_GE(held.back(), 0);
+  }
+  EXPECT_EQ(f.pacer().inFlight(), 4u);
+  EXPECT_EQ(f.pacer().claimSlot(SELF, now), -1) << "a fifth handshake in a window of 4";
+  f.pacer().releaseSlot(held[2], SELF);
+  EXPECT_EQ(f.pacer().inFlight(), 3u);
+  EXPECT_EQ(f.pacer().claimSlot(SELF, now), held[2]);
+  EXPECT_EQ(f.pacer().snapshot().inFlight, 4u);
+  EXPECT_EQ(f.pacer().snapshot().window, 4u);
+}
+
+TEST(AdaptivePacerWindow, ARefusalResetOrTimeoutHalvesItAndFastSuccessesBringItBackToTheBurst) {
+  Fixture f(10, PacerLaw{}, 8);
+  int64_t now = BASE + SEC;
+  f.pacer().reportFailure(ConnectSignal::MAX_STARTUPS, now);
+  EXPECT_EQ(f.pacer().window(), 4u);
+  now += SEC;
+  f.pacer().reportFailure(ConnectSignal::RESET_BEFORE_BANNER, now);
+  EXPECT_EQ(f.pacer().window(), 2u);
+  now += SEC;
+  f.pacer().reportFailure(ConnectSignal::TIMEOUT, now);
+  EXPECT_EQ(f.pacer().window(), 1u);
+  now += SEC;
+  f.pacer().reportFailure(ConnectSignal::TIMEOUT, now);
+  EXPECT_EQ(f.pacer().window(), 1u) << "never below one";
+  // Held slots above a halved window still count: the cut holds at once.
+  EXPECT_GE(f.pacer().claimSlot(SELF, now), 0);
+  EXPECT_EQ(f.pacer().claimSlot(SELF, now), -1);
+  now += SEC;
+  for (int i = 0; i < 20; ++i) f.pacer().reportSuccess(FAST_US, now += 10 * MS);
+  EXPECT_EQ(f.pacer().window(), 8u) << "up by one per fast success, never past the burst";
+}
+
+TEST(AdaptivePacerWindow, SlowHandshakesNarrowTheWindowToOneAndLeaveTheRate) {
+  Fixture f(10, PacerLaw{}, 8);
+  int64_t now = BASE + SEC;
+  f.pacer().reportSuccess(FAST_US, now);
+  const double before = f.rate();
+  for (uint32_t expected : {4u, 2u, 1u, 1u}) {
+    f.pacer().reportSuccess(FAST_US * 100, now += SEC);
+    EXPECT_EQ(f.pacer().window(), expected);
+  }
+  EXPECT_DOUBLE_EQ(f.rate(), before);
+  EXPECT_EQ(f.pacer().snapshot().lastReason, ConnectSignal::SLOW);
+}
+
+TEST(AdaptivePacerWindow, ASlotOfAProcessThatIsGoneIsFreedOnceItIsOld) {
+  Fixture f(10, PacerLaw{}, 2);
+  // A real pid that is gone: a child that exited and was reaped.
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) ::_exit(0);
+  ASSERT_EQ(::waitpid(child, nullptr, 0), child);
+  const int64_t t0 = BASE + SEC;
+  ASSERT_GE(f.pacer().claimSlot(static_cast<uint32_t>(child), t0), 0);
+  ASSERT_GE(f.pacer().claimSlot(SELF, t0), 0);
+  // Young: not even looked at (no syscall per held slot in a storm).
+  EXPECT_EQ(f.pacer().claimSlot(SELF, t0 + SEC), -1);
+  // Older than slotCheckAliveUs: the dead holder's slot is freed and taken.
+  EXPECT_GE(f.pacer().claimSlot(SELF, t0 + 3 * SEC), 0);
+  EXPECT_EQ(f.pacer().snapshot().slotsFreed, 1u);
+  EXPECT_EQ(f.pacer().inFlight(), 2u) << "a live holder's slot is kept";
+}
+
+// A claimer whose clock reading is older than a holder's claim (it was
+// descheduled between reading the clock and scanning) sees a young slot.
+TEST(AdaptivePacerWindow, AClaimMadeAfterTheClaimersNowIsYoungNotStale) {
+  Fixture f(10, PacerLaw{}, 1);
+  const int64_t t0 = BASE + 10 * SEC;
+  ASSERT_GE(f.pacer().claimSlot(SELF, t0), 0);
+  EXPECT_EQ(f.pacer().claimSlot(SELF, t0 - 5 * MS), -1);
+  EXPECT_EQ(f.pacer().snapshot().slotsFreed, 0u);
+}
+
+TEST(AdaptivePacerWindow, ASlotHeldPastTheStaleTimeIsFreedEvenIfItsHolderLives) {
+  PacerLaw law;
+  law.slotStaleUs = 20'000'000;
+  Fixture f(10, law, 1);
+  const int64_t t0 = BASE + SEC;
+  const int slot = f.pacer().claimSlot(SELF, t0);
+  ASSERT_GE(slot, 0);
+  EXPECT_EQ(f.pacer().claimSlot(SELF, t0 + 19 * SEC), -1);
+  const int again = f.pacer().claimSlot(SELF + 1, t0 + 21 * SEC);
+  EXPECT_EQ(again, slot);
+  // The first holder's late release must not free the new holder's slot.
+  f.pacer().releaseSlot(slot, SELF);
+  EXPECT_EQ(f.pacer().inFlight(), 1u);
+  f.pacer().releaseSlot(slot, SELF + 1);
+  EXPECT_EQ(f.pacer().inFlight(), 0u);
+  f.pacer().releaseSlot(-1, SELF);  // ignored
+  f.pacer().releaseSlot(100000, SELF);
+}
+
+// Threads claiming and releasing at once never hold more than the window.
+TEST(AdaptivePacerWindow, ThreadsClaimingAtOnceNeverExceedTheWindow) {
+  Fixture f(10, PacerLaw{}, 5);
+  std::atomic<int> inside{0}, most{0};
+  std::atomic<uint64_t> claims{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 20000; ++i) {
+        const int slot = f.pacer().claimSlot(SELF, BASE + SEC);
+        if (slot < 0) continue;
+        const int now = inside.fetch_add(1) + 1;
+        int seen = most.load();
+        while (now > seen && !most.compare_exchange_weak(seen, now)) {
+        }
+        claims.fetch_add(1);
+        inside.fetch_sub(1);
+        f.pacer().releaseSlot(slot, SELF);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_GT(claims.load(), 0u);
+  EXPECT_LE(most.load(), 5);
+  EXPECT_EQ(f.pacer().inFlight(), 0u);
+}
+
+// An agent SIGKILLed between its claim and its release: the slot is free
+// again for the survivors once it is old enough to be checked.
+TEST(AdaptivePacerWindow, AnAgentKilledHoldingASlotDoesNotKeepIt) {
+  auto seg = TokenBucketSegment::create(TokenBucketSegment::makeName(), 100.0, 1, ReconnectPacing::ADAPTIVE);
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    TokenBucket b = TokenBucket::open(seg.name());
+    const int slot = b.claimHandshakeSlot(monoNs());
+    char c = slot >= 0 ? 'y' : 'n';
+    (void)!::write(ready[1], &c, 1);
+    for (;;) ::pause();
+  }
+  ::close(ready[1]);
+  char c = 0;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  ::close(ready[0]);
+  ASSERT_EQ(c, 'y');
+  TokenBucket survivor = TokenBucket::open(seg.name());
+  EXPECT_EQ(survivor.claimHandshakeSlot(monoNs()), TokenBucket::NO_SLOT_FREE);
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  ASSERT_EQ(::waitpid(pid, nullptr, 0), pid);
+  EXPECT_EQ(survivor.claimHandshakeSlot(monoNs() + 3 * SEC), 0);
+  EXPECT_EQ(survivor.pacerSnapshot().slotsFreed, 1u);
+}
+
+TEST(AdaptivePacerWindow, FixedPacingNeedsNoSlot) {
+  auto seg = TokenBucketSegment::create(TokenBucketSegment::makeName(), 10.0, 2, ReconnectPacing::FIXED);
+  EXPECT_EQ(seg.bucket().claimHandshakeSlot(monoNs()), TokenBucket::NO_SLOT_NEEDED);
+  seg.bucket().releaseHandshakeSlot(TokenBucket::NO_SLOT_NEEDED);
 }

@@ -50,15 +50,28 @@ TEST(PacerRateLine, RatesBelowOnePerSecondKeepTwoDecimals) {
   EXPECT_EQ((*j)["reason"], "overload: timeouts");
 }
 
-TEST(PacerRateLine, ARestartAfterIdleIsNamedSo) {
+// The handshake window moving with the rate standing still is a line too,
+// named by the sign that narrowed it; every line carries the window.
+TEST(PacerRateLine, ANarrowedWindowIsALineNamedByItsSign) {
   PacerSnapshot s;
-  s.ratePerSec = 40;
-  PacerRateLine line(s, 8);
   s.ratePerSec = 10;
-  s.restarts = 1;
-  s.lastReason = ConnectSignal::MAX_STARTUPS;  // an older cut: not this change's reason
+  s.window = 8;
+  PacerRateLine line(s, 8);
+  s.window = 4;
+  s.inFlight = 3;
+  s.slow = 2;
+  s.decreases = 1;
+  s.lastReason = ConnectSignal::SLOW;
   auto j = line.next(s);
   ASSERT_TRUE(j);
-  EXPECT_EQ((*j)["reason"], "idle restart");
-  EXPECT_EQ((*j)["restarts"], 1);
+  EXPECT_EQ((*j)["reason"], "overload: handshake time rising");
+  EXPECT_EQ((*j)["window"], 4);
+  EXPECT_EQ((*j)["in_flight"], 3);
+  EXPECT_EQ((*j)["rate_per_sec"], 10.0);
+  EXPECT_EQ((*j)["signals"]["slow"], 2);
+  s.window = 5;
+  auto up = line.next(s);
+  ASSERT_TRUE(up);
+  EXPECT_EQ((*up)["reason"], "rising");
+  EXPECT_EQ((*up)["window"], 5);
 }
