@@ -374,17 +374,23 @@ bool Agent::takeToken() {
   if (!bucket_) return true;
   // The slot first: a token taken while no slot is free would be a connect
   // the rate allowed and nobody made.
-  for (;;) {
+  for (uint64_t tries = 0;; ++tries) {
     handshakeSlot_ = bucket_->claimHandshakeSlot(monoNs());
     if (handshakeSlot_ != TokenBucket::NO_SLOT_FREE) break;
     // Slots are freed by other processes, with no wake-up to wait on: look
-    // again after a short random wait (4-16 ms), so that the waiters of a
-    // storm neither spin nor come back in step.
-    if (!sleepFor(4 + static_cast<int64_t>(backoff_.uniform(13)))) return false;
+    // again after a random wait, 4-16 ms at first and up to 4-64 ms after
+    // a few tries, so that a storm's waiters neither spin nor come back in
+    // step (500 waiters at 10 ms are 50,000 wake-ups a second). With many
+    // waiters one of them still looks within a few ms of a release.
+    const uint64_t spread = std::min<uint64_t>(61, 13 + 8 * tries);
+    if (!sleepFor(4 + static_cast<int64_t>(backoff_.uniform(spread)))) return false;
   }
   for (;;) {
     Acquire a = bucket_->tryAcquire();
-    if (a.granted) return true;
+    if (a.granted) {
+      if (handshakeSlot_ >= 0) bucket_->restampHandshakeSlot(handshakeSlot_, monoNs());
+      return true;
+    }
     if (!sleepFor((a.waitNs + 999'999) / 1'000'000)) {
       releaseHandshakeSlot();
       return false;

@@ -66,6 +66,7 @@ void AdaptivePacer::init(double initialRatePerSec) noexcept {
   s_.initialRateMilli = encodeRate(rate);
   s_.rateTat.store(pack(s_.initialRateMilli, 0), std::memory_order_relaxed);
   s_.lastDecrease.store(0, std::memory_order_relaxed);
+  s_.lastNarrow.store(0, std::memory_order_relaxed);
   s_.minLatency.store(0, std::memory_order_relaxed);
   s_.lastReason.store(static_cast<uint32_t>(ConnectSignal::NONE), std::memory_order_relaxed);
   for (auto* c : {&s_.ok, &s_.slow, &s_.resetsBeforeBanner, &s_.maxStartups, &s_.timeouts, &s_.increases,
@@ -115,40 +116,42 @@ bool AdaptivePacer::changeRate(F&& f, int64_t now) noexcept {
   }
 }
 
-bool AdaptivePacer::decrease(ConnectSignal why, int64_t now) noexcept {
-  uint64_t last = s_.lastDecrease.load(std::memory_order_relaxed);
+bool AdaptivePacer::claimHoldoff(std::atomic<uint64_t>& word, int64_t now) noexcept {
+  uint64_t last = word.load(std::memory_order_relaxed);
   for (;;) {
     const int64_t at = timeOf(last);
     // Held off: one overload, reported by every connect it hit, is one cut.
     if (at != 0 && now - at < law_.holdoffUs) return false;
     const uint32_t current = rateOf(s_.rateTat.load(std::memory_order_relaxed));
-    if (s_.lastDecrease.compare_exchange_weak(last, pack(current, now), std::memory_order_acq_rel,
-                                              std::memory_order_relaxed)) {
-      break;
+    if (word.compare_exchange_weak(last, pack(current, now), std::memory_order_acq_rel, std::memory_order_relaxed)) {
+      return true;
     }
   }
+}
+
+bool AdaptivePacer::decrease(ConnectSignal why, int64_t now) noexcept {
   // Every sign halves the window: fewer handshakes at once is what a server
-  // that refuses, resets, times out or slows down needs first.
-  const bool narrowed = changeWindow([](uint32_t w) { return std::max<uint32_t>(1, w / 2); });
+  // that refuses, resets, times out or slows down needs first. The window's
+  // cuts have a holdoff of their own, so that a slow sign neither holds off
+  // a refusal's cut of the rate nor is taken for the rate's last cut (which
+  // would slow the rate's climb to the probe's step).
+  const bool narrowed = claimHoldoff(s_.lastNarrow, now) &&
+                        changeWindow([](uint32_t w) { return std::max<uint32_t>(1, w / 2); });
   // A slow handshake cuts the window only. Within the window, handshakes
   // queue for the server's CPU, so their time rises with the window itself:
   // that is the window's business (fewer at once, each faster), and cutting
   // the rate for it too starved a storm (measured: 23.7 s for 100 sessions
   // against fixed pacing's 9.3 s, the rate held at its floor by the slow
   // signs of its own queue). Refusals, resets and timeouts cut both.
-  if (why == ConnectSignal::SLOW) {
-    if (narrowed) {
-      s_.lastReason.store(static_cast<uint32_t>(why), std::memory_order_relaxed);
-      s_.decreases.fetch_add(1, std::memory_order_relaxed);
-    }
-    return narrowed;
+  bool cut = false;
+  if (why != ConnectSignal::SLOW && claimHoldoff(s_.lastDecrease, now)) {
+    const uint32_t floor = encodeRate(law_.minRatePerSec);
+    cut = changeRate(
+        [&](uint32_t milli) {
+          return std::min(milli, std::max(floor, encodeRate(decodeRate(milli) * law_.decreaseFactor)));
+        },
+        now);
   }
-  const uint32_t floor = encodeRate(law_.minRatePerSec);
-  const bool cut = changeRate(
-      [&](uint32_t milli) {
-        return std::min(milli, std::max(floor, encodeRate(decodeRate(milli) * law_.decreaseFactor)));
-      },
-      now);
   if (cut || narrowed) {
     s_.lastReason.store(static_cast<uint32_t>(why), std::memory_order_relaxed);
     s_.decreases.fetch_add(1, std::memory_order_relaxed);
@@ -157,20 +160,26 @@ bool AdaptivePacer::decrease(ConnectSignal why, int64_t now) noexcept {
 }
 
 void AdaptivePacer::rise(int64_t now) noexcept {
+  // No rise within a holdoff: the reports of connects made before a cut
+  // must not undo it. The rate and the window each look at their own.
   const uint64_t last = s_.lastDecrease.load(std::memory_order_relaxed);
   const int64_t at = timeOf(last);
-  if (at != 0 && now - at < law_.holdoffUs) return;
-  const uint32_t wMax = rateOf(last);  // 0: no decrease yet
-  const uint32_t ceiling = encodeRate(law_.maxRatePerSec);
-  const bool rose = changeRate(
-      [&](uint32_t milli) {
-        const double step = (wMax == 0 || milli < wMax) ? law_.risePerOk : law_.probeRise;
-        return std::max(milli, std::min(ceiling, encodeRate(decodeRate(milli) + step)));
-      },
-      now);
-  if (rose) s_.increases.fetch_add(1, std::memory_order_relaxed);
-  const uint32_t most = s_.windowMax;
-  changeWindow([most](uint32_t w) { return std::min(most, w + 1); });
+  if (at == 0 || now - at >= law_.holdoffUs) {
+    const uint32_t wMax = rateOf(last);  // 0: no decrease yet
+    const uint32_t ceiling = encodeRate(law_.maxRatePerSec);
+    const bool rose = changeRate(
+        [&](uint32_t milli) {
+          const double step = (wMax == 0 || milli < wMax) ? law_.risePerOk : law_.probeRise;
+          return std::max(milli, std::min(ceiling, encodeRate(decodeRate(milli) + step)));
+        },
+        now);
+    if (rose) s_.increases.fetch_add(1, std::memory_order_relaxed);
+  }
+  const int64_t narrowedAt = timeOf(s_.lastNarrow.load(std::memory_order_relaxed));
+  if (narrowedAt == 0 || now - narrowedAt >= law_.holdoffUs) {
+    const uint32_t most = s_.windowMax;
+    changeWindow([most](uint32_t w) { return std::min(most, w + 1); });
+  }
 }
 
 template <typename F>
@@ -228,10 +237,26 @@ int AdaptivePacer::claimSlot(uint32_t pid, int64_t nowNs) noexcept {
   for (uint32_t i = 0; i < std::min(window, slots); ++i) {
     uint64_t expected = 0;
     if (s_.slots[i].compare_exchange_strong(expected, mine, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+      // Counting and claiming are two steps: claimers that counted at the
+      // same time may together pass a window just halved (slots above it
+      // still held). Count again with the claim made and give it back if
+      // over: a race then costs a retry, never a handshake too many.
+      if (inFlight() > s_.window.load(std::memory_order_acquire)) {
+        releaseSlot(static_cast<int>(i), pid);
+        return -1;
+      }
       return static_cast<int>(i);
     }
   }
   return -1;
+}
+
+void AdaptivePacer::restampSlot(int slot, uint32_t pid, int64_t nowNs) noexcept {
+  if (slot < 0 || slot >= static_cast<int>(PACER_MAX_WINDOW)) return;
+  uint64_t word = s_.slots[slot].load(std::memory_order_acquire);
+  if (word == 0 || slotPid(word) != pid) return;
+  s_.slots[slot].compare_exchange_strong(word, (uint64_t{pid} << 32) | slotTime(nowUs(nowNs)),
+                                         std::memory_order_acq_rel, std::memory_order_relaxed);
 }
 
 void AdaptivePacer::releaseSlot(int slot, uint32_t pid) noexcept {

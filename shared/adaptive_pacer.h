@@ -32,7 +32,7 @@
 //     that, and the restart only made every storm climb from 10/s again.)
 //   - at most `window` handshakes in flight (issue 16): a connect holds one
 //     of the window's slots from before its token until its attempt ends (the
-//     first exec's reply, or a failure): sshd counts a connection against
+//     first exec's channel confirmed, or a failure): sshd counts a connection against
 //     MaxStartups until its monitor has reaped the pre-auth child, a little
 //     after the client has seen the authentication succeed. A rate alone
 //     cannot bound what MaxStartups counts: by Little's law that is rate x
@@ -43,9 +43,10 @@
 //     default, as the burst already had to be), rises by one per fast
 //     success up to the burst and halves on every overload sign, as TCP's
 //     congestion window does (and TCP Vegas's on rising delay). A slot is one
-//     word: the holder's pid and the claim's time. A holder that dies cannot
-//     keep it: any claimer frees a slot whose pid is gone (checked once it is
-//     older than slotCheckAliveUs) or that is older than slotStaleUs.
+//     word: the holder's pid and the claim's time (stamped again when the
+//     token is granted). A holder that dies cannot keep it: any claimer
+//     frees a slot whose pid is gone (checked once it is older than
+//     slotCheckAliveUs) or that is older than slotStaleUs.
 //
 // Crash safety, as the fixed bucket's: the shared state is a few 64-bit
 // atomics, each changed only by one CAS from one consistent value to
@@ -84,7 +85,7 @@ struct PacerLaw {
   double slowFactor = 6.0;
   int64_t slowMarginUs = 200'000;
   int64_t minWindowUs = 30'000'000;  // the recent minimum is the lowest of the last window
-  int64_t slotCheckAliveUs = 2'000'000;  // a slot older than this is freed if its pid is gone
+  int64_t slotCheckAliveUs = 5'000'000;  // a slot older than this is freed if its pid is gone
   int64_t slotStaleUs = 300'000'000;     // and freed whatever its pid past this (the supervisor sets it)
 };
 
@@ -103,6 +104,8 @@ struct PacerState {
   alignas(64) std::atomic<uint64_t> rateTat;
   // the rate when the last decrease was made (high 20 bits) | its time in us (low 44)
   alignas(64) std::atomic<uint64_t> lastDecrease;
+  // the same for the last narrowing of the handshake window (its holdoff)
+  std::atomic<uint64_t> lastNarrow;
   // the window's start in us (high 44 bits) | the lowest connect time in it, in 16 us units (low 20 bits: 16.7 s)
   std::atomic<uint64_t> minLatency;
   std::atomic<uint32_t> lastReason;  // a ConnectSignal: why the last decrease was made
@@ -163,6 +166,9 @@ class AdaptivePacer {
   // Frees slot `slot` if `pid` still holds it (it may have been freed as
   // stale meanwhile); a slot < 0 is ignored.
   void releaseSlot(int slot, uint32_t pid) noexcept;
+  // The slot's claim time becomes now (when the token is granted: the wait
+  // for it must not count towards the slot's age).
+  void restampSlot(int slot, uint32_t pid, int64_t nowNs) noexcept;
   uint32_t inFlight() const noexcept;
   uint32_t window() const noexcept { return s_.window.load(std::memory_order_relaxed); }
 
@@ -177,6 +183,9 @@ class AdaptivePacer {
   int64_t nowUs(int64_t nowNs) const noexcept;
   // True if this call made the decrease (not held off by an earlier one).
   bool decrease(ConnectSignal why, int64_t nowUs) noexcept;
+  // Claims `word`'s holdoff (rate | time of the last cut) for a cut now;
+  // false if the last cut was less than a holdoff ago.
+  bool claimHoldoff(std::atomic<uint64_t>& word, int64_t nowUs) noexcept;
   void rise(int64_t nowUs) noexcept;
   // CAS the rate to f(rate), rescaling the time owed; false if unchanged.
   template <typename F>

@@ -205,6 +205,10 @@ int TokenBucket::claimHandshakeSlot(int64_t nowNs) noexcept {
   return pacer().claimSlot(static_cast<uint32_t>(::getpid()), nowNs);
 }
 
+void TokenBucket::restampHandshakeSlot(int slot, int64_t nowNs) noexcept {
+  if (pacing() == ReconnectPacing::ADAPTIVE) pacer().restampSlot(slot, static_cast<uint32_t>(::getpid()), nowNs);
+}
+
 void TokenBucket::releaseHandshakeSlot(int slot) noexcept {
   if (pacing() == ReconnectPacing::ADAPTIVE) pacer().releaseSlot(slot, static_cast<uint32_t>(::getpid()));
 }

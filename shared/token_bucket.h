@@ -118,12 +118,14 @@ class TokenBucket {
   void reportFailure(ConnectSignal signal, int64_t nowNs) noexcept;
 
   // Adaptive pacing: a handshake slot for this process, held from before the
-  // token until authenticated or failed (AdaptivePacer::claimSlot): its
-  // index, or NO_SLOT_FREE (ask again shortly). Fixed pacing bounds no
-  // handshakes: always NO_SLOT_NEEDED.
+  // token until the first exec's channel is confirmed or the attempt failed
+  // (AdaptivePacer::claimSlot): its index, or NO_SLOT_FREE (ask again
+  // shortly). Fixed pacing bounds no handshakes: always NO_SLOT_NEEDED.
   static constexpr int NO_SLOT_FREE = -1;
   static constexpr int NO_SLOT_NEEDED = -2;
   int claimHandshakeSlot(int64_t nowNs) noexcept;
+  // When the token is granted: the slot's age counts from then.
+  void restampHandshakeSlot(int slot, int64_t nowNs) noexcept;
   void releaseHandshakeSlot(int slot) noexcept;
 
   ReconnectPacing pacing() const noexcept { return static_cast<ReconnectPacing>(state_->pacing); }

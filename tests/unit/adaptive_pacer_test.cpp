@@ -425,7 +425,8 @@ TEST(AdaptivePacerWindow, ASlotOfAProcessThatIsGoneIsFreedOnceItIsOld) {
   // Young: not even looked at (no syscall per held slot in a storm).
   EXPECT_EQ(f.pacer().claimSlot(SELF, t0 + SEC), -1);
   // Older than slotCheckAliveUs: the dead holder's slot is freed and taken.
-  EXPECT_GE(f.pacer().claimSlot(SELF, t0 + 3 * SEC), 0);
+  ASSERT_EQ(f.law.slotCheckAliveUs, 5'000'000);
+  EXPECT_GE(f.pacer().claimSlot(SELF, t0 + 6 * SEC), 0);
   EXPECT_EQ(f.pacer().snapshot().slotsFreed, 1u);
   EXPECT_EQ(f.pacer().inFlight(), 2u) << "a live holder's slot is kept";
 }
@@ -510,7 +511,7 @@ TEST(AdaptivePacerWindow, AnAgentKilledHoldingASlotDoesNotKeepIt) {
   EXPECT_EQ(survivor.claimHandshakeSlot(monoNs()), TokenBucket::NO_SLOT_FREE);
   ASSERT_EQ(::kill(pid, SIGKILL), 0);
   ASSERT_EQ(::waitpid(pid, nullptr, 0), pid);
-  EXPECT_EQ(survivor.claimHandshakeSlot(monoNs() + 3 * SEC), 0);
+  EXPECT_EQ(survivor.claimHandshakeSlot(monoNs() + 6 * SEC), 0);
   EXPECT_EQ(survivor.pacerSnapshot().slotsFreed, 1u);
 }
 
@@ -518,4 +519,39 @@ TEST(AdaptivePacerWindow, FixedPacingNeedsNoSlot) {
   auto seg = TokenBucketSegment::create(TokenBucketSegment::makeName(), 10.0, 2, ReconnectPacing::FIXED);
   EXPECT_EQ(seg.bucket().claimHandshakeSlot(monoNs()), TokenBucket::NO_SLOT_NEEDED);
   seg.bucket().releaseHandshakeSlot(TokenBucket::NO_SLOT_NEEDED);
+}
+
+// A slot's age counts from the token's grant: a long wait for the token
+// must not make a live handshake's slot look stale.
+TEST(AdaptivePacerWindow, ASlotRestampedAtTheGrantAgesFromThere) {
+  PacerLaw law;
+  law.slotStaleUs = 20'000'000;
+  Fixture f(10, law, 1);
+  const int64_t t0 = BASE + SEC;
+  const int slot = f.pacer().claimSlot(SELF, t0);
+  ASSERT_GE(slot, 0);
+  f.pacer().restampSlot(slot, SELF + 1, t0 + 15 * SEC);  // not the holder: ignored
+  f.pacer().restampSlot(slot, SELF, t0 + 15 * SEC);
+  EXPECT_EQ(f.pacer().claimSlot(SELF, t0 + 30 * SEC), -1) << "15 s after the grant: still young";
+  EXPECT_EQ(f.pacer().claimSlot(SELF, t0 + 36 * SEC), slot) << "21 s after the grant: stale";
+}
+
+// A slow handshake narrows the window under a holdoff of its own: it
+// neither holds off a refusal's cut of the rate nor becomes the rate's last
+// cut (above which the rate would only probe).
+TEST(AdaptivePacerWindow, ASlowSignNeitherHoldsOffARefusalNorSlowsTheRatesClimb) {
+  Fixture f(10, PacerLaw{}, 8);
+  int64_t now = BASE + SEC;
+  f.pacer().reportSuccess(FAST_US, now);
+  const double before = f.rate();
+  f.pacer().reportSuccess(FAST_US * 100, now += SEC);  // slow: window 8 -> 4
+  EXPECT_EQ(f.pacer().window(), 4u);
+  f.pacer().reportFailure(ConnectSignal::MAX_STARTUPS, now += MS);  // within the window's holdoff
+  EXPECT_DOUBLE_EQ(f.rate(), before * f.law.decreaseFactor) << "the refusal cut the rate at once";
+  EXPECT_EQ(f.pacer().window(), 4u) << "one narrowing per holdoff";
+  // After the holdoffs the rate climbs by the full step (the last rate cut
+  // is the refusal's, at `before`; below it the step is risePerOk).
+  f.pacer().reportSuccess(FAST_US, now += SEC);
+  EXPECT_DOUBLE_EQ(f.rate(), before * f.law.decreaseFactor + f.law.risePerOk);
+  EXPECT_EQ(f.pacer().window(), 5u);
 }
