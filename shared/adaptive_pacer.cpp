@@ -63,8 +63,7 @@ int64_t AdaptivePacer::nowUs(int64_t nowNs) const noexcept {
 void AdaptivePacer::init(double initialRatePerSec) noexcept {
   const double rate = std::clamp(initialRatePerSec, law_.minRatePerSec, law_.maxRatePerSec);
   // Time 0 is "long ago": the full burst is there at once, as in the fixed bucket.
-  s_.initialRateMilli = encodeRate(rate);
-  s_.rateTat.store(pack(s_.initialRateMilli, 0), std::memory_order_relaxed);
+  s_.rateTat.store(pack(encodeRate(rate), 0), std::memory_order_relaxed);
   s_.lastDecrease.store(0, std::memory_order_relaxed);
   s_.lastNarrow.store(0, std::memory_order_relaxed);
   s_.minLatency.store(0, std::memory_order_relaxed);

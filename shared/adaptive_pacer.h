@@ -109,7 +109,6 @@ struct PacerState {
   // the window's start in us (high 44 bits) | the lowest connect time in it, in 16 us units (low 20 bits: 16.7 s)
   std::atomic<uint64_t> minLatency;
   std::atomic<uint32_t> lastReason;  // a ConnectSignal: why the last decrease was made
-  uint32_t initialRateMilli;         // written by init only
   // Counters since the start, for the supervisor's pacer_rate lines.
   alignas(64) std::atomic<uint64_t> ok;
   std::atomic<uint64_t> slow;
