@@ -104,8 +104,10 @@ TEST_F(SshdTest, AdaptivePacingBacksOffFromAStoppedServerAndRecovers) {
     Continue resume{sshd_->pid()};
     ASSERT_TRUE(waitForLog(
         [&](const std::vector<Json>& l) {
+          // A timeout, not "handshake time rising": a slow build (ASan)
+          // gives that one on the first connects, before the stop.
           for (const auto& r : linesOf(l, "pacer_rate")) {
-            if (r["reason"].get<std::string>().rfind("overload:", 0) == 0) return true;
+            if (r["reason"].get<std::string>() == "overload: timeouts") return true;
           }
           return false;
         },
@@ -119,17 +121,23 @@ TEST_F(SshdTest, AdaptivePacingBacksOffFromAStoppedServerAndRecovers) {
   auto lines = readJsonl(logPath_);
   auto rates = linesOf(lines, "pacer_rate");
   double before = linesOf(lines, "run_started").at(0)["token_rate"].get<double>();
+  int windowBefore = 8;  // the burst
   bool cut = false;
   uint64_t signs = 0;
   for (const auto& r : rates) {
     const double rate = r["rate_per_sec"].get<double>();
-    if (r["reason"].get<std::string>().rfind("overload:", 0) == 0) {
-      EXPECT_LT(rate, before) << r.dump();
-      cut = true;
+    const int window = r["window"].get<int>();
+    const std::string reason = r["reason"].get<std::string>();
+    if (reason.rfind("overload:", 0) == 0) {
+      // A line names an overload when the window or the rate went down;
+      // slow handshakes narrow the window only, the others cut the rate too.
+      EXPECT_TRUE(rate < before || window < windowBefore) << r.dump();
+      cut = cut || (reason == "overload: timeouts" && rate < before);
     }
     signs += r["signals"]["timeouts"].get<uint64_t>() + r["signals"]["slow"].get<uint64_t>();
     before = rate;
+    windowBefore = window;
   }
-  EXPECT_TRUE(cut);
+  EXPECT_TRUE(cut) << "no pacer_rate line cut the rate for timeouts";
   EXPECT_GT(signs, 0u) << "the stopped server's connects timed out or were slow";
 }
