@@ -86,6 +86,14 @@ class Relay {
     double tokens = 0;      // bandwidth
     int64_t tokensAtNs = 0;
     int64_t nextSliceNs = 0;  // slicer
+    // A bulk flow with no fault shaping it goes socket -> pipe -> socket
+    // with splice(2), never copied through user space. The pipe is made
+    // when a read first fills the read buffer (interactive traffic keeps
+    // read/send and its fds); its bytes count in `queued`. Invariant: the
+    // pipe holds bytes only while `queue` is empty.
+    UniqueFd pipeR, pipeW;
+    size_t pipeBytes = 0;
+    size_t pipeCap = 0;
   };
   struct Conn {
     uint64_t id = 0;
@@ -141,6 +149,10 @@ class Relay {
   // a peer's reset or a failed write is passed on).
   enum class Pumped { OPEN, CLOSED, RESET };
   Pumped pump(Conn& c, Flow& flow, int from, int to, const Effects& e, int64_t nowNs);
+  Pumped passFin(Conn& c, Flow& flow, int to, const Effects& e, int64_t nowNs);
+  Pumped splicePump(Conn& c, Flow& flow, int from, int to, int64_t nowNs);
+  void makePipe(Flow& flow);
+  bool unpipe(Flow& flow, int64_t nowNs);
   void updateInterest(Conn& c);
   void closeConn(uint64_t id, bool reset);
 
