@@ -3,10 +3,12 @@
 fault in force, side by side in one run, on loopback.
 
 1. Added latency per hop: round trips of a 64-byte request / response to a
-   TCP echo server (its own process), direct and through the relay,
-   interleaved in blocks; p50 / p99 of each and their difference.
+   TCP echo server (its own process), direct, through the relay and through
+   socat (the reference: a plain user-space relay), interleaved in blocks;
+   p50 / p99 of each and their difference from direct.
 2. Throughput: a bulk transfer to a discarding server (its own process),
-   direct and through the relay, MB/s; the relay's CPU per MB from /proc.
+   direct, through the relay and through socat, MB/s; each relay's CPU per
+   MB from /proc.
 3. The real workload: `sshsoak --workload transfer` against the embedded sshd,
    direct and with a fault that is never in force (the relay in the path),
    MB/s of the verified rounds, the agent's CPU per MB (transfer_round
@@ -30,10 +32,14 @@ TRANSFER_SECS = int(os.environ.get("TRANSFER_SECS", "10"))
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_secs(pid):
+def cpu_secs(pid, children=False):
+    """utime + stime (and the reaped children's, for socat's fork per connection)."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    ticks = int(fields[11]) + int(fields[12])
+    if children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / TICKS
 
 
 def listener():
@@ -91,6 +97,43 @@ class Proxy:
         os.close(self.cfg)
         self.p.wait(10)
         self.rep.close()
+
+
+class Socat:
+    """The reference relay: socat, one process per connection (fork), a
+    64 KiB buffer, read/write through user space, TCP_NODELAY both sides."""
+
+    def __init__(self, targets):
+        self.procs, self.ports = [], []
+        for t in targets:
+            probe = socket.socket()
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+            probe.close()
+            self.procs.append(subprocess.Popen(
+                ["socat", "-b", "65536", f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,nodelay",
+                 f"TCP:127.0.0.1:{t},nodelay"], stdin=subprocess.DEVNULL))
+            self.ports.append(port)
+        deadline = time.monotonic() + 10
+        for port in self.ports:
+            while True:
+                try:
+                    with open("/proc/net/tcp") as f:
+                        if any(f":{port:04X} 00000000:0000 0A" in line for line in f):
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"socat did not listen on {port}")
+                time.sleep(0.02)
+
+    def cpu(self, i):
+        return cpu_secs(self.procs[i].pid, children=True)
+
+    def stop(self):
+        for p in self.procs:
+            p.terminate()
+            p.wait(10)
 
 
 def percentile(v, p):
@@ -162,27 +205,40 @@ def main():
     sink.start()
     echo_port, sink_port = echo_sock.getsockname()[1], sink_sock.getsockname()[1]
     proxy = Proxy([echo_port, sink_port], faults=["latency=100ms@1000m"])  # never in force
+    socat = Socat([echo_port, sink_port])
     try:
-        direct, relayed = [], []
+        direct, relayed, socated = [], [], []
         blocks = 10
         for _ in range(blocks):
             direct += round_trips(echo_port, ROUND_TRIPS // blocks)
             relayed += round_trips(proxy.ports[0], ROUND_TRIPS // blocks)
+            socated += round_trips(socat.ports[0], ROUND_TRIPS // blocks)
         lat = {k: {"p50_us": percentile(v, 50), "p99_us": percentile(v, 99)} for k, v in
-               (("direct", direct), ("relay", relayed))}
-        lat["added_p50_us"] = lat["relay"]["p50_us"] - lat["direct"]["p50_us"]
-        lat["added_p99_us"] = lat["relay"]["p99_us"] - lat["direct"]["p99_us"]
+               (("direct", direct), ("relay", relayed), ("socat", socated))}
+        for k in ("relay", "socat"):
+            lat[k]["added_p50_us"] = lat[k]["p50_us"] - lat["direct"]["p50_us"]
+            lat[k]["added_p99_us"] = lat[k]["p99_us"] - lat["direct"]["p99_us"]
+        lat["added_p50_us"] = lat["relay"]["added_p50_us"]
+        lat["added_p99_us"] = lat["relay"]["added_p99_us"]
         results["latency"] = lat
 
+        mb = BULK_MB * 1.048576
         d = bulk(sink_port, BULK_MB)
         c0 = cpu_secs(proxy.p.pid)
         r = bulk(proxy.ports[1], BULK_MB)
         relay_cpu = cpu_secs(proxy.p.pid) - c0
-        results["bulk"] = {"mb": BULK_MB * 1.048576, "direct_mb_per_sec": d, "relay_mb_per_sec": r,
+        c0 = socat.cpu(1)
+        so = bulk(socat.ports[1], BULK_MB)
+        time.sleep(0.5)  # socat's child for the connection exits and is reaped: its CPU is then counted
+        socat_cpu = socat.cpu(1) - c0
+        results["bulk"] = {"mb": mb, "direct_mb_per_sec": d, "relay_mb_per_sec": r,
                            "relay_pct_of_direct": 100 * r / d,
-                           "relay_cpu_ms_per_mb": 1000 * relay_cpu / (BULK_MB * 1.048576)}
+                           "relay_cpu_ms_per_mb": 1000 * relay_cpu / mb,
+                           "socat_mb_per_sec": so, "socat_pct_of_direct": 100 * so / d,
+                           "socat_cpu_ms_per_mb": 1000 * socat_cpu / mb}
     finally:
         proxy.stop()
+        socat.stop()
         echo.terminate()
         sink.terminate()
 
@@ -192,14 +248,18 @@ def main():
     t_d, t_r = results["ssh_transfer_direct"], results["ssh_transfer_relay"]
 
     lat, b = results["latency"], results["bulk"]
-    print(f"{'relay cost (loopback, 2 cores)':44} {'direct':>12} {'relay':>12} {'target':>16}")
-    print(f"{'64-B round trip p50 (us)':44} {lat['direct']['p50_us']:12.1f} {lat['relay']['p50_us']:12.1f}")
-    print(f"{'64-B round trip p99 (us)':44} {lat['direct']['p99_us']:12.1f} {lat['relay']['p99_us']:12.1f}")
-    print(f"{'added per hop p50 / p99 (us)':44} {'':12} {lat['added_p50_us']:5.1f} / {lat['added_p99_us']:5.1f}"
+    print(f"{'relay cost (loopback, 2 cores)':44} {'direct':>12} {'relay':>12} {'socat':>12} {'target':>16}")
+    print(f"{'64-B round trip p50 (us)':44} {lat['direct']['p50_us']:12.1f} {lat['relay']['p50_us']:12.1f}"
+          f" {lat['socat']['p50_us']:12.1f}")
+    print(f"{'64-B round trip p99 (us)':44} {lat['direct']['p99_us']:12.1f} {lat['relay']['p99_us']:12.1f}"
+          f" {lat['socat']['p99_us']:12.1f}")
+    added = lambda k: f"{lat[k]['added_p50_us']:5.1f} / {lat[k]['added_p99_us']:5.1f}"
+    print(f"{'added per hop p50 / p99 (us)':44} {'':12} {added('relay'):>12} {added('socat'):>12}"
           f" {'p99 <= 100':>16}")
     print(f"{'bulk TCP MB/s':44} {b['direct_mb_per_sec']:12.0f} {b['relay_mb_per_sec']:12.0f}"
-          f" {'>= 90 %':>16}  ({b['relay_pct_of_direct']:.0f} %)")
-    print(f"{'relay CPU ms per MB (bulk TCP)':44} {'':12} {b['relay_cpu_ms_per_mb']:12.3f}")
+          f" {b['socat_mb_per_sec']:12.0f} {'>= 90 %':>16}"
+          f"  ({b['relay_pct_of_direct']:.0f} % / {b['socat_pct_of_direct']:.0f} %)")
+    print(f"{'CPU ms per MB (bulk TCP)':44} {'':12} {b['relay_cpu_ms_per_mb']:12.3f} {b['socat_cpu_ms_per_mb']:12.3f}")
     pct = 100 * t_r["mb_per_sec"] / t_d["mb_per_sec"] if t_d["mb_per_sec"] else 0
     print(f"{'ssh transfer MB/s (sshsoak, 1 session)':44} {t_d['mb_per_sec']:12.1f} {t_r['mb_per_sec']:12.1f}"
           f" {'>= 90 %':>16}  ({pct:.0f} %)")

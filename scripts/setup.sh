@@ -14,6 +14,8 @@ PACKAGES=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   openssh-server openssh-client iptables iproute2 procps util-linux
+  # the relay bench's reference relay (bench/relay_cost.py)
+  socat
   # a real server libssh2 1.10 cannot agree with (chacha20-poly1305 only): the algorithms test
   tinysshd
   # the HTML report is checked in a real headless browser
