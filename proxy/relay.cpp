@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,6 +22,8 @@ constexpr uint64_t TAG_LISTENER = 0, TAG_CLIENT = 1, TAG_SERVER = 2, TAG_STOP = 
 constexpr size_t READ_BYTES = 64 * 1024;
 constexpr size_t BULK_READ_BYTES = 16 * 1024;
 constexpr int64_t NEVER = std::numeric_limits<int64_t>::max();
+// How long a listener that could not accept (out of fds) is left alone.
+constexpr int64_t LISTENER_PAUSE_NS = 100'000'000;
 
 uint64_t tagged(uint64_t id, uint64_t tag) { return (id << 2) | tag; }
 
@@ -210,8 +213,9 @@ void Relay::accept(size_t listener, int64_t nowNs) {
   for (;;) {
     int fd = ::accept4(listeners_[listener].get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-      // EAGAIN: all taken; EMFILE and the like: the client waits in the
-      // backlog and is tried again at the next event.
+      // EAGAIN: all taken. Out of fds or memory: the client waits in the
+      // backlog and is tried again once the listener's pause is over.
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) pauseListener(listener, nowNs);
       return;
     }
     UniqueFd client(fd);
@@ -257,6 +261,27 @@ void Relay::accept(size_t listener, int64_t nowNs) {
     conns_.emplace(c->id, std::move(c));
     updateInterest(ref);
   }
+}
+
+void Relay::pauseListener(size_t listener, int64_t nowNs) {
+  epoll_event ev{};
+  ev.events = 0;
+  ev.data.u64 = tagged(listener, TAG_LISTENER);
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, listeners_[listener].get(), &ev) != 0) return;
+  pausedListeners_.push_back(listener);
+  if (listenersResumeNs_ == 0) listenersResumeNs_ = nowNs + LISTENER_PAUSE_NS;
+}
+
+void Relay::resumeListeners(int64_t nowNs) {
+  if (listenersResumeNs_ == 0 || nowNs < listenersResumeNs_) return;
+  for (size_t l : pausedListeners_) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = tagged(l, TAG_LISTENER);
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, listeners_[l].get(), &ev);
+  }
+  pausedListeners_.clear();
+  listenersResumeNs_ = 0;
 }
 
 void Relay::updateInterest(Conn& c) {
@@ -314,8 +339,9 @@ Relay::Pumped Relay::pump(Conn& c, Flow& flow, int from, int to, const Effects& 
   auto wake = [&](int64_t at) {
     if (c.wakeNs == 0 || at < c.wakeNs) c.wakeNs = at;
   };
-  // A fault came into force with bytes in the pipe: they join the queue,
-  // shaped as if read now (a blackhole holds them, a latency delays them).
+  // A fault came into force with bytes in the pipe: they join the queue
+  // as bytes read before the window (due now, as queued bytes already are:
+  // a blackhole or a bandwidth limit acts on them, a latency does not).
   if (flow.pipeBytes > 0 && !plain && !unpipe(flow, nowNs)) return Pumped::RESET;
   if (plain && flow.pipeR && flow.queue.empty()) {
     Pumped p = splicePump(c, flow, from, to, nowNs);
@@ -348,7 +374,7 @@ Relay::Pumped Relay::pump(Conn& c, Flow& flow, int from, int to, const Effects& 
         // A read of 16 KiB or more: a bulk flow (an SSH transfer's reads
         // are 16-64 KiB, interactive traffic's a few hundred bytes); from
         // its next pump on it goes through a pipe.
-        if (static_cast<size_t>(n) >= BULK_READ_BYTES && !flow.pipeR) makePipe(flow);
+        if (static_cast<size_t>(n) >= BULK_READ_BYTES && !flow.pipeTried) makePipe(flow);
         ssize_t w = ::send(to, scratch_.data(), static_cast<size_t>(n), MSG_NOSIGNAL);
         if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return Pumped::RESET;
         if (w < n) flow.writeReady = false;
@@ -483,18 +509,33 @@ Relay::Pumped Relay::passFin(Conn& c, Flow& flow, int to, const Effects& e, int6
   return Pumped::OPEN;
 }
 
+// Tried once per flow. No pipe (out of fds), or one the kernel made small
+// (a user past fs.pipe-user-pages-soft gets 8 KiB pipes, which would take
+// more calls per MB than read/send): the flow keeps read/send. The default
+// size, 64 KiB, is kept: a larger one would count against that per-user
+// limit, shared with the user's other processes (sshd, the agents).
 void Relay::makePipe(Flow& flow) {
+  flow.pipeTried = true;
   int fds[2];
-  // No pipe (out of fds): the flow keeps read/send, which only costs more.
   if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return;
-  flow.pipeR.reset(fds[0]);
-  flow.pipeW.reset(fds[1]);
-  // As large as the flow's buffer bound where the system allows (fewer
-  // calls per MB); the default (64 KiB) otherwise.
-  int cap = ::fcntl(fds[1], F_SETPIPE_SZ, static_cast<int>(config_.bufferBytes));
-  if (cap <= 0) cap = ::fcntl(fds[1], F_GETPIPE_SZ);
-  flow.pipeCap = cap > 0 ? static_cast<size_t>(cap) : 64 * 1024;
+  UniqueFd r(fds[0]), w(fds[1]);
+  const int cap = ::fcntl(fds[1], F_GETPIPE_SZ);
+  if (cap < static_cast<int>(READ_BYTES)) return;
+  flow.pipeR = std::move(r);
+  flow.pipeW = std::move(w);
+  flow.pipeCap = static_cast<size_t>(cap);
 }
+
+namespace {
+
+// TCP urgent data: a splice stops at its mark (moving nothing: EAGAIN, or 0
+// if a FIN follows), where read() steps over the urgent byte.
+bool atUrgentMark(int fd) {
+  int mark = 0;
+  return ::ioctl(fd, SIOCATMARK, &mark) == 0 && mark != 0;
+}
+
+}  // namespace
 
 // Moves the pipe's bytes to the (empty) queue, due now.
 bool Relay::unpipe(Flow& flow, int64_t nowNs) {
@@ -544,6 +585,13 @@ Relay::Pumped Relay::splicePump(Conn& c, Flow& flow, int from, int to, int64_t n
     if (n > 0) {
       flow.pipeBytes += static_cast<size_t>(n);
       flow.queued += static_cast<size_t>(n);
+    } else if ((n == 0 || errno == EAGAIN || errno == EWOULDBLOCK) && atUrgentMark(from)) {
+      // Stuck at urgent data (the pipe is empty here): the flow goes back
+      // to read/send for good, which steps over it; served again now.
+      flow.pipeR.reset();
+      flow.pipeW.reset();
+      if (c.wakeNs == 0 || nowNs < c.wakeNs) c.wakeNs = nowNs;
+      break;
     } else if (n == 0) {
       flow.eof = true;
     } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -588,8 +636,11 @@ void Relay::run() {
   while (!stopping_) {
     int64_t nowNs = monoNs();
     advanceSchedule(nowNs);
-    // Connections with a deadline: their own, or the schedule's.
+    resumeListeners(nowNs);
+    // Connections with a deadline: their own, or the schedule's (and the
+    // end of a listener's pause).
     int64_t next = nextScheduleNs();
+    if (listenersResumeNs_ != 0) next = std::min(next, listenersResumeNs_);
     due.clear();
     for (auto& [id, c] : conns_) {
       if (c->wakeNs == 0) continue;

@@ -88,12 +88,13 @@ class Relay {
     int64_t nextSliceNs = 0;  // slicer
     // A bulk flow with no fault shaping it goes socket -> pipe -> socket
     // with splice(2), never copied through user space. The pipe is made
-    // when a read first fills the read buffer (interactive traffic keeps
-    // read/send and its fds); its bytes count in `queued`. Invariant: the
-    // pipe holds bytes only while `queue` is empty.
+    // (tried once) on the flow's first read of 16 KiB or more; interactive
+    // traffic keeps read/send and its fds. Its bytes count in `queued`.
+    // Invariant: the pipe holds bytes only while `queue` is empty.
     UniqueFd pipeR, pipeW;
     size_t pipeBytes = 0;
     size_t pipeCap = 0;
+    bool pipeTried = false;
   };
   struct Conn {
     uint64_t id = 0;
@@ -143,6 +144,11 @@ class Relay {
   bool faultApplies(size_t f, uint32_t session) const;
 
   void accept(size_t listener, int64_t nowNs);
+  // Out of fds: a listener stays readable while accept fails, so it is
+  // left out of the epoll set for a while (its clients wait in the backlog)
+  // instead of waking the loop without end.
+  void pauseListener(size_t listener, int64_t nowNs);
+  void resumeListeners(int64_t nowNs);
   void service(Conn& c, int64_t nowNs);
   // What a pump left the connection as: the caller closes and erases it
   // unless OPEN (CLOSED: with FIN, as limit-data does; RESET: with RST, as
@@ -161,6 +167,8 @@ class Relay {
   UniqueFd epoll_;
   std::vector<UniqueFd> listeners_;
   std::vector<uint16_t> ports_;
+  std::vector<size_t> pausedListeners_;
+  int64_t listenersResumeNs_ = 0;
   std::unordered_map<uint64_t, std::unique_ptr<Conn>> conns_;
   std::vector<FaultState> faults_;
   uint64_t nextConnId_ = 1;

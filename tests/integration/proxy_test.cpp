@@ -7,13 +7,16 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <fstream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -369,6 +372,111 @@ TEST_F(Proxy, ABulkFlowThatAFaultCatchesMidwayKeepsEveryByteInOrder) {
   EXPECT_EQ(pipesOf(relay_->pid()), pipesIdle) << "the pipe was closed with its connection";
   auto ended = reportsOf("window_ended");
   ASSERT_EQ(ended.size(), 2u);
+}
+
+namespace {
+
+// A process's CPU time (user + system), in seconds.
+double cpuSecsOf(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::istringstream rest(all.substr(all.rfind(')') + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 0; i < 13 && rest >> field; ++i) {
+    if (i == 11 || i == 12) ticks += std::stod(field);
+  }
+  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+}  // namespace
+
+// TCP urgent data in a bulk flow on the splice path: a splice stops at the
+// urgent mark, where read() steps over it. The flow must neither stall
+// there (with the loop spinning on a readable socket) nor take the mark for
+// the end: everything around the urgent byte arrives, then the FIN.
+TEST_F(Proxy, UrgentDataInABulkFlowNeitherStallsNorSpinsTheRelay) {
+  start({"latency=100ms@60m"});  // not in force
+  auto [client, server] = open(0);
+  std::string before(2 * 1024 * 1024, '\0'), after(256 * 1024, '\0');
+  for (size_t i = 0; i < before.size(); ++i) before[i] = patternAt(i);
+  for (size_t i = 0; i < after.size(); ++i) after[i] = patternAt(before.size() + i);
+  const double cpu0 = cpuSecsOf(relay_->pid());
+  sendAll(client.get(), before.substr(0, 1024 * 1024));
+  // The relay has taken the flow to its pipe once the server has the first
+  // megabyte; then the rest, the urgent byte, more, and the FIN.
+  std::string got = readExactly(server.get(), 1024 * 1024, 5000);
+  sendAll(client.get(), before.substr(1024 * 1024));
+  ASSERT_EQ(::send(client.get(), "!", 1, MSG_OOB), 1) << std::strerror(errno);
+  sendAll(client.get(), after);
+  ::shutdown(client.get(), SHUT_WR);
+  const int64_t deadline = monoMs() + 5000;
+  for (;;) {
+    int left = static_cast<int>(deadline - monoMs());
+    if (left <= 0) break;
+    ssize_t n = readSome(server.get(), got, left);
+    if (n <= 0) break;
+  }
+  const double cpu = cpuSecsOf(relay_->pid()) - cpu0;
+  std::printf("[ figures  ] %zu of %zu bytes arrived; relay CPU %.2f s\n", got.size(), before.size() + after.size(),
+              cpu);
+  EXPECT_EQ(got.size(), before.size() + after.size()) << "the bytes after the urgent byte arrived, then the FIN";
+  EXPECT_TRUE(got == before + after) << "in order; the urgent byte is not in the stream (no SO_OOBINLINE)";
+  EXPECT_LT(cpu, 1.0) << "the relay did not spin";
+}
+
+// Out of fds: accept fails while the listener stays readable. The relay
+// leaves the listener alone for a while (the client waits in the backlog)
+// instead of waking without end, and serves the client once fds are free.
+TEST_F(Proxy, OutOfFdsTheRelayWaitsIdleAndServesTheClientOnceItCan) {
+  start({"latency=100ms@60m"});  // not in force
+  const pid_t pid = relay_->pid();
+  rlimit was{};
+  ASSERT_EQ(::prlimit(pid, RLIMIT_NOFILE, nullptr, &was), 0) << std::strerror(errno);
+  // No fd above the highest open now: a new one takes a hole or fails.
+  int highest = 0;
+  std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  DIR* d = ::opendir(dir.c_str());
+  ASSERT_NE(d, nullptr);
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] != '.') highest = std::max(highest, std::atoi(e->d_name));
+  }
+  ::closedir(d);
+  rlimit tight{static_cast<rlim_t>(highest + 1), was.rlim_max};
+  ASSERT_EQ(::prlimit(pid, RLIMIT_NOFILE, &tight, nullptr), 0) << std::strerror(errno);
+  struct Restore {
+    pid_t pid;
+    rlimit was;
+    ~Restore() { ::prlimit(pid, RLIMIT_NOFILE, &was, nullptr); }
+  } restore{pid, was};
+  // Connect until a client is neither relayed nor reset: it waits in the
+  // relay's backlog, accept failing (holes in the fd table take a few).
+  std::vector<UniqueFd> clients;
+  bool waiting = false;
+  for (int i = 0; i < 8 && !waiting; ++i) {
+    clients.push_back(connectLoopback(relay_->port(0)));
+    pollfd p{servers_[0].get(), POLLIN, 0};
+    if (::poll(&p, 1, 300) == 1) {
+      UniqueFd relayed(::accept4(servers_[0].get(), nullptr, nullptr, SOCK_CLOEXEC));
+      continue;
+    }
+    char b;
+    ssize_t n = ::recv(clients.back().get(), &b, 1, MSG_DONTWAIT);
+    waiting = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+  }
+  ASSERT_TRUE(waiting) << "no client was left waiting in the backlog";
+  const double cpu0 = cpuSecsOf(pid);
+  ::usleep(1'000'000);
+  const double cpu = cpuSecsOf(pid) - cpu0;
+  std::printf("[ figures  ] relay CPU over 1 s with a client it cannot accept: %.2f s\n", cpu);
+  EXPECT_LT(cpu, 0.3) << "the relay spun on a listener it could not accept from";
+  // fds free again: the waiting client is relayed.
+  ASSERT_EQ(::prlimit(pid, RLIMIT_NOFILE, &was, nullptr), 0);
+  pollfd p{servers_[0].get(), POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 3000), 1) << "the waiting client reaches the server once the relay can accept";
+  UniqueFd server(::accept4(servers_[0].get(), nullptr, nullptr, SOCK_CLOEXEC));
+  sendAll(clients.back().get(), "late");
+  EXPECT_EQ(readExactly(server.get(), 4, 3000), "late");
 }
 
 TEST_F(Proxy, ResetSendsRstBothWaysAndResetsNewConnectionsInTheWindow) {
