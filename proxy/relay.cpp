@@ -32,6 +32,9 @@ void setNoDelay(int fd) {
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
+// Errors that pass: the process or the system is out of fds or memory.
+bool outOfResources(int err) { return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM; }
+
 // SO_LINGER 0: close() then sends RST, not FIN.
 void setResetOnClose(int fd) {
   if (fd < 0) return;
@@ -210,16 +213,25 @@ Relay::Effects Relay::effectsFor(const Conn& c, int64_t nowNs) const {
 // ---- Connections.
 
 void Relay::accept(size_t listener, int64_t nowNs) {
+  const SessionTarget& target = config_.sessions[listener];
   for (;;) {
+    // The upstream socket first: a client is accepted only when both its
+    // fds can be had. Out of fds (or memory) at either step, the client
+    // waits in the backlog and is tried again once the listener's pause is
+    // over; accepting it and then failing the socket would reset it, and
+    // every client behind it in turn.
+    UniqueFd server(::socket(target.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!server && outOfResources(errno)) {
+      pauseListener(listener, nowNs);
+      return;
+    }
     int fd = ::accept4(listeners_[listener].get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-      // EAGAIN: all taken. Out of fds or memory: the client waits in the
-      // backlog and is tried again once the listener's pause is over.
-      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) pauseListener(listener, nowNs);
+      // EAGAIN: all taken (the socket made for a next one is closed).
+      if (outOfResources(errno)) pauseListener(listener, nowNs);
       return;
     }
     UniqueFd client(fd);
-    const SessionTarget& target = config_.sessions[listener];
     auto c = std::make_unique<Conn>();
     c->id = nextConnId_++;
     c->session = target.id;
@@ -241,12 +253,11 @@ void Relay::accept(size_t listener, int64_t nowNs) {
       setResetOnClose(client.get());
       continue;  // closed with RST by client's destructor
     }
-    setNoDelay(client.get());
-    UniqueFd server(::socket(target.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    if (!server) {
+    if (!server) {  // a socket the target's family cannot have: the client is refused
       setResetOnClose(client.get());
       continue;
     }
+    setNoDelay(client.get());
     setNoDelay(server.get());
     int rc = ::connect(server.get(), reinterpret_cast<const sockaddr*>(&target.addr), target.addrLen);
     if (rc != 0 && errno != EINPROGRESS) {
@@ -274,14 +285,15 @@ void Relay::pauseListener(size_t listener, int64_t nowNs) {
 
 void Relay::resumeListeners(int64_t nowNs) {
   if (listenersResumeNs_ == 0 || nowNs < listenersResumeNs_) return;
-  for (size_t l : pausedListeners_) {
+  // One that could not be put back (no such failure is known) stays paused
+  // and is tried again: a listener is never left out for good.
+  std::erase_if(pausedListeners_, [&](size_t l) {
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = tagged(l, TAG_LISTENER);
-    ::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, listeners_[l].get(), &ev);
-  }
-  pausedListeners_.clear();
-  listenersResumeNs_ = 0;
+    return ::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, listeners_[l].get(), &ev) == 0;
+  });
+  listenersResumeNs_ = pausedListeners_.empty() ? 0 : nowNs + LISTENER_PAUSE_NS;
 }
 
 void Relay::updateInterest(Conn& c) {
@@ -582,10 +594,11 @@ Relay::Pumped Relay::splicePump(Conn& c, Flow& flow, int from, int to, int64_t n
       break;
     }
     ssize_t n = ::splice(from, nullptr, flow.pipeW.get(), nullptr, room, FLAGS);
+    const int err = errno;
     if (n > 0) {
       flow.pipeBytes += static_cast<size_t>(n);
       flow.queued += static_cast<size_t>(n);
-    } else if ((n == 0 || errno == EAGAIN || errno == EWOULDBLOCK) && atUrgentMark(from)) {
+    } else if ((n == 0 || err == EAGAIN || err == EWOULDBLOCK) && atUrgentMark(from)) {
       // Stuck at urgent data (the pipe is empty here): the flow goes back
       // to read/send for good, which steps over it; served again now.
       flow.pipeR.reset();
@@ -594,9 +607,9 @@ Relay::Pumped Relay::splicePump(Conn& c, Flow& flow, int from, int to, int64_t n
       break;
     } else if (n == 0) {
       flow.eof = true;
-    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+    } else if (err == EAGAIN || err == EWOULDBLOCK) {
       flow.readReady = false;
-    } else if (errno != EINTR) {
+    } else if (err != EINTR) {
       return Pumped::RESET;  // reset by the peer: the other side gets a reset too
     }
   }

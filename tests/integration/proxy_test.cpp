@@ -397,6 +397,7 @@ double cpuSecsOf(pid_t pid) {
 // the end: everything around the urgent byte arrives, then the FIN.
 TEST_F(Proxy, UrgentDataInABulkFlowNeitherStallsNorSpinsTheRelay) {
   start({"latency=100ms@60m"});  // not in force
+  const int pipesIdle = pipesOf(relay_->pid());
   auto [client, server] = open(0);
   std::string before(2 * 1024 * 1024, '\0'), after(256 * 1024, '\0');
   for (size_t i = 0; i < before.size(); ++i) before[i] = patternAt(i);
@@ -406,6 +407,7 @@ TEST_F(Proxy, UrgentDataInABulkFlowNeitherStallsNorSpinsTheRelay) {
   // The relay has taken the flow to its pipe once the server has the first
   // megabyte; then the rest, the urgent byte, more, and the FIN.
   std::string got = readExactly(server.get(), 1024 * 1024, 5000);
+  ASSERT_EQ(pipesOf(relay_->pid()), pipesIdle + 2) << "the flow is on the splice path when the urgent byte comes";
   sendAll(client.get(), before.substr(1024 * 1024));
   ASSERT_EQ(::send(client.get(), "!", 1, MSG_OOB), 1) << std::strerror(errno);
   sendAll(client.get(), after);
@@ -433,7 +435,8 @@ TEST_F(Proxy, OutOfFdsTheRelayWaitsIdleAndServesTheClientOnceItCan) {
   const pid_t pid = relay_->pid();
   rlimit was{};
   ASSERT_EQ(::prlimit(pid, RLIMIT_NOFILE, nullptr, &was), 0) << std::strerror(errno);
-  // No fd above the highest open now: a new one takes a hole or fails.
+  // One fd above the highest open now (and any holes below it): a client
+  // could be accepted, but its upstream socket could not be made.
   int highest = 0;
   std::string dir = "/proc/" + std::to_string(pid) + "/fd";
   DIR* d = ::opendir(dir.c_str());
@@ -442,34 +445,46 @@ TEST_F(Proxy, OutOfFdsTheRelayWaitsIdleAndServesTheClientOnceItCan) {
     if (e->d_name[0] != '.') highest = std::max(highest, std::atoi(e->d_name));
   }
   ::closedir(d);
-  rlimit tight{static_cast<rlim_t>(highest + 1), was.rlim_max};
+  rlimit tight{static_cast<rlim_t>(highest + 2), was.rlim_max};
   ASSERT_EQ(::prlimit(pid, RLIMIT_NOFILE, &tight, nullptr), 0) << std::strerror(errno);
   struct Restore {
     pid_t pid;
     rlimit was;
     ~Restore() { ::prlimit(pid, RLIMIT_NOFILE, &was, nullptr); }
   } restore{pid, was};
-  // Connect until a client is neither relayed nor reset: it waits in the
-  // relay's backlog, accept failing (holes in the fd table take a few).
+  // Connect until a client is not relayed: it waits in the relay's
+  // backlog (holes in the fd table take a few first). None is reset: the
+  // relay accepts a client only when it has both its fds.
   std::vector<UniqueFd> clients;
+  std::vector<UniqueFd> relayed;
   bool waiting = false;
   for (int i = 0; i < 8 && !waiting; ++i) {
     clients.push_back(connectLoopback(relay_->port(0)));
     pollfd p{servers_[0].get(), POLLIN, 0};
     if (::poll(&p, 1, 300) == 1) {
-      UniqueFd relayed(::accept4(servers_[0].get(), nullptr, nullptr, SOCK_CLOEXEC));
+      relayed.emplace_back(::accept4(servers_[0].get(), nullptr, nullptr, SOCK_CLOEXEC));
       continue;
     }
     char b;
     ssize_t n = ::recv(clients.back().get(), &b, 1, MSG_DONTWAIT);
-    waiting = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    ASSERT_TRUE(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        << "client " << i << " was " << (n == 0 ? "closed" : std::strerror(errno)) << ", not left waiting";
+    waiting = true;
   }
   ASSERT_TRUE(waiting) << "no client was left waiting in the backlog";
   const double cpu0 = cpuSecsOf(pid);
   ::usleep(1'000'000);
   const double cpu = cpuSecsOf(pid) - cpu0;
-  std::printf("[ figures  ] relay CPU over 1 s with a client it cannot accept: %.2f s\n", cpu);
+  std::printf("[ figures  ] relay CPU over 1 s with a client it cannot accept: %.2f s (%zu relayed first)\n", cpu,
+              relayed.size());
   EXPECT_LT(cpu, 0.3) << "the relay spun on a listener it could not accept from";
+  {
+    // Still not relayed after that second: it was stuck, not just slow.
+    pollfd p{servers_[0].get(), POLLIN, 0};
+    ASSERT_EQ(::poll(&p, 1, 0), 0) << "the client was relayed while the relay had no fds";
+    char b;
+    ASSERT_LT(::recv(clients.back().get(), &b, 1, MSG_DONTWAIT), 0) << "the waiting client was not reset";
+  }
   // fds free again: the waiting client is relayed.
   ASSERT_EQ(::prlimit(pid, RLIMIT_NOFILE, &was, nullptr), 0);
   pollfd p{servers_[0].get(), POLLIN, 0};
