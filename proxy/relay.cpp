@@ -1,7 +1,7 @@
 #include "proxy/relay.h"
 
-#include <netinet/in.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
@@ -348,17 +348,14 @@ Relay::Pumped Relay::pump(Conn& c, Flow& flow, int from, int to, const Effects& 
   const uint64_t rate = up ? e.rateUp : e.rateDown;
   const bool plain = !c.connecting && !e.hold && rate == 0 && e.sliceBytes == 0 && e.limitFaults.empty() &&
                      delayNs == 0 && jitterNs == 0;
-  auto wake = [&](int64_t at) {
-    if (c.wakeNs == 0 || at < c.wakeNs) c.wakeNs = at;
-  };
   // A fault came into force with bytes in the pipe: they join the queue
   // as bytes read before the window (due now, as queued bytes already are:
   // a blackhole or a bandwidth limit acts on them, a latency does not).
   if (flow.pipeBytes > 0 && !plain && !unpipe(flow, nowNs)) return Pumped::RESET;
   if (plain && flow.pipeR && flow.queue.empty()) {
     Pumped p = splicePump(c, flow, from, to, nowNs);
-    if (p != Pumped::OPEN) return p;
-    return passFin(c, flow, to, e, nowNs);
+    if (p == Pumped::OPEN) passFin(c, flow, to, e, nowNs);
+    return p;
   }
 
   // Read, then write; again while a write made room for more to read
@@ -426,7 +423,7 @@ Relay::Pumped Relay::pump(Conn& c, Flow& flow, int from, int to, const Effects& 
   while (flow.writeReady && !flow.queue.empty()) {
     Chunk& chunk = flow.queue.front();
     if (chunk.dueNs > nowNs) {
-      wake(chunk.dueNs);
+      wakeAt(c, chunk.dueNs);
       break;
     }
     size_t len = chunk.data.size() - chunk.off;
@@ -437,14 +434,14 @@ Relay::Pumped Relay::pump(Conn& c, Flow& flow, int from, int to, const Effects& 
       else flow.tokens = std::min(cap, flow.tokens + static_cast<double>(rate) * double(nowNs - flow.tokensAtNs) / 1e9);
       flow.tokensAtNs = nowNs;
       if (flow.tokens < 1.0) {
-        wake(nowNs + static_cast<int64_t>((1.0 - flow.tokens) * 1e9 / double(rate)) + 1'000'000);
+        wakeAt(c, nowNs + static_cast<int64_t>((1.0 - flow.tokens) * 1e9 / double(rate)) + 1'000'000);
         break;
       }
       len = std::min(len, static_cast<size_t>(flow.tokens));
     }
     if (e.sliceBytes > 0) {
       if (nowNs < flow.nextSliceNs) {
-        wake(flow.nextSliceNs);
+        wakeAt(c, flow.nextSliceNs);
         break;
       }
       uint64_t s = e.sliceBytes;
@@ -497,28 +494,27 @@ Relay::Pumped Relay::pump(Conn& c, Flow& flow, int from, int to, const Effects& 
   bool moreToRead = flow.readReady && !flow.eof && flow.queued < config_.bufferBytes;
   if (!moreToRead || flow.queued == queuedBefore) break;
   if (pass == 16) {
-    wake(nowNs);
+    wakeAt(c, nowNs);
     break;
   }
   }
 
-  return passFin(c, flow, to, e, nowNs);
+  passFin(c, flow, to, e, nowNs);
+  return Pumped::OPEN;
 }
 
 // Passes the FIN on once everything before it is written.
-Relay::Pumped Relay::passFin(Conn& c, Flow& flow, int to, const Effects& e, int64_t nowNs) {
-  if (flow.eof && flow.queue.empty() && flow.pipeBytes == 0 && !flow.shutSent) {
-    if (e.slowCloseNs > 0) {
-      if (flow.closeAtNs == 0) flow.closeAtNs = nowNs + e.slowCloseNs;
-      if (nowNs < flow.closeAtNs) {
-        if (c.wakeNs == 0 || flow.closeAtNs < c.wakeNs) c.wakeNs = flow.closeAtNs;
-        return Pumped::OPEN;
-      }
+void Relay::passFin(Conn& c, Flow& flow, int to, const Effects& e, int64_t nowNs) {
+  if (!flow.eof || !flow.queue.empty() || flow.pipeBytes > 0 || flow.shutSent) return;
+  if (e.slowCloseNs > 0) {
+    if (flow.closeAtNs == 0) flow.closeAtNs = nowNs + e.slowCloseNs;
+    if (nowNs < flow.closeAtNs) {
+      wakeAt(c, flow.closeAtNs);
+      return;
     }
-    ::shutdown(to, SHUT_WR);
-    flow.shutSent = true;
   }
-  return Pumped::OPEN;
+  ::shutdown(to, SHUT_WR);
+  flow.shutSent = true;
 }
 
 // Tried once per flow. No pipe (out of fds), or one the kernel made small
@@ -590,7 +586,7 @@ Relay::Pumped Relay::splicePump(Conn& c, Flow& flow, int from, int to, int64_t n
     const size_t room = std::min(flow.pipeCap, config_.bufferBytes - flow.queued);
     if (room == 0) break;
     if (pass == 16) {  // other connections get their turn
-      if (c.wakeNs == 0 || nowNs < c.wakeNs) c.wakeNs = nowNs;
+      wakeAt(c, nowNs);
       break;
     }
     ssize_t n = ::splice(from, nullptr, flow.pipeW.get(), nullptr, room, FLAGS);
@@ -603,7 +599,7 @@ Relay::Pumped Relay::splicePump(Conn& c, Flow& flow, int from, int to, int64_t n
       // to read/send for good, which steps over it; served again now.
       flow.pipeR.reset();
       flow.pipeW.reset();
-      if (c.wakeNs == 0 || nowNs < c.wakeNs) c.wakeNs = nowNs;
+      wakeAt(c, nowNs);
       break;
     } else if (n == 0) {
       flow.eof = true;

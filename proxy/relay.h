@@ -113,6 +113,10 @@ class Relay {
     std::vector<uint32_t> limitOccurrence;
     int64_t wakeNs = 0;  // when it needs service without an fd event (0: never)
   };
+  // Asks for c's service at `at` (or sooner, if it already wants that).
+  static void wakeAt(Conn& c, int64_t at) {
+    if (c.wakeNs == 0 || at < c.wakeNs) c.wakeNs = at;
+  }
   // What the faults in force do to one session's connections now.
   struct Effects {
     bool hold = false;  // blackhole, timeout
@@ -155,7 +159,7 @@ class Relay {
   // a peer's reset or a failed write is passed on).
   enum class Pumped { OPEN, CLOSED, RESET };
   Pumped pump(Conn& c, Flow& flow, int from, int to, const Effects& e, int64_t nowNs);
-  Pumped passFin(Conn& c, Flow& flow, int to, const Effects& e, int64_t nowNs);
+  void passFin(Conn& c, Flow& flow, int to, const Effects& e, int64_t nowNs);
   Pumped splicePump(Conn& c, Flow& flow, int from, int to, int64_t nowNs);
   void makePipe(Flow& flow);
   bool unpipe(Flow& flow, int64_t nowNs);

@@ -14,14 +14,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <fstream>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "shared/clock.h"
 #include "shared/fd.h"
+#include "netns.h"
 #include "supervisor/run/fault_relay.h"
 
 using namespace sshsoak;
@@ -276,6 +275,8 @@ namespace {
 // Byte i of a stream that shows a lost, doubled or reordered block.
 char patternAt(uint64_t i) { return static_cast<char>((i * 2654435761u >> 11) ^ (i >> 16)); }
 
+double cpuSecs(pid_t pid) { return static_cast<double>(sshsoak::testing::cpuTicks(pid)) / ::sysconf(_SC_CLK_TCK); }
+
 // Pipes a process holds open (its /proc/PID/fd links "pipe:[...]").
 int pipesOf(pid_t pid) {
   int n = 0;
@@ -374,23 +375,6 @@ TEST_F(Proxy, ABulkFlowThatAFaultCatchesMidwayKeepsEveryByteInOrder) {
   ASSERT_EQ(ended.size(), 2u);
 }
 
-namespace {
-
-// A process's CPU time (user + system), in seconds.
-double cpuSecsOf(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  std::istringstream rest(all.substr(all.rfind(')') + 2));
-  std::string field;
-  double ticks = 0;
-  for (int i = 0; i < 13 && rest >> field; ++i) {
-    if (i == 11 || i == 12) ticks += std::stod(field);
-  }
-  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
-}
-
-}  // namespace
-
 // TCP urgent data in a bulk flow on the splice path: a splice stops at the
 // urgent mark, where read() steps over it. The flow must neither stall
 // there (with the loop spinning on a readable socket) nor take the mark for
@@ -402,7 +386,7 @@ TEST_F(Proxy, UrgentDataInABulkFlowNeitherStallsNorSpinsTheRelay) {
   std::string before(2 * 1024 * 1024, '\0'), after(256 * 1024, '\0');
   for (size_t i = 0; i < before.size(); ++i) before[i] = patternAt(i);
   for (size_t i = 0; i < after.size(); ++i) after[i] = patternAt(before.size() + i);
-  const double cpu0 = cpuSecsOf(relay_->pid());
+  const double cpu0 = cpuSecs(relay_->pid());
   sendAll(client.get(), before.substr(0, 1024 * 1024));
   // The relay has taken the flow to its pipe once the server has the first
   // megabyte; then the rest, the urgent byte, more, and the FIN.
@@ -419,7 +403,7 @@ TEST_F(Proxy, UrgentDataInABulkFlowNeitherStallsNorSpinsTheRelay) {
     ssize_t n = readSome(server.get(), got, left);
     if (n <= 0) break;
   }
-  const double cpu = cpuSecsOf(relay_->pid()) - cpu0;
+  const double cpu = cpuSecs(relay_->pid()) - cpu0;
   std::printf("[ figures  ] %zu of %zu bytes arrived; relay CPU %.2f s\n", got.size(), before.size() + after.size(),
               cpu);
   EXPECT_EQ(got.size(), before.size() + after.size()) << "the bytes after the urgent byte arrived, then the FIN";
@@ -472,9 +456,9 @@ TEST_F(Proxy, OutOfFdsTheRelayWaitsIdleAndServesTheClientOnceItCan) {
     waiting = true;
   }
   ASSERT_TRUE(waiting) << "no client was left waiting in the backlog";
-  const double cpu0 = cpuSecsOf(pid);
+  const double cpu0 = cpuSecs(pid);
   ::usleep(1'000'000);
-  const double cpu = cpuSecsOf(pid) - cpu0;
+  const double cpu = cpuSecs(pid) - cpu0;
   std::printf("[ figures  ] relay CPU over 1 s with a client it cannot accept: %.2f s (%zu relayed first)\n", cpu,
               relayed.size());
   EXPECT_LT(cpu, 0.3) << "the relay spun on a listener it could not accept from";
